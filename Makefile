@@ -1,0 +1,202 @@
+# fieldmq - one non-recursive GNU Makefile.
+#
+#   make            build build/fieldmq (and the test simulators)
+#   make run        deps + build + run with etc/fieldmq.ini, data under ./var/
+#   make test       deps + build + unit tests, fuzz corpus replay, integration tests, format check
+#   make asan       the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make bench      benchmarks against Mosquitto (writes BENCHMARKS.md figures to build/bench/)
+#   make install    $(DESTDIR)$(PREFIX)/sbin/fieldmq and $(DESTDIR)/etc/fieldmq/
+#
+# Honours CC CFLAGS CPPFLAGS LDFLAGS PKG_CONFIG PREFIX DESTDIR (OpenWrt and cross builds).
+
+PKG_CONFIG ?= pkg-config
+PREFIX ?= /usr
+BUILD ?= build
+CFLAGS ?= -O2 -g
+SAN ?=
+PYTHON ?= /usr/bin/python3
+
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.1.0)
+
+# Debian ships libcoap in three variants and no plain libcoap-3.pc: take the first present.
+COAP_PC = $(firstword $(foreach p,libcoap-3 libcoap-3-openssl libcoap-3-gnutls libcoap-3-notls,\
+	$(shell $(PKG_CONFIG) --exists $(p) 2>/dev/null && echo $(p))))
+PKGS = libuv libmodbus sqlite3 inih libcjson $(COAP_PC)
+# mbedTLS 2.28 on Debian ships no .pc file; 3.x on OpenWrt links the same way.
+MBEDTLS_LIBS ?= -lmbedtls -lmbedx509 -lmbedcrypto
+
+WARN := -std=gnu11 -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes \
+	-Wmissing-declarations -Werror
+PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS))
+PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS))
+ALL_CPPFLAGS = -I. -D_GNU_SOURCE -DFIELDMQ_VERSION='"$(VERSION)"' $(CPPFLAGS)
+ALL_CFLAGS = $(WARN) $(CFLAGS) $(SAN) $(PKG_CFLAGS)
+ALL_LIBS = $(PKG_LIBS) $(MBEDTLS_LIBS) -lpthread -lm
+CMOCKA_CFLAGS = $(shell $(PKG_CONFIG) --cflags cmocka)
+CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka)
+
+# ------------------------------------------------------------------ modules
+# Each module is a folder compiled into one static library. Link order is
+# top to bottom: a module may use only those listed after it.
+MODULES := gw ad_modbus ad_mqttsn ad_coap ad_serial store broker base
+gw_DIR := gateway
+ad_modbus_DIR := adapters/modbus
+ad_mqttsn_DIR := adapters/mqttsn
+ad_coap_DIR := adapters/coap
+ad_serial_DIR := adapters/serial
+store_DIR := store
+broker_DIR := broker
+base_DIR := gateway/base
+
+# Which libraries the tests of a folder link (the folder's module and what it may use).
+TESTLIBS_tests/base := base
+TESTLIBS_tests/broker := broker base
+TESTLIBS_tests/store := store base
+TESTLIBS_tests/adapters/modbus := ad_modbus broker base
+TESTLIBS_tests/adapters/mqttsn := ad_mqttsn broker base
+TESTLIBS_tests/adapters/coap := ad_coap broker base
+TESTLIBS_tests/adapters/serial := ad_serial broker base
+TESTLIBS_tests/gateway := $(MODULES)
+
+define module_rules
+$(1)_SRCS := $$(filter-out gateway/main.c,$$(wildcard $$($(1)_DIR)/*.c))
+$(1)_OBJS := $$(patsubst %.c,$(BUILD)/obj/%.o,$$($(1)_SRCS))
+$(BUILD)/lib$(1).a: $$($(1)_OBJS)
+	@mkdir -p $$(@D)
+	@rm -f $$@
+	$$(AR) rcs $$@ $$^
+endef
+$(foreach m,$(MODULES),$(eval $(call module_rules,$(m))))
+
+LIBFILES := $(foreach m,$(MODULES),$(BUILD)/lib$(m).a)
+libs_of = $(foreach m,$(1),$(BUILD)/lib$(m).a)
+
+# ------------------------------------------------------------------- daemon
+all: $(BUILD)/fieldmq sims
+
+$(BUILD)/fieldmq: $(BUILD)/obj/gateway/main.o $(LIBFILES)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(ALL_LIBS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+# Test sources get cmocka's flags too.
+$(BUILD)/obj/tests/%.o: tests/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -MMD -MP -c -o $@ $<
+
+# ------------------------------------------------------------------- tests
+UNIT_SRCS := $(sort $(wildcard tests/*/test_*.c tests/adapters/*/test_*.c))
+UNIT_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+
+# A test may carry extra link flags (e.g. -Wl,--wrap=...) in test_x.ldflags.
+define unit_rules
+$(patsubst tests/%.c,$(BUILD)/tests/%,$(1)): $(patsubst %.c,$(BUILD)/obj/%.o,$(1)) \
+		$$(call libs_of,$$(TESTLIBS_$(patsubst %/,%,$(dir $(1)))))
+	@mkdir -p $$(@D)
+	$$(CC) $$(ALL_CFLAGS) $$(LDFLAGS) -o $$@ $$^ $$(CMOCKA_LIBS) $$(ALL_LIBS) \
+		$$(shell cat $(1:.c=.ldflags) 2>/dev/null)
+endef
+$(foreach t,$(UNIT_SRCS),$(eval $(call unit_rules,$(t))))
+
+# Fuzz targets: tests/fuzz/fuzz_NAME.c defines LLVMFuzzerTestOneInput. For
+# `make test` each is linked with a replay driver that runs its corpus
+# (tests/fuzz/corpus/NAME/); `make fuzz` builds real libFuzzer binaries with clang.
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+$(BUILD)/fuzz/%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/obj/tests/fuzz/replay.o $(LIBFILES)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(ALL_LIBS)
+
+# Simulators and load generators: tests/sim/*.c and bench/*.c, one program each.
+SIM_SRCS := $(sort $(wildcard tests/sim/*.c))
+SIM_BINS := $(patsubst tests/sim/%.c,$(BUILD)/sim/%,$(SIM_SRCS))
+$(BUILD)/sim/%: $(BUILD)/obj/tests/sim/%.o $(LIBFILES)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(ALL_LIBS)
+sims: $(SIM_BINS)
+
+BENCH_SRCS := $(sort $(wildcard bench/*.c))
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIBFILES)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(ALL_LIBS)
+
+fuzz-libs: $(LIBFILES)
+
+test-bins: $(BUILD)/fieldmq sims $(UNIT_BINS) $(FUZZ_BINS)
+
+# The runner prints every cmocka summary and a closing "N passed, N failed".
+check: test-bins
+	BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run_tests.sh $(UNIT_BINS) -- $(FUZZ_BINS)
+
+test: deps
+	$(MAKE) test-bins
+	$(MAKE) format-check
+	$(MAKE) check
+
+ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+asan: deps
+	$(MAKE) BUILD=build/asan SAN="$(ASAN_FLAGS)" CFLAGS="-O1 -g" test-bins
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+		$(MAKE) BUILD=build/asan SAN="$(ASAN_FLAGS)" CFLAGS="-O1 -g" check
+
+FUZZ_CC ?= clang
+fuzz:
+	$(MAKE) BUILD=build/fuzz CC=$(FUZZ_CC) SAN="-fsanitize=fuzzer-no-link,address,undefined" \
+		CFLAGS="-O1 -g" fuzz-libs
+	@for f in $(FUZZ_SRCS); do n=$$(basename $$f .c); \
+		echo "$(FUZZ_CC) $$f -> build/fuzz/$$n"; \
+		$(FUZZ_CC) -I. -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -o build/fuzz/$$n \
+			$$f $(foreach m,$(MODULES),build/fuzz/lib$(m).a) $(ALL_LIBS) || exit 1; done
+	@echo "run e.g.: build/fuzz/fuzz_mqtt_codec tests/fuzz/corpus/mqtt_codec -max_total_time=60"
+
+bench: deps all $(BENCH_BINS)
+	BUILD=$(BUILD) bench/run.sh
+
+# ----------------------------------------------------------------- running
+run: deps all
+	@mkdir -p var
+	$(BUILD)/fieldmq -c etc/fieldmq.ini
+
+# -------------------------------------------------------------- dependencies
+DEB_PKGS := gcc make pkg-config libuv1-dev libmodbus-dev libcoap3-dev libcoap3-bin libmbedtls-dev \
+	libsqlite3-dev sqlite3 libinih-dev libcjson-dev libcmocka-dev mosquitto mosquitto-clients \
+	python3 python3-paho-mqtt python3-pymodbus socat openssl clang-format iproute2 procps
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+		| grep -q 'ok installed' || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+		echo "installing: $$missing"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
+	else \
+		echo "missing packages; run as root:"; \
+		echo "  apt-get install -y $$missing"; exit 1; \
+	fi
+
+# --------------------------------------------------------------------- style
+FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+format-check:
+	@out=$$(clang-format --dry-run $(FORMAT_SRCS) 2>&1); \
+	if [ -n "$$out" ]; then echo "$$out" | head -40; \
+		echo "format-check: run 'make format'"; exit 1; fi; echo "format-check: ok"
+format:
+	clang-format -i $(FORMAT_SRCS)
+
+# ------------------------------------------------------------------ install
+install: $(BUILD)/fieldmq
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)/etc/fieldmq/devices.d
+	install -m 0755 $(BUILD)/fieldmq $(DESTDIR)$(PREFIX)/sbin/fieldmq
+	install -m 0644 etc/fieldmq.ini $(DESTDIR)/etc/fieldmq/fieldmq.ini
+	install -m 0644 etc/devices.d/*.ini $(DESTDIR)/etc/fieldmq/devices.d/
+
+clean:
+	rm -rf build
+
+.PHONY: fuzz-libs all sims test-bins check test asan fuzz bench run deps format-check format install clean
+.SECONDARY:
+.DELETE_ON_ERROR:
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,5 @@
+/* placeholder: replaced by the daemon */
+int main(void)
+{
+	return 0;
+}
