@@ -1,0 +1,202 @@
+/*
+ * broker.h - the embedded MQTT 3.1.1 / 5.0 broker: its configuration, its
+ * lifecycle on a libuv loop, and the in-process API the gateway, the adapters,
+ * the MQTT-SN gateway and the uplink use to publish and subscribe with the same
+ * semantics as a network client, without serialising to bytes.
+ *
+ * Everything here runs on the loop thread only.
+ */
+#ifndef FIELDMQ_BROKER_H
+#define FIELDMQ_BROKER_H
+
+#include <uv.h>
+
+#include "gateway/base/base.h"
+
+struct brk;
+struct brk_client;
+struct brk_hold;
+
+/* ------------------------------------------------------------ configuration */
+
+#define BRK_MAX_LISTENERS 8
+
+struct brk_config {
+	/* "127.0.0.1:1883", "[::]:1883"; later tls://, ws://, wss:// prefixes. */
+	char *listen[BRK_MAX_LISTENERS];
+	unsigned int n_listen;
+	bool allow_anonymous;
+	uint32_t max_connections;
+	uint32_t max_packet_size;
+	uint16_t max_inflight;
+	uint32_t max_queued_messages;
+	uint64_t max_queued_bytes;
+	uint16_t max_keepalive;
+	uint16_t max_topic_alias;
+	bool retain_available;
+	uint64_t sys_interval_ms;
+	bool persist;
+};
+
+/* DESIGN.md defaults; listen = 127.0.0.1:1883 (a static string: not freed). */
+void brk_config_defaults(struct brk_config *cfg);
+
+/* --------------------------------------------------------------- messages */
+
+/*
+ * MQTT 5 message properties passed through the broker. Slices point into
+ * memory owned by the caller and are valid for the duration of the call
+ * (the broker copies what it keeps). user_props is the raw MQTT 5 encoding
+ * of the user property pairs (each 0x26, key, value), possibly empty.
+ */
+struct brk_msg_props {
+	bool has_payload_format;
+	uint8_t payload_format;
+	bool has_expiry;
+	uint32_t expiry; /* seconds */
+	struct gw_slice content_type;
+	struct gw_slice response_topic;
+	struct gw_slice correlation_data;
+	struct gw_slice user_props;
+};
+
+/* A message to publish. The broker copies what it keeps. */
+struct brk_pub {
+	struct gw_slice topic;
+	struct gw_slice payload;
+	uint8_t qos;
+	bool retain;
+	const struct brk_msg_props *props; /* NULL: none */
+};
+
+/*
+ * A message handed to an in-process client. Valid only during the callback.
+ * retain follows the subscription's retain-as-published option; qos is
+ * already downgraded to the subscription's maximum.
+ */
+struct brk_delivery {
+	struct gw_slice topic;
+	struct gw_slice payload;
+	uint8_t qos;
+	bool retain;
+	const struct brk_msg_props *props;
+	const uint32_t *sub_ids;
+	unsigned int n_sub_ids;
+	/* Set by the broker when the publisher waits for our acknowledgement. */
+	struct brk_hold *hold;
+};
+
+/*
+ * Delivery callback of an in-process client. To defer the publisher's
+ * PUBACK / PUBREC (the uplink does, until the store has committed), call
+ * brk_hold_take(d) inside the callback and brk_hold_release() later.
+ */
+typedef void (*brk_deliver_fn)(void *arg, const struct brk_delivery *d);
+
+/* --------------------------------------------------------------- lifecycle */
+
+/*
+ * brk_new - create a broker on @loop with a copy of @cfg. @lg may be NULL.
+ * Returns 0 and *out, or -ENOMEM / -EINVAL (a bad listen address).
+ */
+int brk_new(uv_loop_t *loop, const struct brk_config *cfg, const struct gw_logger *lg,
+	    struct brk **out);
+
+/* brk_start - bind every listener. -EADDRINUSE etc. from libuv on failure. */
+int brk_start(struct brk *b);
+
+/*
+ * brk_stop - close listeners and every connection (wills of network clients
+ * are published as on an abnormal close only if the spec says so: a server
+ * shutdown is not a client's DISCONNECT). Handles close asynchronously: run
+ * the loop until it has no more active handles, then brk_free().
+ */
+void brk_stop(struct brk *b);
+void brk_free(struct brk *b);
+
+/* ------------------------------------------------------ in-process clients */
+
+#define BRK_SUB_NO_LOCAL 0x04
+#define BRK_SUB_RAP 0x08   /* retain as published */
+#define BRK_SUB_RH_SHIFT 4 /* retain handling 0/1/2 in bits 4-5 */
+
+struct brk_client_opts {
+	const char *client_id; /* NULL or "": the broker assigns one */
+	bool clean_start;
+	uint32_t session_expiry;    /* seconds; 0xFFFFFFFF = never */
+	const struct brk_pub *will; /* NULL: none */
+	uint32_t will_delay;
+	brk_deliver_fn deliver;
+	void *arg;
+};
+
+/*
+ * brk_client_new - attach an in-process client, taking over a session of the
+ * same id as a network CONNECT would (an existing connection is closed).
+ * *session_present tells whether a stored session was resumed (may be NULL).
+ * Returns 0, -ENOMEM, -EINVAL (bad id).
+ */
+int brk_client_new(struct brk *b, const struct brk_client_opts *opts, struct brk_client **out,
+		   bool *session_present);
+
+/* 0, or -EINVAL for an invalid filter. Retained messages are delivered per rh. */
+int brk_client_subscribe(struct brk_client *c, struct gw_slice filter, uint8_t qos,
+			 unsigned int flags, uint32_t sub_id);
+int brk_client_unsubscribe(struct brk_client *c, struct gw_slice filter);
+
+/* Publish as this client (no-local subscriptions of this client are skipped). */
+int brk_client_publish(struct brk_client *c, const struct brk_pub *pub);
+
+/*
+ * brk_client_free - detach. @publish_will: true as on an abnormal loss (the will
+ * goes out, after its delay), false as on a DISCONNECT. A session with an
+ * expiry stays in the broker and queues messages until it expires.
+ */
+void brk_client_free(struct brk_client *c, bool publish_will);
+
+/* Publish without a client (retained status topics, $SYS). */
+int brk_publish(struct brk *b, const struct brk_pub *pub);
+
+/* See brk_deliver_fn. The hold is released exactly once. */
+struct brk_hold *brk_hold_take(const struct brk_delivery *d);
+void brk_hold_release(struct brk_hold *h);
+
+/* ------------------------------------------------------------- persistence */
+
+/*
+ * Hooks main.c installs so retained messages and persistent sessions survive
+ * a restart (the broker does not include store/). Each is called on the loop
+ * thread and must not block; blobs are broker-defined and opaque to the store.
+ */
+struct brk_persist_ops {
+	/* A retained message was set (payload non-empty) or cleared (empty). */
+	void (*retained_set)(void *arg, const struct brk_pub *pub);
+	/* A persistent session's state changed: subscriptions, expiry. */
+	void (*session_save)(void *arg, const char *client_id, const void *blob, size_t len);
+	void (*session_delete)(void *arg, const char *client_id);
+	/* A QoS >= 1 message was queued for / acknowledged by an offline session. */
+	void (*session_msg_add)(void *arg, const char *client_id, uint64_t seq,
+				const struct brk_pub *pub);
+	void (*session_msg_del)(void *arg, const char *client_id, uint64_t seq);
+};
+
+void brk_set_persist(struct brk *b, const struct brk_persist_ops *ops, void *arg);
+/* Called at start-up, before brk_start(), with what the store kept. */
+int brk_restore_retained(struct brk *b, const struct brk_pub *pub);
+int brk_restore_session(struct brk *b, const char *client_id, const void *blob, size_t len);
+int brk_restore_session_msg(struct brk *b, const char *client_id, uint64_t seq,
+			    const struct brk_pub *pub);
+
+/* ------------------------------------------------------------------ figures */
+
+struct brk_stats {
+	uint64_t clients_connected;
+	uint64_t clients_total;
+	uint64_t msgs_received, msgs_sent, bytes_received, bytes_sent;
+	uint64_t subscriptions, retained;
+	uint64_t malformed, protocol_errors, dropped;
+};
+
+void brk_get_stats(const struct brk *b, struct brk_stats *out);
+
+#endif
