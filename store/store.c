@@ -1,0 +1,788 @@
+/*
+ * store.c - the loop-thread side of the store: the pending batch, group
+ * commits on the thread pool, the queue's limits and counters, peeks and the
+ * close sequence. SQLite lives in store_db.c.
+ *
+ * Writes are operations appended to one ordered list (the pending batch).
+ * A commit moves the whole list to the job and runs it as one transaction
+ * on the thread pool; meanwhile new writes collect in a fresh batch. If the
+ * transaction fails (disk full, read-only file system, I/O error), its
+ * operations go back in front of the pending batch and are retried every
+ * sync interval, the failure is logged once and counted, and the queue's
+ * limits keep the batch bounded. Callbacks fire only after the commit that
+ * made their operation durable.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "store_int.h"
+
+#define LOGM "store"
+
+/* A batch this large is committed at once instead of at the next interval. */
+#define BATCH_MAX_OPS 8192
+#define BATCH_MAX_BYTES (4u << 20)
+
+/* A queue insert in a batch, by id, so acks and drops find it quickly. */
+struct ins_ref {
+	uint64_t id;
+	struct st__op *op; /* NULL once dropped */
+};
+
+struct batch {
+	struct gw_list ops;
+	struct ins_ref *ins; /* in id order (ids grow with every append) */
+	size_t n_ins, cap_ins, head;
+	size_t n_ops;
+	uint64_t bytes;	    /* everything held, to decide "large" */
+	uint64_t ins_count; /* live queue inserts (not acked, not dropped) */
+	uint64_t ins_bytes;
+	uint64_t ack_count;
+};
+
+struct peek_req {
+	struct gw_list node;
+	uint64_t after;
+	size_t max_n;
+	st_peek_fn cb;
+	void *arg;
+	int rc;
+	struct st_qrecord *recs;
+	size_t n;
+};
+
+struct st_store {
+	uv_loop_t *loop;
+	struct st_config cfg;
+	const struct gw_logger *lg;
+	struct st__db *db;
+	uv_timer_t timer;
+
+	struct batch pending;
+	struct batch infl; /* counters of the batch in flight; its ops are in commit.ops */
+	struct st__commit commit;
+	uv_work_t commit_work;
+	bool committing;
+	bool due; /* the sync interval has elapsed since the batch began */
+
+	struct gw_list peeks;
+	struct peek_req *peek_cur;
+	uv_work_t peek_work;
+
+	struct gw_list notices; /* ops dropped from memory whose callbacks are owed */
+
+	struct st__meta meta; /* as of the last commit */
+	uint64_t next_id;
+	uint64_t dropped_unsaved; /* drops on the loop thread not yet committed */
+	struct st_stats stats;
+	bool failing;
+	bool closing;
+	bool close_tried; /* a commit during close failed: give up on the rest */
+	bool timer_closed;
+	st_close_fn close_cb;
+	void *close_arg;
+};
+
+static void schedule(struct st_store *st);
+static void maybe_finish_close(struct st_store *st);
+
+/* ----------------------------------------------------------- configuration */
+
+void st_config_defaults(struct st_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->path = "fieldmq.db";
+	cfg->queue_max_messages = 1000000;
+	cfg->queue_max_bytes = 256ull << 20;
+	cfg->overflow = ST_DROP_OLDEST;
+	cfg->sync_interval_ms = 100;
+	cfg->sync_full = false;
+}
+
+int st_overflow_parse(const char *s)
+{
+	if (!strcmp(s, "drop_oldest"))
+		return ST_DROP_OLDEST;
+	if (!strcmp(s, "drop_newest"))
+		return ST_DROP_NEWEST;
+	return -EINVAL;
+}
+
+/* ------------------------------------------------------------------ batches */
+
+static void batch_init(struct batch *b)
+{
+	memset(b, 0, sizeof(*b));
+	gw_list_init(&b->ops);
+}
+
+/* Forget the counters and the index (the ops themselves have moved on). */
+static void batch_reset(struct batch *b)
+{
+	gw_free(b->ins);
+	batch_init(b);
+}
+
+static void batch_add(struct batch *b, struct st__op *op)
+{
+	gw_list_add_tail(&b->ops, &op->node);
+	b->n_ops++;
+	b->bytes += sizeof(*op) + op->key_len + st__op_size(op);
+	if (op->kind == ST__OP_Q_ACK)
+		b->ack_count++;
+}
+
+/* Index a queue insert; 0 or -ENOMEM (nothing changed then). */
+static int batch_index(struct batch *b, struct st__op *op)
+{
+	if (b->n_ins == b->cap_ins) {
+		size_t cap = b->cap_ins ? b->cap_ins * 2 : 256;
+		struct ins_ref *n = gw_realloc(b->ins, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		b->ins = n;
+		b->cap_ins = cap;
+	}
+	b->ins[b->n_ins++] = (struct ins_ref){ op->id, op };
+	b->ins_count++;
+	b->ins_bytes += st__op_size(op);
+	return 0;
+}
+
+static struct ins_ref *batch_find(struct batch *b, uint64_t id)
+{
+	size_t lo = b->head, hi = b->n_ins;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (b->ins[mid].id == id)
+			return &b->ins[mid];
+		if (b->ins[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/*
+ * Put the ops of a failed commit (@front, older) back before those of @b.
+ * On -ENOMEM (the index cannot grow) the ops are kept but the older ones lose
+ * their index entries: acks of them then go to the database as deletes.
+ */
+static void batch_prepend(struct batch *b, struct gw_list *ops, struct batch *front)
+{
+	size_t live = front->n_ins - front->head, n = live + (b->n_ins - b->head);
+	struct ins_ref *ins = n ? gw_malloc(n * sizeof(*ins)) : NULL;
+
+	if (ins || !n) {
+		if (live)
+			memcpy(ins, front->ins + front->head, live * sizeof(*ins));
+		if (n - live)
+			memcpy(ins + live, b->ins + b->head, (n - live) * sizeof(*ins));
+		gw_free(b->ins);
+		b->ins = ins;
+		b->n_ins = b->cap_ins = n;
+		b->head = 0;
+	}
+	if (!gw_list_empty(ops)) {
+		/* Splice @ops at the head of b->ops. */
+		struct gw_list *first = ops->next, *last = ops->prev;
+
+		last->next = b->ops.next;
+		b->ops.next->prev = last;
+		first->prev = &b->ops;
+		b->ops.next = first;
+		gw_list_init(ops);
+	}
+	b->n_ops += front->n_ops;
+	b->bytes += front->bytes;
+	b->ins_count += front->ins_count;
+	b->ins_bytes += front->ins_bytes;
+	b->ack_count += front->ack_count;
+	batch_reset(front);
+}
+
+static struct st__op *op_new(uint8_t kind, const char *key, const struct st_record *rec)
+{
+	size_t key_len = key ? strlen(key) + 1 : 0;
+	size_t tl = rec ? rec->topic.len : 0, pl = rec ? rec->payload.len : 0;
+	size_t xl = rec ? rec->props.len : 0;
+	struct st__op *op;
+	uint8_t *p;
+
+	if (key_len > UINT32_MAX || tl > UINT32_MAX || pl > UINT32_MAX || xl > UINT32_MAX)
+		return NULL;
+	op = gw_malloc(sizeof(*op) + key_len + tl + pl + xl);
+	if (!op)
+		return NULL;
+	memset(op, 0, sizeof(*op));
+	gw_list_init(&op->node);
+	op->kind = kind;
+	op->key_len = (uint32_t)key_len;
+	op->topic_len = (uint32_t)tl;
+	op->payload_len = (uint32_t)pl;
+	op->props_len = (uint32_t)xl;
+	p = op->data;
+	if (key_len)
+		memcpy(p, key, key_len);
+	p += key_len;
+	if (tl)
+		memcpy(p, rec->topic.p, tl);
+	p += tl;
+	if (pl)
+		memcpy(p, rec->payload.p, pl);
+	p += pl;
+	if (xl)
+		memcpy(p, rec->props.p, xl);
+	if (rec) {
+		op->qos = rec->qos;
+		op->retain = rec->retain;
+	}
+	return op;
+}
+
+/* Call and free every op of @ops with @status (or -ENOBUFS for dropped inserts). */
+static void notify_ops(struct gw_list *ops, int status, uint64_t drop_upto)
+{
+	struct gw_list *pos, *tmp;
+
+	gw_list_for_each_safe (pos, tmp, ops) {
+		struct st__op *op = gw_list_entry(pos, struct st__op, node);
+		int s = status;
+
+		gw_list_del(&op->node);
+		if (!s && op->kind == ST__OP_Q_INSERT && !op->skip && op->id <= drop_upto)
+			s = -ENOBUFS;
+		if (op->cb)
+			op->cb(op->arg, op->kind == ST__OP_Q_INSERT ? op->id : 0, s);
+		gw_free(op);
+	}
+}
+
+static void flush_notices(struct st_store *st)
+{
+	struct gw_list l;
+
+	if (gw_list_empty(&st->notices))
+		return;
+	/* Callbacks may drop more: take the list first. */
+	gw_list_init(&l);
+	gw_list__add(&l, st->notices.prev, st->notices.next);
+	l.next->prev = &l;
+	l.prev->next = &l;
+	gw_list_init(&st->notices);
+	notify_ops(&l, -ENOBUFS, 0);
+}
+
+/*
+ * drop_oldest on the loop thread: keep the pending inserts themselves within
+ * the limits (they can only exceed them alone while commits fail or the
+ * limits are tiny); the transaction enforces the limits on the whole queue.
+ */
+static void enforce_pending(struct st_store *st)
+{
+	struct batch *b = &st->pending;
+
+	while (b->ins_count > st->cfg.queue_max_messages ||
+	       b->ins_bytes > st->cfg.queue_max_bytes) {
+		struct st__op *op;
+
+		while (b->head < b->n_ins && (!b->ins[b->head].op || b->ins[b->head].op->skip))
+			b->head++;
+		if (b->head == b->n_ins)
+			break;
+		op = b->ins[b->head].op;
+		b->ins[b->head++].op = NULL;
+		gw_list_del(&op->node);
+		b->n_ops--;
+		b->bytes -= sizeof(*op) + st__op_size(op);
+		b->ins_count--;
+		b->ins_bytes -= st__op_size(op);
+		st->dropped_unsaved++;
+		if (op->cb)
+			gw_list_add_tail(&st->notices, &op->node);
+		else
+			gw_free(op);
+	}
+}
+
+/* Logical queue figures: committed, plus pending, minus pending acks. */
+static uint64_t queue_count(const struct st_store *st)
+{
+	uint64_t add = st->meta.count + st->pending.ins_count + st->infl.ins_count;
+	uint64_t sub = st->pending.ack_count + st->infl.ack_count;
+
+	return add > sub ? add - sub : 0;
+}
+
+static uint64_t queue_bytes(const struct st_store *st)
+{
+	return st->meta.bytes + st->pending.ins_bytes + st->infl.ins_bytes;
+}
+
+/* ------------------------------------------------------------------ commits */
+
+static void commit_work(uv_work_t *req)
+{
+	struct st_store *st = container_of(req, struct st_store, commit_work);
+
+	st__db_commit(st->db, &st->commit);
+}
+
+static void commit_done(uv_work_t *req, int status)
+{
+	struct st_store *st = container_of(req, struct st_store, commit_work);
+	struct st__commit *c = &st->commit;
+
+	st->committing = false;
+	if (status && !c->rc) {
+		c->rc = status; /* cancelled: cannot happen for queued work we own */
+		snprintf(c->err, sizeof(c->err), "%s", uv_strerror(status));
+	}
+	if (!c->rc) {
+		st->stats.commits++;
+		st->stats.ops_committed += c->written;
+		st->meta = c->meta;
+		if (st->failing)
+			gw_log(st->lg, LOG_NOTICE, LOGM,
+			       "commits resumed after %llu failed attempts",
+			       (unsigned long long)st->stats.commit_errors);
+		st->failing = false;
+		batch_reset(&st->infl);
+		notify_ops(&c->ops, 0, c->drop_upto);
+	} else {
+		st->stats.commit_errors++;
+		st->dropped_unsaved += c->dropped_add;
+		if (!st->failing)
+			gw_log(st->lg, LOG_ERR, LOGM,
+			       "commit failed (%s): keeping %zu operations in memory, retrying "
+			       "every %llu ms",
+			       c->err, st->infl.n_ops + st->pending.n_ops,
+			       (unsigned long long)GW_MAX(st->cfg.sync_interval_ms, 1));
+		st->failing = true;
+		batch_prepend(&st->pending, &c->ops, &st->infl);
+		if (st->closing) {
+			st->close_tried = true;
+			gw_log(st->lg, LOG_ERR, LOGM, "closing: %zu operations lost (%s)",
+			       st->pending.n_ops, c->err);
+			notify_ops(&st->pending.ops, c->rc, 0);
+			batch_reset(&st->pending);
+		} else if (st->cfg.overflow == ST_DROP_OLDEST) {
+			enforce_pending(st);
+		}
+	}
+	flush_notices(st);
+	if (st->closing)
+		maybe_finish_close(st);
+	else
+		schedule(st);
+}
+
+static void start_commit(struct st_store *st)
+{
+	struct st__commit *c = &st->commit;
+	int err;
+
+	st->due = false;
+	uv_timer_stop(&st->timer);
+	if (gw_list_empty(&st->pending.ops))
+		return;
+	gw_list_init(&c->ops);
+	gw_list__add(&c->ops, st->pending.ops.prev, st->pending.ops.next);
+	c->ops.next->prev = &c->ops;
+	c->ops.prev->next = &c->ops;
+	st->infl = st->pending;
+	gw_list_init(&st->infl.ops);
+	batch_init(&st->pending);
+	c->dropped_add = st->dropped_unsaved;
+	st->dropped_unsaved = 0;
+	c->last_id = st->next_id - 1;
+	if (st->cfg.overflow == ST_DROP_OLDEST) {
+		c->max_messages = st->cfg.queue_max_messages;
+		c->max_bytes = st->cfg.queue_max_bytes;
+	} else {
+		c->max_messages = c->max_bytes = 0;
+	}
+	st->committing = true;
+	err = uv_queue_work(st->loop, &st->commit_work, commit_work, commit_done);
+	if (err) {
+		/* Only with a bad loop; treat as a failed commit. */
+		c->rc = -EIO;
+		snprintf(c->err, sizeof(c->err), "uv_queue_work: %s", uv_strerror(err));
+		commit_done(&st->commit_work, 0);
+	}
+}
+
+static void on_timer(uv_timer_t *t)
+{
+	struct st_store *st = container_of(t, struct st_store, timer);
+
+	st->due = true;
+	flush_notices(st);
+	schedule(st);
+}
+
+/* Decide whether to commit now, at the end of the interval, or not at all. */
+static void schedule(struct st_store *st)
+{
+	bool large = st->pending.n_ops >= BATCH_MAX_OPS || st->pending.bytes >= BATCH_MAX_BYTES;
+
+	if (st->closing)
+		return;
+	if (gw_list_empty(&st->pending.ops) && gw_list_empty(&st->notices)) {
+		st->due = false;
+		uv_timer_stop(&st->timer);
+		return;
+	}
+	/* While commits fail, retry on the interval only, however large the batch. */
+	if (!st->committing && (st->due || (large && !st->failing))) {
+		start_commit(st);
+		return;
+	}
+	if (!uv_is_active((uv_handle_t *)&st->timer) && !st->due)
+		uv_timer_start(&st->timer, on_timer, st->cfg.sync_interval_ms, 0);
+}
+
+/* -------------------------------------------------------------------- peeks */
+
+static void peek_next(struct st_store *st);
+
+static void peek_work(uv_work_t *req)
+{
+	struct st_store *st = container_of(req, struct st_store, peek_work);
+	struct peek_req *r = st->peek_cur;
+
+	r->rc = st__db_peek(st->db, r->after, r->max_n, &r->recs, &r->n);
+}
+
+static void peek_done(uv_work_t *req, int status)
+{
+	struct st_store *st = container_of(req, struct st_store, peek_work);
+	struct peek_req *r = st->peek_cur;
+
+	st->peek_cur = NULL;
+	if (status && !r->rc)
+		r->rc = -ECANCELED;
+	r->cb(r->arg, r->rc, r->rc ? NULL : r->recs, r->rc ? 0 : r->n);
+	gw_free(r->recs);
+	gw_free(r);
+	if (st->closing)
+		maybe_finish_close(st);
+	else
+		peek_next(st);
+}
+
+static void peek_next(struct st_store *st)
+{
+	struct peek_req *r;
+	int err;
+
+	if (st->peek_cur || gw_list_empty(&st->peeks))
+		return;
+	r = gw_list_first(&st->peeks, struct peek_req, node);
+	gw_list_del(&r->node);
+	st->peek_cur = r;
+	err = uv_queue_work(st->loop, &st->peek_work, peek_work, peek_done);
+	if (err) {
+		r->rc = -EIO;
+		peek_done(&st->peek_work, 0);
+	}
+}
+
+int st_queue_peek(struct st_store *st, uint64_t after_id, size_t max_n, st_peek_fn cb, void *arg)
+{
+	struct peek_req *r;
+
+	if (!max_n || !cb)
+		return -EINVAL;
+	if (st->closing)
+		return -ESHUTDOWN;
+	r = gw_calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->after = after_id;
+	r->max_n = max_n;
+	r->cb = cb;
+	r->arg = arg;
+	gw_list_add_tail(&st->peeks, &r->node);
+	peek_next(st);
+	return 0;
+}
+
+/* ------------------------------------------------------------------- writes */
+
+int st_queue_append(struct st_store *st, const struct st_record *rec, st_done_fn cb, void *arg,
+		    uint64_t *id_out)
+{
+	uint64_t size = (uint64_t)rec->topic.len + rec->payload.len + rec->props.len;
+	struct st__op *op;
+
+	if (st->closing)
+		return -ESHUTDOWN;
+	if (size > st->cfg.queue_max_bytes)
+		return -EMSGSIZE;
+	if (st->cfg.overflow == ST_DROP_NEWEST &&
+	    (queue_count(st) + 1 > st->cfg.queue_max_messages ||
+	     queue_bytes(st) + size > st->cfg.queue_max_bytes)) {
+		st->dropped_unsaved++;
+		return -ENOBUFS;
+	}
+	op = op_new(ST__OP_Q_INSERT, NULL, rec);
+	if (!op)
+		return -ENOMEM;
+	op->id = st->next_id;
+	op->cb = cb;
+	op->arg = arg;
+	if (batch_index(&st->pending, op)) {
+		gw_free(op);
+		return -ENOMEM;
+	}
+	st->next_id++;
+	batch_add(&st->pending, op);
+	if (id_out)
+		*id_out = op->id;
+	if (st->cfg.overflow == ST_DROP_OLDEST)
+		enforce_pending(st);
+	schedule(st);
+	return 0;
+}
+
+int st_queue_ack(struct st_store *st, uint64_t id)
+{
+	struct ins_ref *ref;
+	struct st__op *op;
+
+	if (st->closing)
+		return -ESHUTDOWN;
+	ref = batch_find(&st->pending, id);
+	if (ref) {
+		/* Not written yet: skip the insert instead of writing a delete. */
+		if (ref->op && !ref->op->skip) {
+			ref->op->skip = true;
+			st->pending.ins_count--;
+			st->pending.ins_bytes -= st__op_size(ref->op);
+		}
+		return 0;
+	}
+	op = op_new(ST__OP_Q_ACK, NULL, NULL);
+	if (!op)
+		return -ENOMEM;
+	op->id = id;
+	batch_add(&st->pending, op);
+	schedule(st);
+	return 0;
+}
+
+/* Queue a non-queue write. */
+static int add_op(struct st_store *st, uint8_t kind, const char *key, uint64_t id,
+		  const struct st_record *rec)
+{
+	struct st__op *op;
+
+	if (st->closing)
+		return -ESHUTDOWN;
+	op = op_new(kind, key, rec);
+	if (!op)
+		return -ENOMEM;
+	op->id = id;
+	batch_add(&st->pending, op);
+	schedule(st);
+	return 0;
+}
+
+int st_retained_put(struct st_store *st, const struct st_record *rec)
+{
+	if (!rec->topic.len)
+		return -EINVAL;
+	return add_op(st, ST__OP_RET_PUT, NULL, 0, rec);
+}
+
+int st_retained_del(struct st_store *st, struct gw_slice topic)
+{
+	struct st_record rec = { .topic = topic };
+
+	if (!topic.len)
+		return -EINVAL;
+	return add_op(st, ST__OP_RET_DEL, NULL, 0, &rec);
+}
+
+int st_session_put(struct st_store *st, const char *client_id, const void *blob, size_t len)
+{
+	struct st_record rec = { .payload = { blob, len } };
+
+	if (!client_id || !*client_id)
+		return -EINVAL;
+	return add_op(st, ST__OP_SESS_PUT, client_id, 0, &rec);
+}
+
+int st_session_del(struct st_store *st, const char *client_id)
+{
+	if (!client_id || !*client_id)
+		return -EINVAL;
+	return add_op(st, ST__OP_SESS_DEL, client_id, 0, NULL);
+}
+
+int st_session_msg_add(struct st_store *st, const char *client_id, uint64_t seq,
+		       const struct st_record *rec)
+{
+	if (!client_id || !*client_id)
+		return -EINVAL;
+	return add_op(st, ST__OP_SMSG_ADD, client_id, seq, rec);
+}
+
+int st_session_msg_del(struct st_store *st, const char *client_id, uint64_t seq)
+{
+	if (!client_id || !*client_id)
+		return -EINVAL;
+	return add_op(st, ST__OP_SMSG_DEL, client_id, seq, NULL);
+}
+
+int st_flush(struct st_store *st, st_done_fn cb, void *arg)
+{
+	struct st__op *op;
+
+	if (st->closing)
+		return -ESHUTDOWN;
+	op = op_new(ST__OP_FLUSH, NULL, NULL);
+	if (!op)
+		return -ENOMEM;
+	op->cb = cb;
+	op->arg = arg;
+	batch_add(&st->pending, op);
+	st->due = true;
+	schedule(st);
+	return 0;
+}
+
+/* -------------------------------------------------------------------- loads */
+
+int st_retained_load(struct st_store *st, st_retained_fn cb, void *arg)
+{
+	if (st->committing || st->peek_cur)
+		return -EBUSY;
+	return st__db_load_retained(st->db, cb, arg);
+}
+
+int st_sessions_load(struct st_store *st, st_session_fn sess_cb, st_session_msg_fn msg_cb,
+		     void *arg)
+{
+	if (st->committing || st->peek_cur)
+		return -EBUSY;
+	return st__db_load_sessions(st->db, sess_cb, msg_cb, arg);
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+int st_open(uv_loop_t *loop, const struct st_config *cfg, const struct gw_logger *lg,
+	    struct st_store **out)
+{
+	struct st_store *st = NULL;
+	int err;
+
+	*out = NULL;
+	if (!cfg->path || !*cfg->path || cfg->overflow >= __ST_OVERFLOW_MAX ||
+	    !cfg->queue_max_messages || !cfg->queue_max_bytes)
+		return -EINVAL;
+	st = gw_calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	st->loop = loop;
+	st->lg = lg;
+	st->cfg = *cfg;
+	st->cfg.path = gw_strdup(cfg->path);
+	if (!st->cfg.path) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	batch_init(&st->pending);
+	batch_init(&st->infl);
+	gw_list_init(&st->commit.ops);
+	gw_list_init(&st->peeks);
+	gw_list_init(&st->notices);
+	err = st__db_open(st->cfg.path, cfg->sync_full, lg, &st->db, &st->meta);
+	if (err)
+		goto fail;
+	st->next_id = st->meta.last_id + 1;
+	err = uv_timer_init(loop, &st->timer);
+	if (err)
+		goto fail;
+	gw_log(lg, LOG_INFO, LOGM, "opened %s: %llu queued messages, %llu bytes", st->cfg.path,
+	       (unsigned long long)st->meta.count, (unsigned long long)st->meta.bytes);
+	*out = st;
+	return 0;
+fail:
+	st__db_close(st->db);
+	gw_free(st->cfg.path);
+	gw_free(st);
+	return err;
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+	struct st_store *st = container_of((uv_timer_t *)h, struct st_store, timer);
+	st_close_fn cb = st->close_cb;
+	void *arg = st->close_arg;
+
+	st__db_close(st->db);
+	batch_reset(&st->pending);
+	batch_reset(&st->infl);
+	gw_free(st->cfg.path);
+	gw_free(st);
+	if (cb)
+		cb(arg);
+}
+
+static void maybe_finish_close(struct st_store *st)
+{
+	struct gw_list *pos, *tmp;
+
+	if (st->committing || st->peek_cur || st->timer_closed)
+		return;
+	if (!gw_list_empty(&st->pending.ops) && !st->close_tried) {
+		start_commit(st);
+		return;
+	}
+	gw_list_for_each_safe (pos, tmp, &st->peeks) {
+		struct peek_req *r = gw_list_entry(pos, struct peek_req, node);
+
+		gw_list_del(&r->node);
+		r->cb(r->arg, -ECANCELED, NULL, 0);
+		gw_free(r);
+	}
+	flush_notices(st);
+	st->timer_closed = true;
+	uv_close((uv_handle_t *)&st->timer, on_timer_closed);
+}
+
+void st_close(struct st_store *st, st_close_fn cb, void *arg)
+{
+	if (st->closing)
+		return;
+	st->closing = true;
+	st->close_cb = cb;
+	st->close_arg = arg;
+	uv_timer_stop(&st->timer);
+	maybe_finish_close(st);
+}
+
+/* ------------------------------------------------------------------ figures */
+
+void st_get_stats(const struct st_store *st, struct st_stats *out)
+{
+	*out = st->stats;
+	out->queue_messages = queue_count(st);
+	out->queue_bytes = queue_bytes(st);
+	out->dropped = st->meta.dropped + st->dropped_unsaved +
+		       (st->committing ? st->commit.dropped_add : 0);
+	out->pending_ops = st->pending.n_ops + (st->committing ? st->infl.n_ops : 0);
+	out->failing = st->failing;
+}
+
+struct st__db *st__store_db(struct st_store *st)
+{
+	return st->db;
+}

@@ -1,0 +1,799 @@
+/*
+ * store_db.c - the SQLite side of the store: open with an integrity check and
+ * a move-aside of corrupt files, schema migrations, group-commit transactions
+ * and queue reads. The one file of fieldmq that includes sqlite3.h.
+ *
+ * Two connections: the writer runs the commits, the reader serves peeks, so a
+ * long commit does not hold up draining (WAL lets a reader run beside a
+ * writer). Each connection is used by one thread at a time - store.c keeps at
+ * most one commit and one peek in flight and runs the synchronous calls only
+ * while none is - so they are opened with SQLITE_OPEN_NOMUTEX.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "store_int.h"
+
+enum {
+	S_Q_INSERT,
+	S_Q_ACK,
+	S_Q_OLDEST,
+	S_Q_DROP,
+	S_RET_PUT,
+	S_RET_DEL,
+	S_SESS_PUT,
+	S_SESS_DEL,
+	S_SESS_DEL_MSGS,
+	S_SMSG_ADD,
+	S_SMSG_DEL,
+	S_META_SET,
+	S_BEGIN,
+	S_COMMIT,
+	__S_MAX
+};
+
+/* Prepared once per open and reused by every transaction. */
+static const char *const stmt_sql[__S_MAX] = {
+	[S_Q_INSERT] = "INSERT INTO queue(id, topic, payload, props, qos, retain, size) "
+		       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[S_Q_ACK] = "DELETE FROM queue WHERE id = ?1 RETURNING size",
+	[S_Q_OLDEST] = "SELECT id, size FROM queue ORDER BY id LIMIT 1024",
+	[S_Q_DROP] = "DELETE FROM queue WHERE id <= ?1",
+	[S_RET_PUT] = "INSERT OR REPLACE INTO retained(topic, payload, props, qos, retain) "
+		      "VALUES (?1, ?2, ?3, ?4, ?5)",
+	[S_RET_DEL] = "DELETE FROM retained WHERE topic = ?1",
+	[S_SESS_PUT] = "INSERT OR REPLACE INTO sessions(client_id, blob) VALUES (?1, ?2)",
+	[S_SESS_DEL] = "DELETE FROM sessions WHERE client_id = ?1",
+	[S_SESS_DEL_MSGS] = "DELETE FROM session_msgs WHERE client_id = ?1",
+	[S_SMSG_ADD] = "INSERT OR REPLACE INTO session_msgs"
+		       "(client_id, seq, topic, payload, props, qos, retain) "
+		       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[S_SMSG_DEL] = "DELETE FROM session_msgs WHERE client_id = ?1 AND seq = ?2",
+	[S_META_SET] = "UPDATE meta SET value = ?2 WHERE key = ?1",
+	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_COMMIT] = "COMMIT",
+};
+
+#define PEEK_SQL                                                                  \
+	"SELECT id, topic, payload, props, qos, retain FROM queue WHERE id > ?1 " \
+	"ORDER BY id LIMIT ?2"
+
+/*
+ * Schema migrations: migrations[i] takes a database from user_version i to
+ * i + 1, in one transaction with the version bump. Append, never edit: a
+ * released step is history that old databases replay.
+ */
+static const char *const migrations[ST__SCHEMA_VERSION] = {
+	/* 0 -> 1: the first schema. */
+	"CREATE TABLE queue(id INTEGER PRIMARY KEY, topic BLOB NOT NULL,"
+	" payload BLOB NOT NULL, props BLOB NOT NULL, qos INTEGER NOT NULL,"
+	" retain INTEGER NOT NULL);"
+	"CREATE TABLE retained(topic BLOB PRIMARY KEY, payload BLOB NOT NULL,"
+	" props BLOB NOT NULL, qos INTEGER NOT NULL, retain INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE sessions(client_id TEXT PRIMARY KEY, blob BLOB NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE session_msgs(client_id TEXT NOT NULL, seq INTEGER NOT NULL,"
+	" topic BLOB NOT NULL, payload BLOB NOT NULL, props BLOB NOT NULL,"
+	" qos INTEGER NOT NULL, retain INTEGER NOT NULL,"
+	" PRIMARY KEY(client_id, seq)) WITHOUT ROWID;",
+	/*
+	 * 1 -> 2: queue counters in a meta table so that opening a large queue
+	 * does not scan it (version 1 counted with COUNT and SUM at open), and
+	 * the size of each record in its row for the byte limit.
+	 */
+	"ALTER TABLE queue ADD COLUMN size INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE queue SET size = length(topic) + length(payload) + length(props);"
+	"CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+	"INSERT INTO meta(key, value) VALUES"
+	" ('count', (SELECT count(*) FROM queue)),"
+	" ('bytes', (SELECT coalesce(sum(size), 0) FROM queue)),"
+	" ('dropped', 0),"
+	" ('last_id', (SELECT coalesce(max(id), 0) FROM queue));",
+};
+
+struct st__db {
+	sqlite3 *wr;
+	sqlite3 *rd;
+	sqlite3_stmt *stmt[__S_MAX];
+	sqlite3_stmt *peek;
+	sqlite3_stmt *meta_get;
+	struct st__meta meta; /* as committed; touched by the commit thread only */
+	const struct gw_logger *lg;
+};
+
+#define LOGM "store"
+
+/* SQLite's result code to our -errno. */
+static int rc_errno(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return 0;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_READONLY:
+		return -EROFS;
+	default:
+		return -EIO;
+	}
+}
+
+/* Bind a slice as a BLOB; an empty one binds '' rather than NULL. */
+static int bind_slice(sqlite3_stmt *s, int i, struct gw_slice sl)
+{
+	return sqlite3_bind_blob64(s, i, sl.len ? (const void *)sl.p : "", sl.len, SQLITE_STATIC);
+}
+
+static struct gw_slice col_slice(sqlite3_stmt *s, int i)
+{
+	struct gw_slice sl;
+
+	sl.p = sqlite3_column_blob(s, i);
+	sl.len = (size_t)sqlite3_column_bytes(s, i);
+	return sl;
+}
+
+/* Run a statement to completion and reset it; the first step's code. */
+static int step_done(sqlite3_stmt *s)
+{
+	int rc;
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		;
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* The single text value of a pragma such as journal_mode or quick_check. */
+static int pragma_text(sqlite3 *h, const char *sql, char *buf, size_t len)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	buf[0] = '\0';
+	rc = sqlite3_prepare_v2(h, sql, -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		goto out;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		const unsigned char *t = sqlite3_column_text(s, 0);
+
+		snprintf(buf, len, "%s", t ? (const char *)t : "");
+		rc = SQLITE_OK;
+	} else if (rc == SQLITE_DONE) {
+		rc = SQLITE_OK;
+	}
+out:
+	sqlite3_finalize(s);
+	return rc;
+}
+
+static int user_version(sqlite3 *h, int *v)
+{
+	char buf[32];
+	int rc = pragma_text(h, "PRAGMA user_version", buf, sizeof(buf));
+
+	*v = atoi(buf);
+	return rc;
+}
+
+static int db_connect(const char *path, sqlite3 **out)
+{
+	int rc;
+
+	*out = NULL;
+	rc = sqlite3_open_v2(
+		path, out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_extended_result_codes(*out, 1);
+		/* The other connection checkpointing; another process is an error. */
+		sqlite3_busy_timeout(*out, 5000);
+	}
+	return rc;
+}
+
+/*
+ * Open the writer connection and check the file: WAL mode (the first read
+ * of the header), the integrity check and the schema version. *why says what
+ * failed when the result is not SQLITE_OK.
+ */
+static int db_open_checked(const char *path, bool sync_full, sqlite3 **out, char *why,
+			   size_t why_len)
+{
+	sqlite3 *h = NULL;
+	char buf[128];
+	int rc;
+
+	why[0] = '\0';
+	rc = db_connect(path, &h);
+	if (rc != SQLITE_OK) {
+		snprintf(why, why_len, "open: %s", h ? sqlite3_errmsg(h) : sqlite3_errstr(rc));
+		goto out;
+	}
+	rc = pragma_text(h, "PRAGMA journal_mode=WAL", buf, sizeof(buf));
+	if (rc == SQLITE_OK && strcmp(buf, "wal")) {
+		rc = SQLITE_CANTOPEN;
+		snprintf(why, why_len, "journal_mode=WAL refused (%s)", buf);
+		goto out;
+	}
+	if (rc != SQLITE_OK) {
+		snprintf(why, why_len, "%s", sqlite3_errmsg(h));
+		goto out;
+	}
+	/*
+	 * NORMAL in WAL mode: a commit is in the WAL (page cache) before it
+	 * returns, which survives a crash of the process; only a power loss
+	 * can take back the transactions since the last checkpoint's fsync.
+	 * FULL fsyncs the WAL at every commit for those who need that too.
+	 */
+	rc = sqlite3_exec(h, sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+			  NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		/* Keep a checkpointed WAL from holding disk space forever. */
+		rc = sqlite3_exec(h, "PRAGMA journal_size_limit=4194304", NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = pragma_text(h, "PRAGMA quick_check", buf, sizeof(buf));
+	if (rc != SQLITE_OK) {
+		snprintf(why, why_len, "%s", sqlite3_errmsg(h));
+		goto out;
+	}
+	if (strcmp(buf, "ok")) {
+		rc = SQLITE_CORRUPT;
+		snprintf(why, why_len, "quick_check: %s", buf);
+		goto out;
+	}
+out:
+	if (rc != SQLITE_OK) {
+		sqlite3_close_v2(h);
+		h = NULL;
+	}
+	*out = h;
+	return rc;
+}
+
+/* Rename @path (and its WAL) to <path>.corrupt-<UTC time>; 0 or -errno. */
+static int move_aside(const char *path, const struct gw_logger *lg, const char *why)
+{
+	char stamp[32], dst[4096], src[4096];
+	time_t now = time(NULL);
+	struct tm tm;
+	int i, n;
+
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+	n = snprintf(dst, sizeof(dst), "%s.corrupt-%s", path, stamp);
+	for (i = 1; n > 0 && (size_t)n < sizeof(dst) && access(dst, F_OK) == 0 && i < 100; i++)
+		n = snprintf(dst, sizeof(dst), "%s.corrupt-%s.%d", path, stamp, i);
+	if (n < 0 || (size_t)n >= sizeof(dst) - 8)
+		return -ENAMETOOLONG;
+	if (rename(path, dst)) {
+		int err = -errno;
+
+		gw_log(lg, LOG_ERR, LOGM,
+		       "database %s is unusable (%s) and cannot be moved aside: %s", path, why,
+		       strerror(-err));
+		return err;
+	}
+	snprintf(src, sizeof(src), "%s-wal", path);
+	strcat(dst, "-wal");
+	if (rename(src, dst) && errno != ENOENT)
+		unlink(src);
+	snprintf(src, sizeof(src), "%s-shm", path);
+	unlink(src);
+	dst[strlen(dst) - 4] = '\0';
+	gw_log(lg, LOG_ERR, LOGM,
+	       "database %s is unusable (%s): moved aside to %s, starting with an empty one", path,
+	       why, dst);
+	return 0;
+}
+
+/* Bring the schema to ST__SCHEMA_VERSION, one transaction per step. */
+static int migrate(sqlite3 *h, const struct gw_logger *lg, const char *path)
+{
+	char sql[64];
+	int v, rc;
+
+	rc = user_version(h, &v);
+	if (rc != SQLITE_OK)
+		return rc_errno(rc);
+	if (v > ST__SCHEMA_VERSION) {
+		gw_log(lg, LOG_ERR, LOGM,
+		       "database %s has schema version %d, newer than this build (%d): not touched",
+		       path, v, ST__SCHEMA_VERSION);
+		return -EPROTONOSUPPORT;
+	}
+	for (; v < ST__SCHEMA_VERSION; v++) {
+		snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", v + 1);
+		rc = sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_exec(h, migrations[v], NULL, NULL, NULL);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_exec(h, sql, NULL, NULL, NULL);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_exec(h, "COMMIT", NULL, NULL, NULL);
+		if (rc != SQLITE_OK) {
+			gw_log(lg, LOG_ERR, LOGM, "migrating %s from schema %d to %d: %s", path, v,
+			       v + 1, sqlite3_errmsg(h));
+			if (!sqlite3_get_autocommit(h))
+				sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
+			return rc_errno(rc) ? rc_errno(rc) : -EIO;
+		}
+		if (v > 0)
+			gw_log(lg, LOG_NOTICE, LOGM, "migrated %s from schema %d to %d", path, v,
+			       v + 1);
+	}
+	return 0;
+}
+
+static int read_meta(struct st__db *db)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	memset(&db->meta, 0, sizeof(db->meta));
+	rc = sqlite3_prepare_v2(db->wr, "SELECT key, value FROM meta", -1, &s, NULL);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *k = (const char *)sqlite3_column_text(s, 0);
+		uint64_t v = (uint64_t)sqlite3_column_int64(s, 1);
+
+		if (!k)
+			;
+		else if (!strcmp(k, "count"))
+			db->meta.count = v;
+		else if (!strcmp(k, "bytes"))
+			db->meta.bytes = v;
+		else if (!strcmp(k, "dropped"))
+			db->meta.dropped = v;
+		else if (!strcmp(k, "last_id"))
+			db->meta.last_id = v;
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+void st__db_close(struct st__db *db)
+{
+	int i;
+
+	if (!db)
+		return;
+	for (i = 0; i < __S_MAX; i++)
+		sqlite3_finalize(db->stmt[i]);
+	sqlite3_finalize(db->peek);
+	sqlite3_close_v2(db->rd);
+	/* The last connection to close checkpoints and removes the WAL. */
+	sqlite3_close_v2(db->wr);
+	gw_free(db);
+}
+
+int st__db_open(const char *path, bool sync_full, const struct gw_logger *lg, struct st__db **out,
+		struct st__meta *meta)
+{
+	struct st__db *db = NULL;
+	char why[256];
+	int rc, err, i;
+
+	*out = NULL;
+	db = gw_calloc(1, sizeof(*db));
+	if (!db)
+		return -ENOMEM;
+	db->lg = lg;
+	rc = db_open_checked(path, sync_full, &db->wr, why, sizeof(why));
+	if (rc != SQLITE_OK) {
+		err = rc_errno(rc);
+		/* Another process holding the file is not corruption: leave it be. */
+		if (err == -EBUSY || err == -ENOMEM || access(path, F_OK)) {
+			gw_log(lg, LOG_ERR, LOGM, "cannot open database %s: %s", path, why);
+			err = err == -EBUSY || err == -ENOMEM ? err : -EIO;
+			goto fail;
+		}
+		err = move_aside(path, lg, why);
+		if (err) {
+			err = -EIO;
+			goto fail;
+		}
+		rc = db_open_checked(path, sync_full, &db->wr, why, sizeof(why));
+		if (rc != SQLITE_OK) {
+			gw_log(lg, LOG_ERR, LOGM, "cannot create database %s: %s", path, why);
+			err = rc_errno(rc) == -ENOMEM ? -ENOMEM : -EIO;
+			goto fail;
+		}
+	}
+	err = migrate(db->wr, lg, path);
+	if (err)
+		goto fail;
+	rc = read_meta(db);
+	for (i = 0; rc == SQLITE_OK && i < __S_MAX; i++)
+		rc = sqlite3_prepare_v3(db->wr, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+					&db->stmt[i], NULL);
+	if (rc == SQLITE_OK)
+		rc = db_connect(path, &db->rd);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db->rd, "PRAGMA query_only=1", NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v3(db->rd, PEEK_SQL, -1, SQLITE_PREPARE_PERSISTENT, &db->peek,
+					NULL);
+	if (rc != SQLITE_OK) {
+		gw_log(lg, LOG_ERR, LOGM, "database %s: %s", path,
+		       db->rd ? sqlite3_errmsg(db->rd) : sqlite3_errmsg(db->wr));
+		err = rc_errno(rc) ? rc_errno(rc) : -EIO;
+		goto fail;
+	}
+	*meta = db->meta;
+	*out = db;
+	return 0;
+fail:
+	st__db_close(db);
+	return err;
+}
+
+static int meta_write(struct st__db *db, const char *key, uint64_t v)
+{
+	sqlite3_stmt *s = db->stmt[S_META_SET];
+
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)v);
+	return step_done(s);
+}
+
+/* drop_oldest inside the transaction: delete from the head until within the limits. */
+static int drop_oldest(struct st__db *db, struct st__commit *c, struct st__meta *m)
+{
+	sqlite3_stmt *q = db->stmt[S_Q_OLDEST], *d = db->stmt[S_Q_DROP];
+	uint64_t n, b, last;
+	int rc = SQLITE_OK;
+
+	while (m->count > c->max_messages || m->bytes > c->max_bytes) {
+		n = b = last = 0;
+		while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+			last = (uint64_t)sqlite3_column_int64(q, 0);
+			b += (uint64_t)sqlite3_column_int64(q, 1);
+			n++;
+			if (m->count - n <= c->max_messages &&
+			    m->bytes - GW_MIN(b, m->bytes) <= c->max_bytes)
+				break;
+		}
+		sqlite3_reset(q);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+			return rc;
+		if (!n) {
+			/* The counters disagree with an empty table: believe the table. */
+			m->count = m->bytes = 0;
+			return SQLITE_OK;
+		}
+		sqlite3_bind_int64(d, 1, (sqlite3_int64)last);
+		rc = step_done(d);
+		if (rc != SQLITE_OK)
+			return rc;
+		m->count -= GW_MIN(n, m->count);
+		m->bytes -= GW_MIN(b, m->bytes);
+		c->dropped_tx += n;
+		c->drop_upto = last;
+	}
+	return SQLITE_OK;
+}
+
+static int write_op(struct st__db *db, struct st__commit *c, struct st__op *op, struct st__meta *m)
+{
+	struct st_record r = st__op_rec(op);
+	sqlite3_stmt *s;
+	int rc;
+
+	switch (op->kind) {
+	case ST__OP_Q_INSERT:
+		if (op->skip)
+			return SQLITE_OK;
+		s = db->stmt[S_Q_INSERT];
+		sqlite3_bind_int64(s, 1, (sqlite3_int64)op->id);
+		bind_slice(s, 2, r.topic);
+		bind_slice(s, 3, r.payload);
+		bind_slice(s, 4, r.props);
+		sqlite3_bind_int(s, 5, r.qos);
+		sqlite3_bind_int(s, 6, r.retain);
+		sqlite3_bind_int64(s, 7, (sqlite3_int64)st__op_size(op));
+		rc = step_done(s);
+		if (rc == SQLITE_OK) {
+			m->count++;
+			m->bytes += st__op_size(op);
+		}
+		break;
+	case ST__OP_Q_ACK:
+		s = db->stmt[S_Q_ACK];
+		sqlite3_bind_int64(s, 1, (sqlite3_int64)op->id);
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_ROW) {
+			uint64_t sz = (uint64_t)sqlite3_column_int64(s, 0);
+
+			m->count -= GW_MIN(1, m->count);
+			m->bytes -= GW_MIN(sz, m->bytes);
+		}
+		rc = step_done(s);
+		break;
+	case ST__OP_RET_PUT:
+		s = db->stmt[S_RET_PUT];
+		bind_slice(s, 1, r.topic);
+		bind_slice(s, 2, r.payload);
+		bind_slice(s, 3, r.props);
+		sqlite3_bind_int(s, 4, r.qos);
+		sqlite3_bind_int(s, 5, r.retain);
+		rc = step_done(s);
+		break;
+	case ST__OP_RET_DEL:
+		s = db->stmt[S_RET_DEL];
+		bind_slice(s, 1, r.topic);
+		rc = step_done(s);
+		break;
+	case ST__OP_SESS_PUT:
+		s = db->stmt[S_SESS_PUT];
+		sqlite3_bind_text(s, 1, st__op_key(op), -1, SQLITE_STATIC);
+		bind_slice(s, 2, r.payload);
+		rc = step_done(s);
+		break;
+	case ST__OP_SESS_DEL:
+		s = db->stmt[S_SESS_DEL];
+		sqlite3_bind_text(s, 1, st__op_key(op), -1, SQLITE_STATIC);
+		rc = step_done(s);
+		if (rc == SQLITE_OK) {
+			s = db->stmt[S_SESS_DEL_MSGS];
+			sqlite3_bind_text(s, 1, st__op_key(op), -1, SQLITE_STATIC);
+			rc = step_done(s);
+		}
+		break;
+	case ST__OP_SMSG_ADD:
+		s = db->stmt[S_SMSG_ADD];
+		sqlite3_bind_text(s, 1, st__op_key(op), -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 2, (sqlite3_int64)op->id);
+		bind_slice(s, 3, r.topic);
+		bind_slice(s, 4, r.payload);
+		bind_slice(s, 5, r.props);
+		sqlite3_bind_int(s, 6, r.qos);
+		sqlite3_bind_int(s, 7, r.retain);
+		rc = step_done(s);
+		break;
+	case ST__OP_SMSG_DEL:
+		s = db->stmt[S_SMSG_DEL];
+		sqlite3_bind_text(s, 1, st__op_key(op), -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 2, (sqlite3_int64)op->id);
+		rc = step_done(s);
+		break;
+	default:
+		return SQLITE_OK;
+	}
+	if (rc == SQLITE_OK)
+		c->written++;
+	return rc;
+}
+
+void st__db_commit(struct st__db *db, struct st__commit *c)
+{
+	struct st__meta m = db->meta;
+	struct gw_list *pos;
+	int rc;
+
+	c->rc = 0;
+	c->err[0] = '\0';
+	c->dropped_tx = c->drop_upto = c->written = 0;
+	rc = step_done(db->stmt[S_BEGIN]);
+	gw_list_for_each (pos, &c->ops) {
+		if (rc != SQLITE_OK)
+			break;
+		rc = write_op(db, c, gw_list_entry(pos, struct st__op, node), &m);
+	}
+	if (rc == SQLITE_OK && (c->max_messages || c->max_bytes))
+		rc = drop_oldest(db, c, &m);
+	m.dropped += c->dropped_add + c->dropped_tx;
+	m.last_id = GW_MAX(m.last_id, c->last_id);
+	if (rc == SQLITE_OK)
+		rc = meta_write(db, "count", m.count);
+	if (rc == SQLITE_OK)
+		rc = meta_write(db, "bytes", m.bytes);
+	if (rc == SQLITE_OK)
+		rc = meta_write(db, "dropped", m.dropped);
+	if (rc == SQLITE_OK)
+		rc = meta_write(db, "last_id", m.last_id);
+	if (rc == SQLITE_OK)
+		rc = step_done(db->stmt[S_COMMIT]);
+	if (rc != SQLITE_OK) {
+		snprintf(c->err, sizeof(c->err), "%s", sqlite3_errmsg(db->wr));
+		c->rc = rc_errno(rc) ? rc_errno(rc) : -EIO;
+		/* SQLite may have rolled back already (SQLITE_FULL, I/O errors). */
+		if (!sqlite3_get_autocommit(db->wr))
+			sqlite3_exec(db->wr, "ROLLBACK", NULL, NULL, NULL);
+		c->dropped_tx = c->drop_upto = c->written = 0;
+		c->meta = db->meta;
+		return;
+	}
+	db->meta = m;
+	c->meta = m;
+}
+
+int st__db_peek(struct st__db *db, uint64_t after, size_t max_n, struct st_qrecord **out, size_t *n)
+{
+	sqlite3_stmt *s = db->peek;
+	struct st_qrecord *recs = NULL;
+	uint8_t *buf = NULL, *nb, *p;
+	size_t len = 0, cap = 0, i = 0, need, k;
+	struct gw_slice sl[3];
+	int rc, err = 0;
+
+	*out = NULL;
+	*n = 0;
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)after);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)GW_MIN(max_n, (size_t)INT64_MAX));
+	/*
+	 * Rows are packed into one growing buffer as (struct st_qrecord with
+	 * offsets in place of pointers, then the bytes); pointers are fixed up
+	 * once it stops moving.
+	 */
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct st_qrecord q;
+
+		sl[0] = col_slice(s, 1);
+		sl[1] = col_slice(s, 2);
+		sl[2] = col_slice(s, 3);
+		need = sizeof(q) + sl[0].len + sl[1].len + sl[2].len;
+		need = (need + 15) & ~(size_t)15;
+		if (len + need > cap) {
+			cap = GW_MAX(cap * 2, len + need + 4096);
+			nb = gw_realloc(buf, cap);
+			if (!nb) {
+				err = -ENOMEM;
+				goto out;
+			}
+			buf = nb;
+		}
+		memset(&q, 0, sizeof(q));
+		q.id = (uint64_t)sqlite3_column_int64(s, 0);
+		q.rec.qos = (uint8_t)sqlite3_column_int(s, 4);
+		q.rec.retain = sqlite3_column_int(s, 5) != 0;
+		p = buf + len + sizeof(q);
+		for (k = 0; k < 3; k++) {
+			if (sl[k].len)
+				memcpy(p, sl[k].p, sl[k].len);
+			p += sl[k].len;
+		}
+		q.rec.topic.len = sl[0].len;
+		q.rec.payload.len = sl[1].len;
+		q.rec.props.len = sl[2].len;
+		memcpy(buf + len, &q, sizeof(q));
+		len += need;
+		i++;
+	}
+	if (rc != SQLITE_DONE) {
+		err = rc_errno(rc) ? rc_errno(rc) : -EIO;
+		gw_log(db->lg, LOG_ERR, LOGM, "reading the queue: %s", sqlite3_errmsg(db->rd));
+		goto out;
+	}
+	if (!i)
+		goto out;
+	/* The array goes at the front of one block, the packed rows after it. */
+	nb = gw_malloc(i * sizeof(*recs) + len);
+	if (!nb) {
+		err = -ENOMEM;
+		goto out;
+	}
+	memcpy(nb + i * sizeof(*recs), buf, len);
+	recs = (struct st_qrecord *)nb;
+	for (k = 0, p = nb + i * sizeof(*recs); k < i; k++) {
+		struct st_qrecord *q = &recs[k];
+		uint8_t *d = p + sizeof(*q);
+
+		memcpy(q, p, sizeof(*q));
+		q->rec.topic.p = d;
+		q->rec.payload.p = d + q->rec.topic.len;
+		q->rec.props.p = d + q->rec.topic.len + q->rec.payload.len;
+		need = sizeof(*q) + q->rec.topic.len + q->rec.payload.len + q->rec.props.len;
+		p += (need + 15) & ~(size_t)15;
+	}
+	*out = recs;
+	*n = i;
+	recs = NULL;
+out:
+	sqlite3_reset(s);
+	gw_free(recs);
+	gw_free(buf);
+	return err;
+}
+
+int st__db_load_retained(struct st__db *db, st_retained_fn cb, void *arg)
+{
+	sqlite3_stmt *s = NULL;
+	struct st_record r;
+	int rc, ret = 0;
+
+	rc = sqlite3_prepare_v2(
+		db->wr, "SELECT topic, payload, props, qos, retain FROM retained ORDER BY topic",
+		-1, &s, NULL);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		r.topic = col_slice(s, 0);
+		r.payload = col_slice(s, 1);
+		r.props = col_slice(s, 2);
+		r.qos = (uint8_t)sqlite3_column_int(s, 3);
+		r.retain = sqlite3_column_int(s, 4) != 0;
+		ret = cb(arg, &r);
+		if (ret)
+			goto out;
+		rc = SQLITE_OK;
+	}
+	if (rc != SQLITE_DONE) {
+		gw_log(db->lg, LOG_ERR, LOGM, "loading retained messages: %s",
+		       sqlite3_errmsg(db->wr));
+		ret = -EIO;
+	}
+out:
+	sqlite3_finalize(s);
+	return ret;
+}
+
+int st__db_load_sessions(struct st__db *db, st_session_fn sess_cb, st_session_msg_fn msg_cb,
+			 void *arg)
+{
+	sqlite3_stmt *s = NULL;
+	struct st_record r;
+	struct gw_slice b;
+	int rc, ret = 0;
+
+	rc = sqlite3_prepare_v2(db->wr, "SELECT client_id, blob FROM sessions ORDER BY client_id",
+				-1, &s, NULL);
+	while (sess_cb && rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		b = col_slice(s, 1);
+		ret = sess_cb(arg, (const char *)sqlite3_column_text(s, 0), b.p, b.len);
+		if (ret)
+			goto out;
+		rc = SQLITE_OK;
+	}
+	if (rc != SQLITE_DONE && (sess_cb || rc != SQLITE_OK))
+		goto fail;
+	sqlite3_finalize(s);
+	s = NULL;
+	rc = sqlite3_prepare_v2(db->wr,
+				"SELECT m.client_id, m.seq, m.topic, m.payload, m.props, m.qos,"
+				" m.retain FROM session_msgs m JOIN sessions s USING (client_id)"
+				" ORDER BY m.client_id, m.seq",
+				-1, &s, NULL);
+	while (msg_cb && rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		r.topic = col_slice(s, 2);
+		r.payload = col_slice(s, 3);
+		r.props = col_slice(s, 4);
+		r.qos = (uint8_t)sqlite3_column_int(s, 5);
+		r.retain = sqlite3_column_int(s, 6) != 0;
+		ret = msg_cb(arg, (const char *)sqlite3_column_text(s, 0),
+			     (uint64_t)sqlite3_column_int64(s, 1), &r);
+		if (ret)
+			goto out;
+		rc = SQLITE_OK;
+	}
+	if (rc == SQLITE_DONE || (!msg_cb && rc == SQLITE_OK))
+		goto out;
+fail:
+	gw_log(db->lg, LOG_ERR, LOGM, "loading sessions: %s", sqlite3_errmsg(db->wr));
+	ret = -EIO;
+out:
+	sqlite3_finalize(s);
+	return ret;
+}
+
+int st__db_set_max_pages(struct st__db *db, uint64_t pages)
+{
+	char sql[64];
+
+	/* max_page_count cannot go below the current size; 0 would mean "report". */
+	snprintf(sql, sizeof(sql), "PRAGMA max_page_count=%" PRIu64,
+		 pages ? pages : (uint64_t)0xfffffffe);
+	return sqlite3_exec(db->wr, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
+}

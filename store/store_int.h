@@ -1,0 +1,125 @@
+/*
+ * store_int.h - private to store/ and its tests: the operation record that
+ * the loop side (store.c) batches and the SQLite side (store_db.c) writes.
+ *
+ * store.c owns the loop-thread state and never includes sqlite3.h;
+ * store_db.c is the one file that does, and its st__db_* functions run
+ * either synchronously at open/load/close or on the thread pool, never
+ * concurrently on the same connection.
+ */
+#ifndef FIELDMQ_STORE_INT_H
+#define FIELDMQ_STORE_INT_H
+
+#include "store.h"
+
+/* Current schema version (PRAGMA user_version). */
+#define ST__SCHEMA_VERSION 2
+
+enum st__op_kind {
+	ST__OP_Q_INSERT,
+	ST__OP_Q_ACK,
+	ST__OP_RET_PUT,
+	ST__OP_RET_DEL,
+	ST__OP_SESS_PUT,
+	ST__OP_SESS_DEL,
+	ST__OP_SMSG_ADD,
+	ST__OP_SMSG_DEL,
+	ST__OP_FLUSH, /* writes nothing: its callback marks a point in the batch */
+	__ST__OP_MAX
+};
+
+/*
+ * One pending write, one allocation. The variable part holds the key of a
+ * session operation (client id and its NUL; key_len counts the NUL, 0 for
+ * other kinds), then the record's topic, payload and props. A retained
+ * message is keyed by its topic; a session blob travels as the payload.
+ */
+struct st__op {
+	struct gw_list node;
+	st_done_fn cb;
+	void *arg;
+	uint64_t id; /* queue id, or session message seq */
+	uint32_t key_len, topic_len, payload_len, props_len;
+	uint8_t kind, qos;
+	bool retain;
+	bool skip; /* a queue insert acknowledged before it was written */
+	uint8_t data[];
+};
+
+static inline const char *st__op_key(const struct st__op *op)
+{
+	return (const char *)op->data;
+}
+
+static inline struct st_record st__op_rec(const struct st__op *op)
+{
+	const uint8_t *p = op->data + op->key_len;
+	struct st_record r;
+
+	r.topic = (struct gw_slice){ p, op->topic_len };
+	p += op->topic_len;
+	r.payload = (struct gw_slice){ p, op->payload_len };
+	p += op->payload_len;
+	r.props = (struct gw_slice){ p, op->props_len };
+	r.qos = op->qos;
+	r.retain = op->retain;
+	return r;
+}
+
+static inline uint64_t st__op_size(const struct st__op *op)
+{
+	return (uint64_t)op->topic_len + op->payload_len + op->props_len;
+}
+
+/* Persistent counters of the queue, kept in the meta table. */
+struct st__meta {
+	uint64_t count, bytes, dropped, last_id;
+};
+
+/* A group commit: filled on the loop thread, run on the pool. */
+struct st__commit {
+	struct gw_list ops;    /* in order; the job owns them until it returns */
+	uint64_t max_messages; /* limits for drop_oldest inside the transaction */
+	uint64_t max_bytes;    /* (both 0 = do not drop) */
+	uint64_t dropped_add;  /* drops counted on the loop thread since the last commit */
+	uint64_t last_id;      /* highest queue id handed out */
+	/* results */
+	int rc;		      /* 0 or -errno */
+	char err[160];	      /* SQLite's message when rc != 0 */
+	struct st__meta meta; /* counters after the transaction */
+	uint64_t dropped_tx;  /* records drop_oldest removed inside the transaction */
+	uint64_t drop_upto;   /* every queue id <= this is gone (0 = none) */
+	uint64_t written;     /* operations written */
+};
+
+struct st__db;
+
+/*
+ * st__db_open - open or create @path, check it, move it aside if it is
+ * corrupt, migrate it, prepare statements, read the meta counters.
+ * 0, -ENOMEM, -EIO, -EBUSY, -EPROTONOSUPPORT.
+ */
+int st__db_open(const char *path, bool sync_full, const struct gw_logger *lg, struct st__db **out,
+		struct st__meta *meta);
+void st__db_close(struct st__db *db);
+
+/* Runs one transaction with every op of @c; on failure nothing is written. */
+void st__db_commit(struct st__db *db, struct st__commit *c);
+
+/*
+ * Read up to @max_n queue records after @after on the read connection.
+ * *out is one gw_malloc'd block holding the array and the bytes it points
+ * to (NULL when *n is 0). 0, -ENOMEM, -EIO.
+ */
+int st__db_peek(struct st__db *db, uint64_t after, size_t max_n, struct st_qrecord **out,
+		size_t *n);
+
+int st__db_load_retained(struct st__db *db, st_retained_fn cb, void *arg);
+int st__db_load_sessions(struct st__db *db, st_session_fn sess_cb, st_session_msg_fn msg_cb,
+			 void *arg);
+
+/* Test hook: cap the database at @pages pages (PRAGMA max_page_count); 0 = no cap. */
+int st__db_set_max_pages(struct st__db *db, uint64_t pages);
+struct st__db *st__store_db(struct st_store *st);
+
+#endif
