@@ -1,0 +1,893 @@
+/*
+ * broker.c - the core: shared messages, the session table, publish routing,
+ * in-process clients, wills and expiry, $SYS and the persistence hooks.
+ *
+ * No libuv here beyond the loop pointer kept for the glue: time comes in as
+ * an argument (monotonic ms) so tests drive it with a fake clock.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "broker/broker_int.h"
+#include "broker/mqtt_codec.h"
+
+#ifndef FIELDMQ_VERSION
+#define FIELDMQ_VERSION "0.1.0"
+#endif
+
+/* ------------------------------------------------------------- messages */
+
+static size_t prop_len(const struct brk_msg_props *p)
+{
+	if (!p)
+		return 0;
+	return p->content_type.len + p->response_topic.len + p->correlation_data.len +
+	       p->user_props.len;
+}
+
+/* Copy @src to *dst and return the slice at its new home (NULL p stays NULL). */
+static struct gw_slice copy_slice(uint8_t **dst, struct gw_slice src)
+{
+	struct gw_slice out = { NULL, 0 };
+
+	if (!src.p)
+		return out;
+	out.p = *dst;
+	out.len = src.len;
+	if (src.len)
+		memcpy(*dst, src.p, src.len);
+	*dst += src.len;
+	return out;
+}
+
+struct brk_msg *brk__msg_new(const struct brk_pub *pub, int64_t now)
+{
+	const struct brk_msg_props *pp = pub->props;
+	struct brk_msg *m;
+	uint8_t *d;
+
+	if (pub->topic.len > 65535 || pub->payload.len > UINT32_MAX)
+		return NULL;
+	m = gw_malloc(sizeof(*m) + pub->topic.len + 1 + pub->payload.len + prop_len(pp));
+	if (!m)
+		return NULL;
+	memset(m, 0, sizeof(*m));
+	m->refs = 1;
+	m->qos = pub->qos > 2 ? 2 : pub->qos;
+	m->retain = pub->retain;
+	m->topic_len = (uint16_t)pub->topic.len;
+	memcpy(m->topic, pub->topic.p, pub->topic.len);
+	m->topic[pub->topic.len] = 0;
+	d = (uint8_t *)m->topic + pub->topic.len + 1;
+	m->payload = d;
+	m->payload_len = (uint32_t)pub->payload.len;
+	if (pub->payload.len)
+		memcpy(d, pub->payload.p, pub->payload.len);
+	d += pub->payload.len;
+	if (pp) {
+		m->has_props = true;
+		m->props.has_payload_format = pp->has_payload_format;
+		m->props.payload_format = pp->payload_format;
+		m->props.has_expiry = pp->has_expiry;
+		m->props.expiry = pp->expiry;
+		m->props.content_type = copy_slice(&d, pp->content_type);
+		m->props.response_topic = copy_slice(&d, pp->response_topic);
+		m->props.correlation_data = copy_slice(&d, pp->correlation_data);
+		m->props.user_props = copy_slice(&d, pp->user_props);
+		if (pp->has_expiry && now)
+			m->expire_at = now + (int64_t)pp->expiry * 1000;
+	}
+	return m;
+}
+
+void brk__msg_unref(struct brk_msg *m)
+{
+	if (m && --m->refs == 0)
+		gw_free(m);
+}
+
+uint32_t brk__msg_expiry_left(const struct brk_msg *m, int64_t now)
+{
+	int64_t left;
+
+	if (!m->expire_at)
+		return 0;
+	left = (m->expire_at - now + 999) / 1000;
+	return left < 1 ? 1 : (uint32_t)left;
+}
+
+/* The message as a brk_pub (slices into @m). */
+static struct brk_pub msg_pub(const struct brk_msg *m)
+{
+	struct brk_pub pub = {
+		.topic = brk__msg_topic(m),
+		.payload = { m->payload, m->payload_len },
+		.qos = m->qos,
+		.retain = m->retain,
+		.props = m->has_props ? &m->props : NULL,
+	};
+
+	return pub;
+}
+
+/* -------------------------------------------------------------- sessions */
+
+static uint32_t hash_id(struct gw_slice id)
+{
+	uint32_t h = 2166136261u;
+	size_t i;
+
+	for (i = 0; i < id.len; i++) {
+		h ^= id.p[i];
+		h *= 16777619u;
+	}
+	return h;
+}
+
+struct brk_session *brk__session_find(struct brk *b, struct gw_slice id)
+{
+	uint32_t h = hash_id(id);
+	struct brk_session *s;
+
+	if (!b->n_sbuckets)
+		return NULL;
+	for (s = b->sessions[h & (b->n_sbuckets - 1)]; s; s = s->hnext)
+		if (s->hash == h && strlen(s->client_id) == id.len &&
+		    memcmp(s->client_id, id.p, id.len) == 0)
+			return s;
+	return NULL;
+}
+
+static int sessions_grow(struct brk *b)
+{
+	uint32_t nb = b->n_sbuckets ? b->n_sbuckets * 2 : 64, i;
+	struct brk_session **v = gw_calloc(nb, sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	for (i = 0; i < b->n_sbuckets; i++) {
+		struct brk_session *s = b->sessions[i], *next;
+
+		for (; s; s = next) {
+			next = s->hnext;
+			s->hnext = v[s->hash & (nb - 1)];
+			v[s->hash & (nb - 1)] = s;
+		}
+	}
+	gw_free(b->sessions);
+	b->sessions = v;
+	b->n_sbuckets = nb;
+	return 0;
+}
+
+struct brk_session *brk__session_new(struct brk *b, struct gw_slice id)
+{
+	struct brk_session *s;
+
+	if (b->n_sessions >= b->n_sbuckets && sessions_grow(b))
+		return NULL;
+	s = gw_calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->client_id = gw_strndup((const char *)id.p, id.len);
+	if (!s->client_id) {
+		gw_free(s);
+		return NULL;
+	}
+	s->b = b;
+	s->hash = hash_id(id);
+	gw_list_init(&s->timed_link);
+	gw_list_init(&s->subs);
+	gw_list_init(&s->inflight);
+	gw_list_init(&s->queue);
+	gw_list_init(&s->acks);
+	gw_list_init(&s->inq);
+	s->hnext = b->sessions[s->hash & (b->n_sbuckets - 1)];
+	b->sessions[s->hash & (b->n_sbuckets - 1)] = s;
+	b->n_sessions++;
+	return s;
+}
+
+static void qlist_free(struct brk_session *s, struct gw_list *l)
+{
+	while (!gw_list_empty(l)) {
+		struct brk_qmsg *q = gw_list_first(l, struct brk_qmsg, link);
+
+		gw_list_del(&q->link);
+		if (q->m)
+			brk__msg_unref(q->m);
+		gw_free(q);
+	}
+	(void)s;
+}
+
+static void session_free(struct brk_session *s)
+{
+	struct brk *b = s->b;
+	struct brk_session **pp;
+
+	for (pp = &b->sessions[s->hash & (b->n_sbuckets - 1)]; *pp; pp = &(*pp)->hnext)
+		if (*pp == s) {
+			*pp = s->hnext;
+			break;
+		}
+	b->n_sessions--;
+	while (!gw_list_empty(&s->subs)) {
+		struct brk_sub *sub = gw_list_first(&s->subs, struct brk_sub, sess_link);
+
+		brk__tree_unsub(&b->tree, sub);
+		gw_list_del(&sub->sess_link);
+		gw_free(sub);
+	}
+	qlist_free(s, &s->queue);
+	qlist_free(s, &s->inflight);
+	while (!gw_list_empty(&s->inq)) {
+		struct brk_inq *e = gw_list_first(&s->inq, struct brk_inq, link);
+
+		gw_list_del(&e->link);
+		gw_free(e);
+	}
+	while (!gw_list_empty(&s->acks)) {
+		struct brk_hold *h = gw_list_first(&s->acks, struct brk_hold, link);
+
+		/* A hold still taken is freed by its last brk_hold_release(). */
+		gw_list_del(&h->link);
+		h->s = NULL;
+		if (!h->refs)
+			gw_free(h);
+	}
+	if (s->conn)
+		s->conn->s = NULL;
+	if (s->ic)
+		s->ic->s = NULL;
+	if (s->will)
+		brk__msg_unref(s->will);
+	gw_list_del(&s->timed_link);
+	gw_free(s->client_id);
+	gw_free(s);
+}
+
+/* Publish the will of @s now and forget it. */
+static void will_publish(struct brk_session *s, int64_t now)
+{
+	struct brk_msg *w = s->will, *m = w;
+	struct brk *b = s->b;
+
+	s->will = NULL;
+	s->will_at = 0;
+	if (!w)
+		return;
+	/* The will's expiry runs from its publication. */
+	if (w->has_props && w->props.has_expiry) {
+		struct brk_pub pub = msg_pub(w);
+
+		m = brk__msg_new(&pub, now);
+		brk__msg_unref(w);
+		if (!m)
+			return;
+	}
+	brk__route(b, m, NULL, NULL, now);
+	brk__msg_unref(m);
+}
+
+void brk__session_end(struct brk_session *s, int64_t now)
+{
+	struct brk *b = s->b;
+
+	/* A delayed will goes out when the session ends first [MQTT-3.1.3-9]. */
+	if (s->will && s->will_at)
+		will_publish(s, now);
+	if (s->persist && b->pops && b->pops->session_delete)
+		b->pops->session_delete(b->parg, s->client_id);
+	session_free(s);
+}
+
+void brk__session_clear(struct brk_session *s)
+{
+	brk__session_end(s, gw_mono_ms());
+}
+
+void brk__session_offline(struct brk_session *s, bool publish_will, int64_t now)
+{
+	struct brk *b = s->b;
+
+	s->conn = NULL;
+	s->ic = NULL;
+	if (!publish_will && s->will) {
+		brk__msg_unref(s->will);
+		s->will = NULL;
+	}
+	if (s->will) {
+		if (!s->will_delay || !s->expiry || b->stopping)
+			will_publish(s, now);
+		else
+			s->will_at = now + (int64_t)s->will_delay * 1000;
+	}
+	if (!s->expiry) {
+		brk__session_end(s, now);
+		return;
+	}
+	s->expire_at = s->expiry == 0xFFFFFFFFu ? 0 : now + (int64_t)s->expiry * 1000;
+	if ((s->will_at || s->expire_at) && gw_list_empty(&s->timed_link))
+		gw_list_add_tail(&b->timed, &s->timed_link);
+}
+
+int brk__session_subscribe(struct brk_session *s, struct gw_slice filter, uint8_t qos,
+			   unsigned int opts, uint32_t sub_id, bool *existed)
+{
+	struct brk *b = s->b;
+	struct brk_sub *sub;
+	struct gw_list *pos;
+	int rc;
+
+	*existed = false;
+	gw_list_for_each (pos, &s->subs) {
+		sub = gw_list_entry(pos, struct brk_sub, sess_link);
+		if (sub->filter_len == filter.len &&
+		    memcmp(sub->filter, filter.p, filter.len) == 0) {
+			/* [MQTT-3.8.4-3] a repeated filter replaces the subscription. */
+			*existed = true;
+			sub->qos = qos;
+			sub->opts = (uint8_t)opts;
+			sub->sub_id = sub_id;
+			brk__session_save(s);
+			return 0;
+		}
+	}
+	if (filter.len > 65535)
+		return -EINVAL;
+	sub = gw_calloc(1, sizeof(*sub) + filter.len + 1);
+	if (!sub)
+		return -ENOMEM;
+	sub->s = s;
+	sub->qos = qos;
+	sub->opts = (uint8_t)opts;
+	sub->sub_id = sub_id;
+	sub->filter_len = (uint16_t)filter.len;
+	memcpy(sub->filter, filter.p, filter.len);
+	rc = brk__tree_sub(&b->tree, sub);
+	if (rc) {
+		gw_free(sub);
+		return rc;
+	}
+	gw_list_add_tail(&s->subs, &sub->sess_link);
+	brk__session_save(s);
+	return 0;
+}
+
+int brk__session_unsubscribe(struct brk_session *s, struct gw_slice filter)
+{
+	struct gw_list *pos;
+
+	gw_list_for_each (pos, &s->subs) {
+		struct brk_sub *sub = gw_list_entry(pos, struct brk_sub, sess_link);
+
+		if (sub->filter_len == filter.len &&
+		    memcmp(sub->filter, filter.p, filter.len) == 0) {
+			brk__tree_unsub(&s->b->tree, sub);
+			gw_list_del(&sub->sess_link);
+			gw_free(sub);
+			brk__session_save(s);
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+struct retained_ctx {
+	struct brk_session *s;
+	struct brk_match mt;
+	int64_t now;
+};
+
+static void retained_one(void *arg, struct brk_msg *m)
+{
+	struct retained_ctx *rc = arg;
+
+	if (brk__msg_expired(m, rc->now))
+		return;
+	/* [MQTT-3.3.1-8] sent with RETAIN set, whatever retain-as-published says. */
+	brk__session_deliver(rc->s, m, &rc->mt, NULL, rc->now);
+}
+
+void brk__session_send_retained(struct brk_session *s, struct gw_slice filter, uint8_t qos,
+				unsigned int opts, uint32_t sub_id, int64_t now)
+{
+	struct retained_ctx rc;
+	struct gw_slice g, f;
+	bool bad;
+
+	/* [MQTT-3.3.1-10] retain handling 2: none. */
+	if (((opts >> BRK_SUB_RH_SHIFT) & 3) == 2)
+		return;
+	/* Retained messages are not sent for shared subscriptions [MQTT-4.8.2]. */
+	if (brk__share_split(filter, &g, &f, &bad) || bad)
+		return;
+	memset(&rc, 0, sizeof(rc));
+	rc.s = s;
+	rc.now = now;
+	rc.mt.s = s;
+	rc.mt.qos = qos;
+	rc.mt.rap = true;
+	if (sub_id) {
+		rc.mt.ids[0] = sub_id;
+		rc.mt.n_ids = 1;
+	}
+	brk__tree_retained_foreach(&s->b->tree, filter, retained_one, &rc);
+}
+
+void brk__session_save(struct brk_session *s)
+{
+	struct brk *b = s->b;
+	struct gw_writer w;
+	struct gw_list *pos;
+	size_t n = 1 + 4 + 4;
+	uint8_t *buf;
+
+	if (!s->persist || !b->pops || !b->pops->session_save)
+		return;
+	gw_list_for_each (pos, &s->subs) {
+		n += 1 + 1 + 4 + 2 + gw_list_entry(pos, struct brk_sub, sess_link)->filter_len;
+	}
+	buf = gw_malloc(n);
+	if (!buf)
+		return;
+	gw_writer_init(&w, buf, n);
+	gw_wr_u8(&w, 1); /* blob version */
+	gw_wr_u32be(&w, s->expiry);
+	gw_wr_u32be(&w, 0); /* reserved */
+	gw_list_for_each (pos, &s->subs) {
+		struct brk_sub *sub = gw_list_entry(pos, struct brk_sub, sess_link);
+
+		gw_wr_u8(&w, sub->qos);
+		gw_wr_u8(&w, sub->opts);
+		gw_wr_u32be(&w, sub->sub_id);
+		gw_wr_bin16(&w, sub->filter, sub->filter_len);
+	}
+	if (!w.err)
+		b->pops->session_save(b->parg, s->client_id, buf, w.len);
+	gw_free(buf);
+}
+
+/* --------------------------------------------------------------- routing */
+
+void brk__route(struct brk *b, struct brk_msg *m, struct brk_session *from, struct brk_hold *hold,
+		int64_t now)
+{
+	struct brk_matches local = { 0 }, *mm = &b->matches;
+	unsigned int i;
+
+	if (m->retain && b->cfg.retain_available) {
+		if (!brk__tree_retain(&b->tree, m) && b->pops && b->pops->retained_set) {
+			struct brk_pub pub = msg_pub(m);
+
+			b->pops->retained_set(b->parg, &pub);
+		}
+	}
+	/*
+	 * An in-process subscriber may publish from its delivery callback: the
+	 * nested route then needs its own match list.
+	 */
+	if (b->route_depth)
+		mm = &local;
+	b->route_depth++;
+	mm->gen = ++b->match_gen;
+	brk__tree_match(&b->tree, brk__msg_topic(m), from, mm);
+	for (i = 0; i < mm->n; i++)
+		brk__session_deliver(mm->v[i].s, m, &mm->v[i], hold, now);
+	b->route_depth--;
+	if (mm == &local)
+		gw_free(local.v);
+}
+
+/* ------------------------------------------------------------ the core */
+
+void brk_config_defaults(struct brk_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->listen[0] = (char *)"127.0.0.1:1883";
+	cfg->n_listen = 1;
+	cfg->allow_anonymous = true;
+	cfg->max_connections = 1024;
+	cfg->max_packet_size = 1024 * 1024;
+	cfg->max_inflight = 32;
+	cfg->max_queued_messages = 1000;
+	cfg->max_queued_bytes = 16ull * 1024 * 1024;
+	cfg->max_keepalive = 65535;
+	cfg->max_topic_alias = 64;
+	cfg->retain_available = true;
+	cfg->sys_interval_ms = 10000;
+	cfg->persist = true;
+}
+
+int brk__init(struct brk *b, uv_loop_t *loop, const struct brk_config *cfg,
+	      const struct gw_logger *lg)
+{
+	unsigned int i;
+
+	memset(b, 0, sizeof(*b));
+	b->loop = loop;
+	b->cfg = *cfg;
+	b->lg = lg;
+	gw_list_init(&b->conns);
+	gw_list_init(&b->timed);
+	if (b->cfg.n_listen > BRK_MAX_LISTENERS)
+		return -EINVAL;
+	for (i = 0; i < b->cfg.n_listen; i++) {
+		b->listen_copy[i] = gw_strdup(cfg->listen[i] ? cfg->listen[i] : "");
+		if (!b->listen_copy[i])
+			goto nomem;
+		b->cfg.listen[i] = b->listen_copy[i];
+	}
+	if (brk__tree_init(&b->tree) || sessions_grow(b))
+		goto nomem;
+	b->started = gw_mono_ms();
+	b->last_sys = b->started;
+	return 0;
+nomem:
+	brk__fini(b);
+	return -ENOMEM;
+}
+
+void brk__fini(struct brk *b)
+{
+	unsigned int i;
+
+	for (i = 0; i < b->n_sbuckets; i++)
+		while (b->sessions[i])
+			session_free(b->sessions[i]);
+	gw_free(b->sessions);
+	b->sessions = NULL;
+	b->n_sbuckets = 0;
+	brk__tree_fini(&b->tree);
+	gw_free(b->matches.v);
+	b->matches.v = NULL;
+	for (i = 0; i < BRK_MAX_LISTENERS; i++) {
+		gw_free(b->listen_copy[i]);
+		b->listen_copy[i] = NULL;
+	}
+}
+
+static void sys_pub(struct brk *b, const char *topic, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void sys_pub(struct brk *b, const char *topic, const char *fmt, ...)
+{
+	char val[64];
+	struct brk_pub pub;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(val, sizeof(val), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	memset(&pub, 0, sizeof(pub));
+	pub.topic = gw_slice_cstr(topic);
+	pub.payload = (struct gw_slice){ (const uint8_t *)val, (size_t)GW_MIN(n, 63) };
+	pub.retain = true;
+	brk_publish(b, &pub);
+}
+
+void brk__sys_publish(struct brk *b, int64_t now)
+{
+	struct brk_stats st;
+
+	brk_get_stats(b, &st);
+	b->last_sys = now;
+	sys_pub(b, "$SYS/broker/version", "fieldmq %s", FIELDMQ_VERSION);
+	sys_pub(b, "$SYS/broker/uptime", "%lld seconds", (long long)((now - b->started) / 1000));
+	sys_pub(b, "$SYS/broker/clients/connected", "%" PRIu64, st.clients_connected);
+	sys_pub(b, "$SYS/broker/clients/total", "%" PRIu64, st.clients_total);
+	sys_pub(b, "$SYS/broker/messages/received", "%" PRIu64, st.msgs_received);
+	sys_pub(b, "$SYS/broker/messages/sent", "%" PRIu64, st.msgs_sent);
+	sys_pub(b, "$SYS/broker/bytes/received", "%" PRIu64, st.bytes_received);
+	sys_pub(b, "$SYS/broker/bytes/sent", "%" PRIu64, st.bytes_sent);
+	sys_pub(b, "$SYS/broker/subscriptions/count", "%" PRIu64, st.subscriptions);
+	sys_pub(b, "$SYS/broker/retained messages/count", "%" PRIu64, st.retained);
+	sys_pub(b, "$SYS/broker/heap/current", "%zu", gw_mem_used());
+	sys_pub(b, "$SYS/broker/clients/malformed", "%" PRIu64, st.malformed);
+	sys_pub(b, "$SYS/broker/clients/protocol errors", "%" PRIu64, st.protocol_errors);
+	sys_pub(b, "$SYS/broker/messages/dropped", "%" PRIu64, st.dropped);
+}
+
+void brk__tick(struct brk *b, int64_t now)
+{
+	struct gw_list *pos, *tmp;
+
+	gw_list_for_each_safe (pos, tmp, &b->conns) {
+		brk__conn_tick(gw_list_entry(pos, struct brk_conn, link), now);
+	}
+	gw_list_for_each_safe (pos, tmp, &b->timed) {
+		struct brk_session *s = gw_list_entry(pos, struct brk_session, timed_link);
+
+		if (s->conn || s->ic) {
+			gw_list_del(&s->timed_link);
+			continue;
+		}
+		if (s->will_at && now >= s->will_at)
+			will_publish(s, now);
+		if (s->expire_at && now >= s->expire_at) {
+			/* tmp may be a session the will's delivery ended: restart. */
+			brk__session_end(s, now);
+			tmp = b->timed.next;
+			continue;
+		}
+		if (!s->will_at && !s->expire_at)
+			gw_list_del(&s->timed_link);
+	}
+	if (b->cfg.sys_interval_ms && now - b->last_sys >= (int64_t)b->cfg.sys_interval_ms)
+		brk__sys_publish(b, now);
+}
+
+void brk_get_stats(const struct brk *b, struct brk_stats *out)
+{
+	*out = b->st;
+	out->clients_total = b->n_sessions;
+	out->subscriptions = b->tree.n_subs;
+	out->retained = b->tree.n_retained;
+}
+
+/* ---------------------------------------------------- in-process clients */
+
+int brk_client_new(struct brk *b, const struct brk_client_opts *opts, struct brk_client **out,
+		   bool *session_present)
+{
+	int64_t now = gw_mono_ms();
+	struct gw_slice id = gw_slice_cstr(opts->client_id);
+	struct brk_client *ic;
+	struct brk_session *s;
+	char idbuf[40];
+
+	if (session_present)
+		*session_present = false;
+	if (id.len > 65535)
+		return -EINVAL;
+	if (opts->will && (!brk__topic_name_valid(opts->will->topic) || opts->will->qos > 2))
+		return -EINVAL;
+	if (!id.len) {
+		snprintf(idbuf, sizeof(idbuf), "fieldmq-local-%llx",
+			 (unsigned long long)++b->id_counter);
+		id = gw_slice_cstr(idbuf);
+	}
+	ic = gw_calloc(1, sizeof(*ic));
+	if (!ic)
+		return -ENOMEM;
+	s = brk__session_find(b, id);
+	if (s && s->conn) {
+		struct brk_conn *old = s->conn;
+
+		brk__conn_kick(old, MQTT_RC_SESSION_TAKEN_OVER);
+		old->s = NULL;
+		if (old->counted && b->st.clients_connected)
+			b->st.clients_connected--;
+		old->counted = false;
+		brk__session_offline(s, old->will_ok, now);
+		s = brk__session_find(b, id);
+	} else if (s && s->ic) {
+		s->ic->s = NULL;
+		brk__session_offline(s, false, now);
+		s = brk__session_find(b, id);
+	}
+	if (s && opts->clean_start) {
+		brk__session_end(s, now);
+		s = NULL;
+	}
+	if (s) {
+		if (session_present)
+			*session_present = true;
+		if (s->will) {
+			brk__msg_unref(s->will);
+			s->will = NULL;
+		}
+		s->will_at = 0;
+		s->expire_at = 0;
+		gw_list_del(&s->timed_link);
+	} else {
+		s = brk__session_new(b, id);
+		if (!s) {
+			gw_free(ic);
+			return -ENOMEM;
+		}
+	}
+	s->expiry = opts->session_expiry;
+	s->persist = s->expiry != 0;
+	if (opts->will) {
+		s->will = brk__msg_new(opts->will, 0);
+		s->will_delay = opts->will_delay;
+	}
+	ic->s = s;
+	ic->deliver = opts->deliver;
+	ic->arg = opts->arg;
+	s->ic = ic;
+	brk__session_save(s);
+	*out = ic;
+	brk__session_pump(s, now, true);
+	return 0;
+}
+
+static bool filter_ok(struct gw_slice f)
+{
+	struct gw_slice g, real;
+	bool bad;
+
+	if (brk__share_split(f, &g, &real, &bad))
+		return true;
+	return !bad && brk__topic_filter_valid(f);
+}
+
+int brk_client_subscribe(struct brk_client *c, struct gw_slice filter, uint8_t qos,
+			 unsigned int flags, uint32_t sub_id)
+{
+	bool existed;
+	int rc;
+
+	if (!c->s)
+		return -ENOTCONN;
+	if (!filter_ok(filter) || qos > 2)
+		return -EINVAL;
+	rc = brk__session_subscribe(c->s, filter, qos, flags, sub_id, &existed);
+	if (rc)
+		return rc;
+	if (((flags >> BRK_SUB_RH_SHIFT) & 3) == 1 && existed)
+		return 0;
+	brk__session_send_retained(c->s, filter, qos, flags, sub_id, gw_mono_ms());
+	return 0;
+}
+
+int brk_client_unsubscribe(struct brk_client *c, struct gw_slice filter)
+{
+	if (!c->s)
+		return -ENOTCONN;
+	return brk__session_unsubscribe(c->s, filter);
+}
+
+static int publish_from(struct brk *b, struct brk_session *from, const struct brk_pub *pub)
+{
+	int64_t now = gw_mono_ms();
+	struct brk_msg *m;
+
+	if (!brk__topic_name_valid(pub->topic) || pub->qos > 2)
+		return -EINVAL;
+	m = brk__msg_new(pub, now);
+	if (!m)
+		return -ENOMEM;
+	b->st.msgs_received++;
+	brk__route(b, m, from, NULL, now);
+	brk__msg_unref(m);
+	return 0;
+}
+
+int brk_client_publish(struct brk_client *c, const struct brk_pub *pub)
+{
+	if (!c->s)
+		return -ENOTCONN;
+	return publish_from(c->s->b, c->s, pub);
+}
+
+void brk_client_free(struct brk_client *c, bool publish_will)
+{
+	if (!c)
+		return;
+	if (c->s) {
+		c->s->ic = NULL;
+		brk__session_offline(c->s, publish_will, gw_mono_ms());
+	}
+	gw_free(c);
+}
+
+int brk_publish(struct brk *b, const struct brk_pub *pub)
+{
+	return publish_from(b, NULL, pub);
+}
+
+/* ------------------------------------------------------------ persistence */
+
+void brk_set_persist(struct brk *b, const struct brk_persist_ops *ops, void *arg)
+{
+	b->pops = ops;
+	b->parg = arg;
+}
+
+int brk_restore_retained(struct brk *b, const struct brk_pub *pub)
+{
+	struct brk_msg *m;
+	int rc;
+
+	if (!brk__topic_name_valid(pub->topic))
+		return -EINVAL;
+	m = brk__msg_new(pub, gw_mono_ms());
+	if (!m)
+		return -ENOMEM;
+	m->retain = true;
+	rc = brk__tree_retain(&b->tree, m);
+	brk__msg_unref(m);
+	return rc;
+}
+
+int brk_restore_session(struct brk *b, const char *client_id, const void *blob, size_t len)
+{
+	struct gw_slice id = gw_slice_cstr(client_id);
+	const struct brk_persist_ops *pops = b->pops;
+	struct brk_session *s;
+	struct gw_reader r;
+	uint32_t expiry, resv;
+	uint8_t ver;
+	int rc = 0;
+
+	gw_reader_init(&r, blob, len);
+	gw_rd_u8(&r, &ver);
+	gw_rd_u32be(&r, &expiry);
+	gw_rd_u32be(&r, &resv);
+	if (r.err || ver != 1 || !id.len)
+		return -EINVAL;
+	if (brk__session_find(b, id))
+		return -EEXIST;
+	s = brk__session_new(b, id);
+	if (!s)
+		return -ENOMEM;
+	s->expiry = expiry;
+	s->persist = true;
+	/* Do not write back what we are reading. */
+	b->pops = NULL;
+	while (gw_rd_left(&r)) {
+		struct gw_slice f;
+		uint8_t qos, opts;
+		uint32_t sub_id;
+		bool existed;
+
+		gw_rd_u8(&r, &qos);
+		gw_rd_u8(&r, &opts);
+		gw_rd_u32be(&r, &sub_id);
+		gw_rd_bin16(&r, &f);
+		if (r.err || !filter_ok(f)) {
+			rc = -EINVAL;
+			break;
+		}
+		rc = brk__session_subscribe(s, f, qos > 2 ? 2 : qos, opts, sub_id, &existed);
+		if (rc)
+			break;
+	}
+	b->pops = pops;
+	if (rc) {
+		session_free(s);
+		return rc;
+	}
+	brk__session_offline(s, false, gw_mono_ms());
+	return 0;
+}
+
+int brk_restore_session_msg(struct brk *b, const char *client_id, uint64_t seq,
+			    const struct brk_pub *pub)
+{
+	struct brk_session *s = brk__session_find(b, gw_slice_cstr(client_id));
+	struct brk_qmsg *q;
+	struct brk_msg *m;
+
+	if (!s)
+		return -ENOENT;
+	if (!brk__topic_name_valid(pub->topic) || !pub->qos || pub->qos > 2)
+		return -EINVAL;
+	m = brk__msg_new(pub, gw_mono_ms());
+	if (!m)
+		return -ENOMEM;
+	q = gw_calloc(1, sizeof(*q));
+	if (!q) {
+		brk__msg_unref(m);
+		return -ENOMEM;
+	}
+	q->m = m;
+	q->qos = pub->qos;
+	q->retain = pub->retain;
+	q->seq = seq;
+	q->state = BRK_Q_QUEUED;
+	gw_list_add_tail(&s->queue, &q->link);
+	s->n_queued++;
+	s->queued_bytes += m->payload_len;
+	if (seq > s->next_seq)
+		s->next_seq = seq;
+	return 0;
+}

@@ -1,0 +1,407 @@
+/*
+ * broker_int.h - private bodies of the broker: reference counted messages,
+ * the subscription tree with its retained messages, sessions, connections
+ * (the sans-I/O protocol machine) and the core. Included only by the broker sources
+ * and tests/broker/.
+ *
+ * Ownership in brief: a struct brk_msg is shared by every queue and every
+ * pending write that refers to it (brk__msg_ref / brk__msg_unref); a session
+ * is owned by the broker's session table; a connection is owned by its glue
+ * (broker_uv.c, or a test's fake transport) and points at its session.
+ */
+#ifndef FIELDMQ_BROKER_INT_H
+#define FIELDMQ_BROKER_INT_H
+
+#include <sys/uio.h>
+
+#include "broker/broker.h"
+
+struct brk_session;
+struct brk_conn;
+struct brk_tnode;
+
+/* ------------------------------------------------------------- messages */
+
+/*
+ * One published message, shared by every subscriber: topic, payload and
+ * properties live in one allocation after the header. Immutable once built.
+ */
+struct brk_msg {
+	uint32_t refs;
+	uint32_t payload_len;
+	uint16_t topic_len;
+	uint8_t qos;
+	bool retain;
+	bool has_props;
+	int64_t expire_at; /* monotonic ms; 0 = never */
+	struct brk_msg_props props;
+	const uint8_t *payload;
+	char topic[]; /* NUL-terminated, then payload, then property bytes */
+};
+
+/*
+ * brk__msg_new - copy @pub into a new message with refs = 1. @now is the
+ * monotonic clock in ms (for the expiry). NULL on out-of-memory.
+ */
+struct brk_msg *brk__msg_new(const struct brk_pub *pub, int64_t now);
+static inline struct brk_msg *brk__msg_ref(struct brk_msg *m)
+{
+	m->refs++;
+	return m;
+}
+void brk__msg_unref(struct brk_msg *m);
+/* Seconds left before @m expires (at least 1), or 0 if it has no expiry. */
+uint32_t brk__msg_expiry_left(const struct brk_msg *m, int64_t now);
+static inline bool brk__msg_expired(const struct brk_msg *m, int64_t now)
+{
+	return m->expire_at && now >= m->expire_at;
+}
+static inline struct gw_slice brk__msg_topic(const struct brk_msg *m)
+{
+	return (struct gw_slice){ (const uint8_t *)m->topic, m->topic_len };
+}
+
+/* --------------------------------------------------------- topic tree */
+
+/* A subscription of one session to one filter (possibly shared). */
+struct brk_sub {
+	struct gw_list node_link; /* in the node's subs or its share group's members */
+	struct gw_list sess_link; /* in the session's subs */
+	struct brk_session *s;
+	struct brk_tnode *node;
+	struct brk_share *share; /* NULL: not shared */
+	uint8_t qos;
+	uint8_t opts; /* BRK_SUB_* flags */
+	uint32_t sub_id;
+	uint16_t filter_len;
+	char filter[]; /* as subscribed, with any $share/group/ prefix */
+};
+
+/* A share group on one filter: the members take turns. */
+struct brk_share {
+	struct gw_list link; /* in the node's shares */
+	struct gw_list members;
+	struct brk_sub *last; /* the last member that received, for round robin */
+	char name[];
+};
+
+/*
+ * A level of the topic space. Literal children are kept in a small hash table
+ * so matching costs one lookup per level, whatever the fan-out; the + and #
+ * children have their own pointers. A node also holds the retained message
+ * of the topic that ends here.
+ */
+struct brk_tnode {
+	struct brk_tnode *parent;
+	struct brk_tnode *hnext; /* chain in the parent's hash bucket */
+	struct brk_tnode **buckets;
+	uint32_t n_buckets, n_children;
+	struct brk_tnode *plus, *hash;
+	struct gw_list subs;
+	struct gw_list shares;
+	struct brk_msg *retained;
+	uint32_t n_retained_below; /* retained messages in this subtree (prunes searches) */
+	uint16_t len;
+	char word[];
+};
+
+struct brk_tree {
+	struct brk_tnode *root;
+	uint64_t n_subs;
+	uint64_t n_retained;
+};
+
+/* One session that a publish matched, after merging overlapping subscriptions. */
+struct brk_match {
+	struct brk_session *s;
+	uint8_t qos;
+	bool rap;
+	bool shared;
+	uint8_t n_ids;
+	uint32_t ids[8];
+};
+
+/* Scratch for brk__tree_match, reused between publishes (no per-message malloc). */
+struct brk_matches {
+	struct brk_match *v;
+	unsigned int n, cap;
+	uint64_t gen;
+	int err; /* -ENOMEM if a match could not be recorded */
+};
+
+int brk__tree_init(struct brk_tree *t);
+void brk__tree_fini(struct brk_tree *t);
+/*
+ * brk__tree_sub - add @sub (filter, s, qos, opts, sub_id filled) to the tree.
+ * The caller has validated the filter. 0 or -ENOMEM (sub untouched).
+ */
+int brk__tree_sub(struct brk_tree *t, struct brk_sub *sub);
+/* Remove @sub from the tree (not freed); prunes empty nodes. */
+void brk__tree_unsub(struct brk_tree *t, struct brk_sub *sub);
+/*
+ * brk__tree_match - collect in @out the sessions subscribed to @topic, one
+ * entry per session (highest QoS, every subscription id), plus one chosen
+ * member per matching share group. @publisher is skipped by no-local subs.
+ * The caller sets out->gen to a value never used before.
+ */
+void brk__tree_match(struct brk_tree *t, struct gw_slice topic, const struct brk_session *publisher,
+		     struct brk_matches *out);
+/*
+ * brk__tree_retain - set (non-empty payload) or clear the retained message of
+ * m's topic; takes a reference on @m when set. 0 or -ENOMEM.
+ */
+int brk__tree_retain(struct brk_tree *t, struct brk_msg *m);
+/* Call @fn for each retained message whose topic matches @filter (no $share prefix). */
+void brk__tree_retained_foreach(struct brk_tree *t, struct gw_slice filter,
+				void (*fn)(void *arg, struct brk_msg *m), void *arg);
+
+/* Validation [MQTT-4.7]: names have no wildcards; filters use them correctly. */
+bool brk__topic_name_valid(struct gw_slice t);
+bool brk__topic_filter_valid(struct gw_slice f);
+/*
+ * Splits "$share/group/filter": returns true and the parts for a valid shared
+ * filter, false for a plain filter. *bad is set for a malformed $share filter.
+ */
+bool brk__share_split(struct gw_slice f, struct gw_slice *group, struct gw_slice *filter,
+		      bool *bad);
+
+/* ----------------------------------------------------------- sessions */
+
+enum brk_qstate {
+	BRK_Q_QUEUED,	 /* waiting for a connection or an inflight slot */
+	BRK_Q_PUBLISHED, /* PUBLISH sent, waiting for PUBACK / PUBREC */
+	BRK_Q_RELEASED,	 /* PUBREL sent, waiting for PUBCOMP */
+};
+
+/* A message queued for, or in flight to, one session. */
+struct brk_qmsg {
+	struct gw_list link;
+	struct brk_msg *m; /* NULL once a QoS 2 message is released (only the pid remains) */
+	uint64_t seq;	   /* persistence key */
+	uint16_t pid;
+	uint8_t qos;
+	uint8_t state;
+	bool retain;
+	uint8_t n_ids;
+	uint32_t ids[];
+};
+
+/* An acknowledgement the session owes a publisher, held by in-process subscribers. */
+struct brk_hold {
+	struct gw_list link; /* in the session's acks, in PUBLISH order */
+	struct brk *b;
+	struct brk_session *s; /* NULL once the session is gone */
+	uint32_t refs;
+	uint16_t pid;
+	uint8_t kind; /* MQTT packet type of the ack: PUBACK or PUBREC */
+};
+
+/* A QoS 2 packet id received from the client whose PUBREL has not come yet. */
+struct brk_inq {
+	struct gw_list link;
+	uint16_t pid;
+};
+
+struct brk_session {
+	struct brk *b;
+	struct brk_session *hnext; /* chain in the broker's session table */
+	struct gw_list timed_link; /* in b->timed while a will or an expiry is pending */
+	char *client_id;
+	uint32_t hash;
+	struct brk_conn *conn; /* network connection, or NULL */
+	struct brk_client *ic; /* in-process client, or NULL */
+	uint32_t expiry;       /* session expiry interval, seconds */
+	int64_t expire_at;     /* while offline: monotonic ms, 0 = never */
+	struct gw_list subs;
+	struct gw_list inflight; /* brk_qmsg sent, in order */
+	struct gw_list queue;	 /* brk_qmsg not yet sent */
+	struct gw_list acks;	 /* brk_hold we owe the publisher */
+	struct gw_list inq;	 /* brk_inq */
+	uint32_t n_inflight, n_queued;
+	uint64_t queued_bytes;
+	uint64_t next_seq;
+	uint16_t next_pid;
+	uint16_t n_inq;
+	/* The will, kept until the session ends or the delay passes. */
+	struct brk_msg *will;
+	uint32_t will_delay;
+	int64_t will_at; /* monotonic ms when a delayed will goes out; 0 = none pending */
+	bool persist;	 /* saved through the persistence hooks */
+	/* Scratch of brk__tree_match. */
+	uint64_t match_gen;
+	unsigned int match_idx;
+};
+
+/* ------------------------------------------------------------ connections */
+
+/* Outgoing bytes of one connection: copied control bytes and shared payloads. */
+struct brk_oseg {
+	struct brk_msg *m; /* NULL: bytes at off in buf; else m->payload + off */
+	uint32_t off, len;
+};
+
+struct brk_obuf {
+	uint8_t *buf;
+	size_t len, cap;
+	struct brk_oseg *segs;
+	unsigned int n, cap_segs;
+	size_t total;
+};
+
+void brk__obuf_fini(struct brk_obuf *o);
+/* Drop the contents, keep the memory for the next batch. */
+void brk__obuf_reset(struct brk_obuf *o);
+
+struct brk_conn_ops {
+	/* The connection has bytes to send: flush them before the loop sleeps. */
+	void (*want_flush)(struct brk_conn *c);
+	/* Send what is queued, then close the transport (free the conn in its close callback). */
+	void (*close)(struct brk_conn *c);
+};
+
+enum brk_conn_state {
+	BRK_CS_NEW,	  /* waiting for CONNECT */
+	BRK_CS_CONNECTED, /* CONNACK sent */
+	BRK_CS_CLOSING,	  /* no more input is processed */
+};
+
+/*
+ * A network connection as the protocol sees it: bytes in, bytes out, a
+ * clock. The glue embeds it, feeds brk__conn_input(), sends c->out when asked
+ * and calls brk__conn_closed() when the transport is gone.
+ */
+struct brk_conn {
+	struct brk *b;
+	const struct brk_conn_ops *ops;
+	struct brk_session *s;
+	struct gw_list link; /* in b->conns */
+	uint8_t state;
+	uint8_t proto; /* 3 (3.1), 4 (3.1.1), 5 */
+	bool dirty;    /* want_flush was called and not yet served */
+	bool will_ok;  /* a close now is abnormal: the will goes out */
+	bool req_problem;
+	bool counted; /* counted in clients_connected */
+	uint16_t keepalive;
+	int64_t last_rx;
+	/* Read side: a partial packet only. */
+	uint8_t *rbuf;
+	size_t rlen, rcap;
+	/* Write side. */
+	struct brk_obuf out;
+	/* What the client told us in CONNECT (5.0). */
+	uint32_t max_out_packet; /* 0 = no limit beyond the protocol's */
+	uint16_t recv_max_out;
+	uint16_t alias_max_out;
+	uint16_t n_alias_out;
+	char **alias_out;     /* [alias_max_out] topics we assigned, by alias - 1 */
+	char **alias_in;      /* [b->cfg.max_topic_alias] topics the client assigned */
+	uint16_t inflight_in; /* QoS > 0 PUBLISHes not yet acknowledged by us */
+	char peer[64];
+};
+
+void brk__conn_init(struct brk_conn *c, struct brk *b, const struct brk_conn_ops *ops,
+		    const char *peer);
+/*
+ * brk__conn_input - process @len bytes read from the transport at @now.
+ * Whole packets are handled in place; only a partial tail is copied. On a
+ * protocol error the connection is closed through ops->close.
+ */
+void brk__conn_input(struct brk_conn *c, const uint8_t *data, size_t len, int64_t now);
+/* The transport is gone (peer closed, error, or after ops->close). Frees conn state. */
+void brk__conn_closed(struct brk_conn *c);
+/* Close because of @reason (MQTT 5 DISCONNECT reason when the version has it). */
+void brk__conn_kick(struct brk_conn *c, uint8_t reason);
+/* Per-second check: keepalive. */
+void brk__conn_tick(struct brk_conn *c, int64_t now);
+
+/* ----------------------------------------------------------- the broker */
+
+struct brk_client {
+	struct brk_session *s;
+	brk_deliver_fn deliver;
+	void *arg;
+};
+
+struct brk {
+	uv_loop_t *loop;
+	struct brk_config cfg;
+	char *listen_copy[BRK_MAX_LISTENERS];
+	const struct gw_logger *lg;
+	struct brk_tree tree;
+	struct brk_matches matches;
+	struct brk_session **sessions; /* hash table by client id */
+	uint32_t n_sbuckets, n_sessions;
+	struct gw_list conns;
+	struct gw_list timed; /* sessions with a pending will or expiry */
+	uint64_t id_counter;
+	int64_t started; /* monotonic ms */
+	int64_t last_sys;
+	struct brk_stats st;
+	const struct brk_persist_ops *pops;
+	void *parg;
+	bool stopping;
+	unsigned int route_depth;
+	uint64_t match_gen;
+	struct brk_uv *uv; /* the glue (NULL in sans-I/O tests) */
+};
+
+/* Core entry points shared by session.c, broker.c and broker_uv.c. */
+int brk__init(struct brk *b, uv_loop_t *loop, const struct brk_config *cfg,
+	      const struct gw_logger *lg);
+void brk__fini(struct brk *b);
+/* Route @m published by @from (NULL: the broker itself). @hold collects in-process holds. */
+void brk__route(struct brk *b, struct brk_msg *m, struct brk_session *from, struct brk_hold *hold,
+		int64_t now);
+struct brk_session *brk__session_find(struct brk *b, struct gw_slice id);
+/* A new empty session for @id (copied). NULL on out-of-memory. */
+struct brk_session *brk__session_new(struct brk *b, struct gw_slice id);
+/* End a session: publish a pending will, drop subscriptions and queues, free. */
+void brk__session_end(struct brk_session *s, int64_t now);
+/* Forget subscriptions and queues, keep the session (clean start on takeover). */
+void brk__session_clear(struct brk_session *s);
+/* The session lost its client: start the expiry clock and the will delay. */
+void brk__session_offline(struct brk_session *s, bool publish_will, int64_t now);
+/* Send what the queue allows now (inflight window); also resends on resume. */
+void brk__session_pump(struct brk_session *s, int64_t now, bool resume);
+/* Deliver one matched message to a session (queue or send). */
+void brk__session_deliver(struct brk_session *s, struct brk_msg *m, const struct brk_match *mt,
+			  struct brk_hold *hold, int64_t now);
+int brk__session_subscribe(struct brk_session *s, struct gw_slice filter, uint8_t qos,
+			   unsigned int opts, uint32_t sub_id, bool *existed);
+int brk__session_unsubscribe(struct brk_session *s, struct gw_slice filter);
+/* Deliver the retained messages matching @filter per retain handling. */
+void brk__session_send_retained(struct brk_session *s, struct gw_slice filter, uint8_t qos,
+				unsigned int opts, uint32_t sub_id, int64_t now);
+void brk__session_save(struct brk_session *s);
+void brk__hold_release_acks(struct brk_session *s);
+/* Ack @pid of a network publisher (PUBACK / PUBREC) now or when its holds go. */
+void brk__conn_send_ack(struct brk_conn *c, uint8_t type, uint16_t pid, uint8_t reason);
+/* Encode @q of @s as a PUBLISH onto its connection. false: too big for the client (dropped). */
+bool brk__conn_send_publish(struct brk_conn *c, struct brk_qmsg *q, bool dup, int64_t now);
+void brk__conn_send_pubrel(struct brk_conn *c, uint16_t pid);
+void brk__tick(struct brk *b, int64_t now);
+void brk__sys_publish(struct brk *b, int64_t now);
+struct brk_msg *brk__will_msg(struct brk_session *s);
+
+#define brk__log(b, lvl, ...) gw_log((b)->lg, (lvl), "broker", __VA_ARGS__)
+
+/* MQTT packet types (fixed header high nibble). */
+enum {
+	BRK_CONNECT = 1,
+	BRK_CONNACK,
+	BRK_PUBLISH,
+	BRK_PUBACK,
+	BRK_PUBREC,
+	BRK_PUBREL,
+	BRK_PUBCOMP,
+	BRK_SUBSCRIBE,
+	BRK_SUBACK,
+	BRK_UNSUBSCRIBE,
+	BRK_UNSUBACK,
+	BRK_PINGREQ,
+	BRK_PINGRESP,
+	BRK_DISCONNECT,
+	BRK_AUTH,
+};
+
+#endif

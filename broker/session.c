@@ -1,0 +1,1283 @@
+/*
+ * session.c - the MQTT protocol machine of one network connection, sans I/O:
+ * bytes and a clock in (brk__conn_input, brk__conn_tick), bytes out (c->out,
+ * sent by the glue when ops->want_flush says so), and the session state it
+ * drives (subscriptions, inflight windows, queues, acknowledgements).
+ *
+ * Packets are decoded by the pure codec in place, in the buffer the glue read
+ * into; only the partial tail of a read is copied.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "broker/broker_int.h"
+#include "broker/mqtt_codec.h"
+
+/* Payloads up to this size are copied next to their header: one iovec less. */
+#define COPY_PAYLOAD_MAX 256
+
+/* ---------------------------------------------------------- output buffer */
+
+void brk__obuf_reset(struct brk_obuf *o)
+{
+	unsigned int i;
+
+	for (i = 0; i < o->n; i++)
+		if (o->segs[i].m)
+			brk__msg_unref(o->segs[i].m);
+	o->n = 0;
+	o->len = 0;
+	o->total = 0;
+}
+
+void brk__obuf_fini(struct brk_obuf *o)
+{
+	brk__obuf_reset(o);
+	gw_free(o->buf);
+	gw_free(o->segs);
+	memset(o, 0, sizeof(*o));
+}
+
+static struct brk_oseg *obuf_seg(struct brk_obuf *o)
+{
+	if (o->n == o->cap_segs) {
+		unsigned int nc = o->cap_segs ? o->cap_segs * 2 : 8;
+		struct brk_oseg *v = gw_realloc(o->segs, nc * sizeof(*v));
+
+		if (!v)
+			return NULL;
+		o->segs = v;
+		o->cap_segs = nc;
+	}
+	return &o->segs[o->n++];
+}
+
+/* Room for @n more bytes in buf; NULL on out-of-memory. */
+static uint8_t *obuf_reserve(struct brk_obuf *o, size_t n)
+{
+	if (o->cap - o->len < n) {
+		size_t nc = o->cap ? o->cap : 256;
+		uint8_t *p;
+
+		while (nc - o->len < n)
+			nc *= 2;
+		p = gw_realloc(o->buf, nc);
+		if (!p)
+			return NULL;
+		o->buf = p;
+		o->cap = nc;
+	}
+	return o->buf + o->len;
+}
+
+/* The bytes just written at buf + len (n of them) become part of the output. */
+static int obuf_commit(struct brk_obuf *o, size_t n)
+{
+	struct brk_oseg *sg = o->n ? &o->segs[o->n - 1] : NULL;
+
+	if (!sg || sg->m || sg->off + sg->len != o->len) {
+		sg = obuf_seg(o);
+		if (!sg)
+			return -ENOMEM;
+		sg->m = NULL;
+		sg->off = (uint32_t)o->len;
+		sg->len = 0;
+	}
+	sg->len += (uint32_t)n;
+	o->len += n;
+	o->total += n;
+	return 0;
+}
+
+static int obuf_msg(struct brk_obuf *o, struct brk_msg *m)
+{
+	struct brk_oseg *sg = obuf_seg(o);
+
+	if (!sg)
+		return -ENOMEM;
+	sg->m = brk__msg_ref(m);
+	sg->off = 0;
+	sg->len = m->payload_len;
+	o->total += m->payload_len;
+	return 0;
+}
+
+static void want_flush(struct brk_conn *c)
+{
+	if (!c->dirty && c->ops && c->ops->want_flush) {
+		c->dirty = true;
+		c->ops->want_flush(c);
+	}
+}
+
+/* Encode @p for this connection's version into its output. */
+static int out_pkt(struct brk_conn *c, const struct mqtt_pkt *p)
+{
+	size_t n = mqtt_encoded_size(c->proto ? c->proto : MQTT_V311, p);
+	struct gw_writer w;
+	uint8_t *dst;
+
+	if (!n)
+		return -EINVAL;
+	dst = obuf_reserve(&c->out, n);
+	if (!dst)
+		return -ENOMEM;
+	gw_writer_init(&w, dst, n);
+	if (mqtt_encode(&w, c->proto ? c->proto : MQTT_V311, p) || w.len != n)
+		return -EINVAL;
+	if (obuf_commit(&c->out, n))
+		return -ENOMEM;
+	c->b->st.bytes_sent += n;
+	want_flush(c);
+	return 0;
+}
+
+/* --------------------------------------------------------- small packets */
+
+void brk__conn_send_ack(struct brk_conn *c, uint8_t type, uint16_t pid, uint8_t reason)
+{
+	struct mqtt_pkt p;
+
+	memset(&p, 0, sizeof(p));
+	p.type = type;
+	p.packet_id = pid;
+	p.ack.reason_code = reason;
+	out_pkt(c, &p);
+}
+
+void brk__conn_send_pubrel(struct brk_conn *c, uint16_t pid)
+{
+	brk__conn_send_ack(c, MQTT_PUBREL, pid, 0);
+}
+
+static void send_disconnect(struct brk_conn *c, uint8_t reason)
+{
+	struct mqtt_pkt p;
+
+	if (c->proto != MQTT_V5)
+		return;
+	memset(&p, 0, sizeof(p));
+	p.type = MQTT_DISCONNECT;
+	p.disconnect.reason_code = reason;
+	out_pkt(c, &p);
+}
+
+static void send_connack(struct brk_conn *c, uint8_t reason, bool present, struct mqtt_props *props)
+{
+	struct mqtt_pkt p;
+
+	memset(&p, 0, sizeof(p));
+	p.type = MQTT_CONNACK;
+	if (props && c->proto == MQTT_V5)
+		p.props = *props;
+	p.connack.session_present = present && reason == 0;
+	p.connack.reason_code = c->proto == MQTT_V5 ? reason : mqtt_connack_rc_v3(reason);
+	if (reason == 0)
+		p.connack.reason_code = 0;
+	out_pkt(c, &p);
+}
+
+/* ---------------------------------------------------------- closing */
+
+void brk__conn_kick(struct brk_conn *c, uint8_t reason)
+{
+	if (c->state == BRK_CS_CLOSING)
+		return;
+	if (c->state == BRK_CS_CONNECTED && reason)
+		send_disconnect(c, reason);
+	c->state = BRK_CS_CLOSING;
+	if (c->ops && c->ops->close)
+		c->ops->close(c);
+}
+
+/* A bad packet: count it and close this connection only. */
+static void conn_fail(struct brk_conn *c, int err, uint8_t reason)
+{
+	if (err == -EBADMSG || reason == MQTT_RC_MALFORMED)
+		c->b->st.malformed++;
+	else
+		c->b->st.protocol_errors++;
+	brk__log(c->b, LOG_DEBUG, "%s: closing on error %d (reason 0x%02x)", c->peer, err, reason);
+	if (c->state == BRK_CS_NEW && c->proto) {
+		/* A CONNECT that fails gets a CONNACK with the reason [MQTT-3.2.2-6]. */
+		if (reason == MQTT_RC_UNSUPPORTED_VERSION || c->proto == MQTT_V5)
+			send_connack(c, reason ? reason : MQTT_RC_PROTOCOL_ERROR, false, NULL);
+	}
+	brk__conn_kick(c, reason ? reason : MQTT_RC_PROTOCOL_ERROR);
+}
+
+/* ------------------------------------------------------------ PUBLISH out */
+
+static int alias_out_find(struct brk_conn *c, const struct brk_msg *m, bool *fresh)
+{
+	unsigned int i;
+
+	*fresh = false;
+	for (i = 0; i < c->n_alias_out; i++)
+		if (strlen(c->alias_out[i]) == m->topic_len &&
+		    memcmp(c->alias_out[i], m->topic, m->topic_len) == 0)
+			return (int)i + 1;
+	if (c->n_alias_out >= c->alias_max_out)
+		return 0;
+	if (!c->alias_out) {
+		c->alias_out = gw_calloc(c->alias_max_out, sizeof(char *));
+		if (!c->alias_out)
+			return 0;
+	}
+	c->alias_out[c->n_alias_out] = gw_strndup(m->topic, m->topic_len);
+	if (!c->alias_out[c->n_alias_out])
+		return 0;
+	*fresh = true;
+	return ++c->n_alias_out;
+}
+
+bool brk__conn_send_publish(struct brk_conn *c, struct brk_qmsg *q, bool dup, int64_t now)
+{
+	struct brk_msg *m = q->m;
+	struct mqtt_pkt p;
+	struct gw_writer w;
+	size_t hdr, total;
+	uint8_t *dst;
+	int alias = 0;
+	bool fresh = false;
+
+	memset(&p, 0, sizeof(p));
+	p.type = MQTT_PUBLISH;
+	p.packet_id = q->qos ? q->pid : 0;
+	p.publish.qos = q->qos;
+	p.publish.dup = dup && q->qos;
+	p.publish.retain = q->retain;
+	p.publish.topic = brk__msg_topic(m);
+	p.publish.payload = (struct gw_slice){ m->payload, m->payload_len };
+	if (c->proto == MQTT_V5) {
+		struct mqtt_props *pp = &p.props;
+
+		if (m->props.has_payload_format) {
+			pp->has_payload_format = true;
+			pp->payload_format = m->props.payload_format;
+		}
+		if (m->expire_at) {
+			/* [MQTT-3.3.2-6] the expiry forwarded is what is left of it. */
+			pp->has_message_expiry = true;
+			pp->message_expiry = brk__msg_expiry_left(m, now);
+		}
+		if (m->props.content_type.p) {
+			pp->has_content_type = true;
+			pp->content_type = m->props.content_type;
+		}
+		if (m->props.response_topic.p) {
+			pp->has_response_topic = true;
+			pp->response_topic = m->props.response_topic;
+		}
+		if (m->props.correlation_data.p) {
+			pp->has_correlation_data = true;
+			pp->correlation_data = m->props.correlation_data;
+		}
+		if (m->props.user_props.len) {
+			pp->has_user_props = true;
+			pp->user_props = m->props.user_props;
+		}
+		if (q->n_ids) {
+			unsigned int i;
+
+			for (i = 0; i < q->n_ids && i < MQTT_MAX_SUB_IDS; i++)
+				pp->sub_id[i] = q->ids[i];
+			pp->sub_id_count = (uint8_t)i;
+		}
+	}
+	hdr = mqtt_encoded_size(c->proto, &p);
+	if (!hdr)
+		return false;
+	/* [MQTT-3.1.2-25] never more than the client's Maximum Packet Size. */
+	if (c->max_out_packet && hdr > c->max_out_packet) {
+		c->b->st.dropped++;
+		return false;
+	}
+	if (c->proto == MQTT_V5 && c->alias_max_out) {
+		alias = alias_out_find(c, m, &fresh);
+		if (alias) {
+			p.props.has_topic_alias = true;
+			p.props.topic_alias = (uint16_t)alias;
+			if (!fresh)
+				p.publish.topic = (struct gw_slice){ (const uint8_t *)"", 0 };
+		}
+	}
+	total = mqtt_encoded_size(c->proto, &p);
+	hdr = total - m->payload_len;
+	dst = obuf_reserve(&c->out, m->payload_len <= COPY_PAYLOAD_MAX ? total : hdr);
+	if (!dst)
+		return false;
+	gw_writer_init(&w, dst, hdr);
+	if (mqtt_encode_publish_header(&w, c->proto, &p) || w.len != hdr)
+		return false;
+	if (m->payload_len <= COPY_PAYLOAD_MAX) {
+		memcpy(dst + hdr, m->payload, m->payload_len);
+		if (obuf_commit(&c->out, total))
+			return false;
+	} else if (obuf_commit(&c->out, hdr) || obuf_msg(&c->out, m)) {
+		return false;
+	}
+	c->b->st.msgs_sent++;
+	c->b->st.bytes_sent += total;
+	want_flush(c);
+	return true;
+}
+
+/* ---------------------------------------------------------- session queues */
+
+static void qmsg_free(struct brk_session *s, struct brk_qmsg *q)
+{
+	struct brk *b = s->b;
+
+	if (q->seq && b->pops && b->pops->session_msg_del)
+		b->pops->session_msg_del(b->parg, s->client_id, q->seq);
+	if (q->m)
+		brk__msg_unref(q->m);
+	gw_free(q);
+}
+
+static uint16_t next_pid(struct brk_session *s)
+{
+	for (;;) {
+		struct gw_list *pos;
+		bool used = false;
+
+		if (++s->next_pid == 0)
+			s->next_pid = 1;
+		gw_list_for_each (pos, &s->inflight) {
+			if (gw_list_entry(pos, struct brk_qmsg, link)->pid == s->next_pid) {
+				used = true;
+				break;
+			}
+		}
+		if (!used)
+			return s->next_pid;
+	}
+}
+
+static void deliver_ic(struct brk_session *s, struct brk_msg *m, uint8_t qos, bool retain,
+		       const uint32_t *ids, unsigned int n_ids, struct brk_hold *hold)
+{
+	struct brk_client *ic = s->ic;
+	struct brk_delivery d;
+
+	d.topic = brk__msg_topic(m);
+	d.payload = (struct gw_slice){ m->payload, m->payload_len };
+	d.qos = qos;
+	d.retain = retain;
+	d.props = m->has_props ? &m->props : NULL;
+	d.sub_ids = ids;
+	d.n_sub_ids = n_ids;
+	d.hold = qos ? hold : NULL;
+	s->b->st.msgs_sent++;
+	if (ic->deliver)
+		ic->deliver(ic->arg, &d);
+}
+
+static unsigned int window(const struct brk_session *s)
+{
+	unsigned int w = s->b->cfg.max_inflight ? s->b->cfg.max_inflight : 65535;
+
+	if (s->conn && s->conn->recv_max_out && s->conn->recv_max_out < w)
+		w = s->conn->recv_max_out;
+	return w;
+}
+
+void brk__session_pump(struct brk_session *s, int64_t now, bool resume)
+{
+	struct brk_conn *c = s->conn;
+	struct gw_list *pos, *tmp;
+
+	if (s->ic) {
+		/* In-process clients acknowledge at once: hand over the whole queue. */
+		while (!gw_list_empty(&s->queue) && s->ic) {
+			struct brk_qmsg *q = gw_list_first(&s->queue, struct brk_qmsg, link);
+
+			gw_list_del(&q->link);
+			s->n_queued--;
+			s->queued_bytes -= q->m ? q->m->payload_len : 0;
+			if (q->m && !brk__msg_expired(q->m, now))
+				deliver_ic(s, q->m, q->qos, q->retain, q->ids, q->n_ids, NULL);
+			qmsg_free(s, q);
+		}
+		return;
+	}
+	if (!c || c->state != BRK_CS_CONNECTED)
+		return;
+	if (resume) {
+		/* [MQTT-4.4.0-1] resend unacknowledged PUBLISH (DUP) and PUBREL. */
+		gw_list_for_each_safe (pos, tmp, &s->inflight) {
+			struct brk_qmsg *q = gw_list_entry(pos, struct brk_qmsg, link);
+
+			if (q->state == BRK_Q_RELEASED) {
+				brk__conn_send_pubrel(c, q->pid);
+			} else if (!brk__conn_send_publish(c, q, true, now)) {
+				gw_list_del(&q->link);
+				s->n_inflight--;
+				qmsg_free(s, q);
+			}
+		}
+	}
+	while (!gw_list_empty(&s->queue) && s->n_inflight < window(s)) {
+		struct brk_qmsg *q = gw_list_first(&s->queue, struct brk_qmsg, link);
+
+		gw_list_del(&q->link);
+		s->n_queued--;
+		s->queued_bytes -= q->m->payload_len;
+		/* [MQTT-3.3.2-5] an expired message is not delivered. */
+		if (brk__msg_expired(q->m, now)) {
+			qmsg_free(s, q);
+			continue;
+		}
+		q->pid = next_pid(s);
+		q->state = BRK_Q_PUBLISHED;
+		if (!brk__conn_send_publish(c, q, false, now)) {
+			qmsg_free(s, q);
+			continue;
+		}
+		gw_list_add_tail(&s->inflight, &q->link);
+		s->n_inflight++;
+	}
+}
+
+void brk__session_deliver(struct brk_session *s, struct brk_msg *m, const struct brk_match *mt,
+			  struct brk_hold *hold, int64_t now)
+{
+	struct brk *b = s->b;
+	uint8_t qos = GW_MIN(m->qos, mt->qos);
+	bool retain = mt->rap ? m->retain : false;
+	struct brk_qmsg *q;
+
+	if (s->ic) {
+		deliver_ic(s, m, qos, retain, mt->ids, mt->n_ids, hold);
+		return;
+	}
+	if (qos == 0) {
+		struct brk_qmsg tmp;
+
+		/* QoS 0 goes out now or never: no allocation for it. */
+		if (!s->conn || s->conn->state != BRK_CS_CONNECTED)
+			return;
+		memset(&tmp, 0, sizeof(tmp));
+		tmp.m = m;
+		tmp.retain = retain;
+		if (mt->n_ids) {
+			/* Rare: ids need a qmsg with room for them. */
+			q = gw_malloc(sizeof(*q) + mt->n_ids * sizeof(uint32_t));
+			if (!q)
+				return;
+			*q = tmp;
+			q->n_ids = mt->n_ids;
+			memcpy(q->ids, mt->ids, mt->n_ids * sizeof(uint32_t));
+			brk__conn_send_publish(s->conn, q, false, now);
+			gw_free(q);
+			return;
+		}
+		brk__conn_send_publish(s->conn, &tmp, false, now);
+		return;
+	}
+	/* Bounded per session; the drop is counted [DESIGN 6]. */
+	if ((b->cfg.max_queued_messages && s->n_queued >= b->cfg.max_queued_messages) ||
+	    (b->cfg.max_queued_bytes &&
+	     s->queued_bytes + m->payload_len > b->cfg.max_queued_bytes)) {
+		b->st.dropped++;
+		return;
+	}
+	q = gw_malloc(sizeof(*q) + mt->n_ids * sizeof(uint32_t));
+	if (!q) {
+		b->st.dropped++;
+		return;
+	}
+	memset(q, 0, sizeof(*q));
+	q->m = brk__msg_ref(m);
+	q->qos = qos;
+	q->retain = retain;
+	q->state = BRK_Q_QUEUED;
+	q->n_ids = mt->n_ids;
+	memcpy(q->ids, mt->ids, mt->n_ids * sizeof(uint32_t));
+	gw_list_add_tail(&s->queue, &q->link);
+	s->n_queued++;
+	s->queued_bytes += m->payload_len;
+	if (!s->conn && s->persist && b->pops && b->pops->session_msg_add) {
+		struct brk_pub pub = {
+			.topic = brk__msg_topic(m),
+			.payload = { m->payload, m->payload_len },
+			.qos = qos,
+			.retain = retain,
+			.props = m->has_props ? &m->props : NULL,
+		};
+
+		q->seq = ++s->next_seq;
+		b->pops->session_msg_add(b->parg, s->client_id, q->seq, &pub);
+	}
+	brk__session_pump(s, now, false);
+}
+
+static struct brk_qmsg *inflight_find(struct brk_session *s, uint16_t pid)
+{
+	struct gw_list *pos;
+
+	gw_list_for_each (pos, &s->inflight) {
+		struct brk_qmsg *q = gw_list_entry(pos, struct brk_qmsg, link);
+
+		if (q->pid == pid)
+			return q;
+	}
+	return NULL;
+}
+
+/* PUBACK, PUBREC, PUBCOMP from the client for a message we sent. */
+static void on_ack(struct brk_conn *c, const struct mqtt_pkt *p, int64_t now)
+{
+	struct brk_session *s = c->s;
+	struct brk_qmsg *q = inflight_find(s, p->packet_id);
+
+	if (!q) {
+		/* An unknown id: late or duplicate; a PUBREC still needs its PUBREL. */
+		if (p->type == MQTT_PUBREC && p->ack.reason_code < 0x80)
+			brk__conn_send_ack(c, MQTT_PUBREL, p->packet_id,
+					   c->proto == MQTT_V5 ? MQTT_RC_PACKET_ID_NOT_FOUND : 0);
+		return;
+	}
+	if (p->type == MQTT_PUBREC && q->qos == 2 && q->state == BRK_Q_PUBLISHED &&
+	    p->ack.reason_code < 0x80) {
+		q->state = BRK_Q_RELEASED;
+		if (q->seq && s->b->pops && s->b->pops->session_msg_del)
+			s->b->pops->session_msg_del(s->b->parg, s->client_id, q->seq);
+		q->seq = 0;
+		brk__msg_unref(q->m);
+		q->m = NULL;
+		brk__conn_send_pubrel(c, q->pid);
+		return;
+	}
+	if ((p->type == MQTT_PUBACK && q->qos == 1) || (p->type == MQTT_PUBCOMP && q->qos == 2) ||
+	    (p->type == MQTT_PUBREC && p->ack.reason_code >= 0x80)) {
+		gw_list_del(&q->link);
+		s->n_inflight--;
+		qmsg_free(s, q);
+		brk__session_pump(s, now, false);
+	}
+}
+
+/* ------------------------------------------------------------ holds */
+
+struct brk_hold *brk_hold_take(const struct brk_delivery *d)
+{
+	if (!d || !d->hold)
+		return NULL;
+	d->hold->refs++;
+	return d->hold;
+}
+
+void brk__hold_release_acks(struct brk_session *s)
+{
+	while (!gw_list_empty(&s->acks)) {
+		struct brk_hold *h = gw_list_first(&s->acks, struct brk_hold, link);
+
+		if (h->refs)
+			break;
+		gw_list_del(&h->link);
+		if (s->conn && s->conn->state == BRK_CS_CONNECTED) {
+			brk__conn_send_ack(s->conn, h->kind, h->pid, 0);
+			if (h->kind == MQTT_PUBACK && s->conn->inflight_in)
+				s->conn->inflight_in--;
+		}
+		gw_free(h);
+	}
+}
+
+void brk_hold_release(struct brk_hold *h)
+{
+	if (!h || !h->refs)
+		return;
+	if (--h->refs)
+		return;
+	if (h->s)
+		brk__hold_release_acks(h->s);
+	else
+		gw_free(h);
+}
+
+/* ------------------------------------------------------------ PUBLISH in */
+
+static struct brk_inq *inq_find(struct brk_session *s, uint16_t pid)
+{
+	struct gw_list *pos;
+
+	gw_list_for_each (pos, &s->inq) {
+		struct brk_inq *e = gw_list_entry(pos, struct brk_inq, link);
+
+		if (e->pid == pid)
+			return e;
+	}
+	return NULL;
+}
+
+static bool ack_pending(struct brk_session *s, uint16_t pid)
+{
+	struct gw_list *pos;
+
+	gw_list_for_each (pos, &s->acks) {
+		if (gw_list_entry(pos, struct brk_hold, link)->pid == pid)
+			return true;
+	}
+	return false;
+}
+
+static void on_publish(struct brk_conn *c, struct mqtt_pkt *p, int64_t now)
+{
+	struct brk *b = c->b;
+	struct brk_session *s = c->s;
+	struct mqtt_publish *pb = &p->publish;
+	struct gw_slice topic = pb->topic;
+	struct brk_msg_props mp;
+	struct brk_pub pub;
+	struct brk_msg *m;
+	struct brk_hold *h = NULL;
+
+	b->st.msgs_received++;
+	/* Topic aliases from the client [MQTT-3.3.2-7..12]. */
+	if (p->props.has_topic_alias) {
+		uint16_t a = p->props.topic_alias;
+
+		if (!a || a > b->cfg.max_topic_alias || !c->alias_in) {
+			conn_fail(c, -EPROTO, MQTT_RC_TOPIC_ALIAS_INVALID);
+			return;
+		}
+		if (topic.len) {
+			char *t = gw_strndup((const char *)topic.p, topic.len);
+
+			if (!t) {
+				brk__conn_kick(c, MQTT_RC_UNSPECIFIED);
+				return;
+			}
+			gw_free(c->alias_in[a - 1]);
+			c->alias_in[a - 1] = t;
+		} else if (c->alias_in[a - 1]) {
+			topic = gw_slice_cstr(c->alias_in[a - 1]);
+		} else {
+			conn_fail(c, -EPROTO, MQTT_RC_PROTOCOL_ERROR);
+			return;
+		}
+	}
+	if (!brk__topic_name_valid(topic)) {
+		conn_fail(c, -EPROTO, MQTT_RC_TOPIC_NAME_INVALID);
+		return;
+	}
+	if (pb->retain && !b->cfg.retain_available) {
+		conn_fail(c, -EPROTO, MQTT_RC_RETAIN_NOT_SUPPORTED);
+		return;
+	}
+	if (pb->qos == 2) {
+		/* [MQTT-4.3.3-9] a resent QoS 2 PUBLISH is not delivered twice. */
+		if (inq_find(s, p->packet_id)) {
+			if (!ack_pending(s, p->packet_id))
+				brk__conn_send_ack(c, MQTT_PUBREC, p->packet_id, 0);
+			return;
+		}
+	}
+	if (pb->qos) {
+		/* [MQTT-3.3.4-7] more unacknowledged QoS > 0 than our Receive Maximum. */
+		if (c->inflight_in >= (b->cfg.max_inflight ? b->cfg.max_inflight : 65535)) {
+			conn_fail(c, -EPROTO, MQTT_RC_RECEIVE_MAX_EXCEEDED);
+			return;
+		}
+		if (pb->qos == 2 && !ack_pending(s, p->packet_id)) {
+			struct brk_inq *e = gw_malloc(sizeof(*e));
+
+			if (!e) {
+				brk__conn_kick(c, MQTT_RC_UNSPECIFIED);
+				return;
+			}
+			e->pid = p->packet_id;
+			gw_list_add_tail(&s->inq, &e->link);
+			s->n_inq++;
+		}
+		if (pb->qos == 1 && ack_pending(s, p->packet_id))
+			return; /* A DUP of a message whose ack is still held. */
+		h = gw_calloc(1, sizeof(*h));
+		if (!h) {
+			brk__conn_kick(c, MQTT_RC_UNSPECIFIED);
+			return;
+		}
+		h->b = b;
+		h->s = s;
+		h->refs = 1; /* ours, until routing is done */
+		h->pid = p->packet_id;
+		h->kind = pb->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC;
+		gw_list_add_tail(&s->acks, &h->link);
+		c->inflight_in++;
+	}
+	memset(&mp, 0, sizeof(mp));
+	if (c->proto == MQTT_V5) {
+		mp.has_payload_format = p->props.has_payload_format;
+		mp.payload_format = p->props.payload_format;
+		mp.has_expiry = p->props.has_message_expiry;
+		mp.expiry = p->props.message_expiry;
+		if (p->props.has_content_type)
+			mp.content_type = p->props.content_type;
+		if (p->props.has_response_topic)
+			mp.response_topic = p->props.response_topic;
+		if (p->props.has_correlation_data)
+			mp.correlation_data = p->props.correlation_data;
+		if (p->props.has_user_props)
+			mp.user_props = p->props.user_props;
+	}
+	pub.topic = topic;
+	pub.payload = pb->payload;
+	pub.qos = pb->qos;
+	pub.retain = pb->retain;
+	pub.props = c->proto == MQTT_V5 ? &mp : NULL;
+	m = brk__msg_new(&pub, now);
+	if (m) {
+		brk__route(b, m, s, h, now);
+		brk__msg_unref(m);
+	} else {
+		b->st.dropped++;
+	}
+	if (h)
+		brk_hold_release(h);
+}
+
+/* -------------------------------------------------------- SUBSCRIBE */
+
+static void on_subscribe(struct brk_conn *c, struct mqtt_pkt *p, int64_t now)
+{
+	struct brk_session *s = c->s;
+	struct mqtt_sub_iter it;
+	struct mqtt_sub_entry e;
+	uint8_t codes[256], *cv = codes;
+	size_t n = 0, i;
+	uint32_t sub_id = p->props.sub_id_count ? p->props.sub_id[0] : 0;
+	struct mqtt_pkt ack;
+	bool *existed = NULL;
+	bool ex_small[256];
+
+	if (p->subscribe.count > sizeof(codes)) {
+		cv = gw_malloc(p->subscribe.count * (1 + sizeof(bool)));
+		if (!cv) {
+			brk__conn_kick(c, MQTT_RC_UNSPECIFIED);
+			return;
+		}
+		existed = (bool *)(cv + p->subscribe.count);
+	} else {
+		existed = ex_small;
+	}
+	mqtt_sub_iter_init(&it, p);
+	while (mqtt_sub_next(&it, &e) == 1 && n < p->subscribe.count) {
+		struct gw_slice g, f;
+		bool bad, shared = brk__share_split(e.filter, &g, &f, &bad);
+		unsigned int opts = (e.no_local ? BRK_SUB_NO_LOCAL : 0) |
+				    (e.retain_as_published ? BRK_SUB_RAP : 0) |
+				    ((unsigned int)e.retain_handling << BRK_SUB_RH_SHIFT);
+		int rc;
+
+		existed[n] = true;
+		if (bad || !brk__topic_filter_valid(e.filter)) {
+			cv[n++] = MQTT_RC_TOPIC_FILTER_INVALID;
+			continue;
+		}
+		if (shared && e.no_local) {
+			/* [MQTT-3.8.3-4] */
+			if (cv != codes)
+				gw_free(cv);
+			conn_fail(c, -EPROTO, MQTT_RC_PROTOCOL_ERROR);
+			return;
+		}
+		rc = brk__session_subscribe(s, e.filter, GW_MIN(e.qos, 2), opts, sub_id,
+					    &existed[n]);
+		cv[n++] = rc ? MQTT_RC_UNSPECIFIED : GW_MIN(e.qos, 2);
+	}
+	memset(&ack, 0, sizeof(ack));
+	ack.type = MQTT_SUBACK;
+	ack.packet_id = p->packet_id;
+	ack.suback.codes = (struct gw_slice){ cv, n };
+	out_pkt(c, &ack);
+	/* Retained messages after the SUBACK [MQTT-3.3.1-9]. */
+	mqtt_sub_iter_init(&it, p);
+	for (i = 0; i < n && mqtt_sub_next(&it, &e) == 1; i++) {
+		unsigned int opts = (e.retain_as_published ? BRK_SUB_RAP : 0) |
+				    ((unsigned int)e.retain_handling << BRK_SUB_RH_SHIFT);
+
+		if (cv[i] >= 0x80)
+			continue;
+		if (e.retain_handling == 1 && existed[i])
+			continue;
+		brk__session_send_retained(s, e.filter, cv[i], opts, sub_id, now);
+	}
+	if (cv != codes)
+		gw_free(cv);
+}
+
+static void on_unsubscribe(struct brk_conn *c, struct mqtt_pkt *p)
+{
+	struct mqtt_sub_iter it;
+	struct mqtt_sub_entry e;
+	uint8_t codes[256], *cv = codes;
+	size_t n = 0;
+	struct mqtt_pkt ack;
+
+	if (p->subscribe.count > sizeof(codes)) {
+		cv = gw_malloc(p->subscribe.count);
+		if (!cv) {
+			brk__conn_kick(c, MQTT_RC_UNSPECIFIED);
+			return;
+		}
+	}
+	mqtt_sub_iter_init(&it, p);
+	while (mqtt_sub_next(&it, &e) == 1 && n < p->subscribe.count)
+		cv[n++] = brk__session_unsubscribe(c->s, e.filter) ? MQTT_RC_NO_SUBSCRIPTION_EXISTED
+								   : 0;
+	memset(&ack, 0, sizeof(ack));
+	ack.type = MQTT_UNSUBACK;
+	ack.packet_id = p->packet_id;
+	ack.suback.codes = (struct gw_slice){ cv, c->proto == MQTT_V5 ? n : 0 };
+	out_pkt(c, &ack);
+	if (cv != codes)
+		gw_free(cv);
+}
+
+/* ------------------------------------------------------------- CONNECT */
+
+static struct brk_msg *will_new(const struct mqtt_connect *cn, int64_t now)
+{
+	const struct mqtt_props *wp = &cn->will.props;
+	struct brk_msg_props mp;
+	struct brk_pub pub;
+
+	memset(&mp, 0, sizeof(mp));
+	mp.has_payload_format = wp->has_payload_format;
+	mp.payload_format = wp->payload_format;
+	mp.has_expiry = wp->has_message_expiry;
+	mp.expiry = wp->message_expiry;
+	if (wp->has_content_type)
+		mp.content_type = wp->content_type;
+	if (wp->has_response_topic)
+		mp.response_topic = wp->response_topic;
+	if (wp->has_correlation_data)
+		mp.correlation_data = wp->correlation_data;
+	if (wp->has_user_props)
+		mp.user_props = wp->user_props;
+	pub.topic = cn->will.topic;
+	pub.payload = cn->will.payload;
+	pub.qos = cn->will.qos;
+	pub.retain = cn->will.retain;
+	pub.props = &mp;
+	/* The will's expiry counts from when it is published, so it is stamped then. */
+	(void)now;
+	return brk__msg_new(&pub, 0);
+}
+
+static void on_connect(struct brk_conn *c, struct mqtt_pkt *p, int64_t now)
+{
+	struct brk *b = c->b;
+	struct mqtt_connect *cn = &p->connect;
+	struct mqtt_props ack;
+	struct brk_session *s;
+	struct gw_slice id = cn->client_id;
+	char idbuf[40];
+	bool present = false;
+	uint32_t expiry;
+	uint16_t ka = cn->keep_alive;
+
+	memset(&ack, 0, sizeof(ack));
+	c->proto = p->version;
+	if (id.len == 0) {
+		/* [MQTT-3.1.3-7/8] 3.1.1: an empty id needs a clean session; 3.1 has none. */
+		if (c->proto == MQTT_V31 || (c->proto == MQTT_V311 && !cn->clean_start)) {
+			send_connack(c, MQTT_RC_CLIENT_ID_INVALID, false, NULL);
+			brk__conn_kick(c, 0);
+			return;
+		}
+		snprintf(idbuf, sizeof(idbuf), "fieldmq-%llx-%llx", (unsigned long long)now,
+			 (unsigned long long)++b->id_counter);
+		id = gw_slice_cstr(idbuf);
+		if (c->proto == MQTT_V5) {
+			ack.has_assigned_client_id = true;
+			ack.assigned_client_id = id;
+		}
+	}
+	if (!b->cfg.allow_anonymous && !cn->has_username) {
+		send_connack(c, MQTT_RC_NOT_AUTHORIZED, false, NULL);
+		brk__conn_kick(c, 0);
+		return;
+	}
+	if (p->props.has_auth_method) {
+		send_connack(c, MQTT_RC_BAD_AUTH_METHOD, false, NULL);
+		brk__conn_kick(c, 0);
+		return;
+	}
+	if (b->cfg.max_connections && b->st.clients_connected >= b->cfg.max_connections) {
+		send_connack(c, MQTT_RC_QUOTA_EXCEEDED, false, NULL);
+		brk__conn_kick(c, 0);
+		return;
+	}
+	/* Session expiry: 3.1.1 clean session = 0, persistent = never. */
+	if (c->proto == MQTT_V5)
+		expiry = p->props.has_session_expiry ? p->props.session_expiry : 0;
+	else
+		expiry = cn->clean_start ? 0 : 0xFFFFFFFFu;
+	if (c->proto == MQTT_V5) {
+		if (p->props.has_receive_maximum)
+			c->recv_max_out = p->props.receive_maximum;
+		if (p->props.has_max_packet_size)
+			c->max_out_packet = p->props.max_packet_size;
+		if (p->props.has_topic_alias_max)
+			c->alias_max_out = GW_MIN(p->props.topic_alias_max, b->cfg.max_topic_alias);
+		c->req_problem =
+			!p->props.has_request_problem_info || p->props.request_problem_info;
+		if (b->cfg.max_topic_alias) {
+			c->alias_in = gw_calloc(b->cfg.max_topic_alias, sizeof(char *));
+			if (!c->alias_in) {
+				send_connack(c, MQTT_RC_SERVER_UNAVAILABLE, false, NULL);
+				brk__conn_kick(c, 0);
+				return;
+			}
+		}
+	}
+	/* Keep alive capped by max_keepalive; 5.0 is told with Server Keep Alive. */
+	if (b->cfg.max_keepalive && (ka > b->cfg.max_keepalive || (ka == 0 && c->proto == MQTT_V5 &&
+								   b->cfg.max_keepalive < 65535))) {
+		ka = b->cfg.max_keepalive;
+		if (c->proto == MQTT_V5) {
+			ack.has_server_keep_alive = true;
+			ack.server_keep_alive = ka;
+		}
+	}
+	c->keepalive = ka;
+
+	/* Take over a session of the same id [MQTT-3.1.4-3]. */
+	s = brk__session_find(b, id);
+	if (s) {
+		if (s->conn) {
+			struct brk_conn *old = s->conn;
+
+			brk__conn_kick(old, MQTT_RC_SESSION_TAKEN_OVER);
+			old->s = NULL;
+			if (old->counted && b->st.clients_connected)
+				b->st.clients_connected--;
+			old->counted = false;
+			brk__session_offline(s, old->will_ok, now);
+			s = brk__session_find(b, id); /* it may have ended */
+		} else if (s->ic) {
+			s->ic->s = NULL;
+			s->ic = NULL;
+			brk__session_offline(s, false, now);
+			s = brk__session_find(b, id);
+		}
+	}
+	if (s && cn->clean_start) {
+		brk__session_end(s, now);
+		s = NULL;
+	}
+	if (s) {
+		present = true;
+		/* A new connection before the will delay passed cancels the will. */
+		if (s->will) {
+			brk__msg_unref(s->will);
+			s->will = NULL;
+		}
+		s->will_at = 0;
+		s->expire_at = 0;
+		gw_list_del(&s->timed_link);
+	} else {
+		s = brk__session_new(b, id);
+		if (!s) {
+			send_connack(c, MQTT_RC_SERVER_UNAVAILABLE, false, NULL);
+			brk__conn_kick(c, 0);
+			return;
+		}
+	}
+	s->expiry = expiry;
+	s->persist = expiry != 0;
+	if (cn->has_will) {
+		s->will = will_new(cn, now);
+		s->will_delay = cn->will.props.has_will_delay ? cn->will.props.will_delay : 0;
+	}
+	s->conn = c;
+	c->s = s;
+	c->state = BRK_CS_CONNECTED;
+	c->will_ok = true;
+	c->counted = true;
+	b->st.clients_connected++;
+	b->st.clients_total = b->n_sessions;
+
+	if (c->proto == MQTT_V5) {
+		if (b->cfg.max_inflight) {
+			ack.has_receive_maximum = true;
+			ack.receive_maximum = b->cfg.max_inflight;
+		}
+		if (b->cfg.max_topic_alias) {
+			ack.has_topic_alias_max = true;
+			ack.topic_alias_max = b->cfg.max_topic_alias;
+		}
+		if (b->cfg.max_packet_size) {
+			ack.has_max_packet_size = true;
+			ack.max_packet_size = b->cfg.max_packet_size;
+		}
+		if (!b->cfg.retain_available) {
+			ack.has_retain_available = true;
+			ack.retain_available = 0;
+		}
+	}
+	send_connack(c, 0, present, &ack);
+	if (s->persist)
+		brk__session_save(s);
+	brk__log(b, LOG_DEBUG, "%s: connected as %s (v%u, present %d)", c->peer, s->client_id,
+		 c->proto, present);
+	brk__session_pump(s, now, true);
+}
+
+/* ----------------------------------------------------------- dispatch */
+
+static void on_disconnect(struct brk_conn *c, struct mqtt_pkt *p)
+{
+	struct brk_session *s = c->s;
+
+	/* [MQTT-3.14.4-3] a normal DISCONNECT deletes the will; 0x04 keeps it. */
+	c->will_ok =
+		c->proto == MQTT_V5 && p->disconnect.reason_code == MQTT_RC_DISCONNECT_WITH_WILL;
+	if (c->proto == MQTT_V5 && p->props.has_session_expiry) {
+		/* [MQTT-3.14.2-2] zero at CONNECT cannot become non-zero. */
+		if (s->expiry == 0 && p->props.session_expiry != 0) {
+			c->will_ok = true;
+			conn_fail(c, -EPROTO, MQTT_RC_PROTOCOL_ERROR);
+			return;
+		}
+		s->expiry = p->props.session_expiry;
+	}
+	brk__conn_kick(c, 0);
+}
+
+static void handle(struct brk_conn *c, const uint8_t *buf, size_t len, int64_t now)
+{
+	struct brk *b = c->b;
+	struct mqtt_limits lim = {
+		.max_packet_size = b->cfg.max_packet_size,
+		.max_topic_alias = b->cfg.max_topic_alias,
+		.from_client = true,
+	};
+	struct mqtt_pkt p;
+	int rc;
+
+	rc = mqtt_decode(buf, len, c->proto ? c->proto : MQTT_V311, &lim, &p);
+	if (rc <= 0) {
+		if (c->state == BRK_CS_NEW && p.type == MQTT_CONNECT && p.version)
+			c->proto = p.version == MQTT_V5 || p.version == MQTT_V31 ? p.version
+										 : MQTT_V311;
+		conn_fail(c, rc ? rc : -EBADMSG, p.reason ? p.reason : MQTT_RC_MALFORMED);
+		return;
+	}
+	c->last_rx = now;
+	if (c->state == BRK_CS_NEW) {
+		/* [MQTT-3.1.0-1] the first packet is CONNECT. */
+		if (p.type != MQTT_CONNECT) {
+			conn_fail(c, -EPROTO, MQTT_RC_PROTOCOL_ERROR);
+			return;
+		}
+		on_connect(c, &p, now);
+		return;
+	}
+	switch (p.type) {
+	case MQTT_PUBLISH:
+		on_publish(c, &p, now);
+		break;
+	case MQTT_PUBACK:
+	case MQTT_PUBREC:
+	case MQTT_PUBCOMP:
+		on_ack(c, &p, now);
+		break;
+	case MQTT_PUBREL: {
+		struct brk_inq *e = inq_find(c->s, p.packet_id);
+
+		if (e) {
+			gw_list_del(&e->link);
+			gw_free(e);
+			c->s->n_inq--;
+			if (c->inflight_in)
+				c->inflight_in--;
+		}
+		brk__conn_send_ack(c, MQTT_PUBCOMP, p.packet_id,
+				   e || c->proto != MQTT_V5 ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND);
+		break;
+	}
+	case MQTT_SUBSCRIBE:
+		on_subscribe(c, &p, now);
+		break;
+	case MQTT_UNSUBSCRIBE:
+		on_unsubscribe(c, &p);
+		break;
+	case MQTT_PINGREQ: {
+		struct mqtt_pkt r;
+
+		memset(&r, 0, sizeof(r));
+		r.type = MQTT_PINGRESP;
+		out_pkt(c, &r);
+		break;
+	}
+	case MQTT_DISCONNECT:
+		on_disconnect(c, &p);
+		break;
+	case MQTT_CONNECT:
+		/* [MQTT-3.1.0-2] a second CONNECT is a protocol violation. */
+		conn_fail(c, -EPROTO, MQTT_RC_PROTOCOL_ERROR);
+		break;
+	default:
+		conn_fail(c, -EPROTO, MQTT_RC_PROTOCOL_ERROR);
+		break;
+	}
+}
+
+/* --------------------------------------------------------------- framing */
+
+void brk__conn_init(struct brk_conn *c, struct brk *b, const struct brk_conn_ops *ops,
+		    const char *peer)
+{
+	memset(c, 0, sizeof(*c));
+	c->b = b;
+	c->ops = ops;
+	c->state = BRK_CS_NEW;
+	c->last_rx = gw_mono_ms();
+	snprintf(c->peer, sizeof(c->peer), "%s", peer ? peer : "?");
+	gw_list_add_tail(&b->conns, &c->link);
+}
+
+/* Size of the packet at @p (n bytes so far): > 0 known, 0 need more, < 0 bad. */
+static long packet_size(struct brk_conn *c, const uint8_t *p, size_t n)
+{
+	uint32_t rem = 0;
+	size_t hl = 0;
+	int rc = mqtt_fixed_header(p, n, NULL, &rem, &hl);
+	uint64_t total;
+
+	if (rc < 0)
+		return rc;
+	if (!hl)
+		return 0;
+	total = (uint64_t)hl + rem;
+	/* Refuse an oversize packet before buffering it [MQTT-3.2.2-?? 0x95]. */
+	if (c->b->cfg.max_packet_size && total > c->b->cfg.max_packet_size)
+		return -EMSGSIZE;
+	return (long)total;
+}
+
+static void input_fail(struct brk_conn *c, long rc)
+{
+	conn_fail(c, (int)rc, rc == -EMSGSIZE ? MQTT_RC_PACKET_TOO_LARGE : MQTT_RC_MALFORMED);
+}
+
+void brk__conn_input(struct brk_conn *c, const uint8_t *data, size_t len, int64_t now)
+{
+	c->b->st.bytes_received += len;
+	/* First complete the partial packet kept from the last read. */
+	while (c->rlen && len && c->state != BRK_CS_CLOSING) {
+		long need = packet_size(c, c->rbuf, c->rlen);
+		size_t take;
+
+		if (need < 0) {
+			input_fail(c, need);
+			return;
+		}
+		if (need == 0) {
+			/* The fixed header is still incomplete: add one byte at a time. */
+			take = 1;
+			need = (long)(c->rlen + 1);
+		} else {
+			take = GW_MIN(len, (size_t)need - c->rlen);
+		}
+		if (c->rcap < (size_t)need) {
+			size_t nc = GW_MAX((size_t)need, 16);
+			uint8_t *nb = gw_realloc(c->rbuf, nc);
+
+			if (!nb) {
+				brk__conn_kick(c, MQTT_RC_UNSPECIFIED);
+				return;
+			}
+			c->rbuf = nb;
+			c->rcap = nc;
+		}
+		memcpy(c->rbuf + c->rlen, data, take);
+		c->rlen += take;
+		data += take;
+		len -= take;
+		need = packet_size(c, c->rbuf, c->rlen);
+		if (need > 0 && c->rlen == (size_t)need) {
+			c->rlen = 0;
+			handle(c, c->rbuf, (size_t)need, now);
+			/* Nothing is kept for an idle connection. */
+			gw_free(c->rbuf);
+			c->rbuf = NULL;
+			c->rcap = 0;
+		} else if (need < 0) {
+			input_fail(c, need);
+			return;
+		}
+	}
+	/* Then whole packets straight from the read buffer. */
+	while (len && c->state != BRK_CS_CLOSING) {
+		long need = packet_size(c, data, len);
+
+		if (need < 0) {
+			input_fail(c, need);
+			return;
+		}
+		if (need == 0 || (size_t)need > len) {
+			size_t cap = need > 0 ? (size_t)need : 16;
+
+			c->rbuf = gw_malloc(cap);
+			if (!c->rbuf) {
+				brk__conn_kick(c, MQTT_RC_UNSPECIFIED);
+				return;
+			}
+			c->rcap = cap;
+			memcpy(c->rbuf, data, len);
+			c->rlen = len;
+			return;
+		}
+		handle(c, data, (size_t)need, now);
+		data += need;
+		len -= (size_t)need;
+	}
+}
+
+void brk__conn_tick(struct brk_conn *c, int64_t now)
+{
+	/* [MQTT-3.1.2-22] one and a half keep alive periods without a packet. */
+	if (c->state == BRK_CS_CONNECTED && c->keepalive &&
+	    now - c->last_rx > (int64_t)c->keepalive * 1500) {
+		brk__log(c->b, LOG_DEBUG, "%s: keepalive timeout", c->peer);
+		brk__conn_kick(c, MQTT_RC_KEEP_ALIVE_TIMEOUT);
+	}
+	/* A client that never sends CONNECT is dropped too. */
+	if (c->state == BRK_CS_NEW && now - c->last_rx > 10000)
+		brk__conn_kick(c, 0);
+}
+
+void brk__conn_closed(struct brk_conn *c)
+{
+	struct brk *b = c->b;
+	unsigned int i;
+
+	if (c->s && c->s->conn == c) {
+		c->s->conn = NULL;
+		brk__session_offline(c->s, c->will_ok, gw_mono_ms());
+	}
+	c->s = NULL;
+	if (c->counted && b->st.clients_connected)
+		b->st.clients_connected--;
+	c->counted = false;
+	gw_list_del(&c->link);
+	gw_free(c->rbuf);
+	c->rbuf = NULL;
+	brk__obuf_fini(&c->out);
+	for (i = 0; i < c->n_alias_out; i++)
+		gw_free(c->alias_out[i]);
+	gw_free(c->alias_out);
+	c->alias_out = NULL;
+	if (c->alias_in) {
+		for (i = 0; i < b->cfg.max_topic_alias; i++)
+			gw_free(c->alias_in[i]);
+		gw_free(c->alias_in);
+		c->alias_in = NULL;
+	}
+}

@@ -1,0 +1,120 @@
+/*
+ * brokerd.c - the broker alone on a port, for integration tests before (and
+ * besides) the daemon: build/sim/brokerd -p PORT [-6] [-a] [-s SYS_MS]
+ * [-q MAX_QUEUED] [-k MAX_KEEPALIVE] [-m MAX_PACKET] [-i MAX_INFLIGHT]
+ * [-t MAX_TOPIC_ALIAS] [-R] [-v].
+ *   -6: listen on [::1] too; -a: allow_anonymous = no; -R: retain_available = no;
+ *   -v: debug log. Stops cleanly on SIGTERM / SIGINT.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "broker/broker.h"
+
+struct brokerd {
+	uv_loop_t loop;
+	uv_signal_t sigterm, sigint;
+	struct brk *b;
+};
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	struct brokerd *d = h->data;
+
+	(void)signum;
+	brk_stop(d->b);
+	uv_close((uv_handle_t *)&d->sigterm, NULL);
+	uv_close((uv_handle_t *)&d->sigint, NULL);
+}
+
+int main(int argc, char **argv)
+{
+	struct brokerd d;
+	struct brk_config cfg;
+	struct gw_logger lg;
+	char l4[64], l6[64];
+	int opt, rc, port = 1883;
+	bool v6 = false;
+
+	brk_config_defaults(&cfg);
+	gw_logger_init(&lg, LOG_WARNING, GW_LOG_STDERR);
+	while ((opt = getopt(argc, argv, "p:6as:q:k:m:i:t:Rv")) != -1) {
+		switch (opt) {
+		case 'p':
+			port = atoi(optarg);
+			break;
+		case '6':
+			v6 = true;
+			break;
+		case 'a':
+			cfg.allow_anonymous = false;
+			break;
+		case 's':
+			cfg.sys_interval_ms = strtoull(optarg, NULL, 10);
+			break;
+		case 'q':
+			cfg.max_queued_messages = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
+		case 'k':
+			cfg.max_keepalive = (uint16_t)strtoul(optarg, NULL, 10);
+			break;
+		case 'm':
+			cfg.max_packet_size = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
+		case 'i':
+			cfg.max_inflight = (uint16_t)strtoul(optarg, NULL, 10);
+			break;
+		case 't':
+			cfg.max_topic_alias = (uint16_t)strtoul(optarg, NULL, 10);
+			break;
+		case 'R':
+			cfg.retain_available = false;
+			break;
+		case 'v':
+			lg.level = LOG_DEBUG;
+			break;
+		default:
+			fprintf(stderr, "usage: %s -p PORT [-6] [-a] [-s SYS_MS] ...\n", argv[0]);
+			return 2;
+		}
+	}
+	snprintf(l4, sizeof(l4), "127.0.0.1:%d", port);
+	snprintf(l6, sizeof(l6), "[::1]:%d", port);
+	cfg.listen[0] = l4;
+	cfg.n_listen = 1;
+	if (v6) {
+		cfg.listen[1] = l6;
+		cfg.n_listen = 2;
+	}
+	uv_loop_init(&d.loop);
+	rc = brk_new(&d.loop, &cfg, &lg, &d.b);
+	if (rc) {
+		fprintf(stderr, "brk_new: %s\n", strerror(-rc));
+		return 2;
+	}
+	rc = brk_start(d.b);
+	if (rc) {
+		fprintf(stderr, "brk_start: %s\n", uv_strerror(rc));
+		brk_stop(d.b);
+		uv_run(&d.loop, UV_RUN_DEFAULT);
+		brk_free(d.b);
+		return 1;
+	}
+	uv_signal_init(&d.loop, &d.sigterm);
+	uv_signal_init(&d.loop, &d.sigint);
+	d.sigterm.data = d.sigint.data = &d;
+	uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+	uv_signal_start(&d.sigint, on_signal, SIGINT);
+	printf("brokerd: listening on %s%s%s\n", l4, v6 ? " " : "", v6 ? l6 : "");
+	fflush(stdout);
+	uv_run(&d.loop, UV_RUN_DEFAULT);
+	brk_free(d.b);
+	uv_loop_close(&d.loop);
+	return 0;
+}
