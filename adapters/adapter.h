@@ -1,6 +1,6 @@
 /*
  * adapter.h - what every field adapter shares with the gateway: the device
- * map (buses, devices, points, as loaded from devices.d/*.ini), the
+ * map (buses, devices, points, as loaded from the devices.d INI files), the
  * normalised reading, and the adapter interface (start / stop / command).
  *
  * Adapters never talk to the cloud side and never to each other: they hand
@@ -169,6 +169,7 @@ struct ad_point {
 	double deadband;
 	char *unit;
 	bool writable;		 /* access = rw */
+	unsigned int index;	 /* position in map->points */
 	enum ad_publish publish; /* never INHERIT after load */
 	struct ad_origin origin;
 };

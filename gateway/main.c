@@ -1,5 +1,124 @@
-/* placeholder: replaced by the daemon */
-int main(void)
+/*
+ * main.c - fieldmq's entry point: command line, configuration, logging, and
+ * the one libuv loop that runs everything.
+ *
+ * Exit status: 0 clean stop, 1 runtime failure (e.g. a port in use),
+ * 2 configuration error (DESIGN.md section 6).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "gateway/base/base.h"
+#include "gateway/config.h"
+#include "gateway/gateway.h"
+
+#define DEFAULT_CONFIG "/etc/fieldmq/fieldmq.ini"
+
+static void usage(FILE *f)
 {
-	return 0;
+	fprintf(f, "usage: fieldmq [-c FILE] [-v] [--check-config] [--version] [-h]\n"
+		   "  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
+		   "  -v, --verbose       log at debug level, whatever log_level says\n"
+		   "      --check-config  validate the configuration and device maps, then exit\n"
+		   "                      (0 valid, 2 invalid)\n"
+		   "      --version       print the version and exit\n"
+		   "  -h, --help          this text\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' }, { "verbose", no_argument, NULL, 'v' },
+		{ "check-config", no_argument, NULL, 'C' }, { "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },	    { NULL, 0, NULL, 0 },
+	};
+	const char *path = DEFAULT_CONFIG;
+	bool verbose = false, check = false;
+	struct gw_config cfg;
+	struct gw_logger log;
+	struct gw *g = NULL;
+	uv_loop_t loop;
+	char *err = NULL;
+	int c, rc, status = 0;
+
+	while ((c = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'v':
+			verbose = true;
+			break;
+		case 'C':
+			check = true;
+			break;
+		case 'V':
+			printf("fieldmq %s\n", FIELDMQ_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "fieldmq: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+
+	err = malloc(16384);
+	if (!err)
+		return 1;
+	rc = gw_config_load(path, &cfg, err, 16384);
+	if (rc) {
+		fprintf(stderr, "%s", err);
+		if (rc == -EINVAL)
+			fprintf(stderr, "fieldmq: %s: configuration is invalid\n", path);
+		else if (!*err)
+			fprintf(stderr, "fieldmq: %s: %s\n", path, strerror(-rc));
+		gw_config_free(&cfg);
+		free(err);
+		return 2;
+	}
+	free(err);
+	if (check) {
+		printf("%s: configuration OK (%u devices, %u points)\n", path,
+		       cfg.devmap->map.n_devices, cfg.devmap->map.n_points);
+		gw_config_free(&cfg);
+		return 0;
+	}
+
+	gw_logger_init(&log, verbose ? LOG_DEBUG : cfg.gateway.log_level, cfg.gateway.log_target);
+	if (log.target == GW_LOG_SYSLOG)
+		openlog("fieldmq", LOG_PID, LOG_DAEMON);
+
+	if (uv_loop_init(&loop)) {
+		gw_config_free(&cfg);
+		return 1;
+	}
+	rc = gw_gateway_new(&loop, &cfg, &log, &g);
+	if (rc) {
+		gw_log(&log, LOG_ERR, "main", "cannot create the gateway: %s", strerror(-rc));
+		gw_config_free(&cfg);
+		uv_loop_close(&loop);
+		return 1;
+	}
+	rc = gw_gateway_start(g);
+	if (rc)
+		gw_gateway_stop(g);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	status = rc ? 1 : gw_gateway_exit_code(g);
+	gw_gateway_free(g);
+	if (uv_loop_close(&loop))
+		gw_log(&log, LOG_WARNING, "main", "loop closed with handles still open");
+	if (log.target == GW_LOG_SYSLOG)
+		closelog();
+	return status;
 }

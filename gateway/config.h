@@ -1,0 +1,154 @@
+/*
+ * config.h - fieldmq's configuration: the main INI file and the device maps
+ * it names, parsed with inih, validated key by key, with defaults from
+ * DESIGN.md section 4.
+ *
+ * Every error names file:line, the section and key, and what was expected.
+ */
+#ifndef FIELDMQ_CONFIG_H
+#define FIELDMQ_CONFIG_H
+
+#include "adapters/adapter.h"
+#include "broker/broker.h"
+#include "gateway/base/base.h"
+
+enum gw_payload {
+	GW_PAYLOAD_JSON,
+	GW_PAYLOAD_VALUE,
+	__GW_PAYLOAD_MAX,
+};
+
+enum gw_overflow {
+	GW_OVERFLOW_DROP_OLDEST,
+	GW_OVERFLOW_DROP_NEWEST,
+	__GW_OVERFLOW_MAX,
+};
+
+enum gw_uplink_queue {
+	GW_UPQ_ALWAYS,
+	GW_UPQ_OFFLINE,
+	GW_UPQ_OFF,
+	__GW_UPQ_MAX,
+};
+
+struct gw_arena_chunk;
+
+#define GW_MAX_FILTERS 32
+
+/* A "FILTER [QOS]" entry of forward / subscribe. */
+struct gw_filter {
+	char *filter;
+	uint8_t qos;
+};
+
+struct gw_gateway_config {
+	char *id;
+	char *topic_prefix; /* {id} already substituted */
+	char *data_dir;	    /* absolute or relative to the cwd */
+	char *devices;	    /* glob, resolved against the main file's folder */
+	int log_level;
+	enum gw_log_target log_target;
+	enum gw_payload payload;
+	enum ad_publish publish;
+	uint64_t heartbeat_ms;
+};
+
+struct gw_store_config {
+	char *path; /* {data_dir} substituted */
+	uint64_t queue_max_messages;
+	uint64_t queue_max_bytes;
+	enum gw_overflow overflow;
+	uint64_t sync_interval_ms;
+};
+
+struct gw_uplink_config {
+	bool enabled;
+	char *url;
+	bool tls;   /* mqtts:// */
+	char *host; /* from url */
+	uint16_t port;
+	char *client_id;
+	char *username;
+	char *password;
+	char *ca_file;
+	char *cert_file;
+	char *key_file;
+	bool tls_insecure;
+	uint8_t protocol; /* 4 (3.1.1) or 5 */
+	uint64_t keepalive_ms;
+	uint64_t session_expiry_ms;
+	struct gw_filter forward[GW_MAX_FILTERS];
+	unsigned int n_forward;
+	char *remote_prefix;
+	struct gw_filter subscribe[GW_MAX_FILTERS];
+	unsigned int n_subscribe;
+	char *local_prefix;
+	enum gw_uplink_queue queue;
+	bool queue_qos0;
+	uint16_t max_inflight;
+	uint32_t drain_rate;
+	uint64_t reconnect_min_ms;
+	uint64_t reconnect_max_ms;
+};
+
+struct gw_predefined {
+	uint16_t id;
+	char *topic;
+};
+
+#define GW_MAX_PREDEFINED 256
+
+struct gw_mqttsn_config {
+	bool enabled;
+	char *listen;
+	uint8_t gateway_id;
+	uint64_t advertise_interval_ms;
+	char *multicast; /* NULL: off */
+	uint32_t max_clients;
+	uint64_t retry_interval_ms;
+	char *mountpoint;
+	struct gw_predefined predefined[GW_MAX_PREDEFINED];
+	unsigned int n_predefined;
+};
+
+/* A loaded device map and everything it owns (one arena, freed at once). */
+struct gw_devmap {
+	struct ad_map map;
+	struct gw_arena_chunk *arena;
+};
+
+struct gw_config {
+	char *path; /* the main file as given */
+	struct gw_gateway_config gateway;
+	struct brk_config broker;
+	struct gw_store_config store;
+	struct gw_uplink_config uplink;
+	struct gw_mqttsn_config mqttsn;
+	struct gw_devmap *devmap;
+	struct gw_arena_chunk *arena; /* strings of the sections above */
+};
+
+/*
+ * gw_config_load - parse and validate @path and the device maps it names.
+ * On success returns 0 with *cfg filled (free with gw_config_free). On a
+ * configuration error returns -EINVAL and writes one line per error
+ * ("file:line: [section] key: message") to @err (NUL-terminated, truncated
+ * to @errlen); other failures (-ENOENT, -ENOMEM) are described there too.
+ * *cfg is always safe to gw_config_free().
+ */
+int gw_config_load(const char *path, struct gw_config *cfg, char *err, size_t errlen);
+void gw_config_free(struct gw_config *cfg);
+
+/*
+ * gw_devmap_load - load only the device maps named by @cfg's [gateway] devices
+ * (used on SIGHUP). Same error contract as gw_config_load. On success *out is a
+ * new map to free with gw_devmap_free().
+ */
+int gw_devmap_load(const struct gw_config *cfg, struct gw_devmap **out, char *err, size_t errlen);
+void gw_devmap_free(struct gw_devmap *dm);
+
+/* Looks a device / point up by name; NULL when absent. */
+struct ad_device *gw_devmap_device(const struct gw_devmap *dm, struct gw_slice name);
+struct ad_point *gw_devmap_point(const struct ad_device *dev, struct gw_slice name);
+
+#endif

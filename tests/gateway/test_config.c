@@ -1,0 +1,316 @@
+/*
+ * test_config.c - loading fieldmq.ini and device maps: defaults, templates,
+ * inheritance, and errors that name file:line.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "gateway/config.h"
+
+static char dir[256];
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/fieldmq-test-config-XXXXXX");
+	if (!mkdtemp(dir))
+		return -1;
+	snprintf(dir + strlen(dir), sizeof(dir) - strlen(dir), "%s", "");
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[300];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd);
+}
+
+static void write_file(const char *name, const char *text)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (strchr(name, '/')) {
+		char sub[512];
+
+		snprintf(sub, sizeof(sub), "%s/%.*s", dir, (int)(strrchr(name, '/') - name), name);
+		mkdir(sub, 0755);
+	}
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* Loads dir/main.ini; returns rc, with the error text in err. */
+static int load(struct gw_config *cfg, char *err, size_t n)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/main.ini", dir);
+	return gw_config_load(path, cfg, err, n);
+}
+
+static void expect_error(const char *main_ini, const char *dev_ini, const char *needle)
+{
+	struct gw_config cfg;
+	char err[4096];
+	int rc;
+
+	write_file("main.ini", main_ini);
+	write_file("devices.d/a.ini", dev_ini ? dev_ini : "");
+	rc = load(&cfg, err, sizeof(err));
+	if (rc != -EINVAL || !strstr(err, needle))
+		fail_msg("expected an error containing <%s>, got rc %d: <%s>", needle, rc, err);
+	gw_config_free(&cfg);
+}
+
+static void test_shipped_example(void **state)
+{
+	struct gw_config cfg;
+	char err[4096];
+	const struct ad_device *d;
+	const struct ad_point *pt;
+	int rc;
+
+	(void)state;
+	rc = gw_config_load("etc/fieldmq.ini", &cfg, err, sizeof(err));
+	if (rc)
+		fail_msg("etc/fieldmq.ini: %s", err);
+	assert_string_equal(cfg.gateway.id, "gw1");
+	assert_string_equal(cfg.gateway.topic_prefix, "fieldmq/gw1");
+	assert_string_equal(cfg.gateway.data_dir, "etc/../var");
+	assert_string_equal(cfg.store.path, "etc/../var/fieldmq.db");
+	assert_int_equal(cfg.broker.n_listen, 1);
+	assert_string_equal(cfg.broker.listen[0], "127.0.0.1:1883");
+	assert_int_equal(cfg.broker.max_packet_size, 1 << 20);
+	assert_int_equal(cfg.broker.max_queued_bytes, 16 << 20);
+	assert_int_equal(cfg.broker.sys_interval_ms, 10000);
+	assert_int_equal(cfg.store.sync_interval_ms, 100);
+	assert_int_equal(cfg.uplink.protocol, 5);
+	assert_int_equal(cfg.uplink.n_forward, 1);
+	assert_string_equal(cfg.uplink.forward[0].filter, "fieldmq/#");
+	assert_int_equal(cfg.uplink.forward[0].qos, 1);
+	assert_string_equal(cfg.uplink.client_id, "gw1");
+	assert_int_equal(cfg.mqttsn.n_predefined, 1);
+	assert_int_equal(cfg.mqttsn.predefined[0].id, 1);
+	assert_null(cfg.mqttsn.multicast);
+	assert_true(cfg.devmap->map.n_devices >= 1);
+	d = cfg.devmap->map.devices[0];
+	assert_string_equal(d->name, "boiler");
+	assert_int_equal(d->bus->type, AD_BUS_TCP);
+	assert_true(d->bus->implicit);
+	assert_int_equal(d->bus->port, 15020);
+	pt = gw_devmap_point(d, gw_slice_cstr("temperature"));
+	assert_non_null(pt);
+	assert_int_equal(pt->type, AD_PT_FLOAT32);
+	assert_int_equal(pt->address, 100);
+	assert_string_equal(pt->unit, "°C");
+	assert_true(pt->deadband == 0.2);
+	pt = gw_devmap_point(d, gw_slice_cstr("pressure"));
+	assert_non_null(pt);
+	assert_int_equal(pt->publish, AD_PUB_EVERY_POLL);
+	assert_int_equal(pt->area, AD_AREA_INPUT);
+	gw_config_free(&cfg);
+}
+
+static void test_defaults_and_inheritance(void **state)
+{
+	struct gw_config cfg;
+	char err[4096];
+	const struct ad_device *d;
+	const struct ad_point *pt;
+
+	(void)state;
+	write_file("main.ini", "[gateway]\nid = edge-7\npublish = every_poll\ndata_dir = data\n");
+	write_file(
+		"devices.d/a.ini",
+		"[bus:line1]\ntype = rtu\ndevice = /dev/ttyUSB0\nbaud = 19200\nparity = E\n"
+		"[device:m1]\nbus = line1\nunit_id = 7\nbyte_order = CDAB\naddress_base = 1\n"
+		"[point:m1/p]\naddress = 1\ntype = float32\n"
+		"[point:m1/q]\naddress = 3\ntype = uint32\nbyte_order = DCBA\npublish = on_change\n"
+		"[point:m1/s]\naddress = 10\ntype = string\nlength = 4\nbyte_order = BADC\n");
+	assert_int_equal(load(&cfg, err, sizeof(err)), 0);
+	assert_string_equal(cfg.gateway.topic_prefix, "fieldmq/edge-7");
+	/* data_dir is relative to the file that names it */
+	assert_non_null(strstr(cfg.gateway.data_dir, "/data"));
+	assert_int_equal(strncmp(cfg.gateway.data_dir, dir, strlen(dir)), 0);
+	assert_int_equal(cfg.broker.max_inflight, 32);
+	assert_true(cfg.broker.allow_anonymous);
+	assert_int_equal(cfg.store.queue_max_messages, 1000000);
+	d = cfg.devmap->map.devices[0];
+	assert_string_equal(d->bus->name, "line1");
+	assert_int_equal(d->bus->baud, 19200);
+	assert_int_equal(d->bus->parity, 'E');
+	assert_int_equal(d->bus->type, AD_BUS_RTU);
+	assert_int_equal(d->unit_id, 7);
+	assert_int_equal(d->poll_ms, 1000);
+	pt = gw_devmap_point(d, gw_slice_cstr("p"));
+	assert_int_equal(pt->address, 0); /* register 1 with address_base = 1 */
+	assert_int_equal(pt->byte_order, AD_BO_CDAB);
+	assert_int_equal(pt->publish, AD_PUB_EVERY_POLL);
+	assert_int_equal(pt->index, 0);
+	pt = gw_devmap_point(d, gw_slice_cstr("q"));
+	assert_int_equal(pt->byte_order, AD_BO_DCBA);
+	assert_int_equal(pt->publish, AD_PUB_ON_CHANGE);
+	pt = gw_devmap_point(d, gw_slice_cstr("s"));
+	assert_true(pt->string_swap);
+	assert_int_equal(pt->length, 4);
+	assert_null(gw_devmap_point(d, gw_slice_cstr("nope")));
+	gw_config_free(&cfg);
+}
+
+static void test_errors_main(void **state)
+{
+	(void)state;
+	expect_error("[gateway]\nid = a\nlo_level = info\n", NULL,
+		     "main.ini:3: [gateway] lo_level: unknown key");
+	expect_error("; c\n[gateway]\nheartbeat = 5 minutes\n", NULL,
+		     "main.ini:3: [gateway] heartbeat: '5 minutes': expected a duration");
+	expect_error("[broker]\nmax_packet_size = 1T\n", NULL,
+		     "main.ini:2: [broker] max_packet_size: '1T': expected a size");
+	expect_error("[broker]\nallow_anonymous = perhaps\n", NULL,
+		     "main.ini:2: [broker] allow_anonymous: 'perhaps': expected yes | no");
+	expect_error(
+		"[gateway]\nlog_level = loud\n", NULL,
+		"main.ini:2: [gateway] log_level: 'loud': expected error | warning | info | debug");
+	expect_error("[brokr]\nlisten = 1.2.3.4:1\n", NULL, "main.ini:1: [brokr]: unknown section");
+	expect_error("[broker]\nlisten = 127.0.0.1\n", NULL,
+		     "main.ini:2: [broker] listen: '127.0.0.1': expected HOST:PORT");
+	expect_error("[broker]\nmax_inflight = 0\n", NULL,
+		     "main.ini:2: [broker] max_inflight: '0': expected an integer from 1 to 65535");
+	expect_error("[broker]\npersist = yes\npersist = no\n", NULL,
+		     "main.ini:3: [broker] persist: duplicate key");
+	expect_error("id = x\n", NULL, "main.ini:1: id: key outside of any section");
+	expect_error("[gateway]\nthis is not ini\n", NULL, "main.ini:2: syntax error");
+	expect_error("[uplink]\nurl = http://x\n", NULL,
+		     "main.ini:2: [uplink] url: 'http://x': expected mqtt://HOST[:PORT]");
+	expect_error("[uplink]\nforward = a/#/b 1\n", NULL,
+		     "main.ini:2: [uplink] forward: 'a/#/b' is not a valid MQTT topic filter");
+	expect_error("[uplink]\nenabled = yes\n", NULL,
+		     "main.ini:1: [uplink] url: required when enabled = yes");
+	expect_error("[mqttsn.predefined]\n0 = a/b\n", NULL,
+		     "main.ini:2: [mqttsn.predefined] 0: expected a topic id from 1 to 65534");
+	expect_error("[gateway]\nid = a b\n", NULL, "main.ini:2: [gateway] id: 'a b'");
+	expect_error(
+		"[device:x]\nhost = h\n", NULL,
+		"main.ini:1: [device:x]: buses, devices and points belong in the device-map files");
+}
+
+static void test_errors_devices(void **state)
+{
+	(void)state;
+	expect_error("", "[device:m]\nbus = nope\nunit_id = 1\n",
+		     "a.ini:2: [device:m] bus: 'nope': no [bus:nope] section defines it");
+	expect_error("", "[device:m]\nhost = h\n[point:x/p]\naddress = 1\n",
+		     "a.ini:3: [point:x/p]: device 'x' is not defined");
+	expect_error("", "[device:m]\nhost = h\n[device:m]\nhost = h\n",
+		     "a.ini:3: [device:m]: duplicate device name (first defined at");
+	expect_error("",
+		     "[device:m]\nhost = h\n[point:m/p]\naddress = 1\n[point:m/p]\naddress = 2\n",
+		     "a.ini:5: [point:m/p]: duplicate point name");
+	expect_error("", "[device:m]\nhost = h\n[point:m/p]\naddress = 1\ntype = float33\n",
+		     "a.ini:5: [point:m/p] type: 'float33': expected bool | bit | int16");
+	expect_error("", "[device:m]\nhost = h\n[point:m/p]\ntype = string\naddress = 3\n",
+		     "a.ini:3: [point:m/p] length: required for type = string");
+	expect_error("",
+		     "[device:m]\nhost = h\n[point:m/p]\narea = coil\ntype = int16\naddress = 1\n",
+		     "a.ini:3: [point:m/p] type: int16: coil and discrete areas hold single bits");
+	expect_error("",
+		     "[device:m]\nhost = h\n[point:m/p]\narea = input\naccess = rw\naddress = 1\n",
+		     "a.ini:3: [point:m/p] access: rw: the input area is read-only");
+	expect_error("", "[device:m]\nunit_id = 1\n", "a.ini:1: [device:m]: no transport");
+	expect_error("", "[device:m]\nhost = h\n[point:m/p]\ntype = int16\n",
+		     "a.ini:3: [point:m/p] address: required");
+	expect_error("", "[device:m]\nhost = h\nbaud = fast\n",
+		     "a.ini:3: [device:m] baud: 'fast': expected an integer");
+	expect_error("", "[device:m]\nhost = h\n[point:m/p]\naddress = 65535\ntype = float32\n",
+		     "runs past 65535");
+	expect_error("", "[device:m]\nhost = h\naddress_base = 1\n[point:m/p]\naddress = 0\n",
+		     "a.ini:4: [point:m/p] address: 0 with address_base = 1");
+	expect_error("", "[gateway]\nid = x\n",
+		     "a.ini:1: [gateway]: this section belongs in the main configuration file");
+	expect_error("", "[bus:b]\ntype = tcp\n[device:m]\nbus = b\n",
+		     "a.ini:1: [bus:b] host: required for type = tcp");
+	expect_error("", "[device:m]\nprotocol = coap\nhost = h\n",
+		     "[device:m] protocol: 'coap' is not available in this version");
+}
+
+static void test_many_errors_reported(void **state)
+{
+	struct gw_config cfg;
+	char err[4096];
+	unsigned int lines = 0;
+	const char *s;
+
+	(void)state;
+	write_file("main.ini", "[gateway]\nfoo = 1\nbar = 2\n[broker]\nbaz = 3\n");
+	write_file("devices.d/a.ini", "");
+	assert_int_equal(load(&cfg, err, sizeof(err)), -EINVAL);
+	for (s = err; *s; s++)
+		lines += *s == '\n';
+	assert_int_equal(lines, 3);
+	gw_config_free(&cfg);
+}
+
+static void test_missing_file(void **state)
+{
+	struct gw_config cfg;
+	char err[512];
+
+	(void)state;
+	assert_int_equal(gw_config_load("/nonexistent/fieldmq.ini", &cfg, err, sizeof(err)),
+			 -ENOENT);
+	assert_non_null(strstr(err, "/nonexistent/fieldmq.ini: cannot open"));
+	gw_config_free(&cfg);
+}
+
+static void test_devmap_reload(void **state)
+{
+	struct gw_config cfg;
+	struct gw_devmap *dm = NULL;
+	char err[4096];
+
+	(void)state;
+	write_file("main.ini", "[gateway]\nid = g\n");
+	write_file("devices.d/a.ini", "[device:m]\nhost = h\n");
+	assert_int_equal(load(&cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.devmap->map.n_devices, 1);
+	write_file("devices.d/b.ini", "[device:n]\nhost = h\n[point:n/p]\naddress = 4\n");
+	assert_int_equal(gw_devmap_load(&cfg, &dm, err, sizeof(err)), 0);
+	assert_int_equal(dm->map.n_devices, 2);
+	assert_int_equal(dm->map.n_points, 1);
+	gw_devmap_free(dm);
+	write_file("devices.d/b.ini", "[device:n]\nhots = h\n");
+	assert_int_equal(gw_devmap_load(&cfg, &dm, err, sizeof(err)), -EINVAL);
+	assert_null(dm);
+	assert_non_null(strstr(err, "b.ini:2: [device:n] hots: unknown key"));
+	gw_config_free(&cfg);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_shipped_example),
+		cmocka_unit_test_setup_teardown(test_defaults_and_inheritance, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_errors_main, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_errors_devices, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_many_errors_reported, setup, teardown),
+		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test_setup_teardown(test_devmap_reload, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
