@@ -265,6 +265,13 @@ out:
 	return rc;
 }
 
+/* A result that says the file itself is bad (corrupt, not a database, unreadable). */
+static bool unusable(int rc)
+{
+	return (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB ||
+	       rc == SQLITE_IOERR_READ || rc == SQLITE_IOERR_SHORT_READ;
+}
+
 /* Rename @path (and its WAL) to <path>.corrupt-<UTC time>; 0 or -errno. */
 static int move_aside(const char *path, const struct gw_logger *lg, const char *why)
 {
@@ -396,8 +403,12 @@ int st__db_open(const char *path, bool sync_full, const struct gw_logger *lg, st
 	rc = db_open_checked(path, sync_full, &db->wr, why, sizeof(why));
 	if (rc != SQLITE_OK) {
 		err = rc_errno(rc);
-		/* Another process holding the file is not corruption: leave it be. */
-		if (err == -EBUSY || err == -ENOMEM || access(path, F_OK)) {
+		/*
+		 * Only a file that is damaged or unreadable is moved aside; a busy
+		 * file (another process), a read-only directory or a full disk is
+		 * not the file's fault and is left alone.
+		 */
+		if (!unusable(rc) || access(path, F_OK)) {
 			gw_log(lg, LOG_ERR, LOGM, "cannot open database %s: %s", path, why);
 			err = err == -EBUSY || err == -ENOMEM ? err : -EIO;
 			goto fail;
@@ -796,4 +807,12 @@ int st__db_set_max_pages(struct st__db *db, uint64_t pages)
 	snprintf(sql, sizeof(sql), "PRAGMA max_page_count=%" PRIu64,
 		 pages ? pages : (uint64_t)0xfffffffe);
 	return sqlite3_exec(db->wr, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
+}
+
+int st__db_set_readonly(struct st__db *db, bool ro)
+{
+	return sqlite3_exec(db->wr, ro ? "PRAGMA query_only=1" : "PRAGMA query_only=0", NULL, NULL,
+			    NULL) == SQLITE_OK
+		       ? 0
+		       : -EIO;
 }

@@ -120,6 +120,8 @@ int st__db_load_sessions(struct st__db *db, st_session_fn sess_cb, st_session_ms
 
 /* Test hook: cap the database at @pages pages (PRAGMA max_page_count); 0 = no cap. */
 int st__db_set_max_pages(struct st__db *db, uint64_t pages);
+/* Test hook: make the writer refuse writes (PRAGMA query_only), as a read-only mount does. */
+int st__db_set_readonly(struct st__db *db, bool ro);
 struct st__db *st__store_db(struct st_store *st);
 
 #endif
