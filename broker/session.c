@@ -200,7 +200,8 @@ static void conn_fail(struct brk_conn *c, int err, uint8_t reason)
 	brk__log(c->b, LOG_DEBUG, "%s: closing on error %d (reason 0x%02x)", c->peer, err, reason);
 	if (c->state == BRK_CS_NEW && c->proto) {
 		/* A CONNECT that fails gets a CONNACK with the reason [MQTT-3.2.2-6]. */
-		if (reason == MQTT_RC_UNSUPPORTED_VERSION || c->proto == MQTT_V5)
+		if (reason == MQTT_RC_UNSUPPORTED_VERSION || reason == MQTT_RC_CLIENT_ID_INVALID ||
+		    c->proto == MQTT_V5)
 			send_connack(c, reason ? reason : MQTT_RC_PROTOCOL_ERROR, false, NULL);
 	}
 	brk__conn_kick(c, reason ? reason : MQTT_RC_PROTOCOL_ERROR);
