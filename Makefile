@@ -156,8 +156,13 @@ bench: deps all $(BENCH_BINS)
 	BUILD=$(BUILD) bench/run.sh
 
 # ----------------------------------------------------------------- running
+# The demo device map (etc/devices.d/demo.ini) polls the Modbus simulator,
+# started here beside the daemon and stopped with it.
 run: deps all
 	@mkdir -p var
+	@$(BUILD)/sim/modbus_sim --tcp 127.0.0.1:15020 --regs tests/sim/modbus_regs.ini --animate & \
+	sim=$$!; trap 'kill $$sim 2>/dev/null' EXIT; \
+	echo "fieldmq: broker on 127.0.0.1:1883 - watch it with: mosquitto_sub -t 'fieldmq/#' -v"; \
 	$(BUILD)/fieldmq -c etc/fieldmq.ini
 
 # -------------------------------------------------------------- dependencies
@@ -189,8 +194,10 @@ format:
 install: $(BUILD)/fieldmq
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)/etc/fieldmq/devices.d
 	install -m 0755 $(BUILD)/fieldmq $(DESTDIR)$(PREFIX)/sbin/fieldmq
-	install -m 0644 etc/fieldmq.ini $(DESTDIR)/etc/fieldmq/fieldmq.ini
-	install -m 0644 etc/devices.d/*.ini $(DESTDIR)/etc/fieldmq/devices.d/
+	sed 's|^data_dir = ../var|data_dir = /var/lib/fieldmq|' etc/fieldmq.ini > $(DESTDIR)/etc/fieldmq/fieldmq.ini
+	chmod 0644 $(DESTDIR)/etc/fieldmq/fieldmq.ini
+	# The demo map is installed as an example, not enabled (it polls a simulator).
+	install -m 0644 etc/devices.d/demo.ini $(DESTDIR)/etc/fieldmq/devices.d/demo.ini.example
 
 clean:
 	rm -rf build

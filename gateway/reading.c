@@ -119,6 +119,24 @@ void gw_json_string(struct gw_writer *w, struct gw_slice s)
 	gw_wr_u8(w, '"');
 }
 
+/*
+ * A float32 register value widened to double prints as 21.00041961669922;
+ * the shortest form that reads back to the same float (21.00042) is what
+ * the device meant.
+ */
+static void json_float(struct gw_writer *w, double d)
+{
+	char buf[40];
+	int prec;
+
+	for (prec = 6; prec <= 9; prec++) {
+		snprintf(buf, sizeof(buf), "%.*g", prec, d);
+		if (strtof(buf, NULL) == (float)d)
+			break;
+	}
+	wr_str(w, buf);
+}
+
 void gw_json_double(struct gw_writer *w, double d)
 {
 	char buf[40];
@@ -174,6 +192,17 @@ static bool value_finite(const struct ad_value *v)
 	return v->type != AD_VAL_DOUBLE || isfinite(v->d);
 }
 
+static void value_json(struct gw_writer *w, const struct ad_reading *r)
+{
+	const struct ad_point *pt = r->point;
+
+	if (r->value.type == AD_VAL_DOUBLE && pt && pt->type == AD_PT_FLOAT32 && pt->scale == 1.0 &&
+	    pt->offset == 0.0 && r->value.d != 0 && (double)(float)r->value.d == r->value.d)
+		json_float(w, r->value.d);
+	else
+		gw_json_value(w, &r->value);
+}
+
 int gw_render_reading(enum gw_payload mode, const struct ad_reading *r, struct gw_writer *w)
 {
 	bool has = r->value.type != AD_VAL_NONE && value_finite(&r->value);
@@ -183,13 +212,13 @@ int gw_render_reading(enum gw_payload mode, const struct ad_reading *r, struct g
 
 	if (mode == GW_PAYLOAD_VALUE) {
 		if (has)
-			gw_json_value(w, &r->value);
+			value_json(w, r);
 		return w->err;
 	}
 	gw_wr_u8(w, '{');
 	if (has) {
 		wr_str(w, "\"value\":");
-		gw_json_value(w, &r->value);
+		value_json(w, r);
 		gw_wr_u8(w, ',');
 	}
 	if (*unit) {

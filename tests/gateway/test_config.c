@@ -116,10 +116,11 @@ static void test_shipped_example(void **state)
 	pt = gw_devmap_point(d, gw_slice_cstr("temperature"));
 	assert_non_null(pt);
 	assert_int_equal(pt->type, AD_PT_FLOAT32);
-	assert_int_equal(pt->address, 100);
+	assert_int_equal(pt->address, 0);
+	assert_int_equal(pt->area, AD_AREA_INPUT);
 	assert_string_equal(pt->unit, "°C");
 	assert_true(pt->deadband == 0.2);
-	pt = gw_devmap_point(d, gw_slice_cstr("pressure"));
+	pt = gw_devmap_point(d, gw_slice_cstr("uptime"));
 	assert_non_null(pt);
 	assert_int_equal(pt->publish, AD_PUB_EVERY_POLL);
 	assert_int_equal(pt->area, AD_AREA_INPUT);

@@ -67,6 +67,13 @@ static void test_json_double(void **state)
 	assert_string_equal(render(GW_PAYLOAD_VALUE, &r, buf, sizeof(buf)), "0.30000000000000004");
 	r.value.d = -1e-300;
 	assert_string_equal(render(GW_PAYLOAD_VALUE, &r, buf, sizeof(buf)), "-1e-300");
+	/* a float32 register value prints as the float it was, not its double widening */
+	pt.type = AD_PT_FLOAT32;
+	pt.scale = 1;
+	r.value.d = (double)21.0004196f;
+	assert_string_equal(render(GW_PAYLOAD_VALUE, &r, buf, sizeof(buf)), "21.00042");
+	r.value.d = (double)0.1f;
+	assert_string_equal(render(GW_PAYLOAD_VALUE, &r, buf, sizeof(buf)), "0.1");
 }
 
 static void test_nan_inf(void **state)
