@@ -72,6 +72,11 @@ struct st_store {
 
 	struct gw_list notices; /* ops dropped from memory whose callbacks are owed */
 
+	uv_work_t check_work;
+	bool checking;
+	int check_rc;
+	char check_why[256];
+
 	struct st__meta meta; /* as of the last commit */
 	uint64_t next_id;
 	uint64_t dropped_unsaved; /* drops on the loop thread not yet committed */
@@ -447,6 +452,46 @@ static void schedule(struct st_store *st)
 		uv_timer_start(&st->timer, on_timer, st->cfg.sync_interval_ms, 0);
 }
 
+/* ---------------------------------------------------------- integrity check */
+
+static void check_work(uv_work_t *req)
+{
+	struct st_store *st = container_of(req, struct st_store, check_work);
+
+	st->check_rc = st__db_check_full(st->db, st->check_why, sizeof(st->check_why));
+}
+
+static void check_done(uv_work_t *req, int status)
+{
+	struct st_store *st = container_of(req, struct st_store, check_work);
+
+	st->checking = false;
+	if (status)
+		st->check_rc = -ECANCELED;
+	st->stats.check_result = st->check_rc;
+	if (st->check_rc == -EBADMSG) {
+		/*
+		 * Damage deep in the queue, found after open. Swapping the file
+		 * under running work is not worth its risk: the store keeps going
+		 * (operations that touch the damage fail and are counted) and the
+		 * next start moves the file aside.
+		 */
+		int err = st__db_mark_bad(st->db);
+
+		gw_log(st->lg, LOG_ERR, LOGM,
+		       "integrity check of %s failed (%s): it will be moved aside at the next "
+		       "start%s",
+		       st->cfg.path, st->check_why, err ? " (cannot leave the marker file!)" : "");
+	} else if (st->check_rc && st->check_rc != -ECANCELED) {
+		gw_log(st->lg, LOG_WARNING, LOGM, "integrity check of %s could not run: %s",
+		       st->cfg.path, st->check_why);
+	} else if (!st->check_rc) {
+		gw_log(st->lg, LOG_DEBUG, LOGM, "integrity check of %s: ok", st->cfg.path);
+	}
+	if (st->closing)
+		maybe_finish_close(st);
+}
+
 /* -------------------------------------------------------------------- peeks */
 
 static void peek_next(struct st_store *st);
@@ -710,6 +755,9 @@ int st_open(uv_loop_t *loop, const struct st_config *cfg, const struct gw_logger
 	err = uv_timer_init(loop, &st->timer);
 	if (err)
 		goto fail;
+	st->stats.check_result = 1;
+	if (!uv_queue_work(loop, &st->check_work, check_work, check_done))
+		st->checking = true;
 	gw_log(lg, LOG_INFO, LOGM, "opened %s: %llu queued messages, %llu bytes", st->cfg.path,
 	       (unsigned long long)st->meta.count, (unsigned long long)st->meta.bytes);
 	*out = st;
@@ -740,7 +788,7 @@ static void maybe_finish_close(struct st_store *st)
 {
 	struct gw_list *pos, *tmp;
 
-	if (st->committing || st->peek_cur || st->timer_closed)
+	if (st->committing || st->peek_cur || st->checking || st->timer_closed)
 		return;
 	if (!gw_list_empty(&st->pending.ops) && !st->close_tried) {
 		start_commit(st);
@@ -766,6 +814,8 @@ void st_close(struct st_store *st, st_close_fn cb, void *arg)
 	st->close_cb = cb;
 	st->close_arg = arg;
 	uv_timer_stop(&st->timer);
+	if (st->checking)
+		st__db_check_interrupt(st->db);
 	maybe_finish_close(st);
 }
 

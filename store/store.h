@@ -86,10 +86,15 @@ struct st_qrecord {
  * to @loop. Synchronous: call at start-up. The store copies @cfg; @lg may be
  * NULL and must outlive the store.
  *
- * A database that fails its integrity check (PRAGMA quick_check) or is not a
- * database at all is renamed to "<path>.corrupt-<UTC timestamp>" (its -wal
- * too), an error is logged, and a fresh database is created in its place: the
- * gateway keeps running without the lost data. An older schema is migrated.
+ * A database that is not a database at all, or fails the checks made at open
+ * (quick_check of the schema and the small tables, a probe of both ends of
+ * the queue), is renamed to "<path>.corrupt-<UTC timestamp>" (its -wal too),
+ * an error is logged, and a fresh database is created in its place: the
+ * gateway keeps running without the lost data. The quick_check of the whole
+ * file reads every page (seconds for a million records on slow flash), so it
+ * runs on the thread pool after open; if it fails, an error is logged,
+ * st_stats.check_result says so, and the next st_open moves the file aside.
+ * An older schema is migrated.
  *
  * Returns 0 and *out, or -EINVAL (bad config), -ENOMEM, -EPROTONOSUPPORT (the
  * schema is newer than this build: the file is left alone), -EIO (the file
@@ -233,6 +238,12 @@ struct st_stats {
 	uint64_t ops_committed;	 /* operations written since open */
 	uint64_t pending_ops;	 /* operations waiting for a commit (incl. one in flight) */
 	bool failing;		 /* the last commit failed (disk full, read-only...) */
+	/*
+	 * The full integrity check that runs on the thread pool after open:
+	 * 1 still running, 0 ok, -EBADMSG the file is damaged (logged; the next
+	 * st_open moves it aside), -ECANCELED cut short by st_close, -EIO.
+	 */
+	int check_result;
 };
 
 void st_get_stats(const struct st_store *st, struct st_stats *out);

@@ -103,8 +103,10 @@ struct st__db {
 	sqlite3_stmt *stmt[__S_MAX];
 	sqlite3_stmt *peek;
 	sqlite3_stmt *meta_get;
+	sqlite3 *chk;	      /* the background integrity check's own connection */
 	struct st__meta meta; /* as committed; touched by the commit thread only */
 	const struct gw_logger *lg;
+	char marker[4096]; /* <path>.check-failed */
 };
 
 #define LOGM "store"
@@ -207,6 +209,61 @@ static int db_connect(const char *path, sqlite3 **out)
 }
 
 /*
+ * The checks at open stay cheap with a million queued records on slow flash:
+ * the schema and the small tables get a quick_check each, the queue only a
+ * walk down both edges of its b-tree (first and last rows, O(log n) pages).
+ * The quick_check of the whole file runs afterwards on the thread pool
+ * (st__db_check_full), and a failure there moves the file aside at the next
+ * start.
+ */
+static int check_cheap(sqlite3 *h, char *why, size_t why_len)
+{
+	static const char *const small[] = { "sqlite_schema", "meta", "retained", "sessions",
+					     "session_msgs" };
+	sqlite3_stmt *s = NULL;
+	char sql[96], buf[128];
+	bool has_queue = false;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < GW_ARRAY_SIZE(small); i++) {
+		snprintf(sql, sizeof(sql), "SELECT 1 FROM sqlite_schema WHERE name = '%s'",
+			 small[i]);
+		rc = i ? pragma_text(h, sql, buf, sizeof(buf)) : SQLITE_OK;
+		if (rc != SQLITE_OK)
+			goto fail;
+		if (i && strcmp(buf, "1"))
+			continue;
+		snprintf(sql, sizeof(sql), "PRAGMA quick_check(%s)", small[i]);
+		rc = pragma_text(h, sql, buf, sizeof(buf));
+		if (rc != SQLITE_OK)
+			goto fail;
+		if (strcmp(buf, "ok")) {
+			snprintf(why, why_len, "quick_check(%s): %s", small[i], buf);
+			return SQLITE_CORRUPT;
+		}
+	}
+	rc = pragma_text(h, "SELECT 1 FROM sqlite_schema WHERE name = 'queue'", buf, sizeof(buf));
+	if (rc != SQLITE_OK)
+		goto fail;
+	has_queue = !strcmp(buf, "1");
+	if (!has_queue)
+		return SQLITE_OK;
+	rc = sqlite3_prepare_v2(h,
+				"SELECT (SELECT length(payload) FROM queue ORDER BY id LIMIT 1),"
+				" (SELECT length(payload) FROM queue ORDER BY id DESC LIMIT 1)",
+				-1, &s, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	if (rc == SQLITE_ROW)
+		return SQLITE_OK;
+fail:
+	snprintf(why, why_len, "%s", sqlite3_errmsg(h));
+	return rc == SQLITE_OK || rc == SQLITE_DONE ? SQLITE_CORRUPT : rc;
+}
+
+/*
  * Open the writer connection and check the file: WAL mode (the first read
  * of the header), the integrity check and the schema version. *why says what
  * failed when the result is not SQLITE_OK.
@@ -245,17 +302,11 @@ static int db_open_checked(const char *path, bool sync_full, sqlite3 **out, char
 	if (rc == SQLITE_OK)
 		/* Keep a checkpointed WAL from holding disk space forever. */
 		rc = sqlite3_exec(h, "PRAGMA journal_size_limit=4194304", NULL, NULL, NULL);
-	if (rc == SQLITE_OK)
-		rc = pragma_text(h, "PRAGMA quick_check", buf, sizeof(buf));
 	if (rc != SQLITE_OK) {
 		snprintf(why, why_len, "%s", sqlite3_errmsg(h));
 		goto out;
 	}
-	if (strcmp(buf, "ok")) {
-		rc = SQLITE_CORRUPT;
-		snprintf(why, why_len, "quick_check: %s", buf);
-		goto out;
-	}
+	rc = check_cheap(h, why, why_len);
 out:
 	if (rc != SQLITE_OK) {
 		sqlite3_close_v2(h);
@@ -382,6 +433,7 @@ void st__db_close(struct st__db *db)
 	for (i = 0; i < __S_MAX; i++)
 		sqlite3_finalize(db->stmt[i]);
 	sqlite3_finalize(db->peek);
+	sqlite3_close_v2(db->chk);
 	sqlite3_close_v2(db->rd);
 	/* The last connection to close checkpoints and removes the WAL. */
 	sqlite3_close_v2(db->wr);
@@ -400,6 +452,19 @@ int st__db_open(const char *path, bool sync_full, const struct gw_logger *lg, st
 	if (!db)
 		return -ENOMEM;
 	db->lg = lg;
+	snprintf(db->marker, sizeof(db->marker), "%s.check-failed", path);
+	if (access(db->marker, F_OK) == 0) {
+		/* The last run's full integrity check failed. */
+		err = access(path, F_OK)
+			      ? 0
+			      : move_aside(path, lg,
+					   "it failed the integrity check of a previous run");
+		if (err) {
+			err = -EIO;
+			goto fail;
+		}
+		unlink(db->marker);
+	}
 	rc = db_open_checked(path, sync_full, &db->wr, why, sizeof(why));
 	if (rc != SQLITE_OK) {
 		err = rc_errno(rc);
@@ -439,6 +504,10 @@ int st__db_open(const char *path, bool sync_full, const struct gw_logger *lg, st
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v3(db->rd, PEEK_SQL, -1, SQLITE_PREPARE_PERSISTENT, &db->peek,
 					NULL);
+	if (rc == SQLITE_OK)
+		rc = db_connect(path, &db->chk);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db->chk, "PRAGMA query_only=1", NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
 		gw_log(lg, LOG_ERR, LOGM, "database %s: %s", path,
 		       db->rd ? sqlite3_errmsg(db->rd) : sqlite3_errmsg(db->wr));
@@ -815,4 +884,32 @@ int st__db_set_readonly(struct st__db *db, bool ro)
 			    NULL) == SQLITE_OK
 		       ? 0
 		       : -EIO;
+}
+
+int st__db_check_full(struct st__db *db, char *why, size_t why_len)
+{
+	int rc = pragma_text(db->chk, "PRAGMA quick_check", why, why_len);
+
+	if (rc == SQLITE_INTERRUPT)
+		return -ECANCELED;
+	if (rc != SQLITE_OK) {
+		snprintf(why, why_len, "%s", sqlite3_errmsg(db->chk));
+		return unusable(rc) ? -EBADMSG : rc_errno(rc) ? rc_errno(rc) : -EIO;
+	}
+	return strcmp(why, "ok") ? -EBADMSG : 0;
+}
+
+void st__db_check_interrupt(struct st__db *db)
+{
+	sqlite3_interrupt(db->chk);
+}
+
+int st__db_mark_bad(struct st__db *db)
+{
+	FILE *fp = fopen(db->marker, "w");
+
+	if (!fp)
+		return -errno;
+	fputs("the integrity check failed: moved aside at the next start\n", fp);
+	return fclose(fp) ? -errno : 0;
 }

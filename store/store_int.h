@@ -118,6 +118,17 @@ int st__db_load_retained(struct st__db *db, st_retained_fn cb, void *arg);
 int st__db_load_sessions(struct st__db *db, st_session_fn sess_cb, st_session_msg_fn msg_cb,
 			 void *arg);
 
+/*
+ * The full integrity check (PRAGMA quick_check of the whole file, which reads
+ * every page) on its own connection, run on the pool after open: 0 (ok),
+ * -EBADMSG (damaged: *why says how), -ECANCELED (interrupted), -EIO.
+ * st__db_check_interrupt() may be called from the loop thread meanwhile.
+ * st__db_mark_bad() leaves a marker so the next open moves the file aside.
+ */
+int st__db_check_full(struct st__db *db, char *why, size_t why_len);
+void st__db_check_interrupt(struct st__db *db);
+int st__db_mark_bad(struct st__db *db);
+
 /* Test hook: cap the database at @pages pages (PRAGMA max_page_count); 0 = no cap. */
 int st__db_set_max_pages(struct st__db *db, uint64_t pages);
 /* Test hook: make the writer refuse writes (PRAGMA query_only), as a read-only mount does. */

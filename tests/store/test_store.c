@@ -83,6 +83,8 @@ static int teardown(void **state)
 		umount2(f->dir, MNT_DETACH);
 	uv_run(&f->loop, UV_RUN_DEFAULT);
 	assert_int_equal(uv_loop_close(&f->loop), 0);
+	/* Everything the store allocated came back. */
+	assert_int_equal(gw_mem_used(), 0);
 	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	free(f);
 	return 0;
@@ -691,6 +693,56 @@ static void test_corrupt(void **state)
 	close_sync(f);
 }
 
+/* Damage deep inside the queue: found by the full check after open, moved aside at the next. */
+static void test_corrupt_deep(void **state)
+{
+	static char payload[1024];
+	struct fx *f = *state;
+	struct st_config cfg;
+	struct st_record r = mkrec("deep", "");
+	char junk[4096];
+	struct stat sb;
+	int i;
+
+	cfg_init(f, &cfg);
+	open_ok(f, &cfg);
+	memset(payload, 'q', sizeof(payload));
+	r.payload = (struct gw_slice){ (const uint8_t *)payload, sizeof(payload) };
+	for (i = 0; i < 2000; i++)
+		assert_int_equal(st_queue_append(f->st, &r, NULL, NULL, NULL), 0);
+	flush_sync(f);
+	while (stats(f).check_result == 1)
+		uv_run(&f->loop, UV_RUN_ONCE);
+	assert_int_equal(stats(f).check_result, 0);
+	close_sync(f);
+
+	/* A leaf page in the middle of the queue's b-tree. */
+	assert_int_equal(stat(f->path, &sb), 0);
+	memset(junk, 0x5a, sizeof(junk));
+	write_file(f->path, junk, sizeof(junk), (sb.st_size / 2) & ~(off_t)4095, false);
+	open_ok(f, &cfg);
+	assert_int_equal(f->n_err, 0);
+	while (stats(f).check_result == 1)
+		uv_run(&f->loop, UV_RUN_ONCE);
+	assert_int_equal(stats(f).check_result, -EBADMSG);
+	assert_int_equal(f->n_err, 1);
+	assert_non_null(strstr(f->last_err, "moved aside at the next start"));
+	close_sync(f);
+
+	open_ok(f, &cfg);
+	assert_int_equal(f->n_err, 2);
+	assert_non_null(strstr(f->last_err, "moved aside to"));
+	assert_int_equal(count_files(f, "fieldmq.db.corrupt-"), 1);
+	assert_int_equal(count_files(f, "fieldmq.db.check-failed"), 0);
+	assert_int_equal(stats(f).queue_messages, 0);
+	assert_int_equal(append_n(f, 1, NULL, NULL, NULL), 0);
+	flush_sync(f);
+	while (stats(f).check_result == 1)
+		uv_run(&f->loop, UV_RUN_ONCE);
+	assert_int_equal(stats(f).check_result, 0);
+	close_sync(f);
+}
+
 /* Fill with 1 KiB records until commits fail; the store keeps them. */
 static void fill_until_failing(struct fx *f, struct done_log *d, int *appended)
 {
@@ -1014,6 +1066,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migration, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_deep, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disk_full_max_pages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disk_full_tmpfs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_only, setup, teardown),
