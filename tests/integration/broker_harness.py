@@ -175,6 +175,9 @@ class Client:
             self.c.disconnect()
         self.disconnected.wait(T)
         self.c.loop_stop()
+        # paho reports the disconnection when it has sent DISCONNECT; give
+        # the broker time to read it before other sockets race ahead.
+        time.sleep(0.1)
 
     def drop(self):
         """Close the socket without DISCONNECT (an abnormal loss)."""
