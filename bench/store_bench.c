@@ -4,6 +4,7 @@
  * on disk per queued message, and the drain rate (peek + ack).
  *
  * Usage: store_bench [-n MESSAGES] [-d DIR]   (defaults: 1000000, /tmp)
+ *        store_bench -o FILE                  time st_open of an existing database
  * Prints one "store_bench: name value unit" line per figure.
  */
 #include <errno.h>
@@ -90,6 +91,35 @@ static bool drop_caches(void)
 	return fclose(fp) == 0 && ok;
 }
 
+static int open_only(const char *path)
+{
+	struct st_config cfg;
+	struct st_store *st;
+	struct st_stats s;
+	struct bench b;
+	double t0, t1;
+	int err;
+
+	memset(&b, 0, sizeof(b));
+	uv_loop_init(&b.loop);
+	st_config_defaults(&cfg);
+	cfg.path = (char *)path;
+	t0 = now_s();
+	err = st_open(&b.loop, &cfg, NULL, &st);
+	t1 = now_s();
+	if (err) {
+		fprintf(stderr, "st_open %s: %s\n", path, strerror(-err));
+		return 1;
+	}
+	st_get_stats(st, &s);
+	printf("store_bench: open_time %.1f ms (%llu queued messages)\n", (t1 - t0) * 1000.0,
+	       (unsigned long long)s.queue_messages);
+	b.st = st;
+	close_store(&b);
+	uv_loop_close(&b.loop);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *dir = "/tmp";
@@ -100,17 +130,22 @@ int main(int argc, char **argv)
 	struct st_record r;
 	struct bench b;
 	double t0, t1;
-	bool cold;
+	bool cold, keep = false;
 	off_t size;
 	int opt, err, k;
 
-	while ((opt = getopt(argc, argv, "n:d:")) != -1) {
-		if (opt == 'n')
+	while ((opt = getopt(argc, argv, "n:d:o:k")) != -1) {
+		if (opt == 'o')
+			return open_only(optarg);
+		if (opt == 'k')
+			keep = true;
+		else if (opt == 'n')
 			n = strtoull(optarg, NULL, 10);
 		else if (opt == 'd')
 			dir = optarg;
 		else {
-			fprintf(stderr, "usage: %s [-n MESSAGES] [-d DIR]\n", argv[0]);
+			fprintf(stderr, "usage: %s [-n MESSAGES] [-d DIR] | -o EXISTING.db\n",
+				argv[0]);
 			return 2;
 		}
 	}
@@ -194,6 +229,12 @@ int main(int argc, char **argv)
 		       k == 0 && cold ? "cold" : "warm");
 		if (k == 0)
 			close_store(&b);
+	}
+
+	if (keep) {
+		close_store(&b);
+		printf("store_bench: kept %s\n", path);
+		return 0;
 	}
 
 	/* Drain: peek 1000, ack them, peek the next. */
