@@ -567,6 +567,13 @@ static void mark_bad(struct mb_dev *d, unsigned int i, int64_t ts)
 	emit(d, d->order[i], NULL, AD_Q_BAD, ts);
 }
 
+static const char *const area_names[__AD_AREA_MAX] = {
+	[AD_AREA_COIL] = "coils",
+	[AD_AREA_DISCRETE] = "discrete inputs",
+	[AD_AREA_INPUT] = "input registers",
+	[AD_AREA_HOLDING] = "holding registers",
+};
+
 static void poll_done(struct mb_dev *d)
 {
 	struct mb_adapter *ad = d->ad;
@@ -593,8 +600,9 @@ static void poll_done(struct mb_dev *d)
 			}
 			if (d->req_err[i] != r->err + r->exc)
 				gw_log(ad->base.log, LOG_WARNING, MOD,
-				       "device %s: reading %u x %u from %u: %s", c->name, rq->count,
-				       rq->area, rq->address, mbus_exception_str(r->exc));
+				       "device %s: reading %u %s from %u: %s", c->name, rq->count,
+				       area_names[rq->area], rq->address,
+				       mbus_exception_str(r->exc));
 			d->req_err[i] = r->err + r->exc;
 			for (k = rq->first; k < rq->first + rq->n_pts; k++)
 				mark_bad(d, k, r->ts);
