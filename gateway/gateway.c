@@ -17,7 +17,11 @@
 #include "adapters/modbus/modbus_adapter.h"
 #include "broker/broker.h"
 #include "gateway/gateway.h"
+#include "gateway/persist.h"
 #include "gateway/reading.h"
+#include "store/store.h"
+
+#include <sys/stat.h>
 
 #define MOD "gateway"
 #define TOPIC_MAX 1024
@@ -45,6 +49,8 @@ struct gw {
 	struct gw_logger *log;
 	struct brk *broker;
 	struct brk_client *cmd_client;
+	struct st_store *store;
+	struct gw_persist *persist;
 	struct ad_adapter *modbus;
 	struct ad_adapter *old_modbus; /* closing after a reload */
 	struct gw_devmap *old_map;
@@ -496,6 +502,63 @@ int gw_gateway_new(uv_loop_t *loop, struct gw_config *cfg, struct gw_logger *log
 	return 0;
 }
 
+/* mkdir -p @path (0755). */
+static int mkdirs(const char *path)
+{
+	char buf[1024];
+	size_t i, n = strlen(path);
+
+	if (n >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, n + 1);
+	for (i = 1; i <= n; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		buf[i] = '\0';
+		if (mkdir(buf, 0755) && errno != EEXIST)
+			return -errno;
+		buf[i] = path[i];
+	}
+	return 0;
+}
+
+/*
+ * The store keeps the uplink queue, retained messages and persistent
+ * sessions. Without it (an unwritable data_dir) the broker still serves,
+ * and the log says what is not kept.
+ */
+static void open_store(struct gw *g)
+{
+	const struct gw_store_config *sc = &g->cfg.store;
+	struct st_config stc;
+	int rc;
+
+	if (!g->cfg.broker.persist && !g->cfg.uplink.enabled)
+		return;
+	rc = mkdirs(g->cfg.gateway.data_dir);
+	if (rc)
+		gw_log(g->log, LOG_ERR, MOD, "data_dir %s: %s", g->cfg.gateway.data_dir,
+		       strerror(-rc));
+	st_config_defaults(&stc);
+	stc.path = sc->path;
+	stc.queue_max_messages = sc->queue_max_messages;
+	stc.queue_max_bytes = sc->queue_max_bytes;
+	stc.overflow = sc->overflow == GW_OVERFLOW_DROP_NEWEST ? ST_DROP_NEWEST : ST_DROP_OLDEST;
+	stc.sync_interval_ms = sc->sync_interval_ms;
+	rc = st_open(g->loop, &stc, g->log, &g->store);
+	if (rc) {
+		gw_log(g->log, LOG_ERR, MOD,
+		       "store %s: cannot open (%s): retained messages, sessions and the uplink queue are kept in memory only",
+		       sc->path, strerror(-rc));
+		g->store = NULL;
+		return;
+	}
+	if (g->cfg.broker.persist) {
+		gw_persist_restore(g->broker, g->store, g->log);
+		g->persist = gw_persist_attach(g->broker, g->store, g->log);
+	}
+}
+
 int gw_gateway_start(struct gw *g)
 {
 	struct brk_client_opts opts = {
@@ -510,6 +573,7 @@ int gw_gateway_start(struct gw *g)
 	uv_signal_start(&g->sig_term, on_signal, SIGTERM);
 	uv_signal_start(&g->sig_int, on_signal, SIGINT);
 	uv_signal_start(&g->sig_hup, on_signal, SIGHUP);
+	open_store(g);
 	rc = brk_start(g->broker);
 	if (rc) {
 		gw_log(g->log, LOG_ERR, MOD, "broker: cannot listen: %s", uv_strerror(rc));
@@ -561,6 +625,15 @@ void gw_gateway_stop(struct gw *g)
 	uv_close((uv_handle_t *)&g->sig_hup, NULL);
 	uv_close((uv_handle_t *)&g->tick, NULL);
 	brk_stop(g->broker);
+	/* The broker saved what its sessions hold while stopping; now the store commits and closes. */
+	if (g->persist) {
+		gw_persist_detach(g->broker, g->persist);
+		g->persist = NULL;
+	}
+	if (g->store) {
+		st_close(g->store, NULL, NULL);
+		g->store = NULL;
+	}
 }
 
 int gw_gateway_exit_code(const struct gw *g)
