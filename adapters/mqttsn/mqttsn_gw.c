@@ -260,6 +260,8 @@ static void client_free(struct mqttsn_gw *gw, struct mqttsn_client *c)
 /* Keepalive or sleep expired, or the address went to someone else: the will goes out. */
 static void client_lost(struct mqttsn_gw *gw, struct mqttsn_client *c)
 {
+	/* It is going: a delivery of its own will must not be sent to it. */
+	c->hold = true;
 	if (c->session && c->will_topic) {
 		struct gw_slice topic;
 

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "gateway/base/base.h"
+#include "mqttsn.h"
 #include "mqttsn_codec.h"
 
 /* A UDP address as the glue stores it (a struct sockaddr, zero-padded). */
@@ -45,12 +46,6 @@ struct mqttsn_addr {
 	uint8_t ctrl;
 	uint8_t node_len;
 	uint8_t node[MQTTSN_NODE_ID_MAX];
-};
-
-/* One entry of the shared table of predefined topic ids ([mqttsn.predefined]). */
-struct mqttsn_predef {
-	uint16_t id;
-	const char *topic; /* owned by the config */
 };
 
 struct mqttsn_gw_config {
@@ -105,20 +100,6 @@ struct mqttsn_gw_ops {
 	int (*unsubscribe)(void *arg, void *session, struct gw_slice filter);
 	int (*publish)(void *arg, void *session, struct gw_slice topic, struct gw_slice payload,
 		       uint8_t qos, bool retain);
-};
-
-struct mqttsn_gw_stats {
-	uint64_t clients;	/* connected now (active, asleep or awake) */
-	uint64_t clients_total; /* connections accepted */
-	uint64_t clients_lost;	/* keepalive or sleep expired: will published */
-	uint64_t clients_refused;
-	uint64_t datagrams_in, datagrams_out;
-	uint64_t malformed;   /* did not decode */
-	uint64_t dropped_in;  /* decoded but unusable: unknown client, unknown topic, wrong state */
-	uint64_t dropped_out; /* queue full, retries exhausted, REGISTER refused, too large */
-	uint64_t publish_in;  /* to the broker */
-	uint64_t publish_out; /* PUBLISH sent to clients (first transmissions) */
-	uint64_t retransmits;
 };
 
 enum mqttsn_cstate {
@@ -209,7 +190,7 @@ struct mqttsn_gw {
 	unsigned int n_buckets; /* a power of two */
 	uint32_t n_clients;
 	int64_t next_advertise_ms;
-	struct mqttsn_gw_stats stats;
+	struct mqttsn_stats stats;
 	/* Encoding scratch, owned by the gateway (one loop thread). */
 	uint8_t txbuf[2 * (MQTTSN_MAX_LEN + 4)];
 	/* The topic of the message being published, mountpoint included. */
