@@ -198,7 +198,7 @@ int main(int argc, char **argv)
 	       "%llu commits, %.0f messages per commit, %llu failed)\n",
 	       (double)n / (t1 - t0), (unsigned long long)n, (unsigned long long)s.commits,
 	       s.commits ? (double)n / (double)s.commits : 0.0, (unsigned long long)b.failed);
-	printf("store_bench: append_commit_latency_avg %.1f ms\n",
+	printf("store_bench: commit_every %.1f ms (average while appending flat out)\n",
 	       s.commits ? (t1 - t0) * 1000.0 / (double)s.commits : 0.0);
 	close_store(&b);
 

@@ -97,7 +97,8 @@ struct st_qrecord {
  * An older schema is migrated.
  *
  * Returns 0 and *out, or -EINVAL (bad config), -ENOMEM, -EPROTONOSUPPORT (the
- * schema is newer than this build: the file is left alone), -EIO (the file
+ * schema is newer than this build: the file is left alone), -ENOTSUP (SQLite
+ * built with SQLITE_THREADSAFE=0), -EBUSY (locked by another process), -EIO (the file
  * cannot be opened or created, e.g. a read-only or missing directory; the
  * log says why).
  */

@@ -12,8 +12,10 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -107,6 +109,7 @@ struct st__db {
 	struct st__meta meta; /* as committed; touched by the commit thread only */
 	const struct gw_logger *lg;
 	char marker[4096]; /* <path>.check-failed */
+	int lock_fd;	   /* <path>.lock, flock()ed while open */
 };
 
 #define LOGM "store"
@@ -437,6 +440,8 @@ void st__db_close(struct st__db *db)
 	sqlite3_close_v2(db->rd);
 	/* The last connection to close checkpoints and removes the WAL. */
 	sqlite3_close_v2(db->wr);
+	if (db->lock_fd >= 0)
+		close(db->lock_fd);
 	gw_free(db);
 }
 
@@ -448,10 +453,34 @@ int st__db_open(const char *path, bool sync_full, const struct gw_logger *lg, st
 	int rc, err, i;
 
 	*out = NULL;
+	/* Connections move between the loop thread and pool threads. */
+	if (!sqlite3_threadsafe()) {
+		gw_log(lg, LOG_ERR, LOGM,
+		       "SQLite was built without thread support (SQLITE_THREADSAFE=0)");
+		return -ENOTSUP;
+	}
 	db = gw_calloc(1, sizeof(*db));
 	if (!db)
 		return -ENOMEM;
 	db->lg = lg;
+	db->lock_fd = -1;
+	/*
+	 * One process per database: two daemons on one file would hand out the
+	 * same queue ids. SQLite's own locks allow many, so a lock file says no.
+	 */
+	snprintf(db->marker, sizeof(db->marker), "%s.lock", path);
+	db->lock_fd = open(db->marker, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (db->lock_fd < 0) {
+		gw_log(lg, LOG_ERR, LOGM, "cannot open database %s: %s: %s", path, db->marker,
+		       strerror(errno));
+		err = -EIO;
+		goto fail;
+	}
+	if (flock(db->lock_fd, LOCK_EX | LOCK_NB)) {
+		gw_log(lg, LOG_ERR, LOGM, "database %s is in use by another process", path);
+		err = -EBUSY;
+		goto fail;
+	}
 	snprintf(db->marker, sizeof(db->marker), "%s.check-failed", path);
 	if (access(db->marker, F_OK) == 0) {
 		/* The last run's full integrity check failed. */

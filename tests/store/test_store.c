@@ -1011,6 +1011,7 @@ static void test_kill_safety(void **state)
 static void test_open_errors(void **state)
 {
 	struct fx *f = *state;
+	struct st_store *other = NULL;
 	struct st_config cfg;
 
 	cfg_init(f, &cfg);
@@ -1020,6 +1021,14 @@ static void test_open_errors(void **state)
 	cfg_init(f, &cfg);
 	cfg.queue_max_messages = 0;
 	assert_int_equal(st_open(&f->loop, &cfg, &f->lg, &f->st), -EINVAL);
+	/* One store per file. */
+	cfg_init(f, &cfg);
+	open_ok(f, &cfg);
+	assert_int_equal(st_open(&f->loop, &cfg, &f->lg, &other), -EBUSY);
+	assert_int_equal(f->n_err, 2);
+	close_sync(f);
+	open_ok(f, &cfg);
+	close_sync(f);
 	assert_int_equal(st_overflow_parse("drop_newest"), ST_DROP_NEWEST);
 	assert_int_equal(st_overflow_parse("drop_oldest"), ST_DROP_OLDEST);
 	assert_int_equal(st_overflow_parse("drop"), -EINVAL);
