@@ -38,7 +38,9 @@ enum job_kind {
 struct mb_res {
 	int err; /* 0, -EEXC (exc set) or a transport -errno */
 	uint8_t exc;
-	bool sent; /* false when skipped after an earlier transport failure */
+	bool sent;  /* false when skipped after an earlier transport failure */
+	bool split; /* an exception on a merged read: its points were read one by one */
+	uint16_t extra, extra_failed; /* requests of the split */
 	int64_t ts;
 	uint32_t off; /* into the job's data */
 };
@@ -52,6 +54,7 @@ struct mb_job {
 	/* poll: results per request of dev->reqs, data per unit read */
 	struct mb_res *res;
 	uint16_t *data;
+	int *pt_err; /* per point of dev->order, for split requests */
 	/* write */
 	const struct ad_point *pt;
 	uint8_t fc;
@@ -472,6 +475,45 @@ static int bus_write(struct mb_bus *b, uint8_t unit, struct mb_job *j)
 	return 0;
 }
 
+/*
+ * A merged read got an exception: usually one address in the range does not
+ * exist (a hole in the device's map). Read its points one by one so the good
+ * ones still come through. Returns a transport error that ends the cycle, or 0.
+ */
+static int read_split(struct mb_bus *b, struct mb_job *j, int i)
+{
+	struct mb_dev *d = j->dev;
+	const struct mbus_req *rq = &d->reqs[i];
+	struct mb_res *r = &j->res[i];
+	unsigned int k;
+	uint8_t exc;
+	int fatal = 0;
+
+	r->split = true;
+	r->extra = 0;
+	r->extra_failed = 0;
+	for (k = rq->first; k < rq->first + rq->n_pts; k++) {
+		const struct ad_point *pt = d->order[k];
+		struct mbus_req one = { .area = rq->area,
+					.address = pt->address,
+					.count = (uint16_t)ad_point_regs(pt) };
+
+		if (fatal) {
+			j->pt_err[k] = fatal;
+			continue;
+		}
+		j->pt_err[k] = bus_read(b, d->cfg->unit_id, &one,
+					j->data + r->off + (pt->address - rq->address), &exc);
+		r->extra++;
+		if (j->pt_err[k]) {
+			r->extra_failed++;
+			if (j->pt_err[k] != -EEXC)
+				fatal = j->pt_err[k];
+		}
+	}
+	return fatal;
+}
+
 static void run_poll(struct mb_bus *b, struct mb_job *j)
 {
 	struct mb_dev *d = j->dev;
@@ -489,6 +531,9 @@ static void run_poll(struct mb_bus *b, struct mb_job *j)
 			continue;
 		}
 		r->err = bus_read(b, d->cfg->unit_id, &d->reqs[i], j->data + r->off, &r->exc);
+		r->split = false;
+		if (r->err == -EEXC && d->reqs[i].n_pts > 1)
+			fatal = read_split(b, j, i);
 		r->ts = gw_now_ms();
 		if (r->err && r->err != -EEXC)
 			fatal = r->err;
@@ -591,32 +636,32 @@ static void poll_done(struct mb_dev *d)
 		const struct mbus_req *rq = &d->reqs[i];
 		const struct mb_res *r = &j->res[i];
 
-		ad->stats.requests += r->sent;
-		if (r->err) {
-			ad->stats.failures += r->sent;
-			if (r->err != -EEXC) {
-				transport_err = r->err;
-				continue;
-			}
-			if (d->req_err[i] != r->err + r->exc)
-				gw_log(ad->base.log, LOG_WARNING, MOD,
-				       "device %s: reading %u %s from %u: %s", c->name, rq->count,
-				       area_names[rq->area], rq->address,
-				       mbus_exception_str(r->exc));
-			d->req_err[i] = r->err + r->exc;
-			for (k = rq->first; k < rq->first + rq->n_pts; k++)
-				mark_bad(d, k, r->ts);
+		ad->stats.requests += r->sent + (r->split ? r->extra : 0);
+		ad->stats.failures += (r->sent && r->err) + (r->split ? r->extra_failed : 0);
+		if (r->err && r->err != -EEXC) {
+			transport_err = r->err;
 			continue;
 		}
-		d->req_err[i] = 0;
+		if (r->err && d->req_err[i] != r->err - r->exc)
+			gw_log(ad->base.log, LOG_WARNING, MOD,
+			       "device %s: reading %u %s from %u: %s%s", c->name, rq->count,
+			       area_names[rq->area], rq->address, mbus_exception_str(r->exc),
+			       r->split ? "; reading its points one by one" : "");
+		d->req_err[i] = r->err - r->exc;
 		for (k = rq->first; k < rq->first + rq->n_pts; k++) {
 			const struct ad_point *pt = d->order[k];
+			unsigned int off = pt->address - rq->address;
+			int e = r->split ? j->pt_err[k] : r->err;
 			uint8_t sbuf[2 * MBUS_MAX_READ_REGS];
 			struct ad_value v;
 
-			if (mbus_decode(pt, j->data + r->off + (pt->address - rq->address),
-					rq->count - (pt->address - rq->address), sbuf, sizeof(sbuf),
-					&v)) {
+			if (e && e != -EEXC) {
+				transport_err = e;
+				continue;
+			}
+			if (e || mbus_decode(pt, j->data + r->off + off,
+					     r->split ? ad_point_regs(pt) : rq->count - off, sbuf,
+					     sizeof(sbuf), &v)) {
 				mark_bad(d, k, r->ts);
 				continue;
 			}
@@ -857,6 +902,7 @@ static void mb_free(struct ad_adapter *a)
 		gw_free(d->pt_q);
 		gw_free(d->req_err);
 		gw_free(d->poll.res);
+		gw_free(d->poll.pt_err);
 		gw_free(d->poll.data);
 	}
 	for (i = 0; i < ad->n_buses; i++) {
@@ -961,7 +1007,8 @@ static int dev_init(struct mb_adapter *ad, struct mb_dev *d, const struct ad_dev
 	d->pt_q = gw_calloc(n, 1);
 	d->req_err = gw_calloc(n, sizeof(*d->req_err));
 	d->poll.res = gw_calloc(n, sizeof(*d->poll.res));
-	if (!d->reqs || !d->order || !d->pt_q || !d->req_err || !d->poll.res)
+	d->poll.pt_err = gw_calloc(n, sizeof(*d->poll.pt_err));
+	if (!d->reqs || !d->order || !d->pt_q || !d->req_err || !d->poll.res || !d->poll.pt_err)
 		return -ENOMEM;
 	d->n_reqs = mbus_plan(c, d->order, d->reqs, &bad);
 	if (d->n_reqs < 0) {
