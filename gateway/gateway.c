@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "adapters/modbus/modbus_adapter.h"
+#include "adapters/mqttsn/mqttsn.h"
 #include "broker/broker.h"
 #include "gateway/gateway.h"
 #include "gateway/persist.h"
@@ -51,6 +52,9 @@ struct gw {
 	struct brk_client *cmd_client;
 	struct st_store *store;
 	struct gw_persist *persist;
+	struct mqttsn_server *mqttsn;
+	struct mqttsn_predef predefined[GW_MAX_PREDEFINED];
+	int64_t last_sys_ms;
 	struct ad_adapter *modbus;
 	struct ad_adapter *old_modbus; /* closing after a reload */
 	struct gw_devmap *old_map;
@@ -182,11 +186,56 @@ static void check_stale(struct gw *g, int64_t now)
 	}
 }
 
+static void publish_figure(struct gw *g, const char *topic, uint64_t v)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%" PRIu64, v);
+	publish(g, topic, buf, strlen(buf), 0, true, NULL);
+}
+
+/* $SYS/fieldmq/...: the gateway's own figures, at the broker's sys_interval. */
+static void publish_sys(struct gw *g)
+{
+	unsigned int i, online = 0;
+
+	for (i = 0; i < g->cfg.devmap->map.n_devices; i++)
+		online += g->devices[i].known && g->devices[i].online;
+	publish_figure(g, "$SYS/fieldmq/devices/count", g->cfg.devmap->map.n_devices);
+	publish_figure(g, "$SYS/fieldmq/devices/online", online);
+	if (g->mqttsn) {
+		struct mqttsn_stats ms;
+
+		mqttsn_server_get_stats(g->mqttsn, &ms);
+		publish_figure(g, "$SYS/fieldmq/mqttsn/clients", ms.clients);
+		publish_figure(g, "$SYS/fieldmq/mqttsn/clients/total", ms.clients_total);
+		publish_figure(g, "$SYS/fieldmq/mqttsn/clients/refused", ms.clients_refused);
+		publish_figure(g, "$SYS/fieldmq/mqttsn/datagrams/received", ms.datagrams_in);
+		publish_figure(g, "$SYS/fieldmq/mqttsn/datagrams/sent", ms.datagrams_out);
+		publish_figure(g, "$SYS/fieldmq/mqttsn/malformed", ms.malformed);
+		publish_figure(g, "$SYS/fieldmq/mqttsn/dropped/received", ms.dropped_in);
+		publish_figure(g, "$SYS/fieldmq/mqttsn/dropped/sent", ms.dropped_out);
+	}
+	if (g->store) {
+		struct st_stats ss;
+
+		st_get_stats(g->store, &ss);
+		publish_figure(g, "$SYS/fieldmq/store/commits", ss.commits);
+		publish_figure(g, "$SYS/fieldmq/store/commit_errors", ss.commit_errors);
+	}
+}
+
 static void on_tick(uv_timer_t *t)
 {
 	struct gw *g = container_of(t, struct gw, tick);
+	int64_t now = gw_mono_ms();
 
-	check_stale(g, gw_mono_ms());
+	check_stale(g, now);
+	if (g->cfg.broker.sys_interval_ms &&
+	    now - g->last_sys_ms >= (int64_t)g->cfg.broker.sys_interval_ms) {
+		g->last_sys_ms = now;
+		publish_sys(g);
+	}
 }
 
 /* --------------------------------------------------------------- commands */
@@ -559,6 +608,42 @@ static void open_store(struct gw *g)
 	}
 }
 
+static int start_mqttsn(struct gw *g)
+{
+	const struct gw_mqttsn_config *mc = &g->cfg.mqttsn;
+	struct mqttsn_config c;
+	unsigned int i;
+	int rc;
+
+	if (!mc->enabled)
+		return 0;
+	mqttsn_config_defaults(&c);
+	c.listen = mc->listen;
+	c.gateway_id = mc->gateway_id;
+	c.advertise_interval_ms = mc->advertise_interval_ms;
+	c.multicast = mc->multicast;
+	c.max_clients = mc->max_clients;
+	c.retry_interval_ms = mc->retry_interval_ms;
+	c.mountpoint = mc->mountpoint;
+	for (i = 0; i < mc->n_predefined; i++) {
+		g->predefined[i].id = mc->predefined[i].id;
+		g->predefined[i].topic = mc->predefined[i].topic;
+	}
+	c.predefined = g->predefined;
+	c.n_predefined = mc->n_predefined;
+	rc = mqttsn_server_new(g->loop, g->broker, &c, g->log, &g->mqttsn);
+	if (rc) {
+		gw_log(g->log, LOG_ERR, MOD, "mqttsn: cannot create the gateway: %s",
+		       strerror(-rc));
+		return rc;
+	}
+	rc = mqttsn_server_start(g->mqttsn);
+	if (rc)
+		gw_log(g->log, LOG_ERR, MOD, "mqttsn: cannot listen on %s: %s", mc->listen,
+		       rc < 0 ? uv_strerror(rc) : "error");
+	return rc;
+}
+
 int gw_gateway_start(struct gw *g)
 {
 	struct brk_client_opts opts = {
@@ -588,6 +673,11 @@ int gw_gateway_start(struct gw *g)
 	if (rc)
 		return rc;
 	publish(g, g->status_topic, "online", 6, 1, true, NULL);
+	rc = start_mqttsn(g);
+	if (rc) {
+		g->exit_code = 1;
+		return rc;
+	}
 	rc = start_adapters(g);
 	if (rc && rc != -ENOMEM)
 		rc = 0; /* a bus that cannot open now is retried by its adapter */
@@ -620,6 +710,8 @@ void gw_gateway_stop(struct gw *g)
 	}
 	if (g->modbus)
 		g->modbus->ops->stop(g->modbus, on_adapter_closed, g);
+	if (g->mqttsn)
+		mqttsn_server_stop(g->mqttsn, NULL, NULL);
 	uv_close((uv_handle_t *)&g->sig_term, NULL);
 	uv_close((uv_handle_t *)&g->sig_int, NULL);
 	uv_close((uv_handle_t *)&g->sig_hup, NULL);
@@ -655,6 +747,8 @@ void gw_gateway_free(struct gw *g)
 	if (g->old_modbus)
 		g->old_modbus->ops->free(g->old_modbus);
 	gw_devmap_free(g->old_map);
+	if (g->mqttsn)
+		mqttsn_server_free(g->mqttsn);
 	if (g->broker)
 		brk_free(g->broker);
 	free_map_state(g->points, g->cfg.devmap ? g->cfg.devmap->map.n_points : 0, g->devices);
