@@ -150,8 +150,38 @@ void brk__conn_send_pubrel(struct brk_conn *c, uint16_t pid)
 	brk__conn_send_ack(c, MQTT_PUBREL, pid, 0);
 }
 
+/* Reason strings for the DISCONNECTs we send (always allowed there [MQTT-3.1.2-29]). */
+static const char *reason_string(uint8_t reason)
+{
+	switch (reason) {
+	case MQTT_RC_MALFORMED:
+		return "malformed packet";
+	case MQTT_RC_PROTOCOL_ERROR:
+		return "protocol error";
+	case MQTT_RC_SERVER_SHUTTING_DOWN:
+		return "server shutting down";
+	case MQTT_RC_KEEP_ALIVE_TIMEOUT:
+		return "keep alive timeout";
+	case MQTT_RC_SESSION_TAKEN_OVER:
+		return "session taken over";
+	case MQTT_RC_TOPIC_NAME_INVALID:
+		return "topic name invalid";
+	case MQTT_RC_RECEIVE_MAX_EXCEEDED:
+		return "receive maximum exceeded";
+	case MQTT_RC_TOPIC_ALIAS_INVALID:
+		return "topic alias invalid";
+	case MQTT_RC_PACKET_TOO_LARGE:
+		return "packet too large";
+	case MQTT_RC_RETAIN_NOT_SUPPORTED:
+		return "retain not supported";
+	default:
+		return NULL;
+	}
+}
+
 static void send_disconnect(struct brk_conn *c, uint8_t reason)
 {
+	const char *rs = reason_string(reason);
 	struct mqtt_pkt p;
 
 	if (c->proto != MQTT_V5)
@@ -159,6 +189,10 @@ static void send_disconnect(struct brk_conn *c, uint8_t reason)
 	memset(&p, 0, sizeof(p));
 	p.type = MQTT_DISCONNECT;
 	p.disconnect.reason_code = reason;
+	if (rs) {
+		p.props.has_reason_string = true;
+		p.props.reason_string = gw_slice_cstr(rs);
+	}
 	out_pkt(c, &p);
 }
 
@@ -1063,7 +1097,10 @@ static void handle(struct brk_conn *c, const uint8_t *buf, size_t len, int64_t n
 
 	rc = mqtt_decode(buf, len, c->proto ? c->proto : MQTT_V311, &lim, &p);
 	if (rc <= 0) {
-		if (c->state == BRK_CS_NEW && p.type == MQTT_CONNECT && p.version)
+		if (c->state == BRK_CS_NEW && p.type == MQTT_CONNECT &&
+		    p.reason == MQTT_RC_UNSUPPORTED_VERSION)
+			c->proto = MQTT_V311; /* [MQTT-3.1.2-2] CONNACK 0x01, then close */
+		else if (c->state == BRK_CS_NEW && p.type == MQTT_CONNECT && p.version)
 			c->proto = p.version == MQTT_V5 || p.version == MQTT_V31 ? p.version
 										 : MQTT_V311;
 		conn_fail(c, rc ? rc : -EBADMSG, p.reason ? p.reason : MQTT_RC_MALFORMED);

@@ -1,0 +1,408 @@
+#!/usr/bin/python3
+"""The broker with MQTT 5.0 clients (python3-paho-mqtt and raw sockets):
+assigned client ids, session expiry, will delay and DISCONNECT 0x04, takeover
+0x8E, retain handling and retain-as-published, no-local, subscription ids,
+message expiry, property pass-through, topic aliases both ways, receive
+maximum both ways, maximum packet size, server keep alive, reason codes."""
+import os
+import struct
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from broker_harness import (Broker, Client, Raw, packet, parse_publish, props,  # noqa: E402
+                            run, s16, varint)
+import paho.mqtt.client as mqtt  # noqa: E402
+from paho.mqtt.packettypes import PacketTypes  # noqa: E402
+from paho.mqtt.properties import Properties  # noqa: E402
+
+
+def cprops(**kw):
+    p = Properties(PacketTypes.CONNECT)
+    for k, v in kw.items():
+        setattr(p, k, v)
+    return p
+
+
+def pprops(**kw):
+    p = Properties(PacketTypes.PUBLISH)
+    for k, v in kw.items():
+        setattr(p, k, v)
+    return p
+
+
+def rc_of(x):
+    return x.value if hasattr(x, "value") else x
+
+
+def test_assigned_client_id():
+    with Broker() as b:
+        c = Client(b, "", v5=True)
+        _, rc, props_ = c.connect()
+        aid = props_.AssignedClientIdentifier
+        assert aid, "Assigned Client Identifier"
+        c.disconnect()
+
+
+def test_session_expiry_and_queue():
+    with Broker() as b:
+        s = Client(b, "exp", v5=True, clean=False)
+        s.connect(props=cprops(SessionExpiryInterval=30))
+        s.sub("se/#", 1)
+        s.disconnect()
+        p = Client(b, "p", v5=True)
+        p.connect()
+        p.pub("se/1", b"a", qos=1)
+        p.pub("se/2", b"b", qos=1)
+        s = Client(b, "exp", v5=True, clean=False)
+        s.connect(props=cprops(SessionExpiryInterval=30))
+        assert s.session_present()
+        assert [m.payload for m in s.take(2)] == [b"a", b"b"]
+        s.disconnect()
+        # Expiry 0: the session ends with the connection.
+        s = Client(b, "gone", v5=True, clean=False)
+        s.connect()
+        s.sub("se/#", 1)
+        s.disconnect()
+        s = Client(b, "gone", v5=True, clean=False)
+        s.connect()
+        assert not s.session_present()
+        s.disconnect()
+        # Expiry 1 s: gone after it.
+        s = Client(b, "short", v5=True, clean=False)
+        s.connect(props=cprops(SessionExpiryInterval=1))
+        s.sub("se/#", 1)
+        s.disconnect()
+        time.sleep(2.5)
+        s = Client(b, "short", v5=True, clean=False)
+        s.connect(props=cprops(SessionExpiryInterval=1))
+        assert not s.session_present()
+        s.disconnect()
+        p.disconnect()
+
+
+def will(topic, payload, delay=None, **kw):
+    wp = Properties(PacketTypes.WILLMESSAGE)
+    if delay is not None:
+        wp.WillDelayInterval = delay
+    for k, v in kw.items():
+        setattr(wp, k, v)
+    return dict(topic=topic, payload=payload, qos=1, properties=wp)
+
+
+def test_will_delay_and_disconnect_with_will():
+    with Broker() as b:
+        w = Client(b, "watch", v5=True)
+        w.connect()
+        w.sub("will/#", 1)
+        # Delay 2 s, session expiry 60: reconnect within the delay cancels it.
+        c = Client(b, "wd", v5=True, clean=False, will=will("will/wd", b"late", 2))
+        c.connect(props=cprops(SessionExpiryInterval=60))
+        c.drop()
+        time.sleep(0.5)
+        c = Client(b, "wd", v5=True, clean=False)
+        c.connect(props=cprops(SessionExpiryInterval=60))
+        w.none(2.5)
+        c.disconnect()
+        # Delay 1 s: published after it.
+        c = Client(b, "wd2", v5=True, will=will("will/wd2", b"after", 1))
+        c.connect(props=cprops(SessionExpiryInterval=60))
+        t0 = time.time()
+        c.drop()
+        m = w.get(4)
+        assert m.payload == b"after" and time.time() - t0 >= 0.9
+        # Delay longer than the session: published when the session ends.
+        c = Client(b, "wd3", v5=True, will=will("will/wd3", b"session-end", 30))
+        c.connect(props=cprops(SessionExpiryInterval=1))
+        c.drop()
+        assert w.get(4).payload == b"session-end"
+        # DISCONNECT 0x04 publishes the will.
+        c = Client(b, "wd4", v5=True, will=will("will/wd4", b"with-will"))
+        c.connect()
+        c.disconnect(rc=mqtt.ReasonCodes(PacketTypes.DISCONNECT, identifier=4))
+        assert w.get().payload == b"with-will"
+        w.disconnect()
+
+
+def test_takeover_reason():
+    with Broker() as b:
+        a = Client(b, "dup", v5=True)
+        a.connect()
+        c = Client(b, "dup", v5=True)
+        c.connect()
+        assert a.disconnected.wait(5)
+        assert rc_of(a.disc_rc) == 0x8E, a.disc_rc
+        c.disconnect()
+
+
+def test_retain_handling_and_rap():
+    with Broker() as b:
+        p = Client(b, "p", v5=True)
+        p.connect()
+        p.pub("rh/x", b"kept", qos=1, retain=True)
+        s = Client(b, "s", v5=True)
+        s.connect()
+        s.sub("rh/#", options=mqtt.SubscribeOptions(qos=1, retainHandling=2))
+        s.none(0.5)
+        s.sub("rh/+", options=mqtt.SubscribeOptions(qos=1, retainHandling=1))
+        assert s.get().retain
+        s.sub("rh/+", options=mqtt.SubscribeOptions(qos=1, retainHandling=1))
+        s.none(0.5)  # already existed
+        s.sub("rh/x", options=mqtt.SubscribeOptions(qos=1, retainHandling=0))
+        assert s.get().payload == b"kept"
+        s.disconnect()
+        r = Client(b, "rap", v5=True)
+        r.connect()
+        r.sub("rap/a", options=mqtt.SubscribeOptions(qos=0, retainAsPublished=True))
+        r.sub("rap/b", options=mqtt.SubscribeOptions(qos=0))
+        p.pub("rap/a", b"1", qos=1, retain=True)
+        p.pub("rap/b", b"2", qos=1, retain=True)
+        got = {m.topic: m.retain for m in r.take(2)}
+        assert got == {"rap/a": True, "rap/b": False}, got
+        r.disconnect()
+        p.disconnect()
+
+
+def test_no_local_and_sub_ids():
+    with Broker() as b:
+        c = Client(b, "nl", v5=True)
+        c.connect()
+        sp = Properties(PacketTypes.SUBSCRIBE)
+        sp.SubscriptionIdentifier = 7
+        c.sub("nl/#", options=mqtt.SubscribeOptions(qos=1, noLocal=True), props=sp)
+        c.pub("nl/a", b"self", qos=1)
+        c.none(0.5)
+        o = Client(b, "other", v5=True)
+        o.connect()
+        sp2 = Properties(PacketTypes.SUBSCRIBE)
+        sp2.SubscriptionIdentifier = 1
+        o.sub("nl/+", 0, props=sp2)
+        sp3 = Properties(PacketTypes.SUBSCRIBE)
+        sp3.SubscriptionIdentifier = 2
+        o.sub("nl/#", 1, props=sp3)
+        o.pub("nl/a", b"x", qos=1)
+        m = c.get()
+        assert m.properties.SubscriptionIdentifier == [7]
+        m = o.get()
+        assert m.qos == 1 and sorted(m.properties.SubscriptionIdentifier) == [1, 2]
+        o.none(0.3)
+        c.disconnect()
+        o.disconnect()
+
+
+def test_properties_pass_through():
+    with Broker() as b:
+        s = Client(b, "s", v5=True)
+        s.connect()
+        s.sub("pp", 1)
+        p = Client(b, "p", v5=True)
+        p.connect()
+        pr = pprops(PayloadFormatIndicator=1, ContentType="text/plain", ResponseTopic="pp/resp",
+                    CorrelationData=b"\x01\x02", MessageExpiryInterval=60)
+        pr.UserProperty = ("k1", "v1")
+        pr.UserProperty = ("k2", "v2")
+        p.pub("pp", b"hello", qos=1, props=pr)
+        m = s.get()
+        q = m.properties
+        assert q.PayloadFormatIndicator == 1 and q.ContentType == "text/plain"
+        assert q.ResponseTopic == "pp/resp" and q.CorrelationData == b"\x01\x02"
+        assert q.UserProperty == [("k1", "v1"), ("k2", "v2")], q.UserProperty
+        assert 58 <= q.MessageExpiryInterval <= 60
+        s.disconnect()
+        p.disconnect()
+
+
+def test_message_expiry():
+    with Broker() as b:
+        s = Client(b, "me", v5=True, clean=False)
+        s.connect(props=cprops(SessionExpiryInterval=60))
+        s.sub("me", 1)
+        s.disconnect()
+        p = Client(b, "p", v5=True)
+        p.connect()
+        p.pub("me", b"short", qos=1, props=pprops(MessageExpiryInterval=1))
+        p.pub("me", b"long", qos=1, props=pprops(MessageExpiryInterval=30))
+        p.pub("me/r", b"ret", qos=1, retain=True, props=pprops(MessageExpiryInterval=1))
+        time.sleep(2.2)
+        s = Client(b, "me", v5=True, clean=False)
+        s.connect(props=cprops(SessionExpiryInterval=60))
+        m = s.get()
+        assert m.payload == b"long", m.payload
+        assert m.properties.MessageExpiryInterval <= 28
+        s.none()
+        s.sub("me/r", 1)
+        s.none(0.5)  # the expired retained message is not delivered
+        s.disconnect()
+        p.disconnect()
+
+
+def test_topic_alias_inbound():
+    with Broker() as b:
+        s = Client(b, "s", v5=True)
+        s.connect()
+        s.sub("al/#", 0)
+        r = Raw(b, 5)
+        t, f, body = r.connect("alias")
+        r.publish("al/long/topic", b"1", prop=bytes([0x23, 0, 1]))
+        r.publish("", b"2", prop=bytes([0x23, 0, 1]))
+        assert [(m.topic, m.payload) for m in s.take(2)] == [("al/long/topic", b"1"),
+                                                               ("al/long/topic", b"2")]
+        r.publish("", b"3", prop=bytes([0x23, 0, 9]))  # unknown alias: protocol error
+        assert r.closed(3)
+        assert r.last[0] == 14 and r.last[2][0] == 0x82, r.last
+        r = Raw(b, 5)
+        r.connect("alias2")
+        r.publish("x", b"4", prop=bytes([0x23, 0xFF, 0xFF]))  # over our maximum
+        assert r.closed(3) and r.last[2][0] == 0x94, r.last
+        s.disconnect()
+
+
+def test_topic_alias_outbound():
+    with Broker() as b:
+        r = Raw(b, 5)
+        r.connect("ta", prop=bytes([0x22, 0, 4]))  # Topic Alias Maximum 4
+        r.subscribe(1, "ta/#", 0)
+        p = Client(b, "p", v5=True)
+        p.connect()
+        p.pub("ta/one", b"1")
+        p.pub("ta/one", b"2")
+        t1, _, pl1, pr1, _, _, _ = parse_publish(r.expect(3), 5)
+        t2, _, pl2, pr2, _, _, _ = parse_publish(r.expect(3), 5)
+        assert t1 == "ta/one" and b"\x23\x00\x01" in pr1
+        assert t2 == "" and b"\x23\x00\x01" in pr2 and pl2 == b"2"
+        r.close()
+        p.disconnect()
+
+
+def test_receive_maximum_outbound():
+    with Broker() as b:
+        r = Raw(b, 5)
+        r.connect("rm", prop=bytes([0x21, 0, 1]))  # Receive Maximum 1
+        r.subscribe(1, "rm", 1)
+        p = Client(b, "p", v5=True)
+        p.connect()
+        for i in range(3):
+            p.pub("rm", b"%d" % i, qos=1)
+        _, pid, pl, _, _, _, _ = parse_publish(r.expect(3), 5)
+        assert pl == b"0"
+        try:
+            extra = r.recv_pkt(0.5)
+        except AssertionError:
+            extra = None
+        assert extra is None, "only one unacknowledged PUBLISH"
+        r.ack(4, pid)
+        _, pid, pl, _, _, _, _ = parse_publish(r.expect(3), 5)
+        assert pl == b"1"
+        r.close()
+        p.disconnect()
+
+
+def test_receive_maximum_inbound_exceeded():
+    with Broker("-i", "2") as b:
+        r = Raw(b, 5)
+        _, _, body = r.connect("flood")
+        assert b"\x21\x00\x02" in body, "CONNACK Receive Maximum 2"
+        for pid in (1, 2, 3):
+            r.publish("fl", b"x", qos=2, pid=pid)
+        assert r.closed(3)
+        assert r.last[0] == 14 and r.last[2][0] == 0x93, r.last
+
+
+def test_maximum_packet_size_outbound():
+    with Broker() as b:
+        r = Raw(b, 5)
+        r.connect("mps", prop=bytes([0x27]) + struct.pack("!I", 64))
+        r.subscribe(1, "mp", 0)
+        p = Client(b, "p", v5=True)
+        p.connect()
+        p.pub("mp", b"x" * 200)  # too big for the client: dropped
+        p.pub("mp", b"small")
+        _, _, pl, _, _, _, _ = parse_publish(r.expect(3), 5)
+        assert pl == b"small"
+        r.close()
+        p.disconnect()
+
+
+def test_server_keep_alive():
+    with Broker("-k", "10") as b:
+        c = Client(b, "ka", v5=True)
+        _, _, pr = c.connect(keepalive=60)
+        assert pr.ServerKeepAlive == 10
+        c.disconnect()
+
+
+def test_malformed_gets_disconnect_reason():
+    with Broker() as b:
+        r = Raw(b, 5)
+        r.connect("mal")
+        # SUBSCRIBE with reserved flags wrong (must be 0x2): malformed.
+        r.send(packet(8, 0, struct.pack("!H", 1) + props() + s16("a") + b"\x00"))
+        assert r.closed(3)
+        assert r.last[0] == 14 and r.last[2][0] in (0x81, 0x82), r.last
+        r = Raw(b, 5)
+        r.connect("mal2")
+        r.send(packet(1, 0, s16("MQTT") + bytes([5, 2, 0, 60]) + varint(0) + s16("x")))
+        assert r.closed(3) and r.last[0] == 14 and r.last[2][0] == 0x82, r.last
+        c = Client(b, "fine", v5=True)
+        c.connect()
+        c.disconnect()
+
+
+def test_bad_protocol_version():
+    with Broker() as b:
+        r = Raw(b, 5)
+        r.send(packet(1, 0, s16("MQTT") + bytes([9, 2, 0, 60]) + s16("v9")))
+        p = r.recv_pkt(3)
+        assert p and p[0] == 2, p
+        assert r.closed(3)
+
+
+def test_shared_and_no_local_refused():
+    with Broker() as b:
+        r = Raw(b, 5)
+        r.connect("shnl")
+        r.send(packet(8, 2, struct.pack("!H", 1) + props() + s16("$share/g/x") + b"\x04"))
+        assert r.closed(3)
+        assert r.last[0] == 14 and r.last[2][0] == 0x82, r.last
+
+
+def test_request_response_roundtrip():
+    with Broker() as b:
+        srv = Client(b, "srv", v5=True)
+        srv.connect()
+        srv.sub("svc/req", 1)
+        cli = Client(b, "cli", v5=True)
+        cli.connect()
+        cli.sub("svc/resp/cli", 1)
+        cli.pub("svc/req", b"ping", qos=1,
+                props=pprops(ResponseTopic="svc/resp/cli", CorrelationData=b"42"))
+        m = srv.get()
+        srv.pub(m.properties.ResponseTopic, b"pong", qos=1,
+                props=pprops(CorrelationData=m.properties.CorrelationData))
+        m = cli.get()
+        assert m.payload == b"pong" and m.properties.CorrelationData == b"42"
+        srv.disconnect()
+        cli.disconnect()
+
+
+if __name__ == "__main__":
+    sys.exit(run([
+        test_assigned_client_id,
+        test_session_expiry_and_queue,
+        test_will_delay_and_disconnect_with_will,
+        test_takeover_reason,
+        test_retain_handling_and_rap,
+        test_no_local_and_sub_ids,
+        test_properties_pass_through,
+        test_message_expiry,
+        test_topic_alias_inbound,
+        test_topic_alias_outbound,
+        test_receive_maximum_outbound,
+        test_receive_maximum_inbound_exceeded,
+        test_maximum_packet_size_outbound,
+        test_server_keep_alive,
+        test_malformed_gets_disconnect_reason,
+        test_bad_protocol_version,
+        test_shared_and_no_local_refused,
+        test_request_response_roundtrip,
+    ]))
