@@ -142,6 +142,16 @@ static void gw_on_reading(void *arg, const struct ad_reading *r)
 		return; /* a reading from a map that is being replaced */
 	st = &g->points[r->point->index];
 	st->last_read_mono_ms = now;
+	if (r->quality != AD_Q_GOOD && r->value.type == AD_VAL_NONE && st->published) {
+		/* A failed read carries the last good value (DESIGN.md section 5). */
+		struct ad_reading with_last = *r;
+
+		with_last.value = st->last;
+		if (gw_policy_check(st, r->point->publish, r->point->deadband, &with_last, now,
+				    g->cfg.gateway.heartbeat_ms))
+			emit_reading(g, st, &with_last, now);
+		return;
+	}
 	if (gw_policy_check(st, r->point->publish, r->point->deadband, r, now,
 			    g->cfg.gateway.heartbeat_ms))
 		emit_reading(g, st, r, now);

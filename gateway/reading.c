@@ -315,7 +315,9 @@ bool gw_policy_check(const struct gw_point_state *st, enum ad_publish policy, do
 
 int gw_policy_commit(struct gw_point_state *st, const struct ad_reading *r, int64_t now_mono_ms)
 {
-	if (r->value.type == AD_VAL_STRING) {
+	if (r->value.type == AD_VAL_STRING && r->value.s.p == (const uint8_t *)st->last_str) {
+		/* republishing the value we hold (a bad or stale reading): nothing to copy */
+	} else if (r->value.type == AD_VAL_STRING) {
 		char *copy = gw_realloc(st->last_str, r->value.s.len ? r->value.s.len : 1);
 
 		if (!copy)

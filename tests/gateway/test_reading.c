@@ -209,6 +209,13 @@ static void test_policy_strings_and_bools(void **state)
 	assert_false(gw_policy_check(&st, AD_PUB_ON_CHANGE, 0, &r, 1, 1000));
 	r.value.s = gw_slice_cstr(s2);
 	assert_true(gw_policy_check(&st, AD_PUB_ON_CHANGE, 0, &r, 1, 1000));
+	/* a bad reading that carries the held string commits without copying onto itself */
+	r.value = st.last;
+	r.quality = AD_Q_BAD;
+	assert_true(gw_policy_check(&st, AD_PUB_ON_CHANGE, 0, &r, 1, 1000));
+	assert_int_equal(gw_policy_commit(&st, &r, 1), 0);
+	assert_memory_equal(st.last_str, "abc", 3);
+	r.quality = AD_Q_GOOD;
 	r.value.type = AD_VAL_BOOL;
 	r.value.b = false;
 	assert_true(gw_policy_check(&st, AD_PUB_ON_CHANGE, 0, &r, 1, 1000));
