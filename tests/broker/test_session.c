@@ -1,0 +1,530 @@
+/*
+ * test_session.c - the sans-I/O protocol machine with a fake transport and a
+ * fake clock: CONNECT/CONNACK, QoS flows, holds deferring PUBACK, keepalive,
+ * will delay, takeover, flow control and in-process clients.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "broker/broker_int.h"
+#include "broker/mqtt_codec.h"
+
+#define S(x) gw_slice_cstr(x)
+
+/* A fake transport: output is drained by the test, closes are recorded. */
+struct fconn {
+	struct brk_conn c;
+	bool closed;
+	uint8_t out[8192];
+	size_t out_len, out_off;
+};
+
+static void f_want_flush(struct brk_conn *c)
+{
+	c->dirty = false;
+}
+
+static void f_close(struct brk_conn *c)
+{
+	container_of(c, struct fconn, c)->closed = true;
+}
+
+static const struct brk_conn_ops fops = { f_want_flush, f_close };
+
+struct env {
+	struct brk b;
+	int64_t now;
+	struct fconn *conns[8];
+	unsigned int n;
+};
+
+static int setup(void **state)
+{
+	struct env *e = gw_calloc(1, sizeof(*e));
+	struct brk_config cfg;
+
+	brk_config_defaults(&cfg);
+	cfg.max_inflight = 4;
+	cfg.sys_interval_ms = 0;
+	assert_int_equal(brk__init(&e->b, NULL, &cfg, NULL), 0);
+	e->now = gw_mono_ms();
+	*state = e;
+	return 0;
+}
+
+static void fc_close(struct env *e, struct fconn *f)
+{
+	unsigned int i;
+
+	brk__conn_closed(&f->c);
+	for (i = 0; i < e->n; i++)
+		if (e->conns[i] == f)
+			e->conns[i] = NULL;
+	gw_free(f);
+}
+
+static int teardown(void **state)
+{
+	struct env *e = *state;
+	unsigned int i;
+
+	for (i = 0; i < e->n; i++)
+		if (e->conns[i])
+			fc_close(e, e->conns[i]);
+	brk__fini(&e->b);
+	gw_free(e);
+	assert_int_equal(gw_mem_used(), 0);
+	return 0;
+}
+
+/* Move what the machine queued into f->out. */
+static void drain(struct fconn *f)
+{
+	struct brk_obuf *o = &f->c.out;
+	unsigned int i;
+
+	for (i = 0; i < o->n; i++) {
+		const uint8_t *p = o->segs[i].m ? o->segs[i].m->payload : o->buf;
+
+		assert_true(f->out_len + o->segs[i].len <= sizeof(f->out));
+		memcpy(f->out + f->out_len, p + o->segs[i].off, o->segs[i].len);
+		f->out_len += o->segs[i].len;
+	}
+	brk__obuf_reset(o);
+}
+
+/* The next packet sent to the client, or false if none. */
+static bool next_pkt(struct fconn *f, struct mqtt_pkt *p)
+{
+	int rc;
+
+	drain(f);
+	if (f->out_off == f->out_len)
+		return false;
+	rc = mqtt_decode(f->out + f->out_off, f->out_len - f->out_off, f->c.proto, NULL, p);
+	assert_true(rc > 0);
+	f->out_off += (size_t)rc;
+	return true;
+}
+
+static void send_pkt(struct env *e, struct fconn *f, uint8_t version, const struct mqtt_pkt *p)
+{
+	uint8_t buf[2048];
+	struct gw_writer w;
+
+	gw_writer_init(&w, buf, sizeof(buf));
+	assert_int_equal(mqtt_encode(&w, version, p), 0);
+	brk__conn_input(&f->c, buf, w.len, e->now);
+}
+
+static struct fconn *fc_new(struct env *e)
+{
+	struct fconn *f = gw_calloc(1, sizeof(*f));
+
+	brk__conn_init(&f->c, &e->b, &fops, "test");
+	f->c.last_rx = e->now;
+	e->conns[e->n++] = f;
+	return f;
+}
+
+static struct fconn *connect_v(struct env *e, const char *id, uint8_t version, bool clean,
+			       uint16_t ka, const struct mqtt_props *props, struct mqtt_pkt *ack)
+{
+	struct fconn *f = fc_new(e);
+	struct mqtt_pkt p;
+
+	memset(&p, 0, sizeof(p));
+	p.type = MQTT_CONNECT;
+	p.connect.clean_start = clean;
+	p.connect.keep_alive = ka;
+	p.connect.client_id = S(id);
+	if (props)
+		p.props = *props;
+	send_pkt(e, f, version, &p);
+	assert_true(next_pkt(f, ack));
+	assert_int_equal(ack->type, MQTT_CONNACK);
+	return f;
+}
+
+static void subscribe(struct env *e, struct fconn *f, const char *filter, uint8_t qos)
+{
+	struct mqtt_sub_entry ent = { .filter = S(filter), .qos = qos };
+	struct mqtt_pkt p;
+
+	memset(&p, 0, sizeof(p));
+	p.type = MQTT_SUBSCRIBE;
+	p.packet_id = 1;
+	p.subscribe.list = &ent;
+	p.subscribe.count = 1;
+	send_pkt(e, f, f->c.proto, &p);
+	assert_true(next_pkt(f, &p));
+	assert_int_equal(p.type, MQTT_SUBACK);
+	assert_int_equal(p.suback.codes.p[0], qos);
+}
+
+static void publish(struct env *e, struct fconn *f, const char *topic, const char *payload,
+		    uint8_t qos, uint16_t pid)
+{
+	struct mqtt_pkt p;
+
+	memset(&p, 0, sizeof(p));
+	p.type = MQTT_PUBLISH;
+	p.packet_id = pid;
+	p.publish.qos = qos;
+	p.publish.topic = S(topic);
+	p.publish.payload = S(payload);
+	send_pkt(e, f, f->c.proto, &p);
+}
+
+static void ack(struct env *e, struct fconn *f, uint8_t type, uint16_t pid)
+{
+	struct mqtt_pkt p;
+
+	memset(&p, 0, sizeof(p));
+	p.type = type;
+	p.packet_id = pid;
+	send_pkt(e, f, f->c.proto, &p);
+}
+
+static void test_connect_v311(void **state)
+{
+	struct env *e = *state;
+	struct mqtt_pkt a;
+	struct fconn *f = connect_v(e, "c1", MQTT_V311, true, 60, NULL, &a);
+
+	assert_int_equal(a.connack.reason_code, 0);
+	assert_false(a.connack.session_present);
+	assert_int_equal(f->c.state, BRK_CS_CONNECTED);
+	assert_int_equal(e->b.st.clients_connected, 1);
+	/* A second CONNECT is a protocol violation. */
+	memset(&a, 0, sizeof(a));
+	a.type = MQTT_CONNECT;
+	a.connect.client_id = S("c1");
+	send_pkt(e, f, MQTT_V311, &a);
+	assert_true(f->closed);
+	assert_int_equal(e->b.st.protocol_errors, 1);
+}
+
+static void test_connect_v5_assigned_id_and_limits(void **state)
+{
+	struct env *e = *state;
+	struct mqtt_pkt a;
+	struct fconn *f;
+
+	e->b.cfg.max_keepalive = 30;
+	f = connect_v(e, "", MQTT_V5, true, 120, NULL, &a);
+	assert_int_equal(a.connack.reason_code, 0);
+	assert_true(a.props.has_assigned_client_id);
+	assert_true(a.props.assigned_client_id.len > 0);
+	assert_true(a.props.has_server_keep_alive);
+	assert_int_equal(a.props.server_keep_alive, 30);
+	assert_true(a.props.has_receive_maximum);
+	assert_int_equal(a.props.receive_maximum, 4);
+	assert_int_equal(f->c.keepalive, 30);
+}
+
+static void test_empty_id_v311_persistent_rejected(void **state)
+{
+	struct env *e = *state;
+	struct mqtt_pkt a;
+	struct fconn *f = connect_v(e, "", MQTT_V311, false, 60, NULL, &a);
+
+	assert_int_equal(a.connack.reason_code, MQTT_CONNACK_ID_REJECTED);
+	assert_true(f->closed);
+}
+
+static void test_anonymous_refused(void **state)
+{
+	struct env *e = *state;
+	struct mqtt_pkt a;
+	struct fconn *f;
+
+	e->b.cfg.allow_anonymous = false;
+	f = connect_v(e, "x", MQTT_V5, true, 60, NULL, &a);
+	assert_int_equal(a.connack.reason_code, MQTT_RC_NOT_AUTHORIZED);
+	assert_true(f->closed);
+}
+
+static void test_qos1_flow_and_window(void **state)
+{
+	struct env *e = *state;
+	struct mqtt_pkt a;
+	struct fconn *s = connect_v(e, "sub", MQTT_V311, true, 0, NULL, &a);
+	struct fconn *p = connect_v(e, "pub", MQTT_V311, true, 0, NULL, &a);
+	unsigned int i, n = 0;
+	uint16_t first = 0;
+
+	subscribe(e, s, "t", 1);
+	for (i = 0; i < 6; i++) {
+		publish(e, p, "t", "x", 1, (uint16_t)(i + 1));
+		assert_true(next_pkt(p, &a));
+		assert_int_equal(a.type, MQTT_PUBACK);
+		assert_int_equal(a.packet_id, i + 1);
+	}
+	/* max_inflight 4: only four go out before acknowledgements. */
+	while (next_pkt(s, &a)) {
+		assert_int_equal(a.type, MQTT_PUBLISH);
+		if (!n)
+			first = a.packet_id;
+		n++;
+	}
+	assert_int_equal(n, 4);
+	assert_int_equal(s->c.s->n_queued, 2);
+	ack(e, s, MQTT_PUBACK, first);
+	assert_true(next_pkt(s, &a));
+	assert_int_equal(a.type, MQTT_PUBLISH);
+	assert_false(next_pkt(s, &a));
+}
+
+static void test_qos2_inbound_once(void **state)
+{
+	struct env *e = *state;
+	struct mqtt_pkt a;
+	struct fconn *s = connect_v(e, "sub", MQTT_V5, true, 0, NULL, &a);
+	struct fconn *p = connect_v(e, "pub", MQTT_V5, true, 0, NULL, &a);
+
+	subscribe(e, s, "q", 0);
+	publish(e, p, "q", "once", 2, 9);
+	assert_true(next_pkt(p, &a));
+	assert_int_equal(a.type, MQTT_PUBREC);
+	publish(e, p, "q", "once", 2, 9); /* resent */
+	assert_true(next_pkt(p, &a));
+	assert_int_equal(a.type, MQTT_PUBREC);
+	ack(e, p, MQTT_PUBREL, 9);
+	assert_true(next_pkt(p, &a));
+	assert_int_equal(a.type, MQTT_PUBCOMP);
+	assert_true(next_pkt(s, &a));
+	assert_int_equal(a.type, MQTT_PUBLISH);
+	assert_false(next_pkt(s, &a));
+}
+
+/* An in-process subscriber that holds QoS >= 1 deliveries. */
+struct holder {
+	struct brk_hold *h[4];
+	unsigned int n, got;
+};
+
+static void hold_deliver(void *arg, const struct brk_delivery *d)
+{
+	struct holder *hd = arg;
+
+	hd->got++;
+	if (d->hold && hd->n < 4)
+		hd->h[hd->n++] = brk_hold_take(d);
+}
+
+static void test_hold_defers_puback(void **state)
+{
+	struct env *e = *state;
+	struct holder hd = { .n = 0 };
+	struct brk_client_opts o = { .client_id = "uplink", .deliver = hold_deliver, .arg = &hd };
+	struct brk_client *ic;
+	struct mqtt_pkt a;
+	struct fconn *p;
+
+	assert_int_equal(brk_client_new(&e->b, &o, &ic, NULL), 0);
+	assert_int_equal(brk_client_subscribe(ic, S("fwd/#"), 1, 0, 0), 0);
+	p = connect_v(e, "pub", MQTT_V311, true, 0, NULL, &a);
+	publish(e, p, "fwd/a", "1", 1, 1);
+	publish(e, p, "fwd/b", "2", 1, 2);
+	publish(e, p, "other", "3", 1, 3);
+	assert_int_equal(hd.n, 2);
+	/* PUBACKs go out in order: 3 waits for 1 and 2. */
+	assert_false(next_pkt(p, &a));
+	brk_hold_release(hd.h[1]);
+	assert_false(next_pkt(p, &a));
+	brk_hold_release(hd.h[0]);
+	assert_true(next_pkt(p, &a));
+	assert_int_equal(a.packet_id, 1);
+	assert_true(next_pkt(p, &a));
+	assert_int_equal(a.packet_id, 2);
+	assert_true(next_pkt(p, &a));
+	assert_int_equal(a.packet_id, 3);
+	/* QoS 0 has no hold; a hold released after the publisher left is just freed. */
+	publish(e, p, "fwd/c", "4", 1, 4);
+	assert_int_equal(hd.n, 3);
+	fc_close(e, p);
+	brk_hold_release(hd.h[2]);
+	brk_client_free(ic, false);
+}
+
+static void test_keepalive_fake_clock(void **state)
+{
+	struct env *e = *state;
+	struct mqtt_pkt a;
+	struct fconn *f = connect_v(e, "ka", MQTT_V5, true, 10, NULL, &a);
+
+	e->now += 14000;
+	brk__tick(&e->b, e->now);
+	assert_false(f->closed);
+	e->now += 2000; /* 16 s > 1.5 x 10 s */
+	brk__tick(&e->b, e->now);
+	assert_true(f->closed);
+	assert_true(next_pkt(f, &a));
+	assert_int_equal(a.type, MQTT_DISCONNECT);
+	assert_int_equal(a.disconnect.reason_code, MQTT_RC_KEEP_ALIVE_TIMEOUT);
+}
+
+static struct fconn *connect_will(struct env *e, const char *id, uint32_t delay, uint32_t expiry)
+{
+	struct fconn *f = fc_new(e);
+	struct mqtt_pkt p;
+
+	memset(&p, 0, sizeof(p));
+	p.type = MQTT_CONNECT;
+	p.connect.clean_start = true;
+	p.connect.client_id = S(id);
+	p.connect.has_will = true;
+	p.connect.will.topic = S("will");
+	p.connect.will.payload = S(id);
+	p.connect.will.props.has_will_delay = delay != 0;
+	p.connect.will.props.will_delay = delay;
+	p.props.has_session_expiry = true;
+	p.props.session_expiry = expiry;
+	send_pkt(e, f, MQTT_V5, &p);
+	assert_true(next_pkt(f, &p));
+	return f;
+}
+
+static void test_will_delay_fake_clock(void **state)
+{
+	struct env *e = *state;
+	struct mqtt_pkt a;
+	struct fconn *w = connect_v(e, "watch", MQTT_V5, true, 0, NULL, &a);
+	struct fconn *f;
+
+	subscribe(e, w, "will", 0);
+	f = connect_will(e, "d5", 5, 100);
+	fc_close(e, f); /* abnormal */
+	assert_false(next_pkt(w, &a));
+	e->now += 4000;
+	brk__tick(&e->b, e->now);
+	assert_false(next_pkt(w, &a));
+	e->now += 1500;
+	brk__tick(&e->b, e->now);
+	assert_true(next_pkt(w, &a));
+	assert_true(gw_slice_eq_cstr(a.publish.payload, "d5"));
+	/* Session expiry before the delay: the will goes with the session. */
+	f = connect_will(e, "d50", 50, 2);
+	fc_close(e, f);
+	e->now += 2500;
+	brk__tick(&e->b, e->now);
+	assert_true(next_pkt(w, &a));
+	assert_true(gw_slice_eq_cstr(a.publish.payload, "d50"));
+	assert_null(brk__session_find(&e->b, S("d50")));
+}
+
+static void test_takeover_v5(void **state)
+{
+	struct env *e = *state;
+	struct mqtt_pkt a;
+	struct fconn *f1 = connect_v(e, "same", MQTT_V5, true, 0, NULL, &a);
+	struct fconn *f2 = connect_v(e, "same", MQTT_V5, true, 0, NULL, &a);
+
+	assert_true(f1->closed);
+	assert_true(next_pkt(f1, &a));
+	assert_int_equal(a.type, MQTT_DISCONNECT);
+	assert_int_equal(a.disconnect.reason_code, MQTT_RC_SESSION_TAKEN_OVER);
+	assert_false(f2->closed);
+	assert_int_equal(e->b.st.clients_connected, 1);
+}
+
+static void test_offline_queue_and_resume(void **state)
+{
+	struct env *e = *state;
+	struct mqtt_pkt a;
+	struct fconn *s = connect_v(e, "per", MQTT_V311, false, 0, NULL, &a);
+	struct fconn *p = connect_v(e, "pub", MQTT_V311, true, 0, NULL, &a);
+	unsigned int n = 0;
+
+	subscribe(e, s, "o", 1);
+	publish(e, p, "o", "1", 1, 1);
+	assert_true(next_pkt(s, &a)); /* in flight, never acknowledged */
+	fc_close(e, s);
+	publish(e, p, "o", "2", 1, 2);
+	publish(e, p, "o", "3", 0, 0); /* QoS 0 is not queued */
+	s = connect_v(e, "per", MQTT_V311, false, 0, NULL, &a);
+	assert_true(a.connack.session_present);
+	while (next_pkt(s, &a)) {
+		assert_int_equal(a.type, MQTT_PUBLISH);
+		if (n == 0) {
+			assert_true(a.publish.dup);
+			assert_true(gw_slice_eq_cstr(a.publish.payload, "1"));
+		} else {
+			assert_false(a.publish.dup);
+			assert_true(gw_slice_eq_cstr(a.publish.payload, "2"));
+		}
+		n++;
+	}
+	assert_int_equal(n, 2);
+}
+
+static void test_partial_reads(void **state)
+{
+	struct env *e = *state;
+	struct fconn *f = fc_new(e);
+	struct mqtt_pkt p;
+	uint8_t buf[256];
+	struct gw_writer w;
+	size_t i;
+
+	memset(&p, 0, sizeof(p));
+	p.type = MQTT_CONNECT;
+	p.connect.clean_start = true;
+	p.connect.client_id = S("bytewise");
+	gw_writer_init(&w, buf, sizeof(buf));
+	assert_int_equal(mqtt_encode(&w, MQTT_V311, &p), 0);
+	memset(&p, 0, sizeof(p));
+	p.type = MQTT_PINGREQ;
+	assert_int_equal(mqtt_encode(&w, MQTT_V311, &p), 0);
+	for (i = 0; i < w.len; i++)
+		brk__conn_input(&f->c, buf + i, 1, e->now);
+	assert_null(f->c.rbuf); /* nothing kept once whole */
+	assert_true(next_pkt(f, &p));
+	assert_int_equal(p.type, MQTT_CONNACK);
+	assert_true(next_pkt(f, &p));
+	assert_int_equal(p.type, MQTT_PINGRESP);
+}
+
+static void test_malformed_counted(void **state)
+{
+	struct env *e = *state;
+	struct mqtt_pkt a;
+	struct fconn *f = connect_v(e, "m", MQTT_V5, true, 0, NULL, &a);
+	static const uint8_t bad[] = { 0x82, 0x04, 0x00, 0x01, 0x00, 0x00 }; /* empty SUBSCRIBE */
+
+	brk__conn_input(&f->c, bad, sizeof(bad), e->now);
+	assert_true(f->closed);
+	assert_true(next_pkt(f, &a));
+	assert_int_equal(a.type, MQTT_DISCONNECT);
+	assert_true(a.disconnect.reason_code >= 0x80);
+	assert_int_equal(e->b.st.malformed + e->b.st.protocol_errors, 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_connect_v311, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_connect_v5_assigned_id_and_limits, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_empty_id_v311_persistent_rejected, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_anonymous_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_qos1_flow_and_window, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_qos2_inbound_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hold_defers_puback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_keepalive_fake_clock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_will_delay_fake_clock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_takeover_v5, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_offline_queue_and_resume, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_partial_reads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_malformed_counted, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
