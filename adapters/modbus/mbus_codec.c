@@ -269,8 +269,8 @@ int mbus_encode(const struct ad_point *pt, const struct ad_value *v, uint16_t *r
 		return -EACCES;
 	}
 	if (cap < width) {
-		*why = "point too wide";
-		return -EMSGSIZE;
+		*why = "point too wide for one write request";
+		return -EINVAL;
 	}
 	if (v->type == AD_VAL_NONE || v->type >= __AD_VAL_MAX) {
 		*why = "no value";
