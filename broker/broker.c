@@ -289,12 +289,36 @@ void brk__session_clear(struct brk_session *s)
 	brk__session_end(s, gw_mono_ms());
 }
 
+/* A persistent session goes offline: hand its unacknowledged messages to the store. */
+static void persist_pending(struct brk_session *s, struct gw_list *l)
+{
+	struct brk *b = s->b;
+	struct gw_list *pos;
+
+	gw_list_for_each (pos, l) {
+		struct brk_qmsg *q = gw_list_entry(pos, struct brk_qmsg, link);
+		struct brk_pub pub;
+
+		if (q->seq || !q->m)
+			continue;
+		pub = msg_pub(q->m);
+		pub.qos = q->qos;
+		pub.retain = q->retain;
+		q->seq = ++s->next_seq;
+		b->pops->session_msg_add(b->parg, s->client_id, q->seq, &pub);
+	}
+}
+
 void brk__session_offline(struct brk_session *s, bool publish_will, int64_t now)
 {
 	struct brk *b = s->b;
 
 	s->conn = NULL;
 	s->ic = NULL;
+	if (s->expiry && s->persist && b->pops && b->pops->session_msg_add) {
+		persist_pending(s, &s->inflight);
+		persist_pending(s, &s->queue);
+	}
 	if (!publish_will && s->will) {
 		brk__msg_unref(s->will);
 		s->will = NULL;
@@ -736,6 +760,11 @@ int brk_client_subscribe(struct brk_client *c, struct gw_slice filter, uint8_t q
 		return 0;
 	brk__session_send_retained(c->s, filter, qos, flags, sub_id, gw_mono_ms());
 	return 0;
+}
+
+const char *brk_client_id(const struct brk_client *c)
+{
+	return c && c->s ? c->s->client_id : NULL;
 }
 
 int brk_client_unsubscribe(struct brk_client *c, struct gw_slice filter)

@@ -139,6 +139,13 @@ struct brk_client_opts {
 int brk_client_new(struct brk *b, const struct brk_client_opts *opts, struct brk_client **out,
 		   bool *session_present);
 
+/*
+ * The client id of @c's session (the assigned one if opts.client_id was
+ * empty), owned by the broker. NULL once another client took the session over
+ * (every call on @c then returns -ENOTCONN; brk_client_free() is still needed).
+ */
+const char *brk_client_id(const struct brk_client *c);
+
 /* 0, or -EINVAL for an invalid filter. Retained messages are delivered per rh. */
 int brk_client_subscribe(struct brk_client *c, struct gw_slice filter, uint8_t qos,
 			 unsigned int flags, uint32_t sub_id);

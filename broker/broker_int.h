@@ -296,6 +296,7 @@ struct brk_conn {
 	char **alias_out;     /* [alias_max_out] topics we assigned, by alias - 1 */
 	char **alias_in;      /* [b->cfg.max_topic_alias] topics the client assigned */
 	uint16_t inflight_in; /* QoS > 0 PUBLISHes not yet acknowledged by us */
+	size_t writing;	      /* bytes handed to the transport, not yet written */
 	char peer[64];
 };
 

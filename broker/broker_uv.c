@@ -150,6 +150,7 @@ static void on_write(uv_write_t *req, int status)
 	struct brk_uvconn *uc = req->data;
 
 	uc->writing = false;
+	uc->c.writing = 0;
 	brk__obuf_reset(&uc->wbuf);
 	if (status < 0) {
 		conn_close_now(uc);
@@ -197,6 +198,7 @@ static void conn_flush(struct brk_uvconn *uc)
 		return;
 	}
 	uc->writing = true;
+	uc->c.writing = uc->wbuf.total;
 }
 
 static void ops_want_flush(struct brk_conn *c)

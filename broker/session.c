@@ -320,6 +320,15 @@ bool brk__conn_send_publish(struct brk_conn *c, struct brk_qmsg *q, bool dup, in
 			pp->sub_id_count = (uint8_t)i;
 		}
 	}
+	/*
+	 * A client that does not read: QoS 0 is dropped once its unsent output
+	 * passes max_queued_bytes (QoS > 0 is bounded by the inflight window).
+	 */
+	if (!q->qos && c->b->cfg.max_queued_bytes &&
+	    c->out.total + c->writing > c->b->cfg.max_queued_bytes) {
+		c->b->st.dropped++;
+		return false;
+	}
 	hdr = mqtt_encoded_size(c->proto, &p);
 	if (!hdr)
 		return false;

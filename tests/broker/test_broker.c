@@ -1,0 +1,375 @@
+/*
+ * test_broker.c - the in-process API (broker.h) and the persistence hooks,
+ * on a broker without sockets.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "broker/broker_int.h"
+
+#define S(x) gw_slice_cstr(x)
+
+struct rec {
+	char topic[64];
+	char payload[64];
+	uint8_t qos;
+	bool retain;
+	unsigned int n_ids;
+	uint32_t ids[4];
+	char corr[16];
+	unsigned int n;
+};
+
+static void on_deliver(void *arg, const struct brk_delivery *d)
+{
+	struct rec *r = arg;
+	unsigned int i;
+
+	snprintf(r->topic, sizeof(r->topic), "%.*s", (int)d->topic.len, (const char *)d->topic.p);
+	snprintf(r->payload, sizeof(r->payload), "%.*s", (int)d->payload.len,
+		 (const char *)d->payload.p);
+	r->qos = d->qos;
+	r->retain = d->retain;
+	r->n_ids = d->n_sub_ids;
+	for (i = 0; i < d->n_sub_ids && i < 4; i++)
+		r->ids[i] = d->sub_ids[i];
+	r->corr[0] = 0;
+	if (d->props && d->props->correlation_data.p)
+		snprintf(r->corr, sizeof(r->corr), "%.*s", (int)d->props->correlation_data.len,
+			 (const char *)d->props->correlation_data.p);
+	r->n++;
+}
+
+struct env {
+	struct brk b;
+};
+
+static int setup(void **state)
+{
+	struct env *e = gw_calloc(1, sizeof(*e));
+	struct brk_config cfg;
+
+	brk_config_defaults(&cfg);
+	cfg.sys_interval_ms = 0;
+	assert_int_equal(brk__init(&e->b, NULL, &cfg, NULL), 0);
+	*state = e;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct env *e = *state;
+
+	brk__fini(&e->b);
+	gw_free(e);
+	assert_int_equal(gw_mem_used(), 0);
+	return 0;
+}
+
+static struct brk_client *client(struct env *e, const char *id, struct rec *r, uint32_t expiry,
+				 bool clean, bool *present)
+{
+	struct brk_client_opts o = {
+		.client_id = id,
+		.clean_start = clean,
+		.session_expiry = expiry,
+		.deliver = on_deliver,
+		.arg = r,
+	};
+	struct brk_client *c;
+
+	assert_int_equal(brk_client_new(&e->b, &o, &c, present), 0);
+	return c;
+}
+
+static void pub(struct brk_client *c, const char *topic, const char *payload, uint8_t qos,
+		bool retain)
+{
+	struct brk_pub p = {
+		.topic = S(topic), .payload = S(payload), .qos = qos, .retain = retain
+	};
+
+	assert_int_equal(brk_client_publish(c, &p), 0);
+}
+
+static void test_pub_sub_and_ids(void **state)
+{
+	struct env *e = *state;
+	struct rec ra = { .n = 0 }, rb = { .n = 0 };
+	struct brk_client *a = client(e, "a", &ra, 0, true, NULL);
+	struct brk_client *b = client(e, "", &rb, 0, true, NULL);
+	struct brk_msg_props mp = { .correlation_data = S("c42") };
+	struct brk_pub p = { .topic = S("x/y"), .payload = S("hi"), .qos = 2, .props = &mp };
+
+	assert_non_null(brk_client_id(b));
+	assert_int_equal(brk_client_subscribe(a, S("x/+"), 1, 0, 11), 0);
+	assert_int_equal(brk_client_subscribe(a, S("x/#"), 0, 0, 12), 0);
+	assert_int_equal(brk_client_subscribe(a, S("bad/#/x"), 0, 0, 0), -EINVAL);
+	assert_int_equal(brk_client_publish(b, &p), 0);
+	assert_int_equal(ra.n, 1);
+	assert_string_equal(ra.topic, "x/y");
+	assert_string_equal(ra.payload, "hi");
+	assert_int_equal(ra.qos, 1);
+	assert_int_equal(ra.n_ids, 2);
+	assert_string_equal(ra.corr, "c42");
+	/* No-local. */
+	assert_int_equal(brk_client_subscribe(b, S("x/y"), 0, BRK_SUB_NO_LOCAL, 0), 0);
+	pub(b, "x/y", "again", 0, false);
+	assert_int_equal(rb.n, 0);
+	assert_int_equal(ra.n, 2);
+	assert_int_equal(brk_client_unsubscribe(a, S("x/+")), 0);
+	assert_int_equal(brk_client_unsubscribe(a, S("x/+")), -ENOENT);
+	brk_client_free(a, false);
+	brk_client_free(b, false);
+}
+
+static void test_retained_and_rh(void **state)
+{
+	struct env *e = *state;
+	struct rec r = { .n = 0 };
+	struct brk_client *c = client(e, "c", &r, 0, true, NULL);
+	struct brk_pub p = { .topic = S("st/online"), .payload = S("yes"), .retain = true };
+
+	assert_int_equal(brk_publish(&e->b, &p), 0);
+	assert_int_equal(brk_client_subscribe(c, S("st/#"), 1, 2 << BRK_SUB_RH_SHIFT, 0), 0);
+	assert_int_equal(r.n, 0);
+	assert_int_equal(brk_client_subscribe(c, S("st/+"), 1, 1 << BRK_SUB_RH_SHIFT, 0), 0);
+	assert_int_equal(r.n, 1);
+	assert_true(r.retain);
+	assert_int_equal(brk_client_subscribe(c, S("st/+"), 1, 1 << BRK_SUB_RH_SHIFT, 0), 0);
+	assert_int_equal(r.n, 1);
+	/* Live: retain only with retain-as-published. */
+	assert_int_equal(brk_client_unsubscribe(c, S("st/#")), 0);
+	assert_int_equal(brk_publish(&e->b, &p), 0);
+	assert_false(r.retain);
+	r.n = 0;
+	assert_int_equal(brk_client_subscribe(c, S("st/+"), 1, BRK_SUB_RAP, 0), 0);
+	assert_int_equal(brk_publish(&e->b, &p), 0);
+	assert_int_equal(r.n, 2); /* the retained copy on re-subscribe, then the live one */
+	assert_true(r.retain);
+	brk_client_free(c, false);
+}
+
+static void test_offline_queue_and_will(void **state)
+{
+	struct env *e = *state;
+	struct rec r = { .n = 0 }, w = { .n = 0 };
+	struct brk_client *watch = client(e, "watch", &w, 0, true, NULL);
+	struct brk_pub will = { .topic = S("will/x"), .payload = S("bye"), .qos = 1 };
+	struct brk_client_opts o = {
+		.client_id = "x",
+		.session_expiry = 60,
+		.deliver = on_deliver,
+		.arg = &r,
+		.will = &will,
+	};
+	struct brk_client *c, *p;
+	bool present = true;
+
+	assert_int_equal(brk_client_subscribe(watch, S("will/#"), 1, 0, 0), 0);
+	assert_int_equal(brk_client_new(&e->b, &o, &c, &present), 0);
+	assert_false(present);
+	assert_int_equal(brk_client_subscribe(c, S("q"), 1, 0, 0), 0);
+	brk_client_free(c, true); /* abnormal: the will goes out */
+	assert_int_equal(w.n, 1);
+	assert_string_equal(w.payload, "bye");
+	p = client(e, "p", &w, 0, true, NULL);
+	pub(p, "q", "queued1", 1, false);
+	pub(p, "q", "queued0", 0, false); /* QoS 0 is not queued */
+	pub(p, "q", "queued2", 2, false);
+	c = client(e, "x", &r, 60, false, &present);
+	assert_true(present);
+	assert_int_equal(r.n, 2);
+	assert_string_equal(r.payload, "queued2");
+	brk_client_free(c, false);
+	brk_client_free(p, false);
+	brk_client_free(watch, false);
+}
+
+/* Persistence hooks recorded. */
+struct prec {
+	unsigned int retained_set, session_save, session_delete, msg_add, msg_del;
+	uint8_t blob[256];
+	size_t blob_len;
+	uint64_t last_seq;
+};
+
+static void p_retained(void *arg, const struct brk_pub *pub)
+{
+	(void)pub;
+	((struct prec *)arg)->retained_set++;
+}
+
+static void p_save(void *arg, const char *id, const void *blob, size_t len)
+{
+	struct prec *p = arg;
+
+	(void)id;
+	p->session_save++;
+	if (len <= sizeof(p->blob)) {
+		memcpy(p->blob, blob, len);
+		p->blob_len = len;
+	}
+}
+
+static void p_delete(void *arg, const char *id)
+{
+	(void)id;
+	((struct prec *)arg)->session_delete++;
+}
+
+static void p_add(void *arg, const char *id, uint64_t seq, const struct brk_pub *pub)
+{
+	(void)id;
+	(void)pub;
+	((struct prec *)arg)->msg_add++;
+	((struct prec *)arg)->last_seq = seq;
+}
+
+static void p_del(void *arg, const char *id, uint64_t seq)
+{
+	(void)id;
+	(void)seq;
+	((struct prec *)arg)->msg_del++;
+}
+
+static const struct brk_persist_ops pops = { p_retained, p_save, p_delete, p_add, p_del };
+
+static void test_persistence_hooks_and_restore(void **state)
+{
+	struct env *e = *state;
+	struct prec pr;
+	struct rec r = { .n = 0 };
+	struct brk_client *c, *p;
+	struct brk_pub rp = { .topic = S("keep"), .payload = S("v"), .retain = true };
+	struct brk_pub qp = { .topic = S("q/1"), .payload = S("m"), .qos = 1 };
+	struct brk env2;
+	struct brk_config cfg;
+	bool present;
+
+	memset(&pr, 0, sizeof(pr));
+	brk_set_persist(&e->b, &pops, &pr);
+	assert_int_equal(brk_publish(&e->b, &rp), 0);
+	assert_int_equal(pr.retained_set, 1);
+	c = client(e, "dur", &r, 3600, true, NULL);
+	assert_int_equal(brk_client_subscribe(c, S("q/#"), 1, 0, 5), 0);
+	assert_true(pr.session_save >= 1);
+	brk_client_free(c, false);
+	p = client(e, "p", &r, 0, true, NULL);
+	assert_int_equal(brk_client_publish(p, &qp), 0);
+	assert_int_equal(pr.msg_add, 1);
+	brk_client_free(p, false);
+
+	/* A second broker restored from what the hooks saw. */
+	brk_config_defaults(&cfg);
+	cfg.sys_interval_ms = 0;
+	assert_int_equal(brk__init(&env2, NULL, &cfg, NULL), 0);
+	assert_int_equal(brk_restore_retained(&env2, &rp), 0);
+	assert_int_equal(brk_restore_session(&env2, "dur", pr.blob, pr.blob_len), 0);
+	assert_int_equal(brk_restore_session_msg(&env2, "dur", pr.last_seq, &qp), 0);
+	brk_set_persist(&env2, &pops, &pr);
+	memset(&r, 0, sizeof(r));
+	{
+		struct brk_client_opts o = {
+			.client_id = "dur",
+			.session_expiry = 3600,
+			.deliver = on_deliver,
+			.arg = &r,
+		};
+
+		assert_int_equal(brk_client_new(&env2, &o, &c, &present), 0);
+	}
+	assert_true(present);
+	assert_int_equal(r.n, 1);
+	assert_string_equal(r.topic, "q/1");
+	assert_int_equal(pr.msg_del, 1);
+	r.n = 0;
+	pub(c, "q/2", "live", 1, false);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.ids[0], 5);
+	assert_int_equal(brk_client_subscribe(c, S("keep"), 0, 0, 0), 0);
+	assert_string_equal(r.payload, "v");
+	brk_client_free(c, false);
+	brk__fini(&env2);
+	/* Corrupt blobs are refused. */
+	assert_int_equal(brk_restore_session(&e->b, "bad", "\x09", 1), -EINVAL);
+}
+
+struct relay {
+	struct brk_client *self;
+	unsigned int n;
+};
+
+/* Republishes what arrives on in/# to out/x: a publish inside a delivery. */
+static void relay_deliver(void *arg, const struct brk_delivery *d)
+{
+	struct relay *rl = arg;
+	struct brk_pub p = { .topic = S("out/x"), .payload = d->payload, .qos = 1 };
+
+	rl->n++;
+	if (d->topic.len > 3 && !memcmp(d->topic.p, "in/", 3))
+		assert_int_equal(brk_client_publish(rl->self, &p), 0);
+}
+
+static void test_nested_publish_from_callback(void **state)
+{
+	struct env *e = *state;
+	struct relay r1 = { 0 }, r2 = { 0 };
+	struct rec out = { .n = 0 };
+	struct brk_client_opts o = { .client_id = "r1", .deliver = relay_deliver, .arg = &r1 };
+	struct brk_client *obs = client(e, "obs", &out, 0, true, NULL);
+
+	assert_int_equal(brk_client_new(&e->b, &o, &r1.self, NULL), 0);
+	o.client_id = "r2";
+	o.arg = &r2;
+	assert_int_equal(brk_client_new(&e->b, &o, &r2.self, NULL), 0);
+	assert_int_equal(brk_client_subscribe(r1.self, S("in/#"), 1, 0, 0), 0);
+	assert_int_equal(brk_client_subscribe(r2.self, S("in/#"), 1, 0, 0), 0);
+	assert_int_equal(brk_client_subscribe(obs, S("out/#"), 1, 0, 0), 0);
+	pub(obs, "in/a", "z", 1, false);
+	assert_int_equal(r1.n, 1);
+	assert_int_equal(r2.n, 1);
+	assert_int_equal(out.n, 2);
+	assert_string_equal(out.payload, "z");
+	brk_client_free(r1.self, false);
+	brk_client_free(r2.self, false);
+	brk_client_free(obs, false);
+}
+
+static void test_stats_and_sys(void **state)
+{
+	struct env *e = *state;
+	struct rec r = { .n = 0 };
+	struct brk_client *c = client(e, "s", &r, 0, true, NULL);
+	struct brk_stats st;
+
+	assert_int_equal(brk_client_subscribe(c, S("$SYS/broker/uptime"), 0, 0, 0), 0);
+	brk__sys_publish(&e->b, gw_mono_ms() + 5000);
+	assert_int_equal(r.n, 1);
+	assert_non_null(strstr(r.payload, " seconds"));
+	brk_get_stats(&e->b, &st);
+	assert_int_equal(st.subscriptions, 1);
+	assert_true(st.retained >= 11);
+	brk_client_free(c, false);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_pub_sub_and_ids, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retained_and_rh, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_offline_queue_and_will, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_persistence_hooks_and_restore, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_nested_publish_from_callback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stats_and_sys, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
