@@ -4,7 +4,8 @@
  *
  * Usage from the daemon:
  *   struct ad_adapter *a = ad_modbus_new(loop, map, log, &sink);
- *   a->ops->start(a);                        // 0 or -errno
+ *   a->ops->start(a);                        // 0 or -errno; on failure nothing is
+ *                                            // left open: free() may follow directly
  *   a->ops->command(a, pt, &value, token, &why);
  *   a->ops->stop(a, done_cb, arg);           // done_cb once every handle closed
  *   a->ops->free(a);                         // after done_cb (or if never started)

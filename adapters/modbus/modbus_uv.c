@@ -79,6 +79,7 @@ struct mb_bus {
 	struct gw_list queue;
 	unsigned int n_writes;
 	bool quit;
+	bool abort;  /* with quit: exit without notifying the loop (failed start) */
 	bool exited; /* under the adapter's done_lock */
 	/* Worker only. */
 	modbus_t *ctx;
@@ -545,6 +546,7 @@ static void worker_main(void *arg)
 	struct mb_bus *b = arg;
 	struct mb_adapter *ad = b->ad;
 	struct mb_job *j;
+	bool notify;
 
 	uv_mutex_lock(&b->lock);
 	for (;;) {
@@ -569,8 +571,11 @@ static void worker_main(void *arg)
 		uv_async_send(&ad->async);
 		uv_mutex_lock(&b->lock);
 	}
+	notify = !b->abort;
 	uv_mutex_unlock(&b->lock);
 	transport_close(b);
+	if (!notify)
+		return;
 	uv_mutex_lock(&ad->done_lock);
 	b->exited = true;
 	uv_mutex_unlock(&ad->done_lock);
@@ -824,31 +829,62 @@ static void finish_stop(struct mb_adapter *ad)
 
 /* ================================================================ the ops */
 
+/* Stops and joins the workers of a start that failed; they are idle. */
+static void abort_workers(struct mb_adapter *ad)
+{
+	unsigned int i;
+
+	for (i = 0; i < ad->n_buses; i++) {
+		struct mb_bus *b = &ad->buses[i];
+
+		if (!b->thread_started)
+			continue;
+		uv_mutex_lock(&b->lock);
+		b->quit = true;
+		b->abort = true;
+		uv_cond_signal(&b->cond);
+		uv_mutex_unlock(&b->lock);
+		uv_thread_join(&b->thread);
+		b->thread_started = false;
+		b->quit = false;
+		b->abort = false;
+	}
+}
+
+/*
+ * Everything that can fail happens before the first libuv handle exists, so
+ * a failed start leaves nothing to close: free() may follow directly.
+ */
 static int mb_start(struct ad_adapter *a)
 {
 	struct mb_adapter *ad = (struct mb_adapter *)a;
 	unsigned int i;
 	int rc;
 
+	for (i = 0; i < ad->n_buses; i++) {
+		rc = uv_thread_create(&ad->buses[i].thread, worker_main, &ad->buses[i]);
+		if (rc) {
+			gw_log(a->log, LOG_ERR, MOD, "bus %s: cannot start a worker: %s",
+			       ad->buses[i].cfg->name, uv_strerror(rc));
+			abort_workers(ad);
+			return rc;
+		}
+		ad->buses[i].thread_started = true;
+	}
 	rc = uv_async_init(a->loop, &ad->async, on_async);
-	if (rc)
+	if (rc) {
+		abort_workers(ad);
 		return rc;
+	}
 	ad->async_inited = true;
 	for (i = 0; i < ad->n_devs; i++) {
 		struct mb_dev *d = &ad->devs[i];
 
 		uv_timer_init(a->loop, &d->timer);
 		ad->n_inited++;
-		rc = uv_timer_start(&d->timer, on_timer, d->delay_ms,
-				    d->cfg->poll_ms ? d->cfg->poll_ms : 1000);
-		if (rc)
-			return rc;
-	}
-	for (i = 0; i < ad->n_buses; i++) {
-		rc = uv_thread_create(&ad->buses[i].thread, worker_main, &ad->buses[i]);
-		if (rc)
-			return rc;
-		ad->buses[i].thread_started = true;
+		/* Cannot fail: the callback is set and the loop is alive. */
+		uv_timer_start(&d->timer, on_timer, d->delay_ms,
+			       d->cfg->poll_ms ? d->cfg->poll_ms : 1000);
 	}
 	gw_log(a->log, LOG_INFO, MOD, "polling %u devices on %u buses", ad->n_devs, ad->n_buses);
 	return 0;
