@@ -696,6 +696,9 @@ static int dec_connack(struct dec *d)
 		return rc;
 	if (d->version == MQTT_V5 && !rc_valid(MQTT_CONNACK, out->connack.reason_code))
 		return proto(d, MQTT_RC_PROTOCOL_ERROR);
+	/* 3.2.2.3: return codes 6-255 are reserved. */
+	if (d->version < MQTT_V5 && out->connack.reason_code > MQTT_CONNACK_NOT_AUTHORIZED)
+		return proto(d, MQTT_RC_PROTOCOL_ERROR);
 	return 0;
 }
 
@@ -1092,7 +1095,7 @@ int mqtt_user_prop_next(struct gw_slice *cursor, struct gw_slice *key, struct gw
 		if (r.err)
 			return -EBADMSG;
 	}
-	cursor->p += r.off;
+	/* At the end: an empty block may have a NULL pointer, so no arithmetic. */
 	cursor->len = 0;
 	return 0;
 }
