@@ -223,6 +223,14 @@ static void free_queue(struct mqttsn_client *c)
 	c->inflight = MQTTSN_IF_NONE;
 }
 
+static void unconfirm_topics(struct mqttsn_client *c)
+{
+	uint16_t i;
+
+	for (i = 0; i < c->n_topics; i++)
+		c->topics[i].confirmed = false;
+}
+
 static void free_topics(struct mqttsn_client *c)
 {
 	uint16_t i;
@@ -568,6 +576,8 @@ static void finish_connect(struct mqttsn_gw *gw, struct mqttsn_client *c, int64_
 	void *session = NULL;
 	int rc;
 
+	if (c->session)
+		goto active; /* a CONNECT with clean session off from a client still attached */
 	/* The broker may deliver a resumed session's messages inside connect: hold them. */
 	c->hold = true;
 	rc = gw->ops->connect(gw->arg, c, &info, &session);
@@ -579,10 +589,11 @@ static void finish_connect(struct mqttsn_gw *gw, struct mqttsn_client *c, int64_
 		return;
 	}
 	c->session = session;
-	c->state = MQTTSN_CS_ACTIVE;
-	refresh(c, now_ms);
 	gw->stats.clients++;
 	gw->stats.clients_total++;
+active:
+	c->state = MQTTSN_CS_ACTIVE;
+	refresh(c, now_ms);
 	send_resp(gw, &c->addr, MQTTSN_CONNACK, MQTTSN_RC_ACCEPTED);
 	pump(gw, c, now_ms);
 }
@@ -607,12 +618,24 @@ static void on_connect(struct mqttsn_gw *gw, const struct mqttsn_addr *a,
 		/* The same client again, maybe from a new address (NAT rebinding). */
 		if (!addr_eq(&c->addr, a))
 			set_addr(gw, c, a);
-		detach(gw, c);
+		/*
+		 * Clean session off: the client goes on with the session it has (a
+		 * sleeping client back to active, 6.14, or one that lost its
+		 * address). Detaching and attaching again would lose it when it
+		 * was opened with clean session on (the broker ends such a session
+		 * when its client goes), so it stays attached. Clean session on:
+		 * a new broker session.
+		 */
+		if (m->flags.clean_session)
+			detach(gw, c);
 		c->inflight = MQTTSN_IF_NONE; /* the head goes again, from the start */
 		c->n_qos2 = 0;
 		if (m->flags.clean_session) {
 			free_queue(c);
 			free_topics(c);
+		} else {
+			/* It may have restarted and forgotten our ids: register them again. */
+			unconfirm_topics(c);
 		}
 	} else {
 		if (gw->n_clients >= gw->cfg.max_clients) {

@@ -752,6 +752,135 @@ static void test_qos2_out(void **state)
 	no_out();
 }
 
+/* QoS 2 PUBLISH until PUBREC, PUBREL until PUBCOMP, each given up after max_retries. */
+static void test_retries_qos2(void **state)
+{
+	struct mqttsn_msg m, again;
+	int s;
+
+	(void)state;
+	s = connect(1, "c1", 600);
+	deliver(s, "sensors/temperature", "a", 2);
+	deliver(s, "sensors/temperature", "b", 1);
+	m = out(MQTTSN_PUBLISH);
+	tick(10000);
+	again = out(MQTTSN_PUBLISH);
+	assert_true(again.flags.dup);
+	assert_int_equal(again.flags.qos, 2);
+	assert_int_equal(again.publish.msg_id, m.publish.msg_id);
+	/* PUBREC for the retransmission: PUBREL, with its own retries (counted afresh). */
+	in(1, (struct mqttsn_msg){ .type = MQTTSN_PUBREC, .msgid = { m.publish.msg_id } });
+	out(MQTTSN_PUBREL);
+	tick(9999);
+	no_out();
+	tick(1);
+	out(MQTTSN_PUBREL);
+	tick(10000);
+	out(MQTTSN_PUBREL);
+	tick(10000);
+	assert_int_equal(out(MQTTSN_PUBREL).msgid.msg_id, m.publish.msg_id);
+	assert_int_equal(F.gw->stats.retransmits, 4);
+	/* Retries exhausted: given up, counted, and the next message goes at once. */
+	tick(10000);
+	m = out(MQTTSN_PUBLISH);
+	assert_false(m.flags.dup);
+	assert_true(gw_slice_eq_cstr(m.publish.data, "b"));
+	assert_int_equal(F.gw->stats.dropped_out, 1);
+	assert_int_equal(client("c1")->n_queued, 1);
+	/* A late PUBACK of another id changes nothing; the right one completes. */
+	in(1, (struct mqttsn_msg){ .type = MQTTSN_PUBACK,
+				   .ack = { 1, (uint16_t)(m.publish.msg_id - 1), 0 } });
+	assert_int_equal(client("c1")->n_queued, 1);
+	in(1, (struct mqttsn_msg){ .type = MQTTSN_PUBACK, .ack = { 1, m.publish.msg_id, 0 } });
+	assert_int_equal(client("c1")->n_queued, 0);
+	tick(10000);
+	no_out();
+}
+
+/* A REGISTER given up drops its message; the next message on the topic registers again. */
+static void test_retries_register_exhausted(void **state)
+{
+	struct mqttsn_msg r, r2, m;
+	int s;
+
+	(void)state;
+	s = connect(1, "c1", 600);
+	deliver(s, "a/b", "1", 1);
+	deliver(s, "a/b", "2", 1);
+	r = out(MQTTSN_REGISTER);
+	tick(10000);
+	out(MQTTSN_REGISTER);
+	tick(10000);
+	out(MQTTSN_REGISTER);
+	tick(10000);
+	out(MQTTSN_REGISTER);
+	tick(10000);
+	r2 = out(MQTTSN_REGISTER); /* for the second message: same topic id, new msg id */
+	assert_int_equal(r2.reg.topic_id, r.reg.topic_id);
+	assert_int_not_equal(r2.reg.msg_id, r.reg.msg_id);
+	assert_int_equal(F.gw->stats.dropped_out, 1);
+	/* A REGACK of the abandoned REGISTER is ignored. */
+	in(1, (struct mqttsn_msg){ .type = MQTTSN_REGACK,
+				   .ack = { r.reg.topic_id, r.reg.msg_id, 0 } });
+	no_out();
+	in(1, (struct mqttsn_msg){ .type = MQTTSN_REGACK,
+				   .ack = { r.reg.topic_id, r2.reg.msg_id, 0 } });
+	m = out(MQTTSN_PUBLISH);
+	assert_true(gw_slice_eq_cstr(m.publish.data, "2"));
+	/* PUBACK "invalid topic id": the id is registered again before the next message. */
+	in(1, (struct mqttsn_msg){
+		      .type = MQTTSN_PUBACK,
+		      .ack = { r.reg.topic_id, m.publish.msg_id, MQTTSN_RC_INVALID_TOPIC_ID } });
+	assert_int_equal(F.gw->stats.dropped_out, 2);
+	deliver(s, "a/b", "3", 0);
+	assert_int_equal(out(MQTTSN_REGISTER).reg.topic_id, r.reg.topic_id);
+}
+
+/*
+ * Retransmissions pause while the client sleeps and resume when it wakes;
+ * PINGRESP waits until the message in flight is acknowledged. A CONNECT
+ * sends the message in flight again from the start.
+ */
+static void test_retries_sleep_and_reconnect(void **state)
+{
+	struct mqttsn_msg m, again, c = connect_msg("c1", 600, false);
+	int s;
+
+	(void)state;
+	s = connect(1, "c1", 600);
+	deliver(s, "sensors/temperature", "x", 1);
+	m = out(MQTTSN_PUBLISH);
+	in(1, (struct mqttsn_msg){ .type = MQTTSN_DISCONNECT, .disconnect = { true, 1000 } });
+	out(MQTTSN_DISCONNECT);
+	tick(10000);
+	tick(10000);
+	no_out();
+	assert_int_equal(mqttsn_gw_next_timeout(F.gw, F.now), 1500 * 1000 - 20000);
+	in(1, (struct mqttsn_msg){ .type = MQTTSN_PINGREQ, .pingreq = { GW_SLICE_STR("c1") } });
+	no_out(); /* still in flight: no PINGRESP yet */
+	assert_int_equal(mqttsn_gw_next_timeout(F.gw, F.now), 0);
+	tick(0);
+	again = out(MQTTSN_PUBLISH);
+	assert_true(again.flags.dup);
+	assert_int_equal(again.publish.msg_id, m.publish.msg_id);
+	in(1, (struct mqttsn_msg){ .type = MQTTSN_PUBACK, .ack = { 1, m.publish.msg_id, 0 } });
+	out(MQTTSN_PINGRESP);
+	/* In flight when the client connects again: sent again at once, as a first transmission. */
+	in(1, (struct mqttsn_msg){ .type = MQTTSN_PINGREQ, .pingreq = { GW_SLICE_STR("c1") } });
+	out(MQTTSN_PINGRESP);
+	deliver(s, "sensors/temperature", "y", 1);
+	no_out();
+	in(1, (struct mqttsn_msg){ .type = MQTTSN_PINGREQ, .pingreq = { GW_SLICE_STR("c1") } });
+	m = out(MQTTSN_PUBLISH);
+	c.flags.clean_session = false;
+	in(1, c);
+	out(MQTTSN_CONNACK);
+	again = out(MQTTSN_PUBLISH);
+	assert_false(again.flags.dup);
+	assert_true(gw_slice_eq_cstr(again.publish.data, "y"));
+	assert_int_equal(F.gw->stats.retransmits, 1);
+}
+
 static void test_qos_minus1(void **state)
 {
 	(void)state;
@@ -840,15 +969,30 @@ static void test_sleep_then_connect(void **state)
 	out(MQTTSN_DISCONNECT);
 	deliver(s, "sensors/temperature", "1", 0);
 	no_out();
-	/* Back to active with CONNECT (clean session off keeps the buffer). */
+	/*
+	 * Back to active with CONNECT: clean session off keeps the buffer and
+	 * the broker session as it is (detaching would end a session opened
+	 * with clean session on, and its subscriptions with it).
+	 */
 	struct mqttsn_msg c = connect_msg("c1", 60, false);
 	c.flags.clean_session = false;
 	in(1, c);
-	broker(BK_DISCONNECT);
-	assert_false(broker(BK_CONNECT)->clean);
+	no_broker();
 	out(MQTTSN_CONNACK);
 	out(MQTTSN_PUBLISH);
 	assert_int_equal(client("c1")->state, MQTTSN_CS_ACTIVE);
+	assert_int_equal(F.gw->stats.clients, 1);
+	assert_int_equal(F.gw->stats.clients_total, 1);
+	/* Asleep again, then CONNECT with clean session on: a new broker session. */
+	in(1, (struct mqttsn_msg){ .type = MQTTSN_DISCONNECT, .disconnect = { true, 100 } });
+	out(MQTTSN_DISCONNECT);
+	deliver(s, "sensors/temperature", "2", 0);
+	in(1, connect_msg("c1", 60, false));
+	broker(BK_DISCONNECT);
+	assert_true(broker(BK_CONNECT)->clean);
+	out(MQTTSN_CONNACK);
+	no_out(); /* the buffer went with the old session */
+	assert_int_equal(F.gw->stats.clients, 1);
 }
 
 static void test_max_clients(void **state)
@@ -887,10 +1031,9 @@ static void test_nat_rebinding(void **state)
 	out(MQTTSN_CONNACK);
 	in(1, (struct mqttsn_msg){ .type = MQTTSN_REGISTER, .reg = { 0, 1, GW_SLICE_STR("a/b") } });
 	tid = out(MQTTSN_REGACK).ack.topic_id;
-	/* The same client id from a new address: the client moves, its ids stay. */
+	/* The same client id from a new address: the client moves, its session and ids stay. */
 	in(2, c);
-	broker(BK_DISCONNECT);
-	broker(BK_CONNECT);
+	no_broker();
 	out(MQTTSN_CONNACK);
 	assert_memory_equal(out_to()->data, addr(2).data, 6);
 	in(2, pub(MQTTSN_TOPIC_NORMAL, 0, tid, 0, "x"));
@@ -1057,6 +1200,9 @@ int main(void)
 		T(test_retained_after_suback),
 		T(test_retries),
 		T(test_qos2_out),
+		T(test_retries_qos2),
+		T(test_retries_register_exhausted),
+		T(test_retries_sleep_and_reconnect),
 		T(test_qos_minus1),
 		T(test_sleep_and_wake),
 		T(test_sleep_then_connect),
