@@ -665,7 +665,7 @@ static int dec_connect(struct dec *d)
 	/* [MQTT-3.1.3-8]: an empty id needs a clean session in 3.1.1. */
 	if (d->version == MQTT_V311 && c->client_id.len == 0 && !c->clean_start)
 		return proto(d, MQTT_RC_CLIENT_ID_INVALID);
-	/* The will topic is a Topic Name [MQTT-3.1.3-?]: no wildcards. */
+	/* The will topic is a Topic Name: no wildcards [MQTT-4.7.0-1], not empty [MQTT-4.7.3-1]. */
 	if (c->has_will && !mqtt_topic_valid(c->will.topic))
 		return proto(d, MQTT_RC_TOPIC_NAME_INVALID);
 	return 0;
@@ -1344,7 +1344,8 @@ static void e_publish(struct enc *e, uint8_t version, const struct mqtt_pkt *p, 
 	}
 	if (version == MQTT_V5)
 		e_props(e, IN(PUBLISH), &p->props);
-	else if (pub->topic.len == 0) /* aliases exist only in 5.0 */
+	/* An empty topic stands for a Topic Alias, which only 5.0 has. */
+	if (pub->topic.len == 0 && (version != MQTT_V5 || !p->props.has_topic_alias))
 		e_fail(e, -EINVAL);
 	if (payload)
 		gw_wr_bytes(e->w, pub->payload.p, pub->payload.len);

@@ -348,9 +348,10 @@ struct mqtt_pkt {
 	uint8_t flags; /* the low nibble of the first byte */
 	/*
 	 * 3, 4 or 5. On decode: the session's version, except for CONNECT,
-	 * where it is the packet's own protocol level (set as soon as known,
-	 * so also on some errors). Not used by the encoders (they take it as
-	 * a parameter).
+	 * where it is the packet's own protocol level, set as soon as the
+	 * name and level are recognised (so also on later errors); 0 when they
+	 * are not (reason 0x84: answer with a 3.1.1 CONNACK 0x01). Not used by
+	 * the encoders (they take it as a parameter).
 	 */
 	uint8_t version;
 	/* On a decode error: the MQTT 5 reason code to report; else 0. */
@@ -410,6 +411,10 @@ int mqtt_fixed_header(const uint8_t *buf, size_t len, uint8_t *type_flags, uint3
 
 /*
  * Decodes the one packet at the start of buf (len may hold more after it).
+ * Every check the specification puts on the receiver is made here, including
+ * each SUBSCRIBE / UNSUBSCRIBE entry: a filter that breaks the wildcard or
+ * shared-subscription syntax rejects the whole packet (-EPROTO, reason 0x8f),
+ * as Mosquitto does, so an accepted packet holds only valid filters.
  * version: the session's protocol level (3, 4 or 5); ignored for CONNECT,
  * which carries its own. lim: may be NULL (see struct mqtt_limits).
  * Returns the bytes consumed (> 0), 0 when buf does not yet hold the whole
