@@ -57,6 +57,7 @@ struct brk_uvconn {
 	unsigned int cap_bufs;
 	bool writing;
 	bool closing;
+	int64_t closing_since; /* a peer that does not read is not waited for long */
 };
 
 static void conn_flush(struct brk_uvconn *uc);
@@ -216,6 +217,7 @@ static void ops_close(struct brk_conn *c)
 	if (uc->closing)
 		return;
 	uc->closing = true;
+	uc->closing_since = gw_mono_ms();
 	uv_read_stop((uv_stream_t *)&uc->tcp);
 	/* Let the last packets (CONNACK, DISCONNECT) go out first. */
 	if (!uc->writing && !uc->c.out.total)
@@ -329,8 +331,30 @@ static void on_check(uv_check_t *h)
 static void on_tick(uv_timer_t *t)
 {
 	struct brk_uv *u = t->data;
+	int64_t now = gw_mono_ms();
+	struct gw_list *pos, *tmp;
 
-	brk__tick(&u->b, gw_mono_ms());
+	brk__tick(&u->b, now);
+	gw_list_for_each_safe (pos, tmp, &u->b.conns) {
+		struct brk_conn *c = gw_list_entry(pos, struct brk_conn, link);
+		struct brk_uvconn *uc = container_of(c, struct brk_uvconn, c);
+
+		if (uc->closing && uc->closing_since && now - uc->closing_since > 5000) {
+			conn_close_now(uc);
+			continue;
+		}
+		/*
+		 * An idle connection keeps no output buffers: what a batch needed
+		 * is given back once a second at most.
+		 */
+		if (!uc->writing && !c->out.total) {
+			brk__obuf_fini(&c->out);
+			brk__obuf_fini(&uc->wbuf);
+			gw_free(uc->bufs);
+			uc->bufs = NULL;
+			uc->cap_bufs = 0;
+		}
+	}
 }
 
 static void on_handle_close(uv_handle_t *h)

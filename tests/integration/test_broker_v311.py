@@ -119,6 +119,7 @@ def test_persistent_session_offline_queue():
         for i in range(5):
             p.pub("q/%d" % i, b"%d" % i, qos=1 if i % 2 else 2)
         p.pub("q/zero", b"z", qos=0)  # QoS 0 is not queued for offline sessions
+        time.sleep(0.3)  # let it arrive before the subscriber is back
         s = Client(b, "persist", clean=False)
         s.connect()
         assert s.session_present()
