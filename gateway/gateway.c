@@ -20,6 +20,7 @@
 #include "gateway/gateway.h"
 #include "gateway/persist.h"
 #include "gateway/reading.h"
+#include "gateway/uplink.h"
 #include "store/store.h"
 
 #include <sys/stat.h>
@@ -52,6 +53,7 @@ struct gw {
 	struct brk_client *cmd_client;
 	struct st_store *store;
 	struct gw_persist *persist;
+	struct gw_uplink *uplink;
 	struct mqttsn_server *mqttsn;
 	struct mqttsn_predef predefined[GW_MAX_PREDEFINED];
 	int64_t last_sys_ms;
@@ -232,6 +234,16 @@ static void publish_sys(struct gw *g)
 		st_get_stats(g->store, &ss);
 		publish_figure(g, "$SYS/fieldmq/store/commits", ss.commits);
 		publish_figure(g, "$SYS/fieldmq/store/commit_errors", ss.commit_errors);
+	}
+	if (g->uplink) {
+		struct gw_uplink_stats us;
+
+		gw_uplink_get_stats(g->uplink, &us);
+		publish_figure(g, "$SYS/fieldmq/uplink/connected", us.connected);
+		publish_figure(g, "$SYS/fieldmq/uplink/queued", us.queued);
+		publish_figure(g, "$SYS/fieldmq/uplink/dropped", us.store_dropped + us.dropped);
+		publish_figure(g, "$SYS/fieldmq/uplink/sent", us.sent);
+		publish_figure(g, "$SYS/fieldmq/uplink/received", us.received);
 	}
 }
 
@@ -669,6 +681,18 @@ int gw_gateway_start(struct gw *g)
 	uv_signal_start(&g->sig_int, on_signal, SIGINT);
 	uv_signal_start(&g->sig_hup, on_signal, SIGHUP);
 	open_store(g);
+	/* The uplink subscribes before the broker listens: no forwarded message is missed. */
+	if (g->cfg.uplink.enabled) {
+		rc = gw_uplink_new(g->loop, &g->cfg.uplink, g->status_topic, g->broker, g->store,
+				   g->log, &g->uplink);
+		if (!rc)
+			rc = gw_uplink_start(g->uplink);
+		if (rc) {
+			gw_log(g->log, LOG_ERR, MOD, "uplink: cannot start: %s", strerror(-rc));
+			g->exit_code = 1;
+			return rc;
+		}
+	}
 	rc = brk_start(g->broker);
 	if (rc) {
 		gw_log(g->log, LOG_ERR, MOD, "broker: cannot listen: %s", uv_strerror(rc));
@@ -713,6 +737,8 @@ void gw_gateway_stop(struct gw *g)
 	if (g->stopping)
 		return;
 	g->stopping = true;
+	/* Goodbye to the cloud first; the store's last callbacks still reach the uplink. */
+	gw_uplink_stop(g->uplink);
 	if (g->cmd_client && g->broker) {
 		publish(g, g->status_topic, "offline", 7, 1, true, NULL);
 		brk_client_free(g->cmd_client, false);
@@ -759,6 +785,7 @@ void gw_gateway_free(struct gw *g)
 	gw_devmap_free(g->old_map);
 	if (g->mqttsn)
 		mqttsn_server_free(g->mqttsn);
+	gw_uplink_free(g->uplink);
 	if (g->broker)
 		brk_free(g->broker);
 	free_map_state(g->points, g->cfg.devmap ? g->cfg.devmap->map.n_points : 0, g->devices);

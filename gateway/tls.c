@@ -1,0 +1,327 @@
+/*
+ * tls.c - mbedTLS client sessions over memory buffers (see tls.h).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <mbedtls/version.h>
+
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/error.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/x509_crt.h>
+
+#if MBEDTLS_VERSION_MAJOR >= 3 && defined(MBEDTLS_PSA_CRYPTO_C)
+#include <psa/crypto.h>
+#endif
+
+#include "gateway/tls.h"
+
+#define MOD "tls"
+#define SYSTEM_CA_PATH "/etc/ssl/certs"
+
+struct gw_tls_conf {
+	mbedtls_entropy_context entropy;
+	mbedtls_ctr_drbg_context drbg;
+	mbedtls_x509_crt ca;
+	mbedtls_x509_crt cert;
+	mbedtls_pk_context key;
+	mbedtls_ssl_config conf;
+};
+
+struct gw_tls {
+	mbedtls_ssl_context ssl;
+	gw_tls_send_fn send;
+	void *arg;
+	int send_err;
+	/* Ciphertext received and not yet consumed by mbedTLS. */
+	uint8_t *in;
+	size_t in_off, in_len, in_cap;
+};
+
+static void describe(int rc, char *buf, size_t len)
+{
+	mbedtls_strerror(rc, buf, len);
+}
+
+static bool set(const char *s)
+{
+	return s && *s;
+}
+
+int gw_tls_conf_new(const char *ca_file, const char *cert_file, const char *key_file, bool insecure,
+		    const struct gw_logger *lg, struct gw_tls_conf **out)
+{
+	static const char pers[] = "fieldmq-uplink";
+	struct gw_tls_conf *c = gw_calloc(1, sizeof(*c));
+	char why[160];
+	int rc;
+
+	if (!c)
+		return -ENOMEM;
+#if MBEDTLS_VERSION_MAJOR >= 3 && defined(MBEDTLS_PSA_CRYPTO_C)
+	/* TLS 1.3 in mbedTLS 3.x runs on PSA crypto, which must be initialised once. */
+	psa_crypto_init();
+#endif
+	mbedtls_entropy_init(&c->entropy);
+	mbedtls_ctr_drbg_init(&c->drbg);
+	mbedtls_x509_crt_init(&c->ca);
+	mbedtls_x509_crt_init(&c->cert);
+	mbedtls_pk_init(&c->key);
+	mbedtls_ssl_config_init(&c->conf);
+	rc = mbedtls_ctr_drbg_seed(&c->drbg, mbedtls_entropy_func, &c->entropy,
+				   (const unsigned char *)pers, sizeof(pers) - 1);
+	if (rc) {
+		describe(rc, why, sizeof(why));
+		gw_log(lg, LOG_ERR, MOD, "cannot seed the random generator: %s", why);
+		goto fail;
+	}
+	if (set(ca_file)) {
+		rc = mbedtls_x509_crt_parse_file(&c->ca, ca_file);
+		if (rc) {
+			describe(rc, why, sizeof(why));
+			gw_log(lg, LOG_ERR, MOD, "ca_file %s: %s", ca_file, why);
+			goto fail;
+		}
+	} else if (!insecure) {
+		/* A positive return counts certificates that did not parse: keep the rest. */
+		rc = mbedtls_x509_crt_parse_path(&c->ca, SYSTEM_CA_PATH);
+		if (rc < 0) {
+			describe(rc, why, sizeof(why));
+			gw_log(lg, LOG_ERR, MOD, "no ca_file, and the system CAs in %s: %s",
+			       SYSTEM_CA_PATH, why);
+			goto fail;
+		}
+	}
+	if (set(cert_file) != set(key_file)) {
+		gw_log(lg, LOG_ERR, MOD, "cert_file and key_file go together: set both or neither");
+		goto fail;
+	}
+	if (set(cert_file)) {
+		rc = mbedtls_x509_crt_parse_file(&c->cert, cert_file);
+		if (rc) {
+			describe(rc, why, sizeof(why));
+			gw_log(lg, LOG_ERR, MOD, "cert_file %s: %s", cert_file, why);
+			goto fail;
+		}
+#if MBEDTLS_VERSION_MAJOR >= 3
+		rc = mbedtls_pk_parse_keyfile(&c->key, key_file, NULL, mbedtls_ctr_drbg_random,
+					      &c->drbg);
+#else
+		rc = mbedtls_pk_parse_keyfile(&c->key, key_file, NULL);
+#endif
+		if (rc) {
+			describe(rc, why, sizeof(why));
+			gw_log(lg, LOG_ERR, MOD, "key_file %s: %s", key_file, why);
+			goto fail;
+		}
+	}
+	rc = mbedtls_ssl_config_defaults(&c->conf, MBEDTLS_SSL_IS_CLIENT,
+					 MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
+	if (rc) {
+		describe(rc, why, sizeof(why));
+		gw_log(lg, LOG_ERR, MOD, "cannot configure TLS: %s", why);
+		goto fail;
+	}
+	mbedtls_ssl_conf_rng(&c->conf, mbedtls_ctr_drbg_random, &c->drbg);
+	/* DESIGN.md 6: the chain and the name are checked unless tls_insecure = yes. */
+	mbedtls_ssl_conf_authmode(&c->conf,
+				  insecure ? MBEDTLS_SSL_VERIFY_NONE : MBEDTLS_SSL_VERIFY_REQUIRED);
+	mbedtls_ssl_conf_ca_chain(&c->conf, &c->ca, NULL);
+	if (set(cert_file)) {
+		rc = mbedtls_ssl_conf_own_cert(&c->conf, &c->cert, &c->key);
+		if (rc) {
+			describe(rc, why, sizeof(why));
+			gw_log(lg, LOG_ERR, MOD, "cert_file %s and key_file %s: %s", cert_file,
+			       key_file, why);
+			goto fail;
+		}
+	}
+	*out = c;
+	return 0;
+fail:
+	gw_tls_conf_free(c);
+	return -EINVAL;
+}
+
+void gw_tls_conf_free(struct gw_tls_conf *c)
+{
+	if (!c)
+		return;
+	mbedtls_ssl_config_free(&c->conf);
+	mbedtls_pk_free(&c->key);
+	mbedtls_x509_crt_free(&c->cert);
+	mbedtls_x509_crt_free(&c->ca);
+	mbedtls_ctr_drbg_free(&c->drbg);
+	mbedtls_entropy_free(&c->entropy);
+	gw_free(c);
+}
+
+/* mbedTLS's BIO: ciphertext out goes to the glue, in comes from what was fed. */
+static int bio_send(void *ctx, const unsigned char *p, size_t len)
+{
+	struct gw_tls *t = ctx;
+	int rc;
+
+	if (t->send_err)
+		return MBEDTLS_ERR_SSL_INTERNAL_ERROR;
+	rc = t->send(t->arg, p, len);
+	if (rc) {
+		t->send_err = rc;
+		return MBEDTLS_ERR_SSL_INTERNAL_ERROR;
+	}
+	return (int)GW_MIN(len, (size_t)INT32_MAX);
+}
+
+static int bio_recv(void *ctx, unsigned char *p, size_t len)
+{
+	struct gw_tls *t = ctx;
+	size_t n = GW_MIN(len, t->in_len - t->in_off);
+
+	if (!n)
+		return MBEDTLS_ERR_SSL_WANT_READ;
+	memcpy(p, t->in + t->in_off, n);
+	t->in_off += n;
+	if (t->in_off == t->in_len)
+		t->in_off = t->in_len = 0;
+	return (int)n;
+}
+
+int gw_tls_new(struct gw_tls_conf *c, const char *host, gw_tls_send_fn send, void *arg,
+	       struct gw_tls **out)
+{
+	struct gw_tls *t = gw_calloc(1, sizeof(*t));
+
+	if (!t)
+		return -ENOMEM;
+	mbedtls_ssl_init(&t->ssl);
+	t->send = send;
+	t->arg = arg;
+	if (mbedtls_ssl_setup(&t->ssl, &c->conf) ||
+	    /* SNI, and the name the certificate must carry. */
+	    mbedtls_ssl_set_hostname(&t->ssl, host)) {
+		gw_tls_free(t);
+		return -EINVAL;
+	}
+	mbedtls_ssl_set_bio(&t->ssl, t, bio_send, bio_recv, NULL);
+	*out = t;
+	return 0;
+}
+
+void gw_tls_free(struct gw_tls *t)
+{
+	if (!t)
+		return;
+	mbedtls_ssl_free(&t->ssl);
+	gw_free(t->in);
+	gw_free(t);
+}
+
+int gw_tls_feed(struct gw_tls *t, const void *p, size_t len)
+{
+	if (t->in_off && t->in_len + len > t->in_cap) {
+		memmove(t->in, t->in + t->in_off, t->in_len - t->in_off);
+		t->in_len -= t->in_off;
+		t->in_off = 0;
+	}
+	if (t->in_len + len > t->in_cap) {
+		size_t cap = GW_MAX(t->in_cap * 2, t->in_len + len);
+		uint8_t *n = gw_realloc(t->in, cap);
+
+		if (!n)
+			return -ENOMEM;
+		t->in = n;
+		t->in_cap = cap;
+	}
+	memcpy(t->in + t->in_len, p, len);
+	t->in_len += len;
+	return 0;
+}
+
+/* A sentence for a failed handshake: the verification result says most. */
+static void explain(struct gw_tls *t, int rc, char *err, size_t errlen)
+{
+	char buf[256];
+	uint32_t flags;
+
+	if (!errlen)
+		return;
+	flags = mbedtls_ssl_get_verify_result(&t->ssl);
+	if (rc == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED && flags && flags != (uint32_t)-1) {
+		int n = mbedtls_x509_crt_verify_info(buf, sizeof(buf), "", flags);
+		size_t i;
+
+		/* One line: the verify info is a list of lines. */
+		for (i = 0; n > 0 && i < (size_t)n && buf[i]; i++)
+			if (buf[i] == '\n')
+				buf[i] = (i + 1 < (size_t)n && buf[i + 1]) ? ';' : '\0';
+		snprintf(err, errlen, "certificate verify failed: %s", buf);
+		return;
+	}
+	describe(rc, buf, sizeof(buf));
+	snprintf(err, errlen, "%s (-0x%04x)", buf, (unsigned int)-rc);
+}
+
+int gw_tls_handshake(struct gw_tls *t, char *err, size_t errlen)
+{
+	int rc = mbedtls_ssl_handshake(&t->ssl);
+
+	if (!rc)
+		return 1;
+	if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE)
+		return 0;
+	if (t->send_err)
+		snprintf(err, errlen, "cannot send: %s", strerror(-t->send_err));
+	else
+		explain(t, rc, err, errlen);
+	return -EPROTO;
+}
+
+int gw_tls_read(struct gw_tls *t, void *buf, size_t cap, char *err, size_t errlen)
+{
+	for (;;) {
+		int rc = mbedtls_ssl_read(&t->ssl, buf, cap);
+
+		if (rc > 0)
+			return rc;
+		if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE)
+			return 0;
+#ifdef MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET
+		if (rc == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+			continue; /* TLS 1.3 post-handshake message: nothing for us */
+#endif
+		if (rc == 0 || rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY)
+			return -ECONNRESET;
+		explain(t, rc, err, errlen);
+		return -EPROTO;
+	}
+}
+
+int gw_tls_write(struct gw_tls *t, const void *p, size_t len)
+{
+	const uint8_t *b = p;
+	unsigned int wants = 0;
+
+	while (len) {
+		int rc = mbedtls_ssl_write(&t->ssl, b, len);
+
+		if (rc < 0) {
+			/* Our BIO takes everything: a want is transient, or never ends. */
+			if ((rc == MBEDTLS_ERR_SSL_WANT_WRITE || rc == MBEDTLS_ERR_SSL_WANT_READ) &&
+			    ++wants < 16)
+				continue;
+			return t->send_err ? t->send_err : -EPROTO;
+		}
+		b += rc;
+		len -= (size_t)rc;
+	}
+	return 0;
+}
+
+void gw_tls_close_notify(struct gw_tls *t)
+{
+	mbedtls_ssl_close_notify(&t->ssl);
+}

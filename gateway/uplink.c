@@ -1,0 +1,1646 @@
+/*
+ * uplink.c - the sans-I/O core of the uplink: an MQTT 3.1.1 / 5.0 client of
+ * the cloud broker and the store-and-forward queue in front of it.
+ *
+ * The queue. Messages to send up wait in u->queue, in the order they must go
+ * out; those sent and not yet acknowledged are in u->inflight. A message is
+ * either a store record (id > 0: appended to the store before it is sent,
+ * deleted with q_ack when the cloud acknowledges it) or memory only (id 0:
+ * queue = off, queue = offline while connected, the birth message).
+ *
+ * Store records are sent in id order. Those appended while the link is up
+ * are kept in memory (the "cache") so they go out without a round trip
+ * through the store; everything else - the records left by an earlier run,
+ * those appended while the link was down, those evicted from memory - is
+ * read back with q_peek. The core is in "backlog" while the store may hold
+ * records it has not read: then it sends nothing with an id above
+ * peek_after, the id up to which it has read. Ids only grow and everything
+ * at or below peek_after has been read or sent, so order per topic holds
+ * and no record is skipped. While the link is down, committed records are
+ * evicted from memory: the store alone decides what stays (its overflow
+ * policy may drop some), and the drain reads back exactly what it kept.
+ *
+ * The end-to-end promise: a local publisher's hold is given back only when
+ * the store has committed its message (gw_upl_on_appended), or at once when
+ * the message is not stored.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "broker/mqtt_codec.h"
+#include "gateway/persist.h"
+#include "gateway/uplink.h"
+
+#define MOD "uplink"
+
+/* Largest packet we accept from the cloud (announced in 5.0 CONNECT). */
+#define UPL_RX_MAX (4u << 20)
+/* Receive Maximum we announce: QoS 1/2 PUBLISH the cloud may have open with us. */
+#define UPL_RECV_MAX 64
+/* Records read from the store at a time, and the level under which we read more. */
+#define UPL_PEEK_BATCH 512
+/* Memory bound of the queue while connected; above it records are left in the store. */
+#define UPL_MEM_MAX_MSGS 4096
+#define UPL_MEM_MAX_BYTES (8u << 20)
+/* QoS 0 is dropped rather than queued behind this many unwritten bytes. */
+#define UPL_QOS0_MAX_BACKLOG (1u << 20)
+/* How long a connection attempt (DNS, TCP, TLS, CONNACK) may take. */
+#define UPL_CONNECT_TIMEOUT_MS 30000
+/* Our own property entry in a stored props blob: wall-clock ms when queued. */
+#define UPL_P_QUEUED_AT 0xe0
+
+enum upl_state {
+	UPL_IDLE,	/* not started */
+	UPL_WAIT,	/* waiting to reconnect */
+	UPL_CONNECTING, /* transport being opened */
+	UPL_CONNACK,	/* CONNECT sent */
+	UPL_UP,		/* CONNACK accepted */
+	UPL_STOPPED,
+	__UPL_STATE_MAX
+};
+
+static const char *const state_names[__UPL_STATE_MAX] = {
+	[UPL_IDLE] = "idle",	   [UPL_WAIT] = "waiting", [UPL_CONNECTING] = "connecting",
+	[UPL_CONNACK] = "connack", [UPL_UP] = "connected", [UPL_STOPPED] = "stopped",
+};
+
+enum {
+	M_QUEUED,    /* not sent (or to be sent again) */
+	M_PUBLISHED, /* PUBLISH sent, waiting for PUBACK / PUBREC */
+	M_RELEASED,  /* QoS 2: PUBREL sent, waiting for PUBCOMP */
+};
+
+struct upl_pend;
+
+/* A message to send up. Topic, payload and props blob follow the struct. */
+struct upl_msg {
+	struct gw_list link;
+	struct upl_pend *pend; /* its append has not committed yet */
+	uint64_t id;	       /* store id, 0 = memory only */
+	uint32_t topic_len, payload_len, props_len;
+	uint16_t pid; /* kept across a reconnect to resume a QoS 2 exchange */
+	uint8_t qos;
+	uint8_t state;
+	bool retain;
+	bool from_store; /* read back with q_peek: the drain rate applies */
+	bool birth;
+	uint8_t data[];
+};
+
+/* An append waiting for its commit, and the hold it keeps. */
+struct upl_pend {
+	struct gw_list link;
+	uint64_t id;
+	void *hold;
+	struct upl_msg *m; /* NULL when the message is gone from memory */
+};
+
+struct gw_upl {
+	const struct gw_upl_ops *ops;
+	void *arg;
+	const struct gw_logger *log;
+
+	/* Configuration. */
+	char *url;
+	char *client_id, *username, *password;
+	char *remote_prefix, *local_prefix;
+	char *status_topic; /* local */
+	char *will_topic;   /* remote */
+	struct gw_filter fwd[GW_MAX_FILTERS], sub[GW_MAX_FILTERS];
+	unsigned int n_fwd, n_sub;
+	uint8_t version;
+	uint16_t keepalive_s;
+	uint32_t session_expiry_s;
+	enum gw_uplink_queue qmode;
+	bool queue_qos0;
+	uint16_t max_inflight;
+	uint32_t drain_rate;
+	uint64_t rmin, rmax;
+	bool has_store;
+
+	/* Connection. */
+	enum upl_state state;
+	int64_t since;
+	int64_t retry_at;
+	unsigned int attempts;
+	int64_t last_tx;
+	int64_t ping_sent; /* 0: no PINGREQ outstanding */
+	uint16_t ka_s;	   /* keepalive in use (the server may change it) */
+	uint16_t quota;	   /* QoS >= 1 PUBLISH we may have in flight */
+	uint8_t max_qos;
+	bool retain_ok;
+	uint32_t max_pkt; /* the server's Maximum Packet Size, 0 = none */
+	uint16_t sub_pid;
+	uint16_t next_pid;
+	uint8_t *rx;
+	size_t rx_len, rx_cap;
+	uint8_t *tx;
+	size_t tx_cap;
+	/* Inbound QoS 2 packet ids between PUBREC and PUBREL. */
+	uint16_t inq[UPL_RECV_MAX];
+	unsigned int n_inq;
+
+	/* Queue. */
+	struct gw_list queue, inflight, pend;
+	uint32_t n_queue, n_inflight, n_mem;
+	uint64_t mem_bytes;
+	bool backlog;
+	uint64_t peek_after;
+	uint64_t last_sent_id;
+	bool peeking;
+	uint64_t evict_gen, peek_gen;
+	/* Drain rate: a token bucket in thousandths of a message. */
+	int64_t tok_at;
+	int64_t tokens;
+	bool rate_blocked;
+
+	struct gw_uplink_stats st;
+	bool logged_drop;
+};
+
+/* ---------------------------------------------------------------- helpers */
+
+static char *dup_or_empty(const char *s)
+{
+	return gw_strdup(s ? s : "");
+}
+
+static uint8_t *msg_topic(struct upl_msg *m)
+{
+	return m->data;
+}
+
+static uint8_t *msg_payload(struct upl_msg *m)
+{
+	return m->data + m->topic_len;
+}
+
+static uint8_t *msg_props(struct upl_msg *m)
+{
+	return m->data + m->topic_len + m->payload_len;
+}
+
+static size_t msg_size(const struct upl_msg *m)
+{
+	return m->topic_len + m->payload_len + m->props_len;
+}
+
+static struct upl_msg *msg_new(struct gw_slice topic, struct gw_slice payload,
+			       struct gw_slice props, uint8_t qos, bool retain, uint64_t id)
+{
+	struct upl_msg *m;
+
+	if (topic.len > 0xffff || payload.len > UINT32_MAX - topic.len - props.len)
+		return NULL;
+	m = gw_malloc(sizeof(*m) + topic.len + payload.len + props.len);
+	if (!m)
+		return NULL;
+	memset(m, 0, sizeof(*m));
+	gw_list_init(&m->link);
+	m->id = id;
+	m->topic_len = (uint32_t)topic.len;
+	m->payload_len = (uint32_t)payload.len;
+	m->props_len = (uint32_t)props.len;
+	m->qos = qos;
+	m->retain = retain;
+	if (topic.len)
+		memcpy(msg_topic(m), topic.p, topic.len);
+	if (payload.len)
+		memcpy(msg_payload(m), payload.p, payload.len);
+	if (props.len)
+		memcpy(msg_props(m), props.p, props.len);
+	return m;
+}
+
+/* Unlinks @m from the queue and frees it (never an in-flight message). */
+static void queue_del(struct gw_upl *u, struct upl_msg *m)
+{
+	gw_list_del(&m->link);
+	u->n_queue--;
+	if (!m->id && !m->birth)
+		u->n_mem--;
+	u->mem_bytes -= msg_size(m);
+	if (m->pend)
+		m->pend->m = NULL;
+	gw_free(m);
+}
+
+static void queue_add_tail(struct gw_upl *u, struct upl_msg *m)
+{
+	gw_list_add_tail(&u->queue, &m->link);
+	u->n_queue++;
+	if (!m->id && !m->birth)
+		u->n_mem++;
+	u->mem_bytes += msg_size(m);
+}
+
+static void inflight_del(struct gw_upl *u, struct upl_msg *m)
+{
+	gw_list_del(&m->link);
+	u->n_inflight--;
+	if (m->pend)
+		m->pend->m = NULL;
+	gw_free(m);
+}
+
+static void set_state(struct gw_upl *u, enum upl_state s, int64_t now)
+{
+	u->state = s;
+	u->since = now;
+}
+
+static bool starts_with(struct gw_slice s, const char *prefix, size_t plen)
+{
+	return plen && s.len >= plen && !memcmp(s.p, prefix, plen);
+}
+
+/*
+ * @in with @strip removed from its front (when it starts with it) and @add
+ * put in front, into @buf. Returns the length, or -EMSGSIZE over 65535 bytes.
+ */
+static int map_topic(struct gw_slice in, const char *strip, const char *add, uint8_t *buf,
+		     size_t cap)
+{
+	size_t sl = strlen(strip), al = strlen(add);
+
+	if (starts_with(in, strip, sl)) {
+		in.p += sl;
+		in.len -= sl;
+	}
+	if (al + in.len > cap || al + in.len > 0xffff)
+		return -EMSGSIZE;
+	memcpy(buf, add, al);
+	memcpy(buf + al, in.p, in.len);
+	return (int)(al + in.len);
+}
+
+uint64_t gw_upl_backoff(uint64_t min_ms, uint64_t max_ms, unsigned int attempt, uint32_t rnd)
+{
+	uint64_t base = min_ms ? min_ms : 1;
+
+	while (attempt-- && base < max_ms)
+		base *= 2;
+	if (base > max_ms)
+		base = max_ms;
+	if (!base)
+		return 0;
+	/* Shorten by up to a quarter, so a fleet does not reconnect in step. */
+	return base - (uint64_t)((base / 4) * (rnd / 4294967295.0));
+}
+
+/* ------------------------------------------------------------- encoding */
+
+static int ensure_tx(struct gw_upl *u, size_t n)
+{
+	uint8_t *p;
+
+	if (n <= u->tx_cap)
+		return 0;
+	p = gw_realloc(u->tx, n);
+	if (!p)
+		return -ENOMEM;
+	u->tx = p;
+	u->tx_cap = n;
+	return 0;
+}
+
+/* Encodes and sends @p. 0, -ENOMEM, -EMSGSIZE/-EINVAL (not encodable), or the send error. */
+static int send_pkt(struct gw_upl *u, const struct mqtt_pkt *p, int64_t now)
+{
+	struct gw_writer w;
+	size_t n = mqtt_encoded_size(u->version, p);
+	int rc;
+
+	if (!n)
+		return -EINVAL;
+	rc = ensure_tx(u, n);
+	if (rc)
+		return rc;
+	gw_writer_init(&w, u->tx, u->tx_cap);
+	rc = mqtt_encode(&w, u->version, p);
+	if (rc)
+		return rc;
+	rc = u->ops->send(u->arg, u->tx, w.len);
+	if (rc)
+		return rc;
+	u->last_tx = now;
+	return 0;
+}
+
+static int send_ack(struct gw_upl *u, uint8_t type, uint16_t pid, int64_t now)
+{
+	struct mqtt_pkt p;
+
+	memset(&p, 0, sizeof(p));
+	p.type = type;
+	p.packet_id = pid;
+	return send_pkt(u, &p, now);
+}
+
+static uint16_t alloc_pid(struct gw_upl *u)
+{
+	struct gw_list *pos;
+	unsigned int tries;
+
+	for (tries = 0; tries < 65536; tries++) {
+		bool used = false;
+
+		if (++u->next_pid == 0)
+			u->next_pid = 1;
+		if (u->next_pid == u->sub_pid)
+			continue;
+		gw_list_for_each (pos, &u->inflight) {
+			if (gw_list_entry(pos, struct upl_msg, link)->pid == u->next_pid) {
+				used = true;
+				break;
+			}
+		}
+		/* Messages put back after a disconnect keep theirs; they lead the queue. */
+		gw_list_for_each (pos, &u->queue) {
+			struct upl_msg *m = gw_list_entry(pos, struct upl_msg, link);
+
+			if (!m->pid)
+				break;
+			if (m->pid == u->next_pid) {
+				used = true;
+				break;
+			}
+		}
+		if (!used)
+			return u->next_pid;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------- props blobs */
+
+/*
+ * The store's props blob (persist.c's format) of @p, plus our queued-at entry
+ * when the message can expire. Into @buf (@cap), or a gw_malloc'ed *heap when
+ * larger. Returns the length or -ENOMEM / -EMSGSIZE.
+ */
+static int build_blob(const struct gw_upl *u, const struct brk_msg_props *p, uint8_t *buf,
+		      size_t cap, uint8_t **heap, int64_t wall)
+{
+	struct gw_writer w;
+	int pass;
+
+	*heap = NULL;
+	(void)u;
+	for (pass = 0; pass < 2; pass++) {
+		gw_writer_init(&w, buf, cap);
+		gw_props_encode(p, &w);
+		if (p && p->has_expiry && wall > 0) {
+			uint8_t be[8];
+			int i;
+
+			for (i = 0; i < 8; i++)
+				be[i] = (uint8_t)((uint64_t)wall >> (56 - 8 * i));
+			gw_wr_u8(&w, UPL_P_QUEUED_AT);
+			gw_wr_bin16(&w, be, 8);
+		}
+		if (!w.err)
+			return (int)w.len;
+		if (pass || w.err != -EMSGSIZE || w.len > 0x7fffffff)
+			return w.err;
+		*heap = gw_malloc(w.len);
+		if (!*heap)
+			return -ENOMEM;
+		buf = *heap;
+		cap = w.len;
+	}
+	return -EMSGSIZE;
+}
+
+/* Our queued-at entry of a blob, or 0. */
+static int64_t blob_queued_at(struct gw_slice blob)
+{
+	struct gw_reader r;
+
+	gw_reader_init(&r, blob.p, blob.len);
+	while (gw_rd_left(&r)) {
+		struct gw_slice v;
+		uint8_t id;
+
+		if (gw_rd_u8(&r, &id) || gw_rd_bin16(&r, &v))
+			return 0;
+		if (id == UPL_P_QUEUED_AT && v.len == 8) {
+			uint64_t t = 0;
+			int i;
+
+			for (i = 0; i < 8; i++)
+				t = t << 8 | v.p[i];
+			return (int64_t)t;
+		}
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------- the link */
+
+static void pump(struct gw_upl *u, int64_t now);
+static void enter_backlog(struct gw_upl *u);
+
+/*
+ * Frees every committed, unsent store record in memory: while the link is
+ * down the store alone holds them, and its overflow policy decides what
+ * stays. Messages put back after a disconnect with a packet id stay, to be
+ * resent with it.
+ */
+static void evict(struct gw_upl *u)
+{
+	struct gw_list *pos, *tmp;
+	uint64_t first = 0;
+
+	gw_list_for_each_safe (pos, tmp, &u->queue) {
+		struct upl_msg *m = gw_list_entry(pos, struct upl_msg, link);
+
+		if (!m->id || m->pend || m->pid)
+			continue;
+		if (!first || m->id < first)
+			first = m->id;
+		queue_del(u, m);
+	}
+	if (!first)
+		return;
+	u->evict_gen++;
+	enter_backlog(u);
+	if (u->peek_after >= first)
+		u->peek_after = first - 1;
+}
+
+static void enter_backlog(struct gw_upl *u)
+{
+	if (u->backlog)
+		return;
+	u->backlog = true;
+	u->peek_after = u->last_sent_id;
+}
+
+/* The link is gone (the transport is closed or was never open): wait and retry. */
+static void link_down(struct gw_upl *u, int64_t now)
+{
+	struct gw_list *pos, *tmp;
+	uint64_t delay;
+	bool was_up = u->state == UPL_UP;
+
+	/* In-flight messages go back to the head of the queue, in order, with their ids. */
+	while (!gw_list_empty(&u->inflight)) {
+		struct upl_msg *m = gw_list_entry(u->inflight.prev, struct upl_msg, link);
+
+		gw_list_del(&m->link);
+		u->n_inflight--;
+		gw_list_add_head(&u->queue, &m->link);
+		u->n_queue++;
+		if (!m->id && !m->birth)
+			u->n_mem++;
+		u->mem_bytes += msg_size(m);
+	}
+	gw_list_for_each_safe (pos, tmp, &u->queue) {
+		struct upl_msg *m = gw_list_entry(pos, struct upl_msg, link);
+
+		if (m->birth)
+			queue_del(u, m);
+	}
+	evict(u);
+	if (u->has_store)
+		enter_backlog(u);
+	u->rx_len = 0;
+	u->ping_sent = 0;
+	u->rate_blocked = false;
+	if (u->state == UPL_STOPPED)
+		return;
+	delay = gw_upl_backoff(u->rmin, u->rmax, u->attempts++,
+			       u->ops->random ? u->ops->random(u->arg) : 0);
+	set_state(u, UPL_WAIT, now);
+	u->retry_at = now + (int64_t)delay;
+	gw_log(u->log, was_up ? LOG_WARNING : LOG_INFO, MOD, "reconnecting to %s in %" PRIu64 " ms",
+	       u->url, delay);
+}
+
+/* Close the transport and go down, with a log line saying why. */
+static void drop_link(struct gw_upl *u, int64_t now, const char *why)
+{
+	gw_log(u->log, LOG_WARNING, MOD, "%s: %s; closing the connection", u->url, why);
+	u->ops->close(u->arg);
+	link_down(u, now);
+}
+
+static void try_connect(struct gw_upl *u, int64_t now)
+{
+	int rc;
+
+	set_state(u, UPL_CONNECTING, now);
+	rc = u->ops->connect(u->arg);
+	if (rc) {
+		gw_log(u->log, LOG_WARNING, MOD, "%s: cannot start a connection: %s", u->url,
+		       strerror(-rc));
+		link_down(u, now);
+	}
+}
+
+static int send_connect(struct gw_upl *u, int64_t now)
+{
+	struct mqtt_pkt p;
+	struct mqtt_connect *c = &p.connect;
+
+	memset(&p, 0, sizeof(p));
+	p.type = MQTT_CONNECT;
+	/* Keep the session: the cloud keeps our subscriptions and QoS 1/2 messages. */
+	c->clean_start = false;
+	c->keep_alive = u->keepalive_s;
+	c->client_id = gw_slice_cstr(u->client_id);
+	if (*u->username) {
+		c->has_username = true;
+		c->username = gw_slice_cstr(u->username);
+	}
+	if (*u->password) {
+		c->has_password = true;
+		c->password = gw_slice_cstr(u->password);
+	}
+	c->has_will = true;
+	c->will.qos = 1;
+	c->will.retain = true;
+	c->will.topic = gw_slice_cstr(u->will_topic);
+	c->will.payload = GW_SLICE_STR("offline");
+	if (u->version == MQTT_V5) {
+		p.props.has_session_expiry = true;
+		p.props.session_expiry = u->session_expiry_s;
+		p.props.has_receive_maximum = true;
+		p.props.receive_maximum = UPL_RECV_MAX;
+		p.props.has_max_packet_size = true;
+		p.props.max_packet_size = UPL_RX_MAX;
+	}
+	return send_pkt(u, &p, now);
+}
+
+static int send_subscribe(struct gw_upl *u, int64_t now)
+{
+	struct mqtt_sub_entry list[GW_MAX_FILTERS];
+	struct mqtt_pkt p;
+	unsigned int i;
+
+	if (!u->n_sub)
+		return 0;
+	memset(&p, 0, sizeof(p));
+	memset(list, 0, sizeof(list));
+	for (i = 0; i < u->n_sub; i++) {
+		list[i].filter = gw_slice_cstr(u->sub[i].filter);
+		list[i].qos = u->sub[i].qos;
+		/* 5.0: never our own messages back; retained only for a new subscription. */
+		list[i].no_local = true;
+		list[i].retain_as_published = true;
+		list[i].retain_handling = 1;
+	}
+	p.type = MQTT_SUBSCRIBE;
+	u->sub_pid = 0;
+	p.packet_id = alloc_pid(u);
+	u->sub_pid = p.packet_id;
+	p.subscribe.list = list;
+	p.subscribe.count = u->n_sub;
+	return send_pkt(u, &p, now);
+}
+
+/* ---------------------------------------------------------- sending up */
+
+/* Takes tokens of the drain rate; false (and rate_blocked) when there are none. */
+static bool take_token(struct gw_upl *u, int64_t now)
+{
+	int64_t burst = GW_MAX((int64_t)1000, (int64_t)u->drain_rate * 100); /* 0.1 s */
+
+	if (!u->drain_rate)
+		return true;
+	if (now > u->tok_at) {
+		u->tokens += (now - u->tok_at) * (int64_t)u->drain_rate;
+		u->tok_at = now;
+	}
+	if (u->tokens > burst)
+		u->tokens = burst;
+	if (u->tokens < 1000) {
+		u->rate_blocked = true;
+		return false;
+	}
+	u->tokens -= 1000;
+	return true;
+}
+
+/* The message is done with (acknowledged, refused or expired): forget it everywhere. */
+static void msg_done(struct gw_upl *u, struct upl_msg *m, bool in_flight)
+{
+	if (m->id)
+		u->ops->q_ack(u->arg, m->id);
+	if (in_flight)
+		inflight_del(u, m);
+	else
+		queue_del(u, m);
+}
+
+/*
+ * Sends queue head @m. Returns 0 (sent: in flight, or freed for QoS 0), 1
+ * when it was dropped instead (expired, too large), < 0 when the link failed.
+ */
+static int send_msg(struct gw_upl *u, struct upl_msg *m, bool resume, int64_t now)
+{
+	struct brk_msg_props bp;
+	struct mqtt_pkt p;
+	uint8_t qos = GW_MIN(m->qos, u->max_qos);
+	int rc;
+
+	memset(&p, 0, sizeof(p));
+	if (m->state == M_RELEASED && resume) {
+		/* [MQTT-4.4.0-1] the session resumed: finish the QoS 2 exchange. */
+		p.type = MQTT_PUBREL;
+		p.packet_id = m->pid;
+		rc = send_pkt(u, &p, now);
+		if (rc)
+			return rc;
+		goto in_flight;
+	}
+	p.type = MQTT_PUBLISH;
+	p.publish.topic = (struct gw_slice){ msg_topic(m), m->topic_len };
+	p.publish.payload = (struct gw_slice){ msg_payload(m), m->payload_len };
+	p.publish.qos = qos;
+	p.publish.retain = m->retain && u->retain_ok;
+	if (u->version == MQTT_V5 && m->props_len &&
+	    !gw_props_decode((struct gw_slice){ msg_props(m), m->props_len }, &bp)) {
+		p.props.has_payload_format = bp.has_payload_format;
+		p.props.payload_format = bp.payload_format;
+		if (bp.has_expiry) {
+			int64_t at =
+				blob_queued_at((struct gw_slice){ msg_props(m), m->props_len });
+			int64_t wall = at ? gw_now_ms() : 0;
+			uint64_t age = at && wall > at ? (uint64_t)(wall - at) / 1000 : 0;
+
+			/* [MQTT-3.3.2-5] an expired message is not sent; the rest is what is left. */
+			if (age >= bp.expiry) {
+				msg_done(u, m, false);
+				return 1;
+			}
+			p.props.has_message_expiry = true;
+			p.props.message_expiry = bp.expiry - (uint32_t)age;
+		}
+		p.props.has_content_type = bp.content_type.len > 0;
+		p.props.content_type = bp.content_type;
+		p.props.has_response_topic = bp.response_topic.len > 0;
+		p.props.response_topic = bp.response_topic;
+		p.props.has_correlation_data = bp.correlation_data.len > 0;
+		p.props.correlation_data = bp.correlation_data;
+		p.props.has_user_props = bp.user_props.len > 0;
+		p.props.user_props = bp.user_props;
+	}
+	if (qos) {
+		if (!m->pid || !resume) {
+			if (!m->pid)
+				m->pid = alloc_pid(u);
+			m->state = M_PUBLISHED;
+		}
+		p.packet_id = m->pid;
+		p.publish.dup = resume && m->state == M_PUBLISHED;
+	}
+	if (u->max_pkt && mqtt_encoded_size(u->version, &p) > u->max_pkt) {
+		gw_log(u->log, LOG_WARNING, MOD,
+		       "%.*s: message larger than the cloud's maximum packet size (%" PRIu32
+		       "), dropped",
+		       (int)m->topic_len, (const char *)msg_topic(m), u->max_pkt);
+		u->st.dropped++;
+		msg_done(u, m, false);
+		return 1;
+	}
+	rc = send_pkt(u, &p, now);
+	if (rc == -EINVAL || rc == -EMSGSIZE) {
+		gw_log(u->log, LOG_WARNING, MOD, "%.*s: cannot encode the message (%s), dropped",
+		       (int)m->topic_len, (const char *)msg_topic(m), strerror(-rc));
+		u->st.dropped++;
+		msg_done(u, m, false);
+		return 1;
+	}
+	if (rc)
+		return rc;
+	if (m->id && m->id > u->last_sent_id)
+		u->last_sent_id = m->id;
+	if (!qos) {
+		u->st.sent++;
+		msg_done(u, m, false);
+		return 0;
+	}
+in_flight:
+	gw_list_del(&m->link);
+	u->n_queue--;
+	if (!m->id && !m->birth)
+		u->n_mem--;
+	u->mem_bytes -= msg_size(m);
+	gw_list_add_tail(&u->inflight, &m->link);
+	u->n_inflight++;
+	return 0;
+}
+
+static void maybe_peek(struct gw_upl *u)
+{
+	struct gw_list *pos;
+	unsigned int ready = 0;
+	int rc;
+
+	if (!u->backlog || u->peeking || u->state != UPL_UP || !u->has_store)
+		return;
+	gw_list_for_each (pos, &u->queue) {
+		struct upl_msg *m = gw_list_entry(pos, struct upl_msg, link);
+
+		if (m->id > u->peek_after || ++ready >= UPL_PEEK_BATCH / 2)
+			break;
+	}
+	if (ready >= UPL_PEEK_BATCH / 2)
+		return;
+	rc = u->ops->q_peek(u->arg, u->peek_after, UPL_PEEK_BATCH);
+	if (rc) {
+		gw_log(u->log, LOG_ERR, MOD, "cannot read the queue: %s", strerror(-rc));
+		return;
+	}
+	u->peeking = true;
+	u->peek_gen = u->evict_gen;
+}
+
+/* Sends what the window, the drain rate and the backlog allow. */
+static void pump(struct gw_upl *u, int64_t now)
+{
+	u->rate_blocked = false;
+	if (u->state != UPL_UP)
+		return;
+	while (!gw_list_empty(&u->queue)) {
+		struct upl_msg *m = gw_list_first(&u->queue, struct upl_msg, link);
+		bool resume = m->pid != 0;
+		int rc;
+
+		if (m->id && u->backlog && m->id > u->peek_after)
+			break; /* the store may hold older records: read them first */
+		if (m->qos && GW_MIN(m->qos, u->max_qos) && u->n_inflight >= u->quota)
+			break;
+		if (m->from_store && !take_token(u, now))
+			break;
+		rc = send_msg(u, m, resume, now);
+		if (rc < 0) {
+			drop_link(u, now, "cannot send");
+			return;
+		}
+	}
+	maybe_peek(u);
+}
+
+/* ------------------------------------------------------- local messages */
+
+static void release(struct gw_upl *u, void *hold)
+{
+	if (hold && u->ops->hold_release)
+		u->ops->hold_release(u->arg, hold);
+}
+
+static void note_drop(struct gw_upl *u, const char *why)
+{
+	u->st.dropped++;
+	if (!u->logged_drop) {
+		gw_log(u->log, LOG_WARNING, MOD, "dropping messages to the cloud: %s", why);
+		u->logged_drop = true;
+	}
+}
+
+/* Append to the store; when @keep, the message stays in memory to be sent from there. */
+static void store_append(struct gw_upl *u, const struct st_record *rec, void *hold, bool keep)
+{
+	struct upl_pend *pd = gw_calloc(1, sizeof(*pd));
+	struct upl_msg *m = NULL;
+	uint64_t id = 0;
+	int rc;
+
+	if (!pd) {
+		note_drop(u, "out of memory");
+		release(u, hold);
+		return;
+	}
+	rc = u->ops->q_append(u->arg, rec, &id);
+	if (rc) {
+		/* -ENOBUFS: refused by drop_newest, counted by the store. */
+		if (rc != -ENOBUFS)
+			note_drop(u, strerror(-rc));
+		gw_free(pd);
+		release(u, hold);
+		return;
+	}
+	pd->id = id;
+	pd->hold = hold;
+	gw_list_add_tail(&u->pend, &pd->link);
+	if (keep) {
+		m = msg_new(rec->topic, rec->payload, rec->props, rec->qos, rec->retain, id);
+		if (m) {
+			m->pend = pd;
+			pd->m = m;
+			queue_add_tail(u, m);
+			return;
+		}
+	}
+	/* Not kept: the store has it and the queue reads it back. */
+	enter_backlog(u);
+}
+
+void gw_upl_on_local(struct gw_upl *u, const struct brk_delivery *d, void *hold, int64_t now)
+{
+	uint8_t topic[0x10000], pbuf[1024], *heap = NULL;
+	struct st_record rec;
+	int tl, pl;
+	bool up = u->state == UPL_UP, store;
+
+	if (u->state == UPL_STOPPED || u->state == UPL_IDLE ||
+	    gw_slice_eq_cstr(d->topic, u->status_topic)) {
+		release(u, hold);
+		return;
+	}
+	tl = map_topic(d->topic, u->local_prefix, u->remote_prefix, topic, sizeof(topic));
+	pl = tl < 0 ? tl
+		    : build_blob(u, d->props, pbuf, sizeof(pbuf), &heap,
+				 d->props && d->props->has_expiry ? gw_now_ms() : 0);
+	if (tl < 0 || pl < 0) {
+		note_drop(u, "topic or properties too long");
+		release(u, hold);
+		gw_free(heap);
+		return;
+	}
+	rec.topic = (struct gw_slice){ topic, (size_t)tl };
+	rec.payload = d->payload;
+	rec.props = (struct gw_slice){ heap ? heap : pbuf, (size_t)pl };
+	rec.qos = d->qos;
+	rec.retain = d->retain;
+
+	if (d->qos == 0) {
+		if (up) {
+			struct upl_msg *m;
+			size_t bl = u->ops->backlog ? u->ops->backlog(u->arg) : 0;
+
+			if (bl > UPL_QOS0_MAX_BACKLOG) {
+				note_drop(u, "the link is congested (QoS 0)");
+			} else {
+				m = msg_new(rec.topic, rec.payload, rec.props, 0, rec.retain, 0);
+				if (!m) {
+					note_drop(u, "out of memory");
+				} else {
+					/* QoS 0 goes now: at the head, it takes no window. */
+					gw_list_add_head(&u->queue, &m->link);
+					u->n_queue++;
+					u->n_mem++;
+					u->mem_bytes += msg_size(m);
+					if (send_msg(u, m, false, now) < 0)
+						drop_link(u, now, "cannot send");
+				}
+			}
+		} else if (!up && u->has_store && u->queue_qos0 && u->qmode != GW_UPQ_OFF) {
+			store_append(u, &rec, NULL, false);
+		} else if (!up) {
+			u->st.dropped++;
+		}
+		release(u, hold);
+		gw_free(heap);
+		return;
+	}
+
+	switch (u->qmode) {
+	case GW_UPQ_ALWAYS:
+		store = u->has_store;
+		break;
+	case GW_UPQ_OFFLINE:
+		store = u->has_store && (!up || u->backlog || u->n_queue > u->n_mem);
+		break;
+	default:
+		store = false;
+		break;
+	}
+	if (store) {
+		store_append(u, &rec, hold, up);
+	} else if (!up && u->qmode == GW_UPQ_OFF) {
+		note_drop(u, "disconnected and queue = off");
+		release(u, hold);
+	} else if (u->n_mem >= UPL_MEM_MAX_MSGS || u->mem_bytes > UPL_MEM_MAX_BYTES) {
+		note_drop(u, "memory queue full");
+		release(u, hold);
+	} else {
+		struct upl_msg *m =
+			msg_new(rec.topic, rec.payload, rec.props, rec.qos, rec.retain, 0);
+
+		if (m)
+			queue_add_tail(u, m);
+		else
+			note_drop(u, "out of memory");
+		release(u, hold);
+	}
+	gw_free(heap);
+	if (up) {
+		if (u->n_queue > UPL_MEM_MAX_MSGS || u->mem_bytes > UPL_MEM_MAX_BYTES)
+			evict(u);
+		pump(u, now);
+	}
+}
+
+/* -------------------------------------------------------- store events */
+
+void gw_upl_on_appended(struct gw_upl *u, uint64_t id, int status, int64_t now)
+{
+	struct gw_list *pos;
+	struct upl_pend *pd = NULL;
+	struct upl_msg *m;
+
+	gw_list_for_each (pos, &u->pend) {
+		struct upl_pend *e = gw_list_entry(pos, struct upl_pend, link);
+
+		if (e->id == id) {
+			pd = e;
+			break;
+		}
+	}
+	if (!pd)
+		return;
+	gw_list_del(&pd->link);
+	release(u, pd->hold);
+	m = pd->m;
+	gw_free(pd);
+	if (!m)
+		return;
+	m->pend = NULL;
+	if (m->state != M_QUEUED || m->pid)
+		return; /* in flight: its acknowledgement finishes it */
+	if (status) {
+		/* Dropped at once by drop_oldest, or lost: not ours to send. */
+		queue_del(u, m);
+		return;
+	}
+	if (u->state != UPL_UP)
+		evict(u);
+	(void)now;
+}
+
+void gw_upl_on_peeked(struct gw_upl *u, int status, const struct st_qrecord *recs, size_t n,
+		      int64_t now)
+{
+	struct gw_list *pos;
+	size_t i;
+
+	u->peeking = false;
+	if (u->state != UPL_UP || status || u->peek_gen != u->evict_gen) {
+		/* Stale: memory changed under the read. Read again when it makes sense. */
+		if (status && status != -ECANCELED)
+			gw_log(u->log, LOG_ERR, MOD, "cannot read the queue: %s",
+			       strerror(-status));
+		if (u->state == UPL_UP && !status)
+			pump(u, now);
+		return;
+	}
+	/* Merge: both are in id order; memory-only messages keep their places. */
+	pos = u->queue.next;
+	for (i = 0; i < n; i++) {
+		const struct st_qrecord *r = &recs[i];
+		struct upl_msg *m;
+
+		while (pos != &u->queue) {
+			struct upl_msg *e = gw_list_entry(pos, struct upl_msg, link);
+
+			if (e->id && e->id >= r->id)
+				break;
+			pos = pos->next;
+		}
+		if (pos != &u->queue && gw_list_entry(pos, struct upl_msg, link)->id == r->id)
+			continue;
+		if (r->id <= u->last_sent_id && r->id <= u->peek_after)
+			continue; /* sent already; its deletion has not committed yet */
+		m = msg_new(r->rec.topic, r->rec.payload, r->rec.props, r->rec.qos, r->rec.retain,
+			    r->id);
+		if (!m) {
+			/* Read it again later. */
+			u->peek_after = r->id - 1;
+			pump(u, now);
+			return;
+		}
+		m->from_store = true;
+		gw_list__add(&m->link, pos->prev, pos);
+		u->n_queue++;
+		u->mem_bytes += msg_size(m);
+	}
+	if (n)
+		u->peek_after = recs[n - 1].id;
+	if (n < UPL_PEEK_BATCH)
+		u->backlog = false; /* everything committed has been read */
+	pump(u, now);
+}
+
+/* ------------------------------------------------------- packets in */
+
+static struct upl_msg *find_inflight(struct gw_upl *u, uint16_t pid)
+{
+	struct gw_list *pos;
+
+	gw_list_for_each (pos, &u->inflight) {
+		struct upl_msg *m = gw_list_entry(pos, struct upl_msg, link);
+
+		if (m->pid == pid)
+			return m;
+	}
+	return NULL;
+}
+
+static const char *reason_name(uint8_t rc)
+{
+	switch (rc) {
+	case MQTT_RC_UNSUPPORTED_VERSION:
+		return "unsupported protocol version";
+	case MQTT_RC_CLIENT_ID_INVALID:
+		return "client identifier not valid";
+	case MQTT_RC_BAD_USER_OR_PASSWORD:
+		return "bad user name or password";
+	case MQTT_RC_NOT_AUTHORIZED:
+		return "not authorized";
+	case MQTT_RC_SERVER_UNAVAILABLE:
+		return "server unavailable";
+	case MQTT_RC_SERVER_BUSY:
+		return "server busy";
+	case MQTT_RC_BANNED:
+		return "banned";
+	case MQTT_RC_SESSION_TAKEN_OVER:
+		return "session taken over";
+	case MQTT_RC_SERVER_SHUTTING_DOWN:
+		return "server shutting down";
+	case MQTT_RC_KEEP_ALIVE_TIMEOUT:
+		return "keep alive timeout";
+	case MQTT_RC_QUOTA_EXCEEDED:
+		return "quota exceeded";
+	case MQTT_RC_PACKET_TOO_LARGE:
+		return "packet too large";
+	default:
+		return rc >= 0x80 ? "refused" : "ok";
+	}
+}
+
+static const char *connack_v3_name(uint8_t rc)
+{
+	static const char *const n[] = {
+		"accepted",	      "unacceptable protocol version", "identifier rejected",
+		"server unavailable", "bad user name or password",     "not authorized"
+	};
+
+	return rc < GW_ARRAY_SIZE(n) ? n[rc] : "refused";
+}
+
+static void on_connack(struct gw_upl *u, const struct mqtt_pkt *p, int64_t now)
+{
+	struct gw_list *pos, *tmp;
+	struct upl_msg *birth;
+	bool sp = p->connack.session_present;
+	uint8_t rc = p->connack.reason_code;
+
+	if (rc) {
+		char why[128];
+
+		snprintf(why, sizeof(why), "connection refused: %s (%u)",
+			 u->version == MQTT_V5 ? reason_name(rc) : connack_v3_name(rc), rc);
+		drop_link(u, now, why);
+		return;
+	}
+	set_state(u, UPL_UP, now);
+	u->attempts = 0;
+	u->st.connects++;
+	u->quota = u->max_inflight ? u->max_inflight : 1;
+	if (p->props.has_receive_maximum && p->props.receive_maximum < u->quota)
+		u->quota = p->props.receive_maximum;
+	u->max_qos = p->props.has_max_qos ? p->props.max_qos : 2;
+	u->retain_ok = !p->props.has_retain_available || p->props.retain_available;
+	u->max_pkt = p->props.has_max_packet_size ? p->props.max_packet_size : 0;
+	u->ka_s = p->props.has_server_keep_alive ? p->props.server_keep_alive : u->keepalive_s;
+	u->tok_at = now;
+	u->tokens = 1000;
+	gw_log(u->log, LOG_INFO, MOD, "connected to %s as %s (MQTT %s, session %s)", u->url,
+	       u->client_id, u->version == MQTT_V5 ? "5.0" : "3.1.1", sp ? "resumed" : "new");
+	if (!sp) {
+		/* The cloud forgot the session: what was in flight goes again from scratch. */
+		gw_list_for_each_safe (pos, tmp, &u->queue) {
+			struct upl_msg *m = gw_list_entry(pos, struct upl_msg, link);
+
+			if (!m->pid)
+				break;
+			m->pid = 0;
+			m->state = M_QUEUED;
+		}
+		u->n_inq = 0;
+	}
+	if (send_subscribe(u, now)) {
+		drop_link(u, now, "cannot send SUBSCRIBE");
+		return;
+	}
+	/* The birth message: retained "online", after the resumed messages. */
+	birth = msg_new(gw_slice_cstr(u->will_topic), GW_SLICE_STR("online"),
+			(struct gw_slice){ NULL, 0 }, 1, true, 0);
+	if (birth) {
+		birth->birth = true;
+		pos = u->queue.next;
+		while (pos != &u->queue && gw_list_entry(pos, struct upl_msg, link)->pid)
+			pos = pos->next;
+		gw_list__add(&birth->link, pos->prev, pos);
+		u->n_queue++;
+		u->mem_bytes += msg_size(birth);
+	}
+	pump(u, now);
+}
+
+static void on_suback(struct gw_upl *u, const struct mqtt_pkt *p)
+{
+	size_t i;
+
+	if (p->packet_id != u->sub_pid)
+		return;
+	u->sub_pid = 0;
+	for (i = 0; i < p->suback.codes.len && i < u->n_sub; i++) {
+		uint8_t c = p->suback.codes.p[i];
+
+		if (c >= 0x80)
+			gw_log(u->log, LOG_WARNING, MOD, "%s: subscription to %s refused (0x%02x)",
+			       u->url, u->sub[i].filter, c);
+	}
+}
+
+static void ack_done(struct gw_upl *u, struct upl_msg *m, uint8_t reason, int64_t now)
+{
+	if (reason >= 0x80) {
+		gw_log(u->log, LOG_WARNING, MOD, "%.*s: refused by the cloud: %s (0x%02x)",
+		       (int)m->topic_len, (const char *)msg_topic(m), reason_name(reason), reason);
+		u->st.dropped++;
+	} else if (!m->birth) {
+		u->st.sent++;
+	}
+	msg_done(u, m, true);
+	pump(u, now);
+}
+
+static bool inq_has(const struct gw_upl *u, uint16_t pid)
+{
+	unsigned int i;
+
+	for (i = 0; i < u->n_inq; i++)
+		if (u->inq[i] == pid)
+			return true;
+	return false;
+}
+
+static void inq_del(struct gw_upl *u, uint16_t pid)
+{
+	unsigned int i;
+
+	for (i = 0; i < u->n_inq; i++) {
+		if (u->inq[i] == pid) {
+			u->inq[i] = u->inq[--u->n_inq];
+			return;
+		}
+	}
+}
+
+/* A PUBLISH from the cloud: into the local broker, then acknowledged. */
+static int on_publish(struct gw_upl *u, const struct mqtt_pkt *p, int64_t now)
+{
+	const struct mqtt_publish *pb = &p->publish;
+	uint8_t topic[0x10000], ubuf[4096];
+	struct brk_msg_props bp;
+	struct brk_pub pub;
+	int tl;
+
+	if (pb->qos == 2 && inq_has(u, p->packet_id))
+		return send_ack(u, MQTT_PUBREC, p->packet_id, now); /* a resend */
+	tl = map_topic(pb->topic, u->remote_prefix, u->local_prefix, topic, sizeof(topic));
+	memset(&pub, 0, sizeof(pub));
+	memset(&bp, 0, sizeof(bp));
+	if (tl <= 0 || !mqtt_topic_valid((struct gw_slice){ topic, (size_t)tl })) {
+		gw_log(u->log, LOG_DEBUG, MOD, "%.*s: cannot be mapped to a local topic, ignored",
+		       (int)pb->topic.len, (const char *)pb->topic.p);
+	} else {
+		pub.topic = (struct gw_slice){ topic, (size_t)tl };
+		pub.payload = pb->payload;
+		pub.qos = pb->qos;
+		pub.retain = pb->retain;
+		if (u->version == MQTT_V5) {
+			bp.has_payload_format = p->props.has_payload_format;
+			bp.payload_format = p->props.payload_format;
+			bp.has_expiry = p->props.has_message_expiry;
+			bp.expiry = p->props.message_expiry;
+			bp.content_type = p->props.content_type;
+			bp.response_topic = p->props.response_topic;
+			bp.correlation_data = p->props.correlation_data;
+			if (p->props.has_user_props) {
+				/* Only the user properties of the block, as the broker wants them. */
+				struct gw_slice cur = p->props.user_props, k, v;
+				struct gw_writer w;
+
+				gw_writer_init(&w, ubuf, sizeof(ubuf));
+				while (mqtt_user_prop_next(&cur, &k, &v) == 1)
+					mqtt_user_prop_write(&w, k, v);
+				if (!w.err)
+					bp.user_props = (struct gw_slice){ ubuf, w.len };
+			}
+			pub.props = &bp;
+		}
+		if (u->ops->local_publish(u->arg, &pub))
+			gw_log(u->log, LOG_DEBUG, MOD, "%.*s: local publish failed", tl,
+			       (const char *)topic);
+		else
+			u->st.received++;
+	}
+	if (pb->qos == 1)
+		return send_ack(u, MQTT_PUBACK, p->packet_id, now);
+	if (pb->qos == 2) {
+		if (u->n_inq < UPL_RECV_MAX)
+			u->inq[u->n_inq++] = p->packet_id;
+		return send_ack(u, MQTT_PUBREC, p->packet_id, now);
+	}
+	return 0;
+}
+
+/* Handles one packet; returns false when the link was dropped. */
+static bool on_packet(struct gw_upl *u, const struct mqtt_pkt *p, int64_t now)
+{
+	struct upl_msg *m;
+	char why[96];
+
+	u->ping_sent = 0;
+	if (u->state == UPL_CONNACK) {
+		if (p->type != MQTT_CONNACK) {
+			drop_link(u, now, "protocol error: expected CONNACK");
+			return false;
+		}
+		on_connack(u, p, now);
+		return u->state == UPL_UP;
+	}
+	switch (p->type) {
+	case MQTT_PUBLISH:
+		if (on_publish(u, p, now)) {
+			drop_link(u, now, "cannot send");
+			return false;
+		}
+		break;
+	case MQTT_PUBACK:
+		m = find_inflight(u, p->packet_id);
+		if (m && m->qos == 1)
+			ack_done(u, m, p->ack.reason_code, now);
+		break;
+	case MQTT_PUBREC:
+		m = find_inflight(u, p->packet_id);
+		if (!m)
+			break;
+		if (p->ack.reason_code >= 0x80) {
+			ack_done(u, m, p->ack.reason_code, now);
+			break;
+		}
+		m->state = M_RELEASED;
+		if (send_ack(u, MQTT_PUBREL, p->packet_id, now)) {
+			drop_link(u, now, "cannot send");
+			return false;
+		}
+		break;
+	case MQTT_PUBREL:
+		inq_del(u, p->packet_id);
+		if (send_ack(u, MQTT_PUBCOMP, p->packet_id, now)) {
+			drop_link(u, now, "cannot send");
+			return false;
+		}
+		break;
+	case MQTT_PUBCOMP:
+		m = find_inflight(u, p->packet_id);
+		if (m && m->state == M_RELEASED)
+			ack_done(u, m, 0, now);
+		break;
+	case MQTT_SUBACK:
+		on_suback(u, p);
+		break;
+	case MQTT_UNSUBACK:
+	case MQTT_PINGRESP:
+		break;
+	case MQTT_DISCONNECT:
+		snprintf(why, sizeof(why), "the cloud disconnected: %s (0x%02x)",
+			 reason_name(p->disconnect.reason_code), p->disconnect.reason_code);
+		drop_link(u, now, why);
+		return false;
+	default:
+		snprintf(why, sizeof(why), "protocol error: unexpected %s",
+			 mqtt_type_name(p->type));
+		drop_link(u, now, why);
+		return false;
+	}
+	return u->state == UPL_UP;
+}
+
+void gw_upl_on_data(struct gw_upl *u, const void *data, size_t len, int64_t now)
+{
+	const struct mqtt_limits lim = { .max_packet_size = UPL_RX_MAX, .max_topic_alias = 0 };
+	size_t off = 0;
+
+	if (u->state != UPL_CONNACK && u->state != UPL_UP)
+		return;
+	if (u->rx_len + len > u->rx_cap) {
+		size_t cap = GW_MAX(u->rx_cap * 2, u->rx_len + len);
+		uint8_t *p;
+
+		if (cap > UPL_RX_MAX + 16384) {
+			drop_link(u, now, "packet too large");
+			return;
+		}
+		p = gw_realloc(u->rx, cap);
+		if (!p) {
+			drop_link(u, now, "out of memory");
+			return;
+		}
+		u->rx = p;
+		u->rx_cap = cap;
+	}
+	memcpy(u->rx + u->rx_len, data, len);
+	u->rx_len += len;
+	while (off < u->rx_len) {
+		struct mqtt_pkt p;
+		int rc = mqtt_decode(u->rx + off, u->rx_len - off, u->version, &lim, &p);
+
+		if (rc == 0)
+			break;
+		if (rc < 0) {
+			char why[64];
+
+			snprintf(why, sizeof(why), "malformed packet from the cloud (%s)",
+				 mqtt_type_name(p.type));
+			drop_link(u, now, why);
+			return;
+		}
+		off += (size_t)rc;
+		if (!on_packet(u, &p, now))
+			return; /* rx is reset by link_down */
+	}
+	if (off) {
+		memmove(u->rx, u->rx + off, u->rx_len - off);
+		u->rx_len -= off;
+	}
+}
+
+/* ------------------------------------------------------------ transport */
+
+void gw_upl_on_transport_up(struct gw_upl *u, int64_t now)
+{
+	if (u->state != UPL_CONNECTING)
+		return;
+	set_state(u, UPL_CONNACK, now);
+	u->rx_len = 0;
+	if (send_connect(u, now))
+		drop_link(u, now, "cannot send CONNECT");
+}
+
+void gw_upl_on_transport_down(struct gw_upl *u, int err, int64_t now)
+{
+	if (u->state != UPL_CONNECTING && u->state != UPL_CONNACK && u->state != UPL_UP)
+		return;
+	if (u->state == UPL_UP)
+		gw_log(u->log, LOG_WARNING, MOD, "%s: connection lost: %s", u->url,
+		       err ? strerror(-err) : "closed by the peer");
+	else
+		gw_log(u->log, LOG_WARNING, MOD, "%s: cannot connect: %s", u->url,
+		       err ? strerror(-err) : "closed by the peer");
+	link_down(u, now);
+}
+
+/* ---------------------------------------------------------------- timer */
+
+int64_t gw_upl_deadline(const struct gw_upl *u)
+{
+	int64_t d = INT64_MAX;
+
+	switch (u->state) {
+	case UPL_WAIT:
+		return u->retry_at;
+	case UPL_CONNECTING:
+	case UPL_CONNACK:
+		return u->since + UPL_CONNECT_TIMEOUT_MS;
+	case UPL_UP:
+		if (u->ka_s) {
+			int64_t ka = (int64_t)u->ka_s * 1000;
+
+			d = u->ping_sent ? u->ping_sent + ka : u->last_tx + ka;
+		}
+		if (u->rate_blocked && u->drain_rate) {
+			int64_t need = 1000 - u->tokens;
+			int64_t at = u->tok_at + (need + u->drain_rate - 1) / u->drain_rate;
+
+			d = GW_MIN(d, at);
+		}
+		return d;
+	default:
+		return INT64_MAX;
+	}
+}
+
+void gw_upl_on_timer(struct gw_upl *u, int64_t now)
+{
+	switch (u->state) {
+	case UPL_WAIT:
+		if (now >= u->retry_at)
+			try_connect(u, now);
+		break;
+	case UPL_CONNECTING:
+	case UPL_CONNACK:
+		if (now - u->since >= UPL_CONNECT_TIMEOUT_MS)
+			drop_link(u, now, "connection attempt timed out");
+		break;
+	case UPL_UP:
+		if (u->ka_s) {
+			int64_t ka = (int64_t)u->ka_s * 1000;
+
+			if (u->ping_sent && now - u->ping_sent >= ka) {
+				drop_link(u, now, "no PINGRESP within the keepalive");
+				return;
+			}
+			if (!u->ping_sent && now - u->last_tx >= ka) {
+				struct mqtt_pkt p;
+
+				memset(&p, 0, sizeof(p));
+				p.type = MQTT_PINGREQ;
+				if (send_pkt(u, &p, now)) {
+					drop_link(u, now, "cannot send PINGREQ");
+					return;
+				}
+				u->ping_sent = now;
+			}
+		}
+		if (u->rate_blocked)
+			pump(u, now);
+		break;
+	default:
+		break;
+	}
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static int copy_filters(struct gw_filter *dst, const struct gw_filter *src, unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		if (!src[i].filter || !mqtt_filter_valid(gw_slice_cstr(src[i].filter)))
+			return -EINVAL;
+		dst[i].filter = gw_strdup(src[i].filter);
+		dst[i].qos = src[i].qos;
+		if (!dst[i].filter)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+int gw_upl_new(const struct gw_uplink_config *cfg, const char *status_topic,
+	       const struct gw_upl_ops *ops, void *ops_arg, const struct gw_logger *lg,
+	       struct gw_upl **out)
+{
+	struct gw_upl *u = gw_calloc(1, sizeof(*u));
+	size_t wl;
+	int rc = -ENOMEM;
+
+	if (!u)
+		return -ENOMEM;
+	u->ops = ops;
+	u->arg = ops_arg;
+	u->log = lg;
+	gw_list_init(&u->queue);
+	gw_list_init(&u->inflight);
+	gw_list_init(&u->pend);
+	u->url = dup_or_empty(cfg->url);
+	u->client_id = dup_or_empty(cfg->client_id);
+	u->username = dup_or_empty(cfg->username);
+	u->password = dup_or_empty(cfg->password);
+	u->remote_prefix = dup_or_empty(cfg->remote_prefix);
+	u->local_prefix = dup_or_empty(cfg->local_prefix);
+	u->status_topic = dup_or_empty(status_topic);
+	wl = strlen(u->remote_prefix ? u->remote_prefix : "") +
+	     strlen(u->status_topic ? u->status_topic : "") + 1;
+	u->will_topic = gw_malloc(wl);
+	if (!u->url || !u->client_id || !u->username || !u->password || !u->remote_prefix ||
+	    !u->local_prefix || !u->status_topic || !u->will_topic)
+		goto fail;
+	snprintf(u->will_topic, wl, "%s%s", u->remote_prefix, u->status_topic);
+	rc = copy_filters(u->fwd, cfg->forward, cfg->n_forward);
+	u->n_fwd = cfg->n_forward;
+	if (rc)
+		goto fail;
+	rc = copy_filters(u->sub, cfg->subscribe, cfg->n_subscribe);
+	u->n_sub = cfg->n_subscribe;
+	if (rc)
+		goto fail;
+	rc = -EINVAL;
+	if (!mqtt_topic_valid(gw_slice_cstr(u->will_topic)))
+		goto fail;
+	u->version = cfg->protocol == 4 ? MQTT_V311 : MQTT_V5;
+	u->keepalive_s = (uint16_t)GW_MIN(cfg->keepalive_ms / 1000, 65535);
+	u->session_expiry_s = (uint32_t)GW_MIN(cfg->session_expiry_ms / 1000, 0xffffffffu);
+	u->qmode = cfg->queue;
+	u->queue_qos0 = cfg->queue_qos0;
+	u->max_inflight = cfg->max_inflight ? cfg->max_inflight : 32;
+	u->drain_rate = cfg->drain_rate;
+	u->rmin = cfg->reconnect_min_ms;
+	u->rmax = GW_MAX(cfg->reconnect_max_ms, cfg->reconnect_min_ms);
+	u->has_store = ops->q_append && ops->q_peek && ops->q_ack;
+	/* Records left by an earlier run are read before anything is sent. */
+	u->backlog = u->has_store;
+	u->max_qos = 2;
+	u->retain_ok = true;
+	u->state = UPL_IDLE;
+	*out = u;
+	return 0;
+fail:
+	gw_upl_free(u);
+	return rc;
+}
+
+static void free_list(struct gw_upl *u, struct gw_list *l)
+{
+	while (!gw_list_empty(l)) {
+		struct upl_msg *m = gw_list_first(l, struct upl_msg, link);
+
+		gw_list_del(&m->link);
+		if (m->pend)
+			m->pend->m = NULL;
+		gw_free(m);
+	}
+	(void)u;
+}
+
+void gw_upl_free(struct gw_upl *u)
+{
+	unsigned int i;
+
+	if (!u)
+		return;
+	free_list(u, &u->inflight);
+	free_list(u, &u->queue);
+	while (!gw_list_empty(&u->pend)) {
+		struct upl_pend *pd = gw_list_first(&u->pend, struct upl_pend, link);
+
+		gw_list_del(&pd->link);
+		release(u, pd->hold);
+		gw_free(pd);
+	}
+	for (i = 0; i < u->n_fwd; i++)
+		gw_free(u->fwd[i].filter);
+	for (i = 0; i < u->n_sub; i++)
+		gw_free(u->sub[i].filter);
+	gw_free(u->url);
+	gw_free(u->client_id);
+	gw_free(u->username);
+	gw_free(u->password);
+	gw_free(u->remote_prefix);
+	gw_free(u->local_prefix);
+	gw_free(u->status_topic);
+	gw_free(u->will_topic);
+	gw_free(u->rx);
+	gw_free(u->tx);
+	gw_free(u);
+}
+
+void gw_upl_start(struct gw_upl *u, int64_t now)
+{
+	if (u->state != UPL_IDLE)
+		return;
+	gw_log(u->log, LOG_INFO, MOD, "connecting to %s (queue %s)", u->url,
+	       u->qmode == GW_UPQ_ALWAYS    ? "always"
+	       : u->qmode == GW_UPQ_OFFLINE ? "offline"
+					    : "off");
+	try_connect(u, now);
+}
+
+void gw_upl_stop(struct gw_upl *u, int64_t now)
+{
+	enum upl_state s = u->state;
+
+	if (s == UPL_STOPPED)
+		return;
+	set_state(u, UPL_STOPPED, now);
+	if (s == UPL_UP) {
+		struct mqtt_pkt p;
+
+		/* Our own goodbye: the will is not published after a DISCONNECT. */
+		memset(&p, 0, sizeof(p));
+		p.type = MQTT_PUBLISH;
+		p.publish.topic = gw_slice_cstr(u->will_topic);
+		p.publish.payload = GW_SLICE_STR("offline");
+		p.publish.retain = u->retain_ok;
+		send_pkt(u, &p, now);
+		memset(&p, 0, sizeof(p));
+		p.type = MQTT_DISCONNECT;
+		send_pkt(u, &p, now);
+	}
+	if (s == UPL_UP || s == UPL_CONNACK || s == UPL_CONNECTING)
+		u->ops->close(u->arg);
+	gw_log(u->log, LOG_INFO, MOD, "stopped (%s)", state_names[s]);
+	free_list(u, &u->inflight);
+	free_list(u, &u->queue);
+	u->n_inflight = u->n_queue = u->n_mem = 0;
+	u->mem_bytes = 0;
+}
+
+void gw_upl_get_stats(const struct gw_upl *u, struct gw_uplink_stats *out)
+{
+	*out = u->st;
+	out->connected = u->state == UPL_UP;
+	out->inflight = u->n_inflight;
+}
