@@ -144,13 +144,13 @@ asan: deps
 
 FUZZ_CC ?= clang
 fuzz:
-	$(MAKE) BUILD=build/fuzz CC=$(FUZZ_CC) SAN="-fsanitize=fuzzer-no-link,address,undefined" \
+	$(MAKE) BUILD=build/libfuzzer CC=$(FUZZ_CC) SAN="-fsanitize=fuzzer-no-link,address,undefined" \
 		CFLAGS="-O1 -g" fuzz-libs
 	@for f in $(FUZZ_SRCS); do n=$$(basename $$f .c); \
-		echo "$(FUZZ_CC) $$f -> build/fuzz/$$n"; \
-		$(FUZZ_CC) -I. -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -o build/fuzz/$$n \
-			$$f $(foreach m,$(MODULES),build/fuzz/lib$(m).a) $(ALL_LIBS) || exit 1; done
-	@echo "run e.g.: build/fuzz/fuzz_mqtt_codec tests/fuzz/corpus/mqtt_codec -max_total_time=60"
+		echo "$(FUZZ_CC) $$f -> build/libfuzzer/$$n"; \
+		$(FUZZ_CC) -I. -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -o build/libfuzzer/$$n \
+			$$f $(foreach m,$(MODULES),build/libfuzzer/lib$(m).a) $(ALL_LIBS) || exit 1; done
+	@echo "run e.g.: build/libfuzzer/fuzz_mqtt_codec tests/fuzz/corpus/mqtt_codec -max_total_time=60"
 
 bench: deps all $(BENCH_BINS)
 	BUILD=$(BUILD) bench/run.sh
