@@ -140,7 +140,7 @@ END {
 		"keeps at most 100 PUBLISHes unacknowledged and the subscriber PUBACKs every delivery. " \
 		"s5: latency = time of the read that brought the message - CLOCK_MONOTONIC stamp " \
 		"written into its payload just before the write. s6: (VmRSS once %s idle clients " \
-		"(keepalive 0) have their CONNACK, plus 1 s - VmRSS before) / %s, on a freshly started " \
+		"(keepalive 0) have their CONNACK, plus 2.5 s - VmRSS before) / %s, on a freshly started " \
 		"broker. Mosquitto runs with persistence off, no $SYS, `max_inflight_messages 0`, " \
 		"`max_queued_messages 1000000`, `set_tcp_nodelay true` (fieldmq sets TCP_NODELAY " \
 		"always); fieldmq with `persist = no`, `sys_interval = 0`, `max_inflight = 65535`.\n", \
