@@ -92,6 +92,11 @@ struct brk_delivery {
  * brk_hold_take(d) inside the callback and brk_hold_release() later.
  */
 typedef void (*brk_deliver_fn)(void *arg, const struct brk_delivery *d);
+/*
+ * Inside the callback a client may publish (the broker routes re-entrantly),
+ * subscribe and take holds; it must not brk_client_free() another client
+ * that may be on the same delivery list (defer that to the next tick).
+ */
 
 /* --------------------------------------------------------------- lifecycle */
 
