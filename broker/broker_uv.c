@@ -477,6 +477,20 @@ void brk_stop(struct brk *b)
 		/* A server shutdown is not the client's doing, but its will stays with the session. */
 		c->will_ok = false;
 		brk__conn_kick(c, MQTT_RC_SERVER_SHUTTING_DOWN);
+		/*
+		 * Detach the session now, not in the close callback, so a
+		 * persistent session's pending messages reach the persistence
+		 * hooks while main.c still has them installed.
+		 */
+		if (c->s && c->s->conn == c) {
+			struct brk_session *s = c->s;
+
+			c->s = NULL;
+			if (c->counted && b->st.clients_connected)
+				b->st.clients_connected--;
+			c->counted = false;
+			brk__session_offline(s, false, gw_mono_ms());
+		}
 		/* The check handle is gone: write what is queued now, then close. */
 		conn_flush(uc);
 		if (!uc->writing)
