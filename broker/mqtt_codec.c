@@ -1319,7 +1319,8 @@ static void e_connack(struct enc *e, uint8_t version, const struct mqtt_pkt *p)
 {
 	uint8_t rc = p->connack.reason_code;
 
-	gw_wr_u8(e->w, p->connack.session_present ? 1 : 0);
+	/* 3.1 has no Session Present flag: the byte is reserved there. */
+	gw_wr_u8(e->w, p->connack.session_present && version != MQTT_V31 ? 1 : 0);
 	if (version < MQTT_V5) {
 		gw_wr_u8(e->w, rc >= 0x80 ? mqtt_connack_rc_v3(rc) : rc);
 		if (rc > MQTT_CONNACK_NOT_AUTHORIZED && rc < 0x80)

@@ -219,6 +219,11 @@ static void test_v311_connack(void **state)
 	p.type = MQTT_CONNACK;
 	p.connack.reason_code = MQTT_RC_CLIENT_ID_INVALID;
 	encode_eq(MQTT_V311, &p, id_rejected, sizeof(id_rejected));
+	/* 3.1 has no Session Present flag. */
+	p.connack.reason_code = 0;
+	p.connack.session_present = true;
+	encode_eq(MQTT_V311, &p, sp, sizeof(sp));
+	encode_eq(MQTT_V31, &p, ok, sizeof(ok));
 }
 
 static void test_v311_publish(void **state)
@@ -919,6 +924,16 @@ static void test_encode_invalid(void **state)
 	/* ... but properties are ignored for 3.1.1. */
 	assert_int_equal(mqtt_encode(&w, MQTT_V311, &p), 0);
 	p.props.has_session_expiry = false;
+	/* An empty topic needs a 5.0 Topic Alias. */
+	p.publish.topic = S("");
+	assert_int_equal(mqtt_encoded_size(MQTT_V5, &p), 0);
+	p.props.has_topic_alias = true;
+	p.props.topic_alias = 1;
+	assert_int_equal(mqtt_encoded_size(MQTT_V5, &p), 8);
+	assert_int_equal(mqtt_encoded_size(MQTT_V311, &p), 0);
+	p.props.has_topic_alias = false;
+	p.props.topic_alias = 0;
+	p.publish.topic = S("t");
 	p.props.has_payload_format = true;
 	p.props.payload_format = 2;
 	assert_int_equal(mqtt_encoded_size(MQTT_V5, &p), 0);
