@@ -977,6 +977,66 @@ static void test_encode_invalid(void **state)
 	assert_int_equal(mqtt_encoded_size(MQTT_V311, &p), 2);
 }
 
+static void test_encode_lists(void **state)
+{
+	static const uint8_t unsub5[] = { 0xa2, 0x0b, 0x00, 0x03, 0x00, 0x00, 0x01,
+					  'a',	0x00, 0x03, 'b',  '/',	'#' };
+	static const uint8_t unsub4[] = { 0xa2, 0x0a, 0x00, 0x03, 0x00, 0x01,
+					  'a',	0x00, 0x03, 'b',  '/',	'#' };
+	static const uint8_t bad5[] = { 0x00, 0x05 };
+	static const uint8_t bad4[] = { 0x00, 0x03 };
+	struct mqtt_sub_entry list[2] = { { .filter = S("a"), .qos = 1 }, { .filter = S("b/#") } };
+	struct mqtt_pkt p;
+
+	(void)state;
+	memset(&p, 0, sizeof(p));
+	p.type = MQTT_UNSUBSCRIBE;
+	p.packet_id = 3;
+	p.subscribe.list = list;
+	p.subscribe.count = 2;
+	/* Options are not written for UNSUBSCRIBE. */
+	encode_eq(MQTT_V5, &p, unsub5, sizeof(unsub5));
+	encode_eq(MQTT_V311, &p, unsub4, sizeof(unsub4));
+	p.subscribe.count = 0;
+	assert_int_equal(mqtt_encoded_size(MQTT_V5, &p), 0);
+	p.subscribe.count = 2;
+	p.packet_id = 0;
+	assert_int_equal(mqtt_encoded_size(MQTT_V5, &p), 0);
+	p.type = MQTT_SUBSCRIBE;
+	p.packet_id = 3;
+	list[0].qos = 3;
+	assert_int_equal(mqtt_encoded_size(MQTT_V5, &p), 0);
+	list[0].qos = 0;
+	list[1].retain_handling = 3;
+	assert_int_equal(mqtt_encoded_size(MQTT_V5, &p), 0);
+	list[1].retain_handling = 0;
+	assert_true(mqtt_encoded_size(MQTT_V5, &p) > 0);
+
+	memset(&p, 0, sizeof(p));
+	p.type = MQTT_SUBACK;
+	p.suback.codes = (struct gw_slice){ bad5, sizeof(bad5) };
+	assert_int_equal(mqtt_encoded_size(MQTT_V5, &p), 0); /* packet id 0 */
+	p.packet_id = 1;
+	assert_int_equal(mqtt_encoded_size(MQTT_V5, &p), 0); /* 0x05 is no SUBACK code */
+	p.suback.codes = (struct gw_slice){ bad4, sizeof(bad4) };
+	assert_int_equal(mqtt_encoded_size(MQTT_V311, &p), 0); /* 3 is reserved */
+	p.type = MQTT_UNSUBACK;
+	assert_int_equal(mqtt_encoded_size(MQTT_V311, &p), 4); /* no codes in 3.1.1 */
+	p.type = MQTT_PUBREC;
+	p.packet_id = 0;
+	assert_int_equal(mqtt_encoded_size(MQTT_V311, &p), 0);
+
+	memset(&p, 0, sizeof(p));
+	p.type = MQTT_CONNACK;
+	p.props.has_receive_maximum = true; /* 0 is a protocol error */
+	assert_int_equal(mqtt_encoded_size(MQTT_V5, &p), 0);
+	p.props.receive_maximum = 1;
+	p.props.has_max_packet_size = true; /* 0 is a protocol error */
+	assert_int_equal(mqtt_encoded_size(MQTT_V5, &p), 0);
+	p.props.max_packet_size = 100;
+	assert_int_equal(mqtt_encoded_size(MQTT_V5, &p), 13);
+}
+
 /* ------------------------------------------------------------ helpers */
 
 static bool u8ok(const char *s)
@@ -1222,6 +1282,7 @@ static const struct bad_case bad_cases[] = {
 	  BODY(MQTT_, 0x04, 0x02, 0x00, 0x3c, 0x00, 0x02, 0xc3, 0x28), MAL },
 	{ "connect_username_bad_utf8", 4, 0x10,
 	  BODY(MQTT_, 0x04, 0x82, 0x00, 0x3c, ID_C, 0x00, 0x01, 0xff), MAL },
+	{ "connect_protocol_name_truncated", 4, 0x10, BODY(0x00, 0x04, 'M', 'Q'), MAL },
 	{ "connect_trailing_byte", 4, 0x10, BODY(MQTT_, 0x04, 0x02, 0x00, 0x3c, ID_C, 0x00), MAL },
 	{ "connect_truncated", 4, 0x10, BODY(MQTT_, 0x04, 0x02, 0x00), MAL },
 	{ "connect_missing_password", 4, 0x10,
@@ -1340,6 +1401,7 @@ static const struct bad_case bad_cases[] = {
 	{ "puback_v5_trailing_after_properties", 5, 0x40, BODY(0x00, 0x01, 0x00, 0x00, 0x00), MAL },
 
 	/* SUBSCRIBE. */
+	{ "subscribe_packet_id_truncated", 4, 0x82, BODY(0x00), MAL },
 	{ "subscribe_flags", 4, 0x80, BODY(0x00, 0x01, 0x00, 0x01, 'a', 0x00), MAL },
 	{ "subscribe_no_filter_v311", 4, 0x82, BODY(0x00, 0x01), PROTO },
 	{ "subscribe_no_filter_v5", 5, 0x82, BODY(0x00, 0x01, 0x00), PROTO },
@@ -1388,6 +1450,8 @@ static const struct bad_case bad_cases[] = {
 	  BODY(0x00, 0x01, 0x02, 0x0b, 0x01, 0x00, 0x01, 'a'), MAL },
 
 	/* SUBACK, UNSUBACK. */
+	{ "suback_packet_id_truncated", 4, 0x90, BODY(0x00), MAL },
+	{ "suback_v5_unknown_property", 5, 0x90, BODY(0x00, 0x01, 0x02, 0x7f, 0x00, 0x00), MAL },
 	{ "suback_code_3_v311", 4, 0x90, BODY(0x00, 0x01, 0x03), PROTO },
 	{ "suback_no_codes_v311", 4, 0x90, BODY(0x00, 0x01), PROTO },
 	{ "suback_packet_id_0", 4, 0x90, BODY(0x00, 0x00, 0x00), PROTO },
@@ -1540,6 +1604,7 @@ int main(void)
 		cmocka_unit_test(test_encode_sizes),
 		cmocka_unit_test(test_encode_publish_header),
 		cmocka_unit_test(test_encode_invalid),
+		cmocka_unit_test(test_encode_lists),
 		cmocka_unit_test(test_utf8),
 		cmocka_unit_test(test_topic_filter),
 		cmocka_unit_test(test_user_props),
