@@ -247,7 +247,8 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
 	struct mqttsn_server *s = h->data;
 	struct mqttsn_addr a;
 
-	if (nread <= 0 || !from || !s->gw_ready)
+	/* nread 0 with no address: nothing more to read; with one, an empty datagram (malformed). */
+	if (nread < 0 || !from || !s->gw_ready)
 		return;
 	if (flags & UV_UDP_PARTIAL) {
 		/* Longer than any MQTT-SN message. */

@@ -183,17 +183,21 @@ def test_malformed_and_unexpected_datagrams():
         malformed = [
             b"", b"\x00", b"\x01", b"\x02", b"\x05\x0c", b"\xff\x0c\x00",
             b"\x03\x04\x00",  # length too short for CONNECT
-            b"\x01\x00\x05\x16\x00",  # 3-octet length that lies
+            b"\x01\x00\x09\x16\x00",  # 3-octet length that lies
             sn.frame(0x03), sn.frame(0x11), sn.frame(0x1e), sn.frame(0xfd),  # reserved types
             sn.frame(sn.CONNACK, b"\x07"),  # reserved return code
             sn.frame(sn.PUBLISH, b"\x03\x00\x01\x00\x01x"),  # topic id type 3
             sn.frame(sn.SUBSCRIBE, b"\x60\x00\x01a"),  # QoS -1 SUBSCRIBE
             sn.frame(sn.CONNECT, b"\x04\x01\x00\x3c"),  # empty client id
             sn.frame(sn.REGISTER, b"\x00\x00\x00\x01"),  # empty topic
-            bytes([0xfe]) + b"\x03\x00",  # encapsulation without a message
+            bytes([3, 0xfe, 0x00]),  # encapsulation without a message
         ]
         for d in malformed:
             bad.sendto(d, f.addr)
+        # Each is counted once as malformed (an empty datagram included).
+        f.wait_sys("malformed", lambda v: v >= mal0 + len(malformed))
+        time.sleep(1.2)
+        assert f.sys("malformed") == mal0 + len(malformed), (f.sys("malformed"), mal0)
         for _ in range(200):
             n = rnd.randrange(1, 40)
             bad.sendto(bytes(rnd.randrange(256) for _ in range(n)), f.addr)
