@@ -9,14 +9,23 @@ function add(br, sc, k, v,   id) {
 	val[id, n[id]] = v
 }
 
-function mean(br, sc, k,   id, i, s) {
+# The median of the rounds: one disturbed run does not move it.
+function median(br, sc, k,   id, i, j, m, t, a) {
 	id = br SUBSEP sc SUBSEP k
-	if (!n[id])
+	m = n[id]
+	if (!m)
 		return ""
-	s = 0
-	for (i = 1; i <= n[id]; i++)
-		s += val[id, i]
-	return s / n[id]
+	for (i = 1; i <= m; i++)
+		a[i] = val[id, i]
+	for (i = 2; i <= m; i++)
+		for (j = i; j > 1 && a[j - 1] > a[j]; j--) {
+			t = a[j]
+			a[j] = a[j - 1]
+			a[j - 1] = t
+		}
+	if (m % 2)
+		return a[(m + 1) / 2]
+	return (a[m / 2] + a[m / 2 + 1]) / 2
 }
 
 function sum(br, sc, k,   id, i, s) {
@@ -41,7 +50,7 @@ function human(x) {
 	return sprintf("%.3g", x)
 }
 
-# "mean (run1, run2, ...)"
+# "median (run1, run2, ...)"
 function runs(br, sc, k,   id, i, s) {
 	id = br SUBSEP sc SUBSEP k
 	if (err[br, sc])
@@ -53,7 +62,7 @@ function runs(br, sc, k,   id, i, s) {
 	s = ""
 	for (i = 1; i <= n[id]; i++)
 		s = s (i > 1 ? ", " : "") human(val[id, i])
-	return "**" human(mean(br, sc, k)) "** (" s ")"
+	return "**" human(median(br, sc, k)) "** (" s ")"
 }
 
 function ratio(a, b) {
@@ -64,8 +73,8 @@ function ratio(a, b) {
 
 # A row: higher_better 1 compares fieldmq/mosquitto >= target, else <= target.
 function row(label, what, sc, k, target, higher_better, tlabel,   a, b, r, met) {
-	a = mean("fieldmq", sc, k)
-	b = mean("mosquitto", sc, k)
+	a = median("fieldmq", sc, k)
+	b = median("mosquitto", sc, k)
 	r = ratio(a, b)
 	if (r == "" || err["fieldmq", sc] || err["mosquitto", sc])
 		met = "?"
@@ -83,10 +92,10 @@ function cpurow(label, sc,   br, b, line, c, r) {
 	line = "| " label
 	for (b = 0; b < 2; b++) {
 		br = b ? "mosquitto" : "fieldmq"
-		c = mean(br, sc, "broker_cpu")
-		r = mean(br, sc, "rate")
+		c = median(br, sc, "broker_cpu")
+		r = median(br, sc, "rate")
 		line = line " | " (c == "" ? "-" : sprintf("%.0f %%", c)) \
-			" | " (mean(br, sc, "gen_cpu") == "" ? "-" : sprintf("%.0f %%", mean(br, sc, "gen_cpu"))) \
+			" | " (median(br, sc, "gen_cpu") == "" ? "-" : sprintf("%.0f %%", median(br, sc, "gen_cpu"))) \
 			" | " (c == "" || c <= 0 ? "-" : human(r * 100 / c))
 	}
 	print line " |"
@@ -125,8 +134,8 @@ END {
 	print ""
 	printf "Measured %s by `make bench` (`bench/run.sh`, load generator `bench/mqtt_load.c`), " \
 		"fieldmq at %s, Mosquitto %s, %d rounds interleaved fieldmq / mosquitto / fieldmq / " \
-		"mosquitto, each run %s s measured after %s s of warm-up; %s s in all.\n", date, commit,
-		mosq, rounds, dur, warmup, elapsed
+		"mosquitto, each run %s s measured after %s s of warm-up, brokers and load generator at " \
+		"nice %s; %s s in all.\n", date, commit, mosq, rounds, dur, warmup, nice, elapsed
 	print ""
 	printf "Machine: %s. **A noisy 2-core VM**: other builds, tests and fuzzers of the project " \
 		"ran at the same time, so a single run moves by tens of per cent and the broker and the " \
@@ -146,7 +155,7 @@ END {
 		"always); fieldmq with `persist = no`, `sys_interval = 0`, `max_inflight = 65535`.\n", \
 		idle, idle
 	print ""
-	print "Figures are the mean of the rounds, each round in parentheses."
+	print "Figures are the median of the rounds, each round in parentheses; ratios are of the medians."
 	print ""
 	print "| scenario | figure | fieldmq | mosquitto | fieldmq / mosquitto | target | met |"
 	print "|---|---|---|---|---|---|---|"
@@ -164,7 +173,7 @@ END {
 	row("binary", "bytes (fieldmq stripped copy; mosquitto as packaged)", "size", "bytes", "", 0, "")
 	row("binary", "shared libraries loaded (ldd lines)", "size", "libs", "", 0, "")
 	print ""
-	print "CPU during the measured window (mean of the rounds; 100 % = one core):"
+	print "CPU during the measured window (median of the rounds; 100 % = one core; *msgs per CPU-second* = median rate / median CPU):"
 	print ""
 	print "| scenario | fieldmq CPU | load gen CPU | fieldmq msgs per CPU-second | " \
 		"mosquitto CPU | load gen CPU | mosquitto msgs per CPU-second |"

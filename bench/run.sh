@@ -10,18 +10,21 @@
 # part of BENCHMARKS.md between <!-- broker-bench:start --> and
 # <!-- broker-bench:end --> (everything else in the file is kept).
 #
-# Environment: BUILD (build), ROUNDS (2), DUR seconds measured per run (5),
+# Environment: BUILD (build), ROUNDS (3), DUR seconds measured per run (4),
 # WARMUP seconds per run (1), IDLE connections in s6 (5000), SCENARIOS
 # ("s1 s2 s3 s4 s5 s6"), MOSQUITTO (/usr/sbin/mosquitto), OUT (BENCHMARKS.md;
-# empty: do not touch it).
+# empty: do not touch it), NICE (-10: brokers and load generator alike run at
+# this niceness, so that the other jobs of a shared machine disturb them less;
+# 0 or a non-root user: as they are).
 set -euo pipefail
 : "${BUILD:=build}"
-: "${ROUNDS:=2}"
-: "${DUR:=5}"
+: "${ROUNDS:=3}"
+: "${DUR:=4}"
 : "${WARMUP:=1}"
 : "${IDLE:=5000}"
 : "${SCENARIOS:=s1 s2 s3 s4 s5 s6}"
 : "${MOSQUITTO:=/usr/sbin/mosquitto}"
+: "${NICE:=-10}"
 OUT=${OUT-BENCHMARKS.md}
 LOAD=$BUILD/bench/mqtt_load
 FIELDMQ=$BUILD/fieldmq
@@ -35,6 +38,12 @@ fi
 
 # 5000 connections in one load generator, and as many in each broker.
 ulimit -n 20000
+NICE_CMD=()
+if [ "$NICE" != 0 ] && nice -n "$NICE" true 2>/dev/null; then
+	NICE_CMD=(nice -n "$NICE")
+else
+	NICE=0
+fi
 
 T=$(mktemp -d /tmp/fieldmq-bench.XXXXXX)
 PIDS=()
@@ -108,12 +117,12 @@ EOF
 PID=
 start_broker() { # fieldmq|mosquitto -> PID
 	if [ "$1" = fieldmq ]; then
-		"$FIELDMQ" -c "$T/fieldmq/fieldmq.ini" >>"$T/fieldmq.log" 2>&1 &
+		"${NICE_CMD[@]}" "$FIELDMQ" -c "$T/fieldmq/fieldmq.ini" >>"$T/fieldmq.log" 2>&1 &
 		PID=$!
 		PIDS+=("$PID")
 		wait_listen "$FM_PORT" "$PID" || { cat "$T/fieldmq.log" >&2; exit 1; }
 	else
-		"$MOSQUITTO" -c "$T/mosquitto.conf" >>"$T/mosquitto.log" 2>&1 &
+		"${NICE_CMD[@]}" "$MOSQUITTO" -c "$T/mosquitto.conf" >>"$T/mosquitto.log" 2>&1 &
 		PID=$!
 		PIDS+=("$PID")
 		wait_listen "$MQ_PORT" "$PID" || { cat "$T/mosquitto.log" >&2; exit 1; }
@@ -131,7 +140,7 @@ mkdir -p "$BUILD/bench"
 : >"$RESULTS"
 run_load() { # broker round pid scenario
 	local line
-	if ! line=$("$LOAD" -p "$(port_of "$1")" -B "$3" -s "$4" -d "$DUR" -u "$WARMUP" \
+	if ! line=$("${NICE_CMD[@]}" "$LOAD" -p "$(port_of "$1")" -B "$3" -s "$4" -d "$DUR" -u "$WARMUP" \
 		-n "$IDLE" 2>"$T/load.err" | grep '^RESULT'); then
 		line="RESULT scen=$4 error=$(tr ' \n' '_ ' <"$T/load.err" | cut -c1-120)"
 	fi
@@ -141,7 +150,7 @@ run_load() { # broker round pid scenario
 has() { case " $SCENARIOS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 echo "fieldmq on 127.0.0.1:$FM_PORT, mosquitto on 127.0.0.1:$MQ_PORT, $ROUNDS rounds," \
-	"${DUR}s measured after ${WARMUP}s warm-up"
+	"${DUR}s measured after ${WARMUP}s warm-up, nice $NICE"
 T0=$(date +%s)
 
 # Idle RSS and s6 on fresh brokers: fieldmq, mosquitto, fieldmq, mosquitto.
@@ -185,7 +194,7 @@ if ! git diff --quiet HEAD -- broker gateway 2>/dev/null; then COMMIT="$COMMIT +
 
 awk -v machine="$MACHINE" -v date="$(date -u '+%Y-%m-%d %H:%M UTC')" -v rounds="$ROUNDS" \
 	-v dur="$DUR" -v warmup="$WARMUP" -v idle="$IDLE" -v mosq="$MOSQ_VERSION" \
-	-v commit="$COMMIT" -v elapsed="$ELAPSED" -f bench/broker_report.awk "$RESULTS" >"$T/section.md"
+	-v commit="$COMMIT" -v elapsed="$ELAPSED" -v nice="$NICE" -f bench/broker_report.awk "$RESULTS" >"$T/section.md"
 
 echo
 cat "$T/section.md"
