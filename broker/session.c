@@ -1078,9 +1078,11 @@ static void on_disconnect(struct brk_conn *c, struct mqtt_pkt *p)
 {
 	struct brk_session *s = c->s;
 
-	/* [MQTT-3.14.4-3] a normal DISCONNECT deletes the will; 0x04 keeps it. */
-	c->will_ok =
-		c->proto == MQTT_V5 && p->disconnect.reason_code == MQTT_RC_DISCONNECT_WITH_WILL;
+	/*
+	 * [MQTT-3.14.4-3] only a normal DISCONNECT (0x00) deletes the will:
+	 * 0x04 and the error codes a client may send keep it.
+	 */
+	c->will_ok = c->proto == MQTT_V5 && p->disconnect.reason_code != MQTT_RC_SUCCESS;
 	if (c->proto == MQTT_V5 && p->props.has_session_expiry) {
 		/* [MQTT-3.14.2-2] zero at CONNECT cannot become non-zero. */
 		if (s->expiry == 0 && p->props.session_expiry != 0) {
