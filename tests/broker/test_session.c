@@ -39,7 +39,7 @@ static const struct brk_conn_ops fops = { f_want_flush, f_close };
 struct env {
 	struct brk b;
 	int64_t now;
-	struct fconn *conns[8];
+	struct fconn *conns[16];
 	unsigned int n;
 };
 
@@ -126,9 +126,16 @@ static struct fconn *fc_new(struct env *e)
 {
 	struct fconn *f = gw_calloc(1, sizeof(*f));
 
+	unsigned int i;
+
 	brk__conn_init(&f->c, &e->b, &fops, "test");
 	f->c.last_rx = e->now;
-	e->conns[e->n++] = f;
+	for (i = 0; i < e->n && e->conns[i]; i++)
+		;
+	assert_true(i < GW_ARRAY_SIZE(e->conns));
+	e->conns[i] = f;
+	if (i == e->n)
+		e->n++;
 	return f;
 }
 
@@ -506,6 +513,52 @@ static void test_malformed_counted(void **state)
 	assert_int_equal(e->b.st.malformed + e->b.st.protocol_errors, 1);
 }
 
+/* Random packets after a valid CONNECT: nothing may crash or leak (ASan). */
+static void test_random_packets(void **state)
+{
+	struct env *e = *state;
+	uint32_t seed = 12345;
+	unsigned int i, j;
+	struct mqtt_pkt a;
+
+	for (i = 0; i < 3000; i++) {
+		uint8_t buf[64];
+		struct fconn *f = connect_v(e, i % 3 ? "fz" : "fz2", i % 2 ? MQTT_V5 : MQTT_V311,
+					    i % 5 == 0, 0, NULL, &a);
+		struct fconn *sub = NULL;
+
+		if (i % 7 == 0) {
+			sub = connect_v(e, "watcher", MQTT_V5, true, 0, NULL, &a);
+			subscribe(e, sub, "#", 2);
+		}
+		for (j = 0; j < 4 && !f->closed; j++) {
+			size_t n, k;
+
+			seed = seed * 1103515245u + 12345u;
+			n = 2 + (seed >> 16) % 30;
+			buf[0] = (uint8_t)(seed >> 8);
+			buf[1] = (uint8_t)(n - 2);
+			for (k = 2; k < n; k++) {
+				seed = seed * 1103515245u + 12345u;
+				buf[k] = (uint8_t)(seed >> 19);
+				/* Bias toward short strings so decodes get far. */
+				if (k == 2 || k == 3)
+					buf[k] &= 0x03;
+			}
+			brk__conn_input(&f->c, buf, n, e->now);
+		}
+		drain(f);
+		fc_close(e, f);
+		if (sub) {
+			drain(sub);
+			fc_close(e, sub);
+		}
+		e->now += 100;
+		brk__tick(&e->b, e->now);
+	}
+	/* Persistent sessions of the loop are still there; teardown frees them. */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -524,6 +577,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_offline_queue_and_resume, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_partial_reads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_counted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_random_packets, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
