@@ -735,7 +735,7 @@ static const struct key mqttsn_keys[] = {
 	  .type = K_DUR,
 	  .off = MK(advertise_interval_ms),
 	  .size = 8,
-	  .min = 1000,
+	  .min = 0,
 	  .max = 0 },
 	{ .name = "multicast", .type = K_CUSTOM, .off = 0, .fn = k_multicast },
 	{ .name = "max_clients",
@@ -751,6 +751,18 @@ static const struct key mqttsn_keys[] = {
 	  .min = 100,
 	  .max = 0 },
 	{ .name = "mountpoint", .type = K_CUSTOM, .off = MK(mountpoint), .fn = k_topic },
+	{ .name = "max_queued",
+	  .type = K_INT,
+	  .off = MK(max_queued),
+	  .size = 4,
+	  .min = 1,
+	  .max = 100000 },
+	{ .name = "max_retries",
+	  .type = K_INT,
+	  .off = MK(max_retries),
+	  .size = 4,
+	  .min = 1,
+	  .max = 100 },
 	{ .name = NULL },
 };
 
@@ -1084,6 +1096,8 @@ static void mqttsn_defaults(struct gw_mqttsn_config *m)
 	m->gateway_id = 1;
 	m->advertise_interval_ms = 15 * 60 * 1000;
 	m->max_clients = 1000;
+	m->max_queued = 100;
+	m->max_retries = 5;
 	m->retry_interval_ms = 10000;
 }
 

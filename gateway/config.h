@@ -105,6 +105,8 @@ struct gw_mqttsn_config {
 	uint64_t advertise_interval_ms;
 	char *multicast; /* NULL: off */
 	uint32_t max_clients;
+	uint32_t max_queued;  /* messages buffered per client (asleep / in flight) */
+	uint32_t max_retries; /* sends of an unacknowledged message before it is dropped */
 	uint64_t retry_interval_ms;
 	char *mountpoint;
 	struct gw_predefined predefined[GW_MAX_PREDEFINED];

@@ -645,6 +645,8 @@ static int start_mqttsn(struct gw *g)
 	c.advertise_interval_ms = mc->advertise_interval_ms;
 	c.multicast = mc->multicast;
 	c.max_clients = mc->max_clients;
+	c.max_queued = mc->max_queued;
+	c.max_retries = mc->max_retries;
 	c.retry_interval_ms = mc->retry_interval_ms;
 	c.mountpoint = mc->mountpoint;
 	for (i = 0; i < mc->n_predefined; i++) {

@@ -107,6 +107,9 @@ static void test_shipped_example(void **state)
 	assert_int_equal(cfg.mqttsn.n_predefined, 1);
 	assert_int_equal(cfg.mqttsn.predefined[0].id, 1);
 	assert_null(cfg.mqttsn.multicast);
+	assert_int_equal(cfg.mqttsn.max_queued, 100);
+	assert_int_equal(cfg.mqttsn.max_retries, 5);
+	assert_int_equal(cfg.mqttsn.advertise_interval_ms, 15 * 60 * 1000);
 	assert_true(cfg.devmap->map.n_devices >= 1);
 	d = cfg.devmap->map.devices[0];
 	assert_string_equal(d->name, "boiler");
@@ -205,6 +208,8 @@ static void test_errors_main(void **state)
 	expect_error("[mqttsn.predefined]\n0 = a/b\n", NULL,
 		     "main.ini:2: [mqttsn.predefined] 0: expected a topic id from 1 to 65534");
 	expect_error("[gateway]\nid = a b\n", NULL, "main.ini:2: [gateway] id: 'a b'");
+	expect_error("[mqttsn]\nmax_retries = 0\n", NULL,
+		     "main.ini:2: [mqttsn] max_retries: '0': expected an integer from 1 to 100");
 	expect_error(
 		"[device:x]\nhost = h\n", NULL,
 		"main.ini:1: [device:x]: buses, devices and points belong in the device-map files");

@@ -26,7 +26,9 @@ INI
 
 # --- configuration checks
 check "--check-config accepts the shipped example" "$FIELDMQ" --check-config -c etc/fieldmq.ini
-check "--check-config accepts the OpenWrt default" "$FIELDMQ" --check-config -c openwrt/files/fieldmq.ini
+sed 's|^data_dir = ../var|data_dir = /var/lib/fieldmq|; s|^log_target = stderr|log_target = syslog|; s|^id = gw1$|;id = gw1|' \
+	etc/fieldmq.ini > "$T/openwrt.ini"
+check "--check-config accepts the OpenWrt default (as openwrt/Makefile writes it)" "$FIELDMQ" --check-config -c "$T/openwrt.ini"
 make -s install DESTDIR="$T/root" PREFIX=/usr BUILD="$BUILD" > /dev/null 2>&1
 check "make install puts the binary in sbin" test -x "$T/root/usr/sbin/fieldmq"
 check "... and a valid config in /etc/fieldmq" "$FIELDMQ" --check-config -c "$T/root/etc/fieldmq/fieldmq.ini"
