@@ -49,7 +49,7 @@ struct brk_uv {
 struct brk_uvconn {
 	struct brk_conn c;
 	uv_tcp_t tcp;
-	uv_write_t wr;
+	uv_write_t *wr; /* allocated while the connection is busy, not when idle */
 	struct brk_uv *u;
 	struct gw_list dirty_link;
 	struct brk_obuf wbuf; /* the batch being written */
@@ -132,6 +132,7 @@ static void on_conn_close(uv_handle_t *h)
 	brk__conn_closed(&uc->c);
 	brk__obuf_fini(&uc->wbuf);
 	gw_free(uc->bufs);
+	gw_free(uc->wr);
 	gw_free(uc);
 	u->open_handles--;
 }
@@ -191,8 +192,16 @@ static void conn_flush(struct brk_uvconn *uc)
 
 		uc->bufs[i] = uv_buf_init((char *)base + sg->off, sg->len);
 	}
-	uc->wr.data = uc;
-	rc = uv_write(&uc->wr, (uv_stream_t *)&uc->tcp, uc->bufs, uc->wbuf.n, on_write);
+	if (!uc->wr) {
+		uc->wr = gw_malloc(sizeof(*uc->wr));
+		if (!uc->wr) {
+			brk__obuf_reset(&uc->wbuf);
+			conn_close_now(uc);
+			return;
+		}
+	}
+	uc->wr->data = uc;
+	rc = uv_write(uc->wr, (uv_stream_t *)&uc->tcp, uc->bufs, uc->wbuf.n, on_write);
 	if (rc) {
 		brk__obuf_reset(&uc->wbuf);
 		conn_close_now(uc);
@@ -353,6 +362,8 @@ static void on_tick(uv_timer_t *t)
 			gw_free(uc->bufs);
 			uc->bufs = NULL;
 			uc->cap_bufs = 0;
+			gw_free(uc->wr);
+			uc->wr = NULL;
 		}
 	}
 }
