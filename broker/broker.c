@@ -168,14 +168,10 @@ struct brk_session *brk__session_new(struct brk *b, struct gw_slice id)
 
 	if (b->n_sessions >= b->n_sbuckets && sessions_grow(b))
 		return NULL;
-	s = gw_calloc(1, sizeof(*s));
+	s = gw_calloc(1, sizeof(*s) + id.len + 1);
 	if (!s)
 		return NULL;
-	s->client_id = gw_strndup((const char *)id.p, id.len);
-	if (!s->client_id) {
-		gw_free(s);
-		return NULL;
-	}
+	memcpy(s->client_id, id.p, id.len);
 	s->b = b;
 	s->hash = hash_id(id);
 	gw_list_init(&s->timed_link);
@@ -245,7 +241,6 @@ static void session_free(struct brk_session *s)
 	if (s->will)
 		brk__msg_unref(s->will);
 	gw_list_del(&s->timed_link);
-	gw_free(s->client_id);
 	gw_free(s);
 }
 

@@ -206,7 +206,6 @@ struct brk_session {
 	struct brk *b;
 	struct brk_session *hnext; /* chain in the broker's session table */
 	struct gw_list timed_link; /* in b->timed while a will or an expiry is pending */
-	char *client_id;
 	uint32_t hash;
 	struct brk_conn *conn; /* network connection, or NULL */
 	struct brk_client *ic; /* in-process client, or NULL */
@@ -230,6 +229,7 @@ struct brk_session {
 	/* Scratch of brk__tree_match. */
 	uint64_t match_gen;
 	unsigned int match_idx;
+	char client_id[]; /* NUL-terminated */
 };
 
 /* ------------------------------------------------------------ connections */
@@ -257,6 +257,8 @@ struct brk_conn_ops {
 	void (*want_flush)(struct brk_conn *c);
 	/* Send what is queued, then close the transport (free the conn in its close callback). */
 	void (*close)(struct brk_conn *c);
+	/* Optional: the peer's address for logs, into buf (kept out of the idle conn). */
+	void (*peer)(struct brk_conn *c, char *buf, size_t n);
 };
 
 enum brk_conn_state {
@@ -297,11 +299,11 @@ struct brk_conn {
 	char **alias_in;      /* [b->cfg.max_topic_alias] topics the client assigned */
 	uint16_t inflight_in; /* QoS > 0 PUBLISHes not yet acknowledged by us */
 	size_t writing;	      /* bytes handed to the transport, not yet written */
-	char peer[64];
 };
 
-void brk__conn_init(struct brk_conn *c, struct brk *b, const struct brk_conn_ops *ops,
-		    const char *peer);
+void brk__conn_init(struct brk_conn *c, struct brk *b, const struct brk_conn_ops *ops);
+/* The peer's address for a log line (into buf, returned). */
+const char *brk__conn_peer(struct brk_conn *c, char *buf, size_t n);
 /*
  * brk__conn_input - process @len bytes read from the transport at @now.
  * Whole packets are handled in place; only a partial tail is copied. On a

@@ -46,15 +46,20 @@ struct brk_uv {
 	bool started;
 };
 
-struct brk_uvconn {
-	struct brk_conn c;
-	uv_tcp_t tcp;
-	uv_write_t *wr; /* allocated while the connection is busy, not when idle */
-	struct brk_uv *u;
-	struct gw_list dirty_link;
+/* What a write in flight needs; allocated while the connection is busy, not when idle. */
+struct brk_uvwr {
+	uv_write_t req;
 	struct brk_obuf wbuf; /* the batch being written */
 	uv_buf_t *bufs;
 	unsigned int cap_bufs;
+};
+
+struct brk_uvconn {
+	struct brk_conn c;
+	uv_tcp_t tcp;
+	struct brk_uvwr *w;
+	struct brk_uv *u;
+	struct gw_list dirty_link;
 	bool writing;
 	bool closing;
 	int64_t closing_since; /* a peer that does not read is not waited for long */
@@ -122,6 +127,16 @@ static int parse_listen(const char *spec, enum brk_lkind *kind, struct sockaddr_
 
 /* ------------------------------------------------------------ connections */
 
+static void writer_free(struct brk_uvconn *uc)
+{
+	if (!uc->w)
+		return;
+	brk__obuf_fini(&uc->w->wbuf);
+	gw_free(uc->w->bufs);
+	gw_free(uc->w);
+	uc->w = NULL;
+}
+
 static void on_conn_close(uv_handle_t *h)
 {
 	struct brk_uvconn *uc = h->data;
@@ -130,9 +145,7 @@ static void on_conn_close(uv_handle_t *h)
 	if (!gw_list_empty(&uc->dirty_link))
 		gw_list_del(&uc->dirty_link);
 	brk__conn_closed(&uc->c);
-	brk__obuf_fini(&uc->wbuf);
-	gw_free(uc->bufs);
-	gw_free(uc->wr);
+	writer_free(uc);
 	gw_free(uc);
 	u->open_handles--;
 }
@@ -153,7 +166,7 @@ static void on_write(uv_write_t *req, int status)
 
 	uc->writing = false;
 	uc->c.writing = 0;
-	brk__obuf_reset(&uc->wbuf);
+	brk__obuf_reset(&uc->w->wbuf);
 	if (status < 0) {
 		conn_close_now(uc);
 		return;
@@ -167,48 +180,50 @@ static void on_write(uv_write_t *req, int status)
 static void conn_flush(struct brk_uvconn *uc)
 {
 	struct brk_obuf tmp;
+	struct brk_uvwr *w;
 	unsigned int i;
 	int rc;
 
 	if (uc->writing || !uc->c.out.total || uv_is_closing((uv_handle_t *)&uc->tcp))
 		return;
+	if (!uc->w) {
+		uc->w = gw_calloc(1, sizeof(*uc->w));
+		if (!uc->w) {
+			conn_close_now(uc);
+			return;
+		}
+	}
+	w = uc->w;
 	/* Swap: what accumulated becomes the batch in flight. */
-	tmp = uc->wbuf;
-	uc->wbuf = uc->c.out;
+	tmp = w->wbuf;
+	w->wbuf = uc->c.out;
 	uc->c.out = tmp;
-	if (uc->cap_bufs < uc->wbuf.n) {
-		uv_buf_t *v = gw_realloc(uc->bufs, uc->wbuf.n * sizeof(*v));
+	if (w->cap_bufs < w->wbuf.n) {
+		uv_buf_t *v = gw_realloc(w->bufs, w->wbuf.n * sizeof(*v));
 
 		if (!v) {
+			brk__obuf_reset(&w->wbuf);
 			conn_close_now(uc);
 			return;
 		}
-		uc->bufs = v;
-		uc->cap_bufs = uc->wbuf.n;
+		w->bufs = v;
+		w->cap_bufs = w->wbuf.n;
 	}
-	for (i = 0; i < uc->wbuf.n; i++) {
-		struct brk_oseg *sg = &uc->wbuf.segs[i];
-		uint8_t *base = sg->m ? (uint8_t *)sg->m->payload : uc->wbuf.buf;
+	for (i = 0; i < w->wbuf.n; i++) {
+		struct brk_oseg *sg = &w->wbuf.segs[i];
+		uint8_t *base = sg->m ? (uint8_t *)sg->m->payload : w->wbuf.buf;
 
-		uc->bufs[i] = uv_buf_init((char *)base + sg->off, sg->len);
+		w->bufs[i] = uv_buf_init((char *)base + sg->off, sg->len);
 	}
-	if (!uc->wr) {
-		uc->wr = gw_malloc(sizeof(*uc->wr));
-		if (!uc->wr) {
-			brk__obuf_reset(&uc->wbuf);
-			conn_close_now(uc);
-			return;
-		}
-	}
-	uc->wr->data = uc;
-	rc = uv_write(uc->wr, (uv_stream_t *)&uc->tcp, uc->bufs, uc->wbuf.n, on_write);
+	w->req.data = uc;
+	rc = uv_write(&w->req, (uv_stream_t *)&uc->tcp, w->bufs, w->wbuf.n, on_write);
 	if (rc) {
-		brk__obuf_reset(&uc->wbuf);
+		brk__obuf_reset(&w->wbuf);
 		conn_close_now(uc);
 		return;
 	}
 	uc->writing = true;
-	uc->c.writing = uc->wbuf.total;
+	uc->c.writing = w->wbuf.total;
 }
 
 static void ops_want_flush(struct brk_conn *c)
@@ -234,11 +249,6 @@ static void ops_close(struct brk_conn *c)
 	else
 		ops_want_flush(c);
 }
-
-static const struct brk_conn_ops uv_conn_ops = {
-	.want_flush = ops_want_flush,
-	.close = ops_close,
-};
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
@@ -282,12 +292,22 @@ static void peer_name(uv_tcp_t *t, char *out, size_t n)
 	snprintf(out, n, "%s:%d", ip, port);
 }
 
+static void ops_peer(struct brk_conn *c, char *buf, size_t n)
+{
+	peer_name(&container_of(c, struct brk_uvconn, c)->tcp, buf, n);
+}
+
+static const struct brk_conn_ops uv_conn_ops = {
+	.want_flush = ops_want_flush,
+	.close = ops_close,
+	.peer = ops_peer,
+};
+
 static void on_connection(uv_stream_t *server, int status)
 {
 	struct brk_listener *l = server->data;
 	struct brk_uv *u = l->u;
 	struct brk_uvconn *uc;
-	char peer[64];
 
 	if (status < 0)
 		return;
@@ -307,8 +327,7 @@ static void on_connection(uv_stream_t *server, int status)
 		gw_list_init(&uc->c.link);
 		return;
 	}
-	peer_name(&uc->tcp, peer, sizeof(peer));
-	brk__conn_init(&uc->c, &u->b, &uv_conn_ops, peer);
+	brk__conn_init(&uc->c, &u->b, &uv_conn_ops);
 	uv_tcp_nodelay(&uc->tcp, 1);
 	/* Connections that never send CONNECT are bounded too. */
 	if (u->b.cfg.max_connections &&
@@ -358,12 +377,7 @@ static void on_tick(uv_timer_t *t)
 		 */
 		if (!uc->writing && !c->out.total) {
 			brk__obuf_fini(&c->out);
-			brk__obuf_fini(&uc->wbuf);
-			gw_free(uc->bufs);
-			uc->bufs = NULL;
-			uc->cap_bufs = 0;
-			gw_free(uc->wr);
-			uc->wr = NULL;
+			writer_free(uc);
 		}
 	}
 }

@@ -231,7 +231,12 @@ static void conn_fail(struct brk_conn *c, int err, uint8_t reason)
 		c->b->st.malformed++;
 	else
 		c->b->st.protocol_errors++;
-	brk__log(c->b, LOG_DEBUG, "%s: closing on error %d (reason 0x%02x)", c->peer, err, reason);
+	if (c->b->lg && c->b->lg->level >= LOG_DEBUG) {
+		char peer[64];
+
+		brk__log(c->b, LOG_DEBUG, "%s: closing on error %d (reason 0x%02x)",
+			 brk__conn_peer(c, peer, sizeof(peer)), err, reason);
+	}
 	if (c->state == BRK_CS_NEW && c->proto) {
 		/* A CONNECT that fails gets a CONNACK with the reason [MQTT-3.2.2-6]. */
 		if (reason == MQTT_RC_UNSUPPORTED_VERSION || reason == MQTT_RC_CLIENT_ID_INVALID ||
@@ -684,9 +689,17 @@ static void on_publish(struct brk_conn *c, struct mqtt_pkt *p, int64_t now)
 	if (p->props.has_topic_alias) {
 		uint16_t a = p->props.topic_alias;
 
-		if (!a || a > b->cfg.max_topic_alias || !c->alias_in) {
+		if (!a || a > b->cfg.max_topic_alias) {
 			conn_fail(c, -EPROTO, MQTT_RC_TOPIC_ALIAS_INVALID);
 			return;
+		}
+		/* The table exists only for clients that use aliases. */
+		if (!c->alias_in) {
+			c->alias_in = gw_calloc(b->cfg.max_topic_alias, sizeof(char *));
+			if (!c->alias_in) {
+				brk__conn_kick(c, MQTT_RC_UNSPECIFIED);
+				return;
+			}
 		}
 		if (topic.len) {
 			char *t = gw_strndup((const char *)topic.p, topic.len);
@@ -970,14 +983,6 @@ static void on_connect(struct brk_conn *c, struct mqtt_pkt *p, int64_t now)
 			c->alias_max_out = GW_MIN(p->props.topic_alias_max, b->cfg.max_topic_alias);
 		c->req_problem =
 			!p->props.has_request_problem_info || p->props.request_problem_info;
-		if (b->cfg.max_topic_alias) {
-			c->alias_in = gw_calloc(b->cfg.max_topic_alias, sizeof(char *));
-			if (!c->alias_in) {
-				send_connack(c, MQTT_RC_SERVER_UNAVAILABLE, false, NULL);
-				brk__conn_kick(c, 0);
-				return;
-			}
-		}
 	}
 	/* Keep alive capped by max_keepalive; 5.0 is told with Server Keep Alive. */
 	if (b->cfg.max_keepalive && (ka > b->cfg.max_keepalive || (ka == 0 && c->proto == MQTT_V5 &&
@@ -1067,8 +1072,12 @@ static void on_connect(struct brk_conn *c, struct mqtt_pkt *p, int64_t now)
 	send_connack(c, 0, present, &ack);
 	if (s->persist)
 		brk__session_save(s);
-	brk__log(b, LOG_DEBUG, "%s: connected as %s (v%u, present %d)", c->peer, s->client_id,
-		 c->proto, present);
+	if (b->lg && b->lg->level >= LOG_DEBUG) {
+		char peer[64];
+
+		brk__log(b, LOG_DEBUG, "%s: connected as %s (v%u, present %d)",
+			 brk__conn_peer(c, peer, sizeof(peer)), s->client_id, c->proto, present);
+	}
 	brk__session_pump(s, now, true);
 }
 
@@ -1179,15 +1188,21 @@ static void handle(struct brk_conn *c, const uint8_t *buf, size_t len, int64_t n
 
 /* --------------------------------------------------------------- framing */
 
-void brk__conn_init(struct brk_conn *c, struct brk *b, const struct brk_conn_ops *ops,
-		    const char *peer)
+const char *brk__conn_peer(struct brk_conn *c, char *buf, size_t n)
+{
+	snprintf(buf, n, "?");
+	if (c->ops && c->ops->peer)
+		c->ops->peer(c, buf, n);
+	return buf;
+}
+
+void brk__conn_init(struct brk_conn *c, struct brk *b, const struct brk_conn_ops *ops)
 {
 	memset(c, 0, sizeof(*c));
 	c->b = b;
 	c->ops = ops;
 	c->state = BRK_CS_NEW;
 	c->last_rx = gw_mono_ms();
-	snprintf(c->peer, sizeof(c->peer), "%s", peer ? peer : "?");
 	gw_list_add_tail(&b->conns, &c->link);
 }
 
@@ -1294,7 +1309,10 @@ void brk__conn_tick(struct brk_conn *c, int64_t now)
 	/* [MQTT-3.1.2-22] one and a half keep alive periods without a packet. */
 	if (c->state == BRK_CS_CONNECTED && c->keepalive &&
 	    now - c->last_rx > (int64_t)c->keepalive * 1500) {
-		brk__log(c->b, LOG_DEBUG, "%s: keepalive timeout", c->peer);
+		char peer[64];
+
+		brk__log(c->b, LOG_DEBUG, "%s: keepalive timeout",
+			 brk__conn_peer(c, peer, sizeof(peer)));
 		brk__conn_kick(c, MQTT_RC_KEEP_ALIVE_TIMEOUT);
 	}
 	/* A client that never sends CONNECT is dropped too. */

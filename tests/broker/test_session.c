@@ -34,7 +34,7 @@ static void f_close(struct brk_conn *c)
 	container_of(c, struct fconn, c)->closed = true;
 }
 
-static const struct brk_conn_ops fops = { f_want_flush, f_close };
+static const struct brk_conn_ops fops = { f_want_flush, f_close, NULL };
 
 struct env {
 	struct brk b;
@@ -128,7 +128,7 @@ static struct fconn *fc_new(struct env *e)
 
 	unsigned int i;
 
-	brk__conn_init(&f->c, &e->b, &fops, "test");
+	brk__conn_init(&f->c, &e->b, &fops);
 	f->c.last_rx = e->now;
 	for (i = 0; i < e->n && e->conns[i]; i++)
 		;
