@@ -269,3 +269,52 @@ def seq_report(payloads, n):
     missing = n - len(seen & set(range(n)))
     in_order = all(a < b for a, b in zip(firsts, firsts[1:]))
     return missing, dups, in_order
+
+
+def kill9(env, p):
+    p.kill()
+    p.wait()
+
+
+class AckedPublisher:
+    """Publishes str(i) for i in range(n) in the background and records which were acknowledged."""
+
+    def __init__(self, port, topic, n, inflight=200):
+        self.acked_mids = set()
+        self.mids = {}
+        self.lock = threading.Lock()
+        self.c = mqtt.Client(client_id="apub-%d" % os.getpid(), protocol=mqtt.MQTTv311)
+        self.c.max_inflight_messages_set(inflight)
+        self.c.max_queued_messages_set(0)
+        self.c.on_publish = self._on_publish
+        self.c.connect("127.0.0.1", port, 60)
+        self.c.loop_start()
+        self.t = threading.Thread(target=self._run, args=(topic, n), daemon=True)
+        self.t.start()
+
+    def _on_publish(self, c, u, mid):
+        # Never take our lock around paho's calls: paho holds its own here.
+        with self.lock:
+            self.acked_mids.add(mid)
+
+    def _run(self, topic, n):
+        for i in range(n):
+            info = self.c.publish(topic, str(i), qos=1)
+            with self.lock:
+                self.mids[info.mid] = i
+            if info.rc != 0:
+                break
+
+    def n_acked(self):
+        with self.lock:
+            return len(self.acked_mids)
+
+    def stop(self):
+        self.c.loop_stop()
+        try:
+            self.c.disconnect()
+        except Exception:
+            pass
+        self.t.join(5)
+        with self.lock:
+            return set(self.mids[m] for m in self.acked_mids if m in self.mids)
