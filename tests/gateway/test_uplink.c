@@ -1,0 +1,780 @@
+/*
+ * test_uplink.c - the uplink's sans-I/O core with a fake clock, a fake
+ * transport (bytes out are decoded with the broker's codec, bytes in are
+ * encoded with it), a fake store and a fake local broker.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "broker/mqtt_codec.h"
+#include "gateway/uplink.h"
+
+#define OUT_CAP (1 << 20)
+#define MAX_RECS 256
+
+struct frec {
+	uint64_t id;
+	char topic[128];
+	char payload[64];
+	uint8_t qos;
+	bool retain;
+	bool acked;
+};
+
+struct fake {
+	int connects;
+	int closes;
+	uint8_t out[OUT_CAP];
+	size_t out_len, rd;
+	struct frec recs[MAX_RECS];
+	unsigned int n_recs;
+	uint64_t next_id;
+	int peeks;
+	uint64_t peek_after;
+	size_t peek_max;
+	char local[16][128];
+	uint8_t local_qos[16];
+	unsigned int n_local;
+	int holds;
+	uint32_t rnd;
+	uint8_t version;
+};
+
+static int f_connect(void *arg)
+{
+	((struct fake *)arg)->connects++;
+	return 0;
+}
+
+static int f_send(void *arg, const void *p, size_t len)
+{
+	struct fake *f = arg;
+
+	assert_true(f->out_len + len <= OUT_CAP);
+	memcpy(f->out + f->out_len, p, len);
+	f->out_len += len;
+	return 0;
+}
+
+static void f_close(void *arg)
+{
+	((struct fake *)arg)->closes++;
+}
+
+static int f_append(void *arg, const struct st_record *rec, uint64_t *id)
+{
+	struct fake *f = arg;
+	struct frec *r = &f->recs[f->n_recs++];
+
+	assert_true(f->n_recs <= MAX_RECS);
+	memset(r, 0, sizeof(*r));
+	r->id = ++f->next_id;
+	memcpy(r->topic, rec->topic.p, rec->topic.len);
+	memcpy(r->payload, rec->payload.p, rec->payload.len);
+	r->qos = rec->qos;
+	r->retain = rec->retain;
+	*id = r->id;
+	return 0;
+}
+
+static int f_peek(void *arg, uint64_t after, size_t max_n)
+{
+	struct fake *f = arg;
+
+	f->peeks++;
+	f->peek_after = after;
+	f->peek_max = max_n;
+	return 0;
+}
+
+static int f_ack(void *arg, uint64_t id)
+{
+	struct fake *f = arg;
+	unsigned int i;
+
+	for (i = 0; i < f->n_recs; i++)
+		if (f->recs[i].id == id)
+			f->recs[i].acked = true;
+	return 0;
+}
+
+static int f_local(void *arg, const struct brk_pub *pub)
+{
+	struct fake *f = arg;
+
+	assert_true(f->n_local < 16);
+	snprintf(f->local[f->n_local], sizeof(f->local[0]), "%.*s", (int)pub->topic.len,
+		 (const char *)pub->topic.p);
+	f->local_qos[f->n_local++] = pub->qos;
+	return 0;
+}
+
+static void f_release(void *arg, void *hold)
+{
+	(void)hold;
+	((struct fake *)arg)->holds++;
+}
+
+static uint32_t f_random(void *arg)
+{
+	return ((struct fake *)arg)->rnd;
+}
+
+static const struct gw_upl_ops store_ops = {
+	.connect = f_connect,
+	.send = f_send,
+	.close = f_close,
+	.q_append = f_append,
+	.q_peek = f_peek,
+	.q_ack = f_ack,
+	.local_publish = f_local,
+	.hold_release = f_release,
+	.random = f_random,
+};
+
+static const struct gw_upl_ops mem_ops = {
+	.connect = f_connect,
+	.send = f_send,
+	.close = f_close,
+	.local_publish = f_local,
+	.hold_release = f_release,
+	.random = f_random,
+};
+
+static struct fake F;
+static int64_t now;
+static int dummy_hold;
+
+static void cfg_init(struct gw_uplink_config *c)
+{
+	static char url[] = "mqtt://cloud:1883", host[] = "cloud", id[] = "gw1";
+	static char f1[] = "fieldmq/#", f2[] = "loc/#", s1[] = "site/cmd/#", s2[] = "other/#";
+
+	memset(c, 0, sizeof(*c));
+	c->enabled = true;
+	c->url = url;
+	c->host = host;
+	c->port = 1883;
+	c->client_id = id;
+	c->protocol = 5;
+	c->keepalive_ms = 10000;
+	c->session_expiry_ms = 86400000;
+	c->forward[0].filter = f1;
+	c->forward[0].qos = 1;
+	c->forward[1].filter = f2;
+	c->forward[1].qos = 1;
+	c->n_forward = 2;
+	c->subscribe[0].filter = s1;
+	c->subscribe[0].qos = 1;
+	c->subscribe[1].filter = s2;
+	c->subscribe[1].qos = 2;
+	c->n_subscribe = 2;
+	c->remote_prefix = (char *)"site/";
+	c->local_prefix = (char *)"loc/";
+	c->queue = GW_UPQ_ALWAYS;
+	c->queue_qos0 = true;
+	c->max_inflight = 32;
+	c->reconnect_min_ms = 100;
+	c->reconnect_max_ms = 2000;
+}
+
+static struct gw_upl *mk(const struct gw_uplink_config *c, const struct gw_upl_ops *ops)
+{
+	struct gw_upl *u;
+
+	memset(&F, 0, sizeof(F));
+	F.version = c->protocol == 4 ? MQTT_V311 : MQTT_V5;
+	now = 1000000;
+	assert_int_equal(gw_upl_new(c, "fieldmq/gw1/status", ops, &F, NULL, &u), 0);
+	return u;
+}
+
+/* The next packet the core sent, decoded as a server would; false when none is left. */
+static bool next_pkt(struct mqtt_pkt *p)
+{
+	const struct mqtt_limits lim = { .from_client = true, .max_topic_alias = 0 };
+	int rc;
+
+	if (F.rd >= F.out_len)
+		return false;
+	rc = mqtt_decode(F.out + F.rd, F.out_len - F.rd, F.version, &lim, p);
+	assert_true(rc > 0);
+	F.rd += (size_t)rc;
+	return true;
+}
+
+static void expect_type(struct mqtt_pkt *p, uint8_t type)
+{
+	assert_true(next_pkt(p));
+	assert_int_equal(p->type, type);
+}
+
+static void feed(struct gw_upl *u, const struct mqtt_pkt *p)
+{
+	uint8_t buf[4096];
+	struct gw_writer w;
+
+	gw_writer_init(&w, buf, sizeof(buf));
+	assert_int_equal(mqtt_encode(&w, F.version, p), 0);
+	gw_upl_on_data(u, buf, w.len, now);
+}
+
+static void feed_ack(struct gw_upl *u, uint8_t type, uint16_t pid)
+{
+	struct mqtt_pkt p;
+
+	memset(&p, 0, sizeof(p));
+	p.type = type;
+	p.packet_id = pid;
+	feed(u, &p);
+}
+
+static void feed_connack(struct gw_upl *u, bool sp, uint16_t recv_max)
+{
+	struct mqtt_pkt p;
+
+	memset(&p, 0, sizeof(p));
+	p.type = MQTT_CONNACK;
+	p.connack.session_present = sp;
+	if (recv_max && F.version == MQTT_V5) {
+		p.props.has_receive_maximum = true;
+		p.props.receive_maximum = recv_max;
+	}
+	feed(u, &p);
+}
+
+static void feed_suback(struct gw_upl *u, uint16_t pid)
+{
+	static const uint8_t codes[] = { 1, 2 };
+	struct mqtt_pkt p;
+
+	memset(&p, 0, sizeof(p));
+	p.type = MQTT_SUBACK;
+	p.packet_id = pid;
+	p.suback.codes = (struct gw_slice){ codes, sizeof(codes) };
+	feed(u, &p);
+}
+
+/*
+ * Connects: CONNECT, CONNACK, then SUBSCRIBE and the birth PUBLISH, which is
+ * acknowledged. With a store, the first read of the queue is answered empty.
+ */
+static void connect_up(struct gw_upl *u, bool sp, uint16_t recv_max)
+{
+	struct mqtt_pkt p;
+
+	gw_upl_on_transport_up(u, now);
+	expect_type(&p, MQTT_CONNECT);
+	feed_connack(u, sp, recv_max);
+	expect_type(&p, MQTT_SUBSCRIBE);
+	feed_suback(u, p.packet_id);
+	expect_type(&p, MQTT_PUBLISH);
+	assert_true(gw_slice_eq_cstr(p.publish.topic, "site/fieldmq/gw1/status"));
+	assert_true(gw_slice_eq_cstr(p.publish.payload, "online"));
+	assert_true(p.publish.retain);
+	feed_ack(u, MQTT_PUBACK, p.packet_id);
+}
+
+static void local_msg(struct gw_upl *u, const char *topic, const char *payload, uint8_t qos,
+		      void *hold)
+{
+	struct brk_delivery d;
+
+	memset(&d, 0, sizeof(d));
+	d.topic = gw_slice_cstr(topic);
+	d.payload = gw_slice_cstr(payload);
+	d.qos = qos;
+	gw_upl_on_local(u, &d, hold, now);
+}
+
+/* Answers the outstanding peek with the fake store's unacknowledged records after its id. */
+static void answer_peek(struct gw_upl *u)
+{
+	struct st_qrecord q[MAX_RECS];
+	size_t n = 0;
+	unsigned int i;
+
+	for (i = 0; i < F.n_recs && n < F.peek_max; i++) {
+		struct frec *r = &F.recs[i];
+
+		if (r->id <= F.peek_after || r->acked)
+			continue;
+		q[n].id = r->id;
+		q[n].rec.topic = gw_slice_cstr(r->topic);
+		q[n].rec.payload = gw_slice_cstr(r->payload);
+		q[n].rec.props = (struct gw_slice){ NULL, 0 };
+		q[n].rec.qos = r->qos;
+		q[n].rec.retain = r->retain;
+		n++;
+	}
+	gw_upl_on_peeked(u, 0, q, n, now);
+}
+
+static unsigned int count_publishes(void)
+{
+	struct mqtt_pkt p;
+	unsigned int n = 0;
+
+	while (next_pkt(&p))
+		n += p.type == MQTT_PUBLISH;
+	return n;
+}
+
+/* ------------------------------------------------------------------ tests */
+
+static void test_backoff_bounds(void **state)
+{
+	const uint32_t rnds[] = { 0, 1, 0x80000000u, 0xffffffffu };
+	unsigned int a, i;
+
+	(void)state;
+	for (a = 0; a < 40; a++) {
+		for (i = 0; i < GW_ARRAY_SIZE(rnds); i++) {
+			uint64_t base = 1000, d;
+			unsigned int k;
+
+			for (k = 0; k < a && base < 120000; k++)
+				base *= 2;
+			if (base > 120000)
+				base = 120000;
+			d = gw_upl_backoff(1000, 120000, a, rnds[i]);
+			assert_true(d <= base);
+			assert_true(d >= base * 3 / 4);
+			assert_true(d <= 120000);
+		}
+	}
+	/* Jitter really varies the wait. */
+	assert_true(gw_upl_backoff(1000, 120000, 3, 0) != gw_upl_backoff(1000, 120000, 3, ~0u));
+	/* min == max: always within a quarter of it. */
+	assert_true(gw_upl_backoff(500, 500, 7, ~0u) >= 375);
+}
+
+static void test_connect_subscribe_and_resubscribe(void **state)
+{
+	struct gw_uplink_config c;
+	struct gw_upl *u;
+	struct mqtt_pkt p;
+	struct mqtt_sub_iter it;
+	struct mqtt_sub_entry e;
+	int64_t d;
+	int n = 0;
+
+	(void)state;
+	cfg_init(&c);
+	u = mk(&c, &mem_ops);
+	gw_upl_start(u, now);
+	assert_int_equal(F.connects, 1);
+	gw_upl_on_transport_up(u, now);
+	expect_type(&p, MQTT_CONNECT);
+	/* Clean start false with a session expiry: the cloud keeps our subscriptions. */
+	assert_false(p.connect.clean_start);
+	assert_true(p.props.has_session_expiry);
+	assert_int_equal(p.props.session_expiry, 86400);
+	assert_int_equal(p.connect.keep_alive, 10);
+	assert_true(gw_slice_eq_cstr(p.connect.client_id, "gw1"));
+	assert_true(p.connect.has_will);
+	assert_true(gw_slice_eq_cstr(p.connect.will.topic, "site/fieldmq/gw1/status"));
+	assert_true(gw_slice_eq_cstr(p.connect.will.payload, "offline"));
+	assert_true(p.connect.will.retain);
+	feed_connack(u, false, 0);
+	expect_type(&p, MQTT_SUBSCRIBE);
+	mqtt_sub_iter_init(&it, &p);
+	while (mqtt_sub_next(&it, &e) == 1) {
+		/* 5.0: our own forwarded messages never come back down. */
+		assert_true(e.no_local);
+		assert_true(e.retain_as_published);
+		n++;
+	}
+	assert_int_equal(n, 2);
+	expect_type(&p, MQTT_PUBLISH); /* birth */
+
+	/* Lost: the retry waits within the jittered backoff, then subscribes again. */
+	F.rnd = 0xffffffffu;
+	gw_upl_on_transport_down(u, -ECONNRESET, now);
+	d = gw_upl_deadline(u) - now;
+	assert_true(d >= 75 && d <= 100);
+	now += d - 1;
+	gw_upl_on_timer(u, now);
+	assert_int_equal(F.connects, 1);
+	now += 1;
+	gw_upl_on_timer(u, now);
+	assert_int_equal(F.connects, 2);
+	gw_upl_on_transport_up(u, now);
+	expect_type(&p, MQTT_CONNECT);
+	feed_connack(u, true, 0);
+	expect_type(&p, MQTT_SUBSCRIBE);
+	/* The birth message went in flight before the loss: it goes again (fresh). */
+	expect_type(&p, MQTT_PUBLISH);
+	assert_true(gw_slice_eq_cstr(p.publish.payload, "online"));
+
+	/* A refused connection backs off further each time. */
+	gw_upl_on_transport_down(u, -ECONNRESET, now);
+	now = gw_upl_deadline(u);
+	gw_upl_on_timer(u, now);
+	gw_upl_on_transport_down(u, -ECONNREFUSED, now);
+	d = gw_upl_deadline(u) - now;
+	assert_true(d >= 150 && d <= 200);
+	gw_upl_free(u);
+}
+
+static void test_inflight_window(void **state)
+{
+	struct gw_uplink_config c;
+	struct gw_upl *u;
+	struct mqtt_pkt p;
+	uint16_t first;
+	char t[32];
+	int i;
+
+	(void)state;
+	cfg_init(&c);
+	c.max_inflight = 4;
+	u = mk(&c, &mem_ops);
+	gw_upl_start(u, now);
+	connect_up(u, false, 0);
+	for (i = 0; i < 10; i++) {
+		snprintf(t, sizeof(t), "fieldmq/gw1/t%d", i);
+		local_msg(u, t, "v", 1, &dummy_hold);
+	}
+	/* Not stored (no store): the holds go back at once. */
+	assert_int_equal(F.holds, 10);
+	expect_type(&p, MQTT_PUBLISH);
+	first = p.packet_id;
+	assert_true(gw_slice_eq_cstr(p.publish.topic, "site/fieldmq/gw1/t0"));
+	assert_int_equal(count_publishes(), 3);
+	feed_ack(u, MQTT_PUBACK, first);
+	expect_type(&p, MQTT_PUBLISH);
+	assert_true(gw_slice_eq_cstr(p.publish.topic, "site/fieldmq/gw1/t4"));
+	assert_false(next_pkt(&p));
+	gw_upl_free(u);
+
+	/* The cloud's Receive Maximum narrows the window. */
+	u = mk(&c, &mem_ops);
+	gw_upl_start(u, now);
+	connect_up(u, false, 2);
+	for (i = 0; i < 10; i++)
+		local_msg(u, "fieldmq/x", "v", 1, NULL);
+	assert_int_equal(count_publishes(), 2);
+	gw_upl_free(u);
+}
+
+static void test_hold_until_commit(void **state)
+{
+	struct gw_uplink_config c;
+	struct gw_upl *u;
+	struct mqtt_pkt p;
+
+	(void)state;
+	cfg_init(&c);
+	u = mk(&c, &store_ops);
+	gw_upl_start(u, now);
+	connect_up(u, false, 0);
+	assert_int_equal(F.peeks, 1);
+	answer_peek(u);
+	local_msg(u, "fieldmq/gw1/a", "1", 1, &dummy_hold);
+	assert_int_equal(F.n_recs, 1);
+	assert_string_equal(F.recs[0].topic, "site/fieldmq/gw1/a");
+	/* Sent at once from memory, but the publisher waits for the commit. */
+	expect_type(&p, MQTT_PUBLISH);
+	assert_int_equal(F.holds, 0);
+	gw_upl_on_appended(u, F.recs[0].id, 0, now);
+	assert_int_equal(F.holds, 1);
+	/* Deleted from the store only when the cloud acknowledges it. */
+	assert_false(F.recs[0].acked);
+	feed_ack(u, MQTT_PUBACK, p.packet_id);
+	assert_true(F.recs[0].acked);
+	gw_upl_free(u);
+}
+
+static void test_backlog_before_live(void **state)
+{
+	struct gw_uplink_config c;
+	struct gw_upl *u;
+	struct mqtt_pkt p;
+	struct st_record rec = { .topic = GW_SLICE_STR("site/old"), .qos = 1 };
+	uint64_t id;
+
+	(void)state;
+	cfg_init(&c);
+	u = mk(&c, &store_ops);
+	/* Two records left by an earlier run. */
+	rec.payload = GW_SLICE_STR("1");
+	f_append(&F, &rec, &id);
+	rec.payload = GW_SLICE_STR("2");
+	f_append(&F, &rec, &id);
+	gw_upl_start(u, now);
+	connect_up(u, true, 0);
+	assert_int_equal(F.peeks, 1);
+	assert_int_equal(F.peek_after, 0);
+	/* Live traffic during the read waits behind what the store holds. */
+	local_msg(u, "fieldmq/new", "3", 1, NULL);
+	assert_false(next_pkt(&p));
+	answer_peek(u); /* the live record is not committed yet: not in the answer */
+	expect_type(&p, MQTT_PUBLISH);
+	assert_true(gw_slice_eq_cstr(p.publish.payload, "1"));
+	expect_type(&p, MQTT_PUBLISH);
+	assert_true(gw_slice_eq_cstr(p.publish.payload, "2"));
+	expect_type(&p, MQTT_PUBLISH);
+	assert_true(gw_slice_eq_cstr(p.publish.topic, "site/fieldmq/new"));
+	assert_true(gw_slice_eq_cstr(p.publish.payload, "3"));
+	gw_upl_free(u);
+}
+
+static void test_offline_goes_to_store(void **state)
+{
+	struct gw_uplink_config c;
+	struct gw_upl *u;
+	struct mqtt_pkt p;
+
+	(void)state;
+	cfg_init(&c);
+	c.queue_qos0 = false;
+	u = mk(&c, &store_ops);
+	gw_upl_start(u, now);
+	connect_up(u, false, 0);
+	answer_peek(u);
+	gw_upl_on_transport_down(u, -ECONNRESET, now);
+	local_msg(u, "fieldmq/a", "1", 1, &dummy_hold);
+	local_msg(u, "fieldmq/b", "q0", 0, NULL);
+	/* QoS 1 is stored, QoS 0 dropped (queue_qos0 = no); nothing is sent. */
+	assert_int_equal(F.n_recs, 1);
+	gw_upl_on_appended(u, F.recs[0].id, 0, now);
+	assert_int_equal(F.holds, 1);
+	now = gw_upl_deadline(u);
+	gw_upl_on_timer(u, now);
+	gw_upl_on_transport_up(u, now);
+	expect_type(&p, MQTT_CONNECT);
+	feed_connack(u, true, 0);
+	expect_type(&p, MQTT_SUBSCRIBE);
+	expect_type(&p, MQTT_PUBLISH); /* birth */
+	feed_ack(u, MQTT_PUBACK, p.packet_id);
+	/* The drain reads the store. */
+	assert_int_equal(F.peeks, 2);
+	answer_peek(u);
+	expect_type(&p, MQTT_PUBLISH);
+	assert_true(gw_slice_eq_cstr(p.publish.payload, "1"));
+	gw_upl_free(u);
+
+	/* queue_qos0 = yes keeps QoS 0 too while offline. */
+	c.queue_qos0 = true;
+	u = mk(&c, &store_ops);
+	gw_upl_start(u, now);
+	gw_upl_on_transport_down(u, -ECONNREFUSED, now);
+	local_msg(u, "fieldmq/b", "q0", 0, NULL);
+	assert_int_equal(F.n_recs, 1);
+	assert_int_equal(F.recs[0].qos, 0);
+	gw_upl_free(u);
+}
+
+static void test_drain_rate(void **state)
+{
+	struct gw_uplink_config c;
+	struct gw_upl *u;
+	struct st_record rec = { .topic = GW_SLICE_STR("site/q"), .qos = 1 };
+	int64_t t0, end;
+	unsigned int sent, i;
+	uint64_t id;
+
+	(void)state;
+	cfg_init(&c);
+	c.drain_rate = 10;
+	c.max_inflight = 100;
+	u = mk(&c, &store_ops);
+	for (i = 0; i < 50; i++) {
+		rec.payload = GW_SLICE_STR("x");
+		f_append(&F, &rec, &id);
+	}
+	gw_upl_start(u, now);
+	connect_up(u, true, 0);
+	answer_peek(u);
+	t0 = now;
+	sent = count_publishes();
+	assert_int_equal(sent, 1);
+	/* Follow the core's timer for two seconds: 10 msgs/s. */
+	end = t0 + 2000;
+	while (gw_upl_deadline(u) <= end) {
+		now = gw_upl_deadline(u);
+		gw_upl_on_timer(u, now);
+		sent += count_publishes();
+	}
+	assert_true(sent >= 20 && sent <= 22);
+	gw_upl_free(u);
+
+	/* 0 = unlimited: the window is the only bound. */
+	c.drain_rate = 0;
+	u = mk(&c, &store_ops);
+	for (i = 0; i < 50; i++) {
+		rec.payload = GW_SLICE_STR("x");
+		f_append(&F, &rec, &id);
+	}
+	gw_upl_start(u, now);
+	connect_up(u, true, 0);
+	answer_peek(u);
+	assert_int_equal(count_publishes(), 50);
+	gw_upl_free(u);
+}
+
+static void test_prefixes_and_loop(void **state)
+{
+	struct gw_uplink_config c;
+	struct gw_upl *u;
+	struct mqtt_pkt p;
+
+	(void)state;
+	cfg_init(&c);
+	u = mk(&c, &mem_ops);
+	gw_upl_start(u, now);
+	connect_up(u, false, 0);
+	/* Up: local_prefix stripped when present, remote_prefix prepended. */
+	local_msg(u, "loc/a/b", "1", 1, NULL);
+	expect_type(&p, MQTT_PUBLISH);
+	assert_true(gw_slice_eq_cstr(p.publish.topic, "site/a/b"));
+	local_msg(u, "x/y", "2", 1, NULL);
+	expect_type(&p, MQTT_PUBLISH);
+	assert_true(gw_slice_eq_cstr(p.publish.topic, "site/x/y"));
+	/* The local status topic is never forwarded: the uplink owns its cloud twin. */
+	local_msg(u, "fieldmq/gw1/status", "offline", 1, &dummy_hold);
+	assert_false(next_pkt(&p));
+	assert_int_equal(F.holds, 1);
+
+	/* Down: remote_prefix stripped when present, local_prefix prepended. */
+	memset(&p, 0, sizeof(p));
+	p.type = MQTT_PUBLISH;
+	p.publish.topic = GW_SLICE_STR("site/cmd/1");
+	p.publish.payload = GW_SLICE_STR("on");
+	p.publish.qos = 1;
+	p.packet_id = 7;
+	feed(u, &p);
+	p.publish.topic = GW_SLICE_STR("other/t");
+	p.publish.qos = 2;
+	p.packet_id = 8;
+	feed(u, &p);
+	/* A resent QoS 2 PUBLISH is not published twice. */
+	p.publish.dup = true;
+	feed(u, &p);
+	assert_int_equal(F.n_local, 2);
+	assert_string_equal(F.local[0], "loc/cmd/1");
+	assert_string_equal(F.local[1], "loc/other/t");
+	assert_int_equal(F.local_qos[1], 2);
+	expect_type(&p, MQTT_PUBACK);
+	assert_int_equal(p.packet_id, 7);
+	expect_type(&p, MQTT_PUBREC);
+	expect_type(&p, MQTT_PUBREC);
+	feed_ack(u, MQTT_PUBREL, 8);
+	expect_type(&p, MQTT_PUBCOMP);
+	/* What came down is published by the uplink itself; nothing goes back up here. */
+	assert_false(next_pkt(&p));
+	gw_upl_free(u);
+}
+
+static void test_keepalive(void **state)
+{
+	struct gw_uplink_config c;
+	struct gw_upl *u;
+	struct mqtt_pkt p;
+
+	(void)state;
+	cfg_init(&c);
+	u = mk(&c, &mem_ops);
+	gw_upl_start(u, now);
+	connect_up(u, false, 0);
+	assert_int_equal(gw_upl_deadline(u), now + 10000);
+	now += 10000;
+	gw_upl_on_timer(u, now);
+	expect_type(&p, MQTT_PINGREQ);
+	/* A PINGRESP clears it; the next ping comes a keepalive later. */
+	feed_ack(u, MQTT_PINGRESP, 0);
+	assert_int_equal(gw_upl_deadline(u), now + 10000);
+	now += 10000;
+	gw_upl_on_timer(u, now);
+	expect_type(&p, MQTT_PINGREQ);
+	/* No answer within a keepalive: the link is dropped and retried. */
+	now += 10000;
+	gw_upl_on_timer(u, now);
+	assert_int_equal(F.closes, 1);
+	assert_true(gw_upl_deadline(u) <= now + 100);
+	gw_upl_free(u);
+}
+
+static void test_resume_inflight(void **state)
+{
+	struct gw_uplink_config c;
+	struct gw_upl *u;
+	struct mqtt_pkt p;
+	uint16_t pid;
+
+	(void)state;
+	cfg_init(&c);
+	u = mk(&c, &mem_ops);
+	gw_upl_start(u, now);
+	connect_up(u, false, 0);
+	local_msg(u, "fieldmq/a", "1", 1, NULL);
+	expect_type(&p, MQTT_PUBLISH);
+	pid = p.packet_id;
+	assert_false(p.publish.dup);
+	gw_upl_on_transport_down(u, -ECONNRESET, now);
+	now = gw_upl_deadline(u);
+	gw_upl_on_timer(u, now);
+	gw_upl_on_transport_up(u, now);
+	expect_type(&p, MQTT_CONNECT);
+	feed_connack(u, true, 0);
+	expect_type(&p, MQTT_SUBSCRIBE);
+	/* [MQTT-4.4.0-1] the session resumed: the same packet id, with DUP. */
+	expect_type(&p, MQTT_PUBLISH);
+	assert_true(gw_slice_eq_cstr(p.publish.payload, "1"));
+	assert_int_equal(p.packet_id, pid);
+	assert_true(p.publish.dup);
+	gw_upl_free(u);
+}
+
+static void test_v311(void **state)
+{
+	struct gw_uplink_config c;
+	struct gw_upl *u;
+	struct mqtt_pkt p;
+
+	(void)state;
+	cfg_init(&c);
+	c.protocol = 4;
+	c.username = (char *)"user";
+	c.password = (char *)"secret";
+	u = mk(&c, &mem_ops);
+	gw_upl_start(u, now);
+	gw_upl_on_transport_up(u, now);
+	expect_type(&p, MQTT_CONNECT);
+	assert_false(p.connect.clean_start);
+	assert_true(gw_slice_eq_cstr(p.connect.username, "user"));
+	assert_true(gw_slice_eq_cstr(p.connect.password, "secret"));
+	/* A refused CONNACK closes and backs off. */
+	memset(&p, 0, sizeof(p));
+	p.type = MQTT_CONNACK;
+	p.connack.reason_code = MQTT_CONNACK_BAD_USER_OR_PASSWORD;
+	feed(u, &p);
+	assert_int_equal(F.closes, 1);
+	assert_true(gw_upl_deadline(u) > now);
+	gw_upl_free(u);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_backoff_bounds),
+		cmocka_unit_test(test_connect_subscribe_and_resubscribe),
+		cmocka_unit_test(test_inflight_window),
+		cmocka_unit_test(test_hold_until_commit),
+		cmocka_unit_test(test_backlog_before_live),
+		cmocka_unit_test(test_offline_goes_to_store),
+		cmocka_unit_test(test_drain_rate),
+		cmocka_unit_test(test_prefixes_and_loop),
+		cmocka_unit_test(test_keepalive),
+		cmocka_unit_test(test_resume_inflight),
+		cmocka_unit_test(test_v311),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
