@@ -223,7 +223,7 @@ static void tls_input(struct gw_uplink *up, struct upl_conn *c, const char *p, s
 		if (rc < 0) {
 			gw_log(up->log, LOG_ERR, MOD, "TLS handshake with %s:%u failed: %s",
 			       up->cfg->host, up->cfg->port, err);
-			report_down(up, c, -ECONNREFUSED);
+			report_down(up, c, -EPROTO);
 			return;
 		}
 		if (rc == 0)
@@ -300,7 +300,7 @@ static void on_connected(uv_connect_t *req, int status)
 		rc = gw_tls_handshake(c->tls, err, sizeof(err)); /* the ClientHello */
 		if (rc < 0) {
 			gw_log(up->log, LOG_ERR, MOD, "TLS with %s: %s", up->cfg->host, err);
-			report_down(up, c, -ECONNREFUSED);
+			report_down(up, c, -EPROTO);
 			after(up);
 			return;
 		}

@@ -175,7 +175,8 @@ class Env:
 class Collector:
     """A subscriber that records (topic, payload) in arrival order."""
 
-    def __init__(self, port, topics, client_id="", clean=True, qos=1, proto=mqtt.MQTTv311):
+    def __init__(self, port, topics, client_id="", clean=True, qos=1, proto=mqtt.MQTTv311,
+                 tls=None, host="127.0.0.1"):
         self.msgs = []
         self.lock = threading.Lock()
         self.subscribed = threading.Event()
@@ -186,7 +187,9 @@ class Collector:
         self.c.on_message = self._on_message
         self.c.on_subscribe = lambda *a: self.subscribed.set()
         self.c.reconnect_delay_set(0.1, 0.5)
-        self.c.connect("127.0.0.1", port, 30)
+        if tls:
+            self.c.tls_set(**tls)
+        self.c.connect(host, port, 30)
         self.c.loop_start()
 
     def _on_connect(self, c, u, flags, rc):
