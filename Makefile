@@ -153,7 +153,7 @@ fuzz:
 	@echo "run e.g.: build/libfuzzer/fuzz_mqtt_codec tests/fuzz/corpus/mqtt_codec -max_total_time=60"
 
 bench: deps all $(BENCH_BINS)
-	BUILD=$(BUILD) bench/run.sh
+	BUILD=$(BUILD) bench/all.sh
 
 # ----------------------------------------------------------------- running
 # The demo device map (etc/devices.d/demo.ini) polls the Modbus simulator,

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# `make bench`: every benchmark, one after the other, each writing its figures
+# into its own marked section of BENCHMARKS.md:
+#   broker   bench/run.sh            (fieldmq vs Mosquitto, s1-s6; writes its section itself)
+#   store    build/bench/store_bench (append rate, open time, bytes per message, drain)
+#   modbus   bench/modbus_bench.sh   (points/s, requests per poll, CPU, RSS)
+#   mqttsn   bench/mqttsn_bench.sh   (QoS 0/1 publishes/s from 100 clients, RSS per client)
+#   uplink   bench/uplink_bench.sh   (drain rate to Mosquitto at QoS 1)
+# ONLY="store modbus" runs a subset.
+set -u
+cd "$(dirname "$0")/.."
+: "${BUILD:=build}"
+export BUILD
+ONLY=${ONLY:-"broker store modbus mqttsn uplink"}
+OUT=${OUT:-BENCHMARKS.md}
+[ -f "$OUT" ] || echo "# fieldmq benchmarks" > "$OUT"
+
+machine() {
+	echo "Machine: $(nproc) CPUs, $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1), Linux $(uname -r); $(date -u '+%Y-%m-%d %H:%M UTC'); a shared, noisy 2-core VM."
+}
+
+# section NAME TITLE COMMAND... : runs COMMAND, puts its output in the NAME section.
+section() {
+	local name=$1 title=$2 out rc
+	shift 2
+	echo "=== $name: $*"
+	out=$("$@" 2>&1)
+	rc=$?
+	echo "$out"
+	BENCH_OUT=$out /usr/bin/python3 - "$OUT" "$name" "$title" "$*" "$rc" "$(machine)" <<'PY'
+import os, sys
+path, name, title, cmd, rc, machine = sys.argv[1:7]
+body = os.environ["BENCH_OUT"].rstrip("\n")
+start, end = "<!-- %s-bench:start -->" % name, "<!-- %s-bench:end -->" % name
+block = "%s\n## %s\n\nCommand: `%s` (exit %s). %s\n\n```\n%s\n```\n%s" % (
+    start, title, cmd, rc, machine, body, end)
+text = open(path).read()
+if start in text and end in text:
+    a = text.index(start)
+    b = text.index(end) + len(end)
+    text = text[:a] + block + text[b:]
+else:
+    text = text.rstrip("\n") + "\n\n" + block + "\n"
+open(path, "w").write(text)
+PY
+}
+
+for b in $ONLY; do
+	case $b in
+	broker) bench/run.sh ;;
+	store)
+		d=$(mktemp -d /tmp/fieldmq-stbench.XXXXXX)
+		section store "Store (SQLite queue)" "$BUILD/bench/store_bench" -n 1000000 -d "$d"
+		rm -rf "$d"
+		;;
+	modbus) section modbus "Modbus adapter" bench/modbus_bench.sh 100 100 1000 5 ;;
+	mqttsn) section mqttsn-run "MQTT-SN gateway: the latest run" bench/mqttsn_bench.sh 100 5 1000 ;;
+	uplink) [ -x bench/uplink_bench.sh ] && section uplink "Uplink drain to Mosquitto" bench/uplink_bench.sh ;;
+	esac
+done
