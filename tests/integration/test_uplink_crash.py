@@ -59,8 +59,14 @@ vals = [p for p in data]
 missing, dups, in_order = seq_report(vals, N1 + N2)
 print("# received %d (%d distinct), duplicates %d" % (len(data), len(got), dups))
 env.check("first arrivals are in order", in_order)
-env.check("duplicates bounded by what was in flight at the kill (< 5%)",
-          dups < (N1 + N2) // 20, dups)
+# One kill while draining: a message is sent at most twice (acknowledged by the
+# cloud, its deletion not yet committed, sent again after the restart). How
+# many depends on how far the store's commits lagged at the kill.
+counts = {}
+for p in data:
+    counts[p] = counts.get(p, 0) + 1
+env.check("no message arrives more than twice", max(counts.values()) <= 2,
+          max(counts.values()))
 sub.close()
 env.check("fieldmq stops cleanly", env.stop(fmq) == 0)
 env.finish()
