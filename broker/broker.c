@@ -98,6 +98,81 @@ uint32_t brk__msg_expiry_left(const struct brk_msg *m, int64_t now)
 	return left < 1 ? 1 : (uint32_t)left;
 }
 
+/* ------------------------------------------------------------ node pool */
+
+_Static_assert(sizeof(struct brk_hold) <= BRK_NODE_SIZE, "brk_hold fits a pool node");
+_Static_assert(sizeof(struct brk_inq) <= BRK_NODE_SIZE, "brk_inq fits a pool node");
+_Static_assert(sizeof(struct brk_qmsg) + BRK_QMSG_POOL_IDS * sizeof(uint32_t) <= BRK_NODE_SIZE,
+	       "brk_qmsg with its inline ids fits a pool node");
+
+void *brk__node_get(struct brk *b)
+{
+	struct brk_pool *pl = &b->pool;
+	void *p = pl->free;
+
+	if (!p) {
+		pl->n_mallocs++;
+		return gw_malloc(BRK_NODE_SIZE);
+	}
+	memcpy(&pl->free, p, sizeof(void *));
+	if (--pl->n_free < pl->low)
+		pl->low = pl->n_free;
+	return p;
+}
+
+void brk__node_put(struct brk *b, void *p)
+{
+	struct brk_pool *pl;
+
+	if (!p)
+		return;
+	if (!b || b->pool.n_free >= BRK_POOL_MAX_FREE) {
+		gw_free(p);
+		return;
+	}
+	pl = &b->pool;
+	memcpy(p, &pl->free, sizeof(void *));
+	pl->free = p;
+	pl->n_free++;
+}
+
+void brk__pool_trim(struct brk *b)
+{
+	struct brk_pool *pl = &b->pool;
+	uint32_t n = pl->low;
+
+	/* Nodes no burst reached during the whole last period are not needed. */
+	while (n-- && pl->free) {
+		void *p = pl->free;
+
+		memcpy(&pl->free, p, sizeof(void *));
+		pl->n_free--;
+		gw_free(p);
+	}
+	pl->low = pl->n_free;
+}
+
+static void pool_fini(struct brk *b)
+{
+	b->pool.low = b->pool.n_free;
+	brk__pool_trim(b);
+}
+
+struct brk_qmsg *brk__qmsg_get(struct brk *b, unsigned int n_ids)
+{
+	if (n_ids <= BRK_QMSG_POOL_IDS)
+		return brk__node_get(b);
+	return gw_malloc(sizeof(struct brk_qmsg) + n_ids * sizeof(uint32_t));
+}
+
+void brk__qmsg_put(struct brk *b, struct brk_qmsg *q)
+{
+	if (q && q->n_ids <= BRK_QMSG_POOL_IDS)
+		brk__node_put(b, q);
+	else
+		gw_free(q);
+}
+
 /* The message as a brk_pub (slices into @m). */
 static struct brk_pub msg_pub(const struct brk_msg *m)
 {
@@ -194,9 +269,8 @@ static void qlist_free(struct brk_session *s, struct gw_list *l)
 		gw_list_del(&q->link);
 		if (q->m)
 			brk__msg_unref(q->m);
-		gw_free(q);
+		brk__qmsg_put(s->b, q);
 	}
-	(void)s;
 }
 
 static void session_free(struct brk_session *s)
@@ -223,17 +297,9 @@ static void session_free(struct brk_session *s)
 		struct brk_inq *e = gw_list_first(&s->inq, struct brk_inq, link);
 
 		gw_list_del(&e->link);
-		gw_free(e);
+		brk__node_put(b, e);
 	}
-	while (!gw_list_empty(&s->acks)) {
-		struct brk_hold *h = gw_list_first(&s->acks, struct brk_hold, link);
-
-		/* A hold still taken is freed by its last brk_hold_release(). */
-		gw_list_del(&h->link);
-		h->s = NULL;
-		if (!h->refs)
-			gw_free(h);
-	}
+	brk__holds_detach(b, &s->acks);
 	if (s->conn)
 		s->conn->s = NULL;
 	if (s->ic)
@@ -284,23 +350,20 @@ void brk__session_clear(struct brk_session *s)
 	brk__session_end(s, gw_mono_ms());
 }
 
-/* A persistent session goes offline: hand its unacknowledged messages to the store. */
-static void persist_pending(struct brk_session *s, struct gw_list *l)
+/*
+ * A persistent session goes offline: messages not yet in the store get there
+ * (those queued before the hooks were installed), and those with an expiry
+ * are saved again with what is left of it, so a restore counts from now.
+ */
+static void persist_pending(struct brk_session *s, struct gw_list *l, int64_t now)
 {
-	struct brk *b = s->b;
 	struct gw_list *pos;
 
 	gw_list_for_each (pos, l) {
 		struct brk_qmsg *q = gw_list_entry(pos, struct brk_qmsg, link);
-		struct brk_pub pub;
 
-		if (q->seq || !q->m)
-			continue;
-		pub = msg_pub(q->m);
-		pub.qos = q->qos;
-		pub.retain = q->retain;
-		q->seq = ++s->next_seq;
-		b->pops->session_msg_add(b->parg, s->client_id, q->seq, &pub);
+		if (q->m && (!q->seq || q->m->expire_at))
+			brk__qmsg_persist(s, q, now);
 	}
 }
 
@@ -311,8 +374,8 @@ void brk__session_offline(struct brk_session *s, bool publish_will, int64_t now)
 	s->conn = NULL;
 	s->ic = NULL;
 	if (s->expiry && s->persist && b->pops && b->pops->session_msg_add) {
-		persist_pending(s, &s->inflight);
-		persist_pending(s, &s->queue);
+		persist_pending(s, &s->inflight, now);
+		persist_pending(s, &s->queue, now);
 	}
 	if (!publish_will && s->will) {
 		brk__msg_unref(s->will);
@@ -532,6 +595,7 @@ int brk__init(struct brk *b, uv_loop_t *loop, const struct brk_config *cfg,
 	b->lg = lg;
 	gw_list_init(&b->conns);
 	gw_list_init(&b->timed);
+	gw_list_init(&b->loose_holds);
 	if (b->cfg.n_listen > BRK_MAX_LISTENERS)
 		return -EINVAL;
 	for (i = 0; i < b->cfg.n_listen; i++) {
@@ -557,6 +621,14 @@ void brk__fini(struct brk *b)
 	for (i = 0; i < b->n_sbuckets; i++)
 		while (b->sessions[i])
 			session_free(b->sessions[i]);
+	/* Holds still taken outlive us: their last release frees them without the pool. */
+	while (b->loose_holds.next && !gw_list_empty(&b->loose_holds)) {
+		struct brk_hold *h = gw_list_first(&b->loose_holds, struct brk_hold, link);
+
+		gw_list_del(&h->link);
+		h->b = NULL;
+	}
+	pool_fini(b);
 	gw_free(b->sessions);
 	b->sessions = NULL;
 	b->n_sbuckets = 0;
@@ -640,6 +712,7 @@ void brk__tick(struct brk *b, int64_t now)
 	}
 	if (b->cfg.sys_interval_ms && now - b->last_sys >= (int64_t)b->cfg.sys_interval_ms)
 		brk__sys_publish(b, now);
+	brk__pool_trim(b);
 }
 
 void brk_get_stats(const struct brk *b, struct brk_stats *out)
@@ -769,9 +842,11 @@ int brk_client_unsubscribe(struct brk_client *c, struct gw_slice filter)
 	return brk__session_unsubscribe(c->s, filter);
 }
 
-static int publish_from(struct brk *b, struct brk_session *from, const struct brk_pub *pub)
+static int publish_from(struct brk *b, struct brk_session *from, const struct brk_pub *pub,
+			void (*acked)(void *arg, int status), void *arg)
 {
 	int64_t now = gw_mono_ms();
+	struct brk_hold *h = NULL;
 	struct brk_msg *m;
 
 	if (!brk__topic_name_valid(pub->topic) || pub->qos > 2)
@@ -779,9 +854,24 @@ static int publish_from(struct brk *b, struct brk_session *from, const struct br
 	m = brk__msg_new(pub, now);
 	if (!m)
 		return -ENOMEM;
+	if (acked) {
+		h = brk__node_get(b);
+		if (!h) {
+			brk__msg_unref(m);
+			return -ENOMEM;
+		}
+		memset(h, 0, sizeof(*h));
+		h->b = b;
+		h->refs = 1; /* ours, until routing is done */
+		h->acked = acked;
+		h->arg = arg;
+		gw_list_add_tail(&b->loose_holds, &h->link);
+	}
 	b->st.msgs_received++;
-	brk__route(b, m, from, NULL, now);
+	brk__route(b, m, from, h, now);
 	brk__msg_unref(m);
+	if (h)
+		brk_hold_release(h);
 	return 0;
 }
 
@@ -789,7 +879,17 @@ int brk_client_publish(struct brk_client *c, const struct brk_pub *pub)
 {
 	if (!c->s)
 		return -ENOTCONN;
-	return publish_from(c->s->b, c->s, pub);
+	return publish_from(c->s->b, c->s, pub, NULL, NULL);
+}
+
+int brk_client_publish_acked(struct brk_client *c, const struct brk_pub *pub,
+			     void (*acked)(void *arg, int status), void *arg)
+{
+	if (!c->s)
+		return -ENOTCONN;
+	if (!acked)
+		return -EINVAL;
+	return publish_from(c->s->b, c->s, pub, acked, arg);
 }
 
 void brk_client_free(struct brk_client *c, bool publish_will)
@@ -805,7 +905,7 @@ void brk_client_free(struct brk_client *c, bool publish_will)
 
 int brk_publish(struct brk *b, const struct brk_pub *pub)
 {
-	return publish_from(b, NULL, pub);
+	return publish_from(b, NULL, pub, NULL, NULL);
 }
 
 /* ------------------------------------------------------------ persistence */
@@ -898,11 +998,12 @@ int brk_restore_session_msg(struct brk *b, const char *client_id, uint64_t seq,
 	m = brk__msg_new(pub, gw_mono_ms());
 	if (!m)
 		return -ENOMEM;
-	q = gw_calloc(1, sizeof(*q));
+	q = brk__qmsg_get(b, 0);
 	if (!q) {
 		brk__msg_unref(m);
 		return -ENOMEM;
 	}
+	memset(q, 0, sizeof(*q));
 	q->m = m;
 	q->qos = pub->qos;
 	q->retain = pub->retain;

@@ -160,6 +160,22 @@ int brk_client_unsubscribe(struct brk_client *c, struct gw_slice filter);
 int brk_client_publish(struct brk_client *c, const struct brk_pub *pub);
 
 /*
+ * brk_client_publish_acked - publish as brk_client_publish() does, and learn
+ * when every hold on the message is released: the moment a network
+ * publisher would get its PUBACK / PUBREC (e.g. once the uplink's store has
+ * committed it). @acked(@arg, 0) is called exactly once: synchronously,
+ * before this returns, when nothing took a hold (QoS 0, no in-process
+ * subscriber holding it), else from the last brk_hold_release(), possibly
+ * after @c is freed or the broker is gone (the status is 0 in every case
+ * today; a negative errno is reserved for a message the holders lost). The
+ * callback may publish and take holds; it must not free another client.
+ * Returns 0, or -ENOTCONN, -EINVAL (bad topic or QoS, NULL @acked), -ENOMEM:
+ * then @acked is never called.
+ */
+int brk_client_publish_acked(struct brk_client *c, const struct brk_pub *pub,
+			     void (*acked)(void *arg, int status), void *arg);
+
+/*
  * brk_client_free - detach. @publish_will: true as on an abnormal loss (the will
  * goes out, after its delay), false as on a DISCONNECT. A session with an
  * expiry stays in the broker and queues messages until it expires.

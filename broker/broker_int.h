@@ -186,15 +186,54 @@ struct brk_qmsg {
 	uint32_t ids[];
 };
 
-/* An acknowledgement the session owes a publisher, held by in-process subscribers. */
+/*
+ * A qmsg with up to this many subscription ids fits a pool node; more (rare)
+ * take an allocation of their own.
+ */
+#define BRK_QMSG_POOL_IDS 6
+
+/*
+ * An acknowledgement a publisher waits for, held by in-process subscribers.
+ * A network publisher's holds are on its session's acks list, in PUBLISH
+ * order (PUBACK / PUBREC go out in that order). An in-process publisher's
+ * (brk_client_publish_acked) and those whose session ended while taken are
+ * on b->loose_holds; their acked callback, if any, fires when refs drops to 0.
+ */
 struct brk_hold {
-	struct gw_list link; /* in the session's acks, in PUBLISH order */
-	struct brk *b;
-	struct brk_session *s; /* NULL once the session is gone */
+	struct gw_list link;
+	struct brk *b;	       /* NULL once the broker is gone: the last release frees */
+	struct brk_session *s; /* network publisher's session; NULL otherwise */
+	void (*acked)(void *arg, int status);
+	void *arg;
 	uint32_t refs;
 	uint16_t pid;
-	uint8_t kind; /* MQTT packet type of the ack: PUBACK or PUBREC */
+	uint8_t kind; /* MQTT packet type of the ack: PUBACK or PUBREC; 0 in-process */
 };
+
+/*
+ * Fixed-size nodes for what every QoS >= 1 message costs per subscriber (a
+ * brk_qmsg) and per publish (a brk_hold, a brk_inq): a free list, so the
+ * steady state does no malloc per message. Nodes are allocated one by one
+ * with gw_malloc (so each can be freed alone), returned to the list on free,
+ * at most BRK_POOL_MAX_FREE kept; brk__tick gives back those that stayed
+ * unused for a whole tick, so an idle broker keeps none.
+ */
+#define BRK_NODE_SIZE 64
+#define BRK_POOL_MAX_FREE 4096
+
+struct brk_pool {
+	void *free; /* singly linked through each node's first word */
+	uint32_t n_free;
+	uint32_t low;	    /* fewest free nodes since the last trim */
+	uint64_t n_mallocs; /* nodes that had to be allocated (for tests and figures) */
+};
+
+/* A node of BRK_NODE_SIZE bytes (uninitialised), or NULL on out-of-memory. */
+void *brk__node_get(struct brk *b);
+/* Give back a node from brk__node_get(); @b NULL: free it (the broker is gone). */
+void brk__node_put(struct brk *b, void *p);
+/* Free the nodes that stayed unused since the last call (every tick). */
+void brk__pool_trim(struct brk *b);
 
 /* A QoS 2 packet id received from the client whose PUBREL has not come yet. */
 struct brk_inq {
@@ -342,6 +381,8 @@ struct brk {
 	struct brk_stats st;
 	const struct brk_persist_ops *pops;
 	void *parg;
+	struct brk_pool pool;
+	struct gw_list loose_holds; /* brk_hold of in-process publishers and ended sessions */
 	bool stopping;
 	unsigned int route_depth;
 	uint64_t match_gen;
@@ -376,7 +417,20 @@ int brk__session_unsubscribe(struct brk_session *s, struct gw_slice filter);
 void brk__session_send_retained(struct brk_session *s, struct gw_slice filter, uint8_t qos,
 				unsigned int opts, uint32_t sub_id, int64_t now);
 void brk__session_save(struct brk_session *s);
+/*
+ * Hand @q (a QoS >= 1 message of the persistent session @s, m set) to
+ * pops->session_msg_add, giving it a seq if it has none (the same seq again
+ * replaces the stored copy). Its expiry is saved as what is left at @now.
+ */
+void brk__qmsg_persist(struct brk_session *s, struct brk_qmsg *q, int64_t now);
 void brk__hold_release_acks(struct brk_session *s);
+/* A new hold (refs 1) on @s's acks, or NULL on out-of-memory. */
+struct brk_hold *brk__hold_new(struct brk_session *s, uint16_t pid, uint8_t kind);
+/* The session of @h's holds is gone: detach them (freed by their last release). */
+void brk__holds_detach(struct brk *b, struct gw_list *acks);
+/* A queued-message node for @n_ids ids (pool or malloc), or NULL. Freed by brk__qmsg_put. */
+struct brk_qmsg *brk__qmsg_get(struct brk *b, unsigned int n_ids);
+void brk__qmsg_put(struct brk *b, struct brk_qmsg *q);
 /* Ack @pid of a network publisher (PUBACK / PUBREC) now or when its holds go. */
 void brk__conn_send_ack(struct brk_conn *c, uint8_t type, uint16_t pid, uint8_t reason);
 /* Encode @q of @s as a PUBLISH onto its connection. false: too big for the client (dropped). */

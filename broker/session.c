@@ -134,14 +134,22 @@ static int out_pkt(struct brk_conn *c, const struct mqtt_pkt *p)
 
 /* --------------------------------------------------------- small packets */
 
+static const char *reason_string(uint8_t reason);
+
 void brk__conn_send_ack(struct brk_conn *c, uint8_t type, uint16_t pid, uint8_t reason)
 {
+	const char *rs = reason >= 0x80 ? reason_string(reason) : NULL;
 	struct mqtt_pkt p;
 
 	memset(&p, 0, sizeof(p));
 	p.type = type;
 	p.packet_id = pid;
 	p.ack.reason_code = reason;
+	/* [MQTT-3.1.2-29] no Reason String when the client set Request Problem Information 0. */
+	if (rs && c->proto == MQTT_V5 && c->req_problem) {
+		p.props.has_reason_string = true;
+		p.props.reason_string = gw_slice_cstr(rs);
+	}
 	out_pkt(c, &p);
 }
 
@@ -150,10 +158,16 @@ void brk__conn_send_pubrel(struct brk_conn *c, uint16_t pid)
 	brk__conn_send_ack(c, MQTT_PUBREL, pid, 0);
 }
 
-/* Reason strings for the DISCONNECTs we send (always allowed there [MQTT-3.1.2-29]). */
+/*
+ * Reason strings for the DISCONNECTs we send (always allowed there
+ * [MQTT-3.1.2-29]) and for failed acknowledgements (only if the client asked
+ * for problem information).
+ */
 static const char *reason_string(uint8_t reason)
 {
 	switch (reason) {
+	case MQTT_RC_PACKET_ID_NOT_FOUND:
+		return "packet identifier not found";
 	case MQTT_RC_MALFORMED:
 		return "malformed packet";
 	case MQTT_RC_PROTOCOL_ERROR:
@@ -382,7 +396,35 @@ static void qmsg_free(struct brk_session *s, struct brk_qmsg *q)
 		b->pops->session_msg_del(b->parg, s->client_id, q->seq);
 	if (q->m)
 		brk__msg_unref(q->m);
-	gw_free(q);
+	brk__qmsg_put(b, q);
+}
+
+void brk__qmsg_persist(struct brk_session *s, struct brk_qmsg *q, int64_t now)
+{
+	struct brk *b = s->b;
+	struct brk_msg *m = q->m;
+	struct brk_msg_props props;
+	struct brk_pub pub = {
+		.topic = brk__msg_topic(m),
+		.payload = { m->payload, m->payload_len },
+		.qos = q->qos,
+		.retain = q->retain,
+		.props = m->has_props ? &m->props : NULL,
+	};
+
+	if (m->expire_at) {
+		/*
+		 * The expiry saved is what is left of it now, so a restore does
+		 * not restart the clock from the publisher's full interval.
+		 */
+		props = m->props;
+		props.has_expiry = true;
+		props.expiry = brk__msg_expiry_left(m, now);
+		pub.props = &props;
+	}
+	if (!q->seq)
+		q->seq = ++s->next_seq;
+	b->pops->session_msg_add(b->parg, s->client_id, q->seq, &pub);
 }
 
 static uint16_t next_pid(struct brk_session *s)
@@ -502,27 +544,26 @@ void brk__session_deliver(struct brk_session *s, struct brk_msg *m, const struct
 		return;
 	}
 	if (qos == 0) {
-		struct brk_qmsg tmp;
+		union {
+			struct brk_qmsg q;
+			uint8_t room[sizeof(struct brk_qmsg) + sizeof(mt->ids)];
+		} tmp;
 
-		/* QoS 0 goes out now or never: no allocation for it. */
+		/*
+		 * QoS 0 goes out now or never: no allocation for it. An offline
+		 * persistent session does not queue it either: Mosquitto does only
+		 * with queue_qos0_messages (off by default), and the spec lists
+		 * QoS 0 messages as optional session state (3.1.1 section 3.1.2.4,
+		 * 5.0 section 4.1).
+		 */
 		if (!s->conn || s->conn->state != BRK_CS_CONNECTED)
 			return;
-		memset(&tmp, 0, sizeof(tmp));
-		tmp.m = m;
-		tmp.retain = retain;
-		if (mt->n_ids) {
-			/* Rare: ids need a qmsg with room for them. */
-			q = gw_malloc(sizeof(*q) + mt->n_ids * sizeof(uint32_t));
-			if (!q)
-				return;
-			*q = tmp;
-			q->n_ids = mt->n_ids;
-			memcpy(q->ids, mt->ids, mt->n_ids * sizeof(uint32_t));
-			brk__conn_send_publish(s->conn, q, false, now);
-			gw_free(q);
-			return;
-		}
-		brk__conn_send_publish(s->conn, &tmp, false, now);
+		memset(&tmp.q, 0, sizeof(tmp.q));
+		tmp.q.m = m;
+		tmp.q.retain = retain;
+		tmp.q.n_ids = mt->n_ids;
+		memcpy(tmp.q.ids, mt->ids, mt->n_ids * sizeof(uint32_t));
+		brk__conn_send_publish(s->conn, &tmp.q, false, now);
 		return;
 	}
 	/* Bounded per session; the drop is counted [DESIGN 6]. */
@@ -532,7 +573,7 @@ void brk__session_deliver(struct brk_session *s, struct brk_msg *m, const struct
 		b->st.dropped++;
 		return;
 	}
-	q = gw_malloc(sizeof(*q) + mt->n_ids * sizeof(uint32_t));
+	q = brk__qmsg_get(b, mt->n_ids);
 	if (!q) {
 		b->st.dropped++;
 		return;
@@ -547,18 +588,14 @@ void brk__session_deliver(struct brk_session *s, struct brk_msg *m, const struct
 	gw_list_add_tail(&s->queue, &q->link);
 	s->n_queued++;
 	s->queued_bytes += m->payload_len;
-	if (!s->conn && s->persist && b->pops && b->pops->session_msg_add) {
-		struct brk_pub pub = {
-			.topic = brk__msg_topic(m),
-			.payload = { m->payload, m->payload_len },
-			.qos = qos,
-			.retain = retain,
-			.props = m->has_props ? &m->props : NULL,
-		};
-
-		q->seq = ++s->next_seq;
-		b->pops->session_msg_add(b->parg, s->client_id, q->seq, &pub);
-	}
+	/*
+	 * A persistent session's message reaches the store as it is queued,
+	 * online or not, so that a crash before the client acknowledges it
+	 * loses nothing (qmsg_free deletes it on the acknowledgement). The hook
+	 * only joins the store's open batch; clean sessions never get here.
+	 */
+	if (s->persist && b->pops && b->pops->session_msg_add)
+		brk__qmsg_persist(s, q, now);
 	brk__session_pump(s, now, false);
 }
 
@@ -618,6 +655,37 @@ struct brk_hold *brk_hold_take(const struct brk_delivery *d)
 	return d->hold;
 }
 
+struct brk_hold *brk__hold_new(struct brk_session *s, uint16_t pid, uint8_t kind)
+{
+	struct brk_hold *h = brk__node_get(s->b);
+
+	if (!h)
+		return NULL;
+	memset(h, 0, sizeof(*h));
+	h->b = s->b;
+	h->s = s;
+	h->refs = 1;
+	h->pid = pid;
+	h->kind = kind;
+	gw_list_add_tail(&s->acks, &h->link);
+	return h;
+}
+
+void brk__holds_detach(struct brk *b, struct gw_list *acks)
+{
+	while (!gw_list_empty(acks)) {
+		struct brk_hold *h = gw_list_first(acks, struct brk_hold, link);
+
+		gw_list_del(&h->link);
+		h->s = NULL;
+		/* A hold still taken is freed by its last brk_hold_release(). */
+		if (h->refs)
+			gw_list_add_tail(&b->loose_holds, &h->link);
+		else
+			brk__node_put(b, h);
+	}
+}
+
 void brk__hold_release_acks(struct brk_session *s)
 {
 	while (!gw_list_empty(&s->acks)) {
@@ -631,20 +699,30 @@ void brk__hold_release_acks(struct brk_session *s)
 			if (h->kind == MQTT_PUBACK && s->conn->inflight_in)
 				s->conn->inflight_in--;
 		}
-		gw_free(h);
+		brk__node_put(s->b, h);
 	}
 }
 
 void brk_hold_release(struct brk_hold *h)
 {
+	void (*acked)(void *arg, int status);
+	void *arg;
+
 	if (!h || !h->refs)
 		return;
 	if (--h->refs)
 		return;
-	if (h->s)
+	if (h->s) {
 		brk__hold_release_acks(h->s);
-	else
-		gw_free(h);
+		return;
+	}
+	/* Freed before the callback runs, so that it may publish again. */
+	acked = h->acked;
+	arg = h->arg;
+	gw_list_del(&h->link);
+	brk__node_put(h->b, h);
+	if (acked)
+		acked(arg, 0);
 }
 
 /* ------------------------------------------------------------ PUBLISH in */
@@ -740,7 +818,7 @@ static void on_publish(struct brk_conn *c, struct mqtt_pkt *p, int64_t now)
 			return;
 		}
 		if (pb->qos == 2 && !ack_pending(s, p->packet_id)) {
-			struct brk_inq *e = gw_malloc(sizeof(*e));
+			struct brk_inq *e = brk__node_get(b);
 
 			if (!e) {
 				brk__conn_kick(c, MQTT_RC_UNSPECIFIED);
@@ -752,17 +830,12 @@ static void on_publish(struct brk_conn *c, struct mqtt_pkt *p, int64_t now)
 		}
 		if (pb->qos == 1 && ack_pending(s, p->packet_id))
 			return; /* A DUP of a message whose ack is still held. */
-		h = gw_calloc(1, sizeof(*h));
+		/* refs 1: ours, until routing is done. */
+		h = brk__hold_new(s, p->packet_id, pb->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC);
 		if (!h) {
 			brk__conn_kick(c, MQTT_RC_UNSPECIFIED);
 			return;
 		}
-		h->b = b;
-		h->s = s;
-		h->refs = 1; /* ours, until routing is done */
-		h->pid = p->packet_id;
-		h->kind = pb->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC;
-		gw_list_add_tail(&s->acks, &h->link);
 		c->inflight_in++;
 	}
 	memset(&mp, 0, sizeof(mp));
@@ -925,6 +998,9 @@ static struct brk_msg *will_new(const struct mqtt_connect *cn, int64_t now)
 	return brk__msg_new(&pub, 0);
 }
 
+/* The Response Information we give: "fieldmq/response/<client id>/". */
+#define RESPONSE_PREFIX "fieldmq/response/"
+
 static void on_connect(struct brk_conn *c, struct mqtt_pkt *p, int64_t now)
 {
 	struct brk *b = c->b;
@@ -932,7 +1008,7 @@ static void on_connect(struct brk_conn *c, struct mqtt_pkt *p, int64_t now)
 	struct mqtt_props ack;
 	struct brk_session *s;
 	struct gw_slice id = cn->client_id;
-	char idbuf[40];
+	char idbuf[40], rbuf[128], *rinfo = NULL;
 	bool present = false;
 	uint32_t expiry;
 	uint16_t ka = cn->keep_alive;
@@ -1069,7 +1145,25 @@ static void on_connect(struct brk_conn *c, struct mqtt_pkt *p, int64_t now)
 			ack.retain_available = 0;
 		}
 	}
+	/*
+	 * [MQTT-3.1.2-28] Request Response Information 1: a topic prefix the
+	 * client may use for responses; never when 0. Not for an id that
+	 * would make it an invalid topic.
+	 */
+	if (c->proto == MQTT_V5 && p->props.has_request_response_info &&
+	    p->props.request_response_info && !strpbrk(s->client_id, "+#")) {
+		size_t n = sizeof(RESPONSE_PREFIX) - 1 + strlen(s->client_id) + 1;
+
+		rinfo = n < sizeof(rbuf) ? rbuf : gw_malloc(n + 1);
+		if (rinfo) {
+			snprintf(rinfo, n + 1, RESPONSE_PREFIX "%s/", s->client_id);
+			ack.has_response_info = true;
+			ack.response_info = (struct gw_slice){ (const uint8_t *)rinfo, n };
+		}
+	}
 	send_connack(c, 0, present, &ack);
+	if (rinfo != rbuf)
+		gw_free(rinfo);
 	if (s->persist)
 		brk__session_save(s);
 	if (b->lg && b->lg->level >= LOG_DEBUG) {
@@ -1150,7 +1244,7 @@ static void handle(struct brk_conn *c, const uint8_t *buf, size_t len, int64_t n
 
 		if (e) {
 			gw_list_del(&e->link);
-			gw_free(e);
+			brk__node_put(b, e);
 			c->s->n_inq--;
 			if (c->inflight_in)
 				c->inflight_in--;
@@ -1178,6 +1272,16 @@ static void handle(struct brk_conn *c, const uint8_t *buf, size_t len, int64_t n
 		break;
 	case MQTT_CONNECT:
 		/* [MQTT-3.1.0-2] a second CONNECT is a protocol violation. */
+		conn_fail(c, -EPROTO, MQTT_RC_PROTOCOL_ERROR);
+		break;
+	case MQTT_AUTH:
+		/*
+		 * No enhanced authentication here: a CONNECT with an
+		 * Authentication Method got CONNACK 0x8C, so an AUTH can only
+		 * come from a client that sent none, which must not send AUTH
+		 * (5.0 section 4.12): DISCONNECT 0x82. (3.1.1 has no AUTH: the
+		 * codec calls it malformed.)
+		 */
 		conn_fail(c, -EPROTO, MQTT_RC_PROTOCOL_ERROR);
 		break;
 	default:

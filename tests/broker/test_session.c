@@ -559,6 +559,290 @@ static void test_random_packets(void **state)
 	/* Persistent sessions of the loop are still there; teardown frees them. */
 }
 
+/* True if the raw packet @p (as decoded) carries a Reason String or a User Property. */
+static bool has_problem_props(const struct mqtt_pkt *p)
+{
+	return p->props.has_reason_string || p->props.has_user_props;
+}
+
+static void test_response_information(void **state)
+{
+	struct env *e = *state;
+	struct mqtt_props pr;
+	struct mqtt_pkt a;
+
+	memset(&pr, 0, sizeof(pr));
+	pr.has_request_response_info = true;
+	pr.request_response_info = 1;
+	connect_v(e, "rr1", MQTT_V5, true, 0, &pr, &a);
+	assert_int_equal(a.connack.reason_code, 0);
+	assert_true(a.props.has_response_info);
+	assert_true(gw_slice_eq_cstr(a.props.response_info, "fieldmq/response/rr1/"));
+	/* An assigned id gets its prefix too. */
+	connect_v(e, "", MQTT_V5, true, 0, &pr, &a);
+	assert_true(a.props.has_assigned_client_id);
+	assert_true(a.props.has_response_info);
+	assert_int_equal(a.props.response_info.len,
+			 strlen("fieldmq/response/") + a.props.assigned_client_id.len + 1);
+	/* [MQTT-3.1.2-28] 0, or absent: never. */
+	pr.request_response_info = 0;
+	connect_v(e, "rr0", MQTT_V5, true, 0, &pr, &a);
+	assert_false(a.props.has_response_info);
+	connect_v(e, "rrx", MQTT_V5, true, 0, NULL, &a);
+	assert_false(a.props.has_response_info);
+}
+
+/* [MQTT-3.1.2-29] Request Problem Information 0: no Reason String on acks; 1: allowed. */
+static void test_request_problem_information(void **state)
+{
+	struct env *e = *state;
+	struct mqtt_props pr;
+	struct mqtt_pkt a;
+	struct fconn *f0, *f1;
+
+	memset(&pr, 0, sizeof(pr));
+	pr.has_request_problem_info = true;
+	pr.request_problem_info = 0;
+	f0 = connect_v(e, "rp0", MQTT_V5, true, 0, &pr, &a);
+	assert_false(has_problem_props(&a));
+	f1 = connect_v(e, "rp1", MQTT_V5, true, 0, NULL, &a);
+	/* A PUBREL for an unknown id: PUBCOMP 0x92, a PUBREC for one: PUBREL 0x92. */
+	ack(e, f0, MQTT_PUBREL, 77);
+	assert_true(next_pkt(f0, &a));
+	assert_int_equal(a.type, MQTT_PUBCOMP);
+	assert_int_equal(a.ack.reason_code, MQTT_RC_PACKET_ID_NOT_FOUND);
+	assert_false(has_problem_props(&a));
+	ack(e, f0, MQTT_PUBREC, 78);
+	assert_true(next_pkt(f0, &a));
+	assert_int_equal(a.type, MQTT_PUBREL);
+	assert_int_equal(a.ack.reason_code, MQTT_RC_PACKET_ID_NOT_FOUND);
+	assert_false(has_problem_props(&a));
+	/* The same for a client that did not say 0 carries one. */
+	ack(e, f1, MQTT_PUBREL, 77);
+	assert_true(next_pkt(f1, &a));
+	assert_int_equal(a.ack.reason_code, MQTT_RC_PACKET_ID_NOT_FOUND);
+	assert_true(a.props.has_reason_string);
+	/* UNSUBACK with "no subscription existed": none either. */
+	{
+		struct mqtt_sub_entry ent = { .filter = S("never/subscribed") };
+		struct mqtt_pkt p;
+
+		memset(&p, 0, sizeof(p));
+		p.type = MQTT_UNSUBSCRIBE;
+		p.packet_id = 3;
+		p.subscribe.list = &ent;
+		p.subscribe.count = 1;
+		send_pkt(e, f0, MQTT_V5, &p);
+		assert_true(next_pkt(f0, &a));
+		assert_int_equal(a.type, MQTT_UNSUBACK);
+		assert_false(has_problem_props(&a));
+	}
+	/* DISCONNECT may still carry one (allowed there). */
+	ack(e, f0, MQTT_PINGRESP, 0);
+	assert_true(f0->closed);
+	assert_true(next_pkt(f0, &a));
+	assert_int_equal(a.type, MQTT_DISCONNECT);
+}
+
+/* Enhanced authentication is not offered: 0x8C at CONNECT, AUTH later is a protocol error. */
+static void test_auth_refused(void **state)
+{
+	struct env *e = *state;
+	static const uint8_t auth_reauth[] = { 0xf0, 0x07, 0x19, 0x05, 0x15, 0x00, 0x02, 'x', 'y' };
+	static const uint8_t auth_empty[] = { 0xf0, 0x00 };
+	struct mqtt_props pr;
+	struct mqtt_pkt a;
+	struct fconn *f;
+
+	memset(&pr, 0, sizeof(pr));
+	pr.has_auth_method = true;
+	pr.auth_method = S("SCRAM-SHA-1");
+	f = connect_v(e, "au", MQTT_V5, true, 0, &pr, &a);
+	assert_int_equal(a.connack.reason_code, MQTT_RC_BAD_AUTH_METHOD);
+	assert_true(f->closed);
+	assert_null(brk__session_find(&e->b, S("au")));
+
+	f = connect_v(e, "au2", MQTT_V5, true, 0, NULL, &a);
+	brk__conn_input(&f->c, auth_reauth, sizeof(auth_reauth), e->now);
+	assert_true(f->closed);
+	assert_true(next_pkt(f, &a));
+	assert_int_equal(a.type, MQTT_DISCONNECT);
+	assert_int_equal(a.disconnect.reason_code, MQTT_RC_PROTOCOL_ERROR);
+
+	f = connect_v(e, "au3", MQTT_V5, true, 0, NULL, &a);
+	brk__conn_input(&f->c, auth_empty, sizeof(auth_empty), e->now);
+	assert_true(f->closed);
+	assert_true(next_pkt(f, &a));
+	assert_int_equal(a.type, MQTT_DISCONNECT);
+	assert_int_equal(a.disconnect.reason_code, MQTT_RC_PROTOCOL_ERROR);
+
+	/* 3.1.1 has no AUTH: the connection is closed without a DISCONNECT. */
+	f = connect_v(e, "au4", MQTT_V311, true, 0, NULL, &a);
+	brk__conn_input(&f->c, auth_empty, sizeof(auth_empty), e->now);
+	assert_true(f->closed);
+	assert_false(next_pkt(f, &a));
+}
+
+/* Persistence hooks recorded: what is in the store now, by seq. */
+struct pstore {
+	uint64_t seqs[16];
+	uint32_t expiry[16];
+	bool has_expiry[16];
+	unsigned int n, adds, dels;
+};
+
+static void ps_add(void *arg, const char *id, uint64_t seq, const struct brk_pub *pub)
+{
+	struct pstore *ps = arg;
+	unsigned int i;
+
+	(void)id;
+	ps->adds++;
+	for (i = 0; i < ps->n && ps->seqs[i] != seq; i++)
+		;
+	assert_true(i < 16);
+	if (i == ps->n)
+		ps->n++;
+	ps->seqs[i] = seq;
+	ps->has_expiry[i] = pub->props && pub->props->has_expiry;
+	ps->expiry[i] = pub->props ? pub->props->expiry : 0;
+}
+
+static void ps_del(void *arg, const char *id, uint64_t seq)
+{
+	struct pstore *ps = arg;
+	unsigned int i;
+
+	(void)id;
+	ps->dels++;
+	for (i = 0; i < ps->n; i++)
+		if (ps->seqs[i] == seq) {
+			ps->seqs[i] = ps->seqs[--ps->n];
+			ps->expiry[i] = ps->expiry[ps->n];
+			ps->has_expiry[i] = ps->has_expiry[ps->n];
+			return;
+		}
+	fail_msg("deleting seq %llu never added", (unsigned long long)seq);
+}
+
+static const struct brk_persist_ops ps_ops = { .session_msg_add = ps_add,
+					       .session_msg_del = ps_del };
+
+/*
+ * A persistent session's QoS >= 1 messages reach the store while it is
+ * online and unacknowledged (a kill -9 then loses nothing), and leave it on
+ * the acknowledgement; a clean session's never touch it.
+ */
+static void test_persist_while_online(void **state)
+{
+	struct env *e = *state;
+	struct pstore ps = { .n = 0 };
+	struct mqtt_pkt a, m1, m2;
+	struct fconn *s, *c, *p;
+
+	brk_set_persist(&e->b, &ps_ops, &ps);
+	s = connect_v(e, "dur", MQTT_V311, false, 0, NULL, &a);
+	c = connect_v(e, "clean", MQTT_V311, true, 0, NULL, &a);
+	p = connect_v(e, "pub", MQTT_V5, true, 0, NULL, &a);
+	subscribe(e, s, "d/#", 2);
+	subscribe(e, c, "d/#", 2);
+	publish(e, p, "d/1", "one", 1, 1);
+	publish(e, p, "d/2", "two", 2, 2);
+	publish(e, p, "d/3", "zero", 0, 0);
+	assert_int_equal(ps.n, 2); /* for "dur" only, QoS 0 never */
+	assert_true(next_pkt(s, &m1));
+	assert_true(next_pkt(s, &m2));
+	assert_int_equal(m2.publish.qos, 2);
+	ack(e, s, MQTT_PUBACK, m1.packet_id);
+	assert_int_equal(ps.n, 1);
+	/* QoS 2: gone from the store at PUBREC (only the PUBREL state remains). */
+	ack(e, s, MQTT_PUBREC, m2.packet_id);
+	assert_true(next_pkt(s, &a)); /* d/3 */
+	assert_true(next_pkt(s, &a));
+	assert_int_equal(a.type, MQTT_PUBREL);
+	assert_int_equal(ps.n, 0);
+	/* A message in flight when the session goes offline is stored once, not twice. */
+	publish(e, p, "d/4", "four", 1, 3);
+	assert_int_equal(ps.n, 1);
+	assert_int_equal(ps.adds, 3);
+	fc_close(e, s);
+	assert_int_equal(ps.n, 1);
+	assert_int_equal(ps.adds, 3);
+	brk_set_persist(&e->b, NULL, NULL);
+}
+
+/* The expiry saved is what is left of it, not the publisher's full interval. */
+static void test_persist_expiry_remaining(void **state)
+{
+	struct env *e = *state;
+	struct pstore ps = { .n = 0 };
+	struct mqtt_pkt a, p;
+	struct fconn *s, *pb;
+
+	brk_set_persist(&e->b, &ps_ops, &ps);
+	pb = connect_v(e, "pub", MQTT_V5, true, 0, NULL, &a);
+	memset(&p, 0, sizeof(p));
+	p.type = MQTT_PUBLISH;
+	p.packet_id = 1;
+	p.publish.qos = 1;
+	p.publish.retain = true;
+	p.publish.topic = S("exp/r");
+	p.publish.payload = S("r");
+	p.props.has_message_expiry = true;
+	p.props.message_expiry = 10;
+	send_pkt(e, pb, MQTT_V5, &p);
+	e->now += 4000;
+	s = connect_v(e, "dur", MQTT_V311, false, 0, NULL, &a);
+	subscribe(e, s, "exp/#", 1); /* the retained copy, 4 s old */
+	assert_int_equal(ps.n, 1);
+	assert_true(ps.has_expiry[0]);
+	assert_int_equal(ps.expiry[0], 6);
+	brk_set_persist(&e->b, NULL, NULL);
+}
+
+/* Holds and queued messages come from the pool: no malloc per message once warm. */
+static void test_pool_steady_state(void **state)
+{
+	struct env *e = *state;
+	struct holder hd = { .n = 0 };
+	struct brk_client_opts o = { .client_id = "uplink", .deliver = hold_deliver, .arg = &hd };
+	struct brk_client *ic;
+	struct mqtt_pkt a;
+	struct fconn *s, *p;
+	uint64_t before;
+	unsigned int i;
+
+	assert_int_equal(brk_client_new(&e->b, &o, &ic, NULL), 0);
+	assert_int_equal(brk_client_subscribe(ic, S("t"), 1, 0, 0), 0);
+	s = connect_v(e, "sub", MQTT_V5, true, 0, NULL, &a);
+	p = connect_v(e, "pub", MQTT_V5, true, 0, NULL, &a);
+	subscribe(e, s, "t", 1);
+	for (i = 0; i < 200; i++) {
+		hd.n = 0;
+		publish(e, p, "t", "x", (uint8_t)(1 + i % 2), (uint16_t)(i + 1));
+		assert_int_equal(hd.n, 1);
+		brk_hold_release(hd.h[0]);
+		assert_true(next_pkt(p, &a)); /* PUBACK / PUBREC */
+		if (a.type == MQTT_PUBREC) {
+			ack(e, p, MQTT_PUBREL, a.packet_id);
+			assert_true(next_pkt(p, &a));
+		}
+		assert_true(next_pkt(s, &a));
+		assert_int_equal(a.type, MQTT_PUBLISH);
+		ack(e, s, MQTT_PUBACK, a.packet_id);
+		if (i == 9)
+			before = e->b.pool.n_mallocs;
+	}
+	/* Ten rounds to warm up, then 190 messages without a single node malloc. */
+	assert_int_equal(e->b.pool.n_mallocs, before);
+	assert_true(e->b.pool.n_free > 0);
+	/* Idle for two ticks: the free list is given back. */
+	brk__tick(&e->b, e->now);
+	brk__tick(&e->b, e->now);
+	assert_int_equal(e->b.pool.n_free, 0);
+	brk_client_free(ic, false);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -578,6 +862,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_partial_reads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_counted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random_packets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_response_information, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_request_problem_information, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_auth_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_persist_while_online, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_persist_expiry_remaining, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pool_steady_state, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
