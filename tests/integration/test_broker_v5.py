@@ -3,7 +3,9 @@
 assigned client ids, session expiry, will delay and DISCONNECT 0x04, takeover
 0x8E, retain handling and retain-as-published, no-local, subscription ids,
 message expiry, property pass-through, topic aliases both ways, receive
-maximum both ways, maximum packet size, server keep alive, reason codes."""
+maximum both ways, maximum packet size, server keep alive, reason codes,
+response information, request problem information, enhanced authentication
+refused."""
 import os
 import struct
 import sys
@@ -385,6 +387,140 @@ def test_request_response_roundtrip():
         cli.disconnect()
 
 
+# Property ids of MQTT 5 by their encoding, enough to walk any property list the broker sends.
+_P_BYTE = {0x01, 0x17, 0x19, 0x24, 0x25, 0x28, 0x29, 0x2A}
+_P_U16 = {0x13, 0x21, 0x22, 0x23}
+_P_U32 = {0x02, 0x11, 0x18, 0x27}
+_P_STR = {0x03, 0x08, 0x12, 0x15, 0x1A, 0x1C, 0x1F}
+_P_BIN = {0x09, 0x16}
+
+
+def parse_props(raw):
+    """[(id, value)] of a raw property list (without its length)."""
+    out, i = [], 0
+    while i < len(raw):
+        pid = raw[i]
+        i += 1
+        if pid in _P_BYTE:
+            out.append((pid, raw[i]))
+            i += 1
+        elif pid in _P_U16:
+            out.append((pid, struct.unpack("!H", raw[i:i + 2])[0]))
+            i += 2
+        elif pid in _P_U32:
+            out.append((pid, struct.unpack("!I", raw[i:i + 4])[0]))
+            i += 4
+        elif pid in _P_STR or pid in _P_BIN:
+            n = struct.unpack("!H", raw[i:i + 2])[0]
+            out.append((pid, raw[i + 2:i + 2 + n]))
+            i += 2 + n
+        elif pid == 0x26:
+            k = struct.unpack("!H", raw[i:i + 2])[0]
+            v = struct.unpack("!H", raw[i + 2 + k:i + 4 + k])[0]
+            out.append((pid, (raw[i + 2:i + 2 + k], raw[i + 4 + k:i + 4 + k + v])))
+            i += 4 + k + v
+        elif pid == 0x0B:
+            mult, val = 1, 0
+            while True:
+                b = raw[i]
+                i += 1
+                val += (b & 0x7F) * mult
+                mult *= 128
+                if not b & 0x80:
+                    break
+            out.append((pid, val))
+        else:
+            raise AssertionError("unknown property 0x%02x in %r" % (pid, raw))
+    return out
+
+
+def props_after(body, off):
+    """The properties of a raw packet body whose property length is at @off."""
+    mult, n, i = 1, 0, off
+    while True:
+        b = body[i]
+        i += 1
+        n += (b & 0x7F) * mult
+        mult *= 128
+        if not b & 0x80:
+            break
+    return parse_props(body[i:i + n])
+
+
+def test_response_information():
+    """Request Response Information 1: CONNACK gives a prefix the client can use; 0: never."""
+    with Broker() as b:
+        c = Client(b, "rinfo", v5=True)
+        c.connect(props=cprops(RequestResponseInformation=1))
+        info = c.connack[2].ResponseInformation
+        assert info == "fieldmq/response/rinfo/", info
+        c.sub(info + "#", 1)
+        c.pub(info + "answer", b"42", qos=1)
+        m = c.get()
+        assert m.topic == info + "answer" and m.payload == b"42"
+        c.disconnect()
+        c = Client(b, "rinfo0", v5=True)
+        c.connect(props=cprops(RequestResponseInformation=0))
+        assert not hasattr(c.connack[2], "ResponseInformation"), c.connack[2]
+        c.disconnect()
+        r = Raw(b, 5)
+        p = r.connect("rinfo-raw")
+        assert 0x1A not in dict(props_after(p[2], 2)), p
+        r.close()
+
+
+def test_request_problem_information():
+    """[MQTT-3.1.2-29] with 0, no Reason String / User Property except on PUBLISH, CONNACK,
+    DISCONNECT; without it, a failed acknowledgement explains itself."""
+    with Broker() as b:
+        for rp, want in ((b"\x17\x00", False), (b"", True), (b"\x17\x01", True)):
+            r = Raw(b, 5)
+            p = r.connect("rp", prop=rp)
+            assert p[2][1] == 0, p
+            r.ack(6, 77)  # PUBREL for an id never received: PUBCOMP 0x92
+            t, _, body = r.expect(7)
+            assert body[2] == 0x92, body
+            pr = dict(props_after(body, 3)) if len(body) > 3 else {}
+            assert (0x1F in pr) == want, (rp, body)
+            assert 0x26 not in pr, body
+            r.ack(5, 78)  # PUBREC for an id never sent: PUBREL 0x92
+            t, _, body = r.expect(6)
+            assert body[2] == 0x92, body
+            pr = dict(props_after(body, 3)) if len(body) > 3 else {}
+            assert (0x1F in pr) == want, (rp, body)
+            # UNSUBACK "no subscription existed".
+            r.send(packet(10, 2, struct.pack("!H", 5) + props() + s16("none")))
+            t, _, body = r.expect(11)
+            assert 0x1F not in dict(props_after(body, 2)) or want, body
+            r.send(packet(14, 0, b""))
+            assert r.closed(3)
+
+
+def test_enhanced_auth_refused():
+    """No enhanced authentication: Authentication Method in CONNECT gets 0x8C; AUTH after a
+    CONNECT without one is a protocol error (DISCONNECT 0x82)."""
+    with Broker() as b:
+        r = Raw(b, 5)
+        p = r.connect("auth1", prop=b"\x15" + s16("SCRAM-SHA-1"))
+        assert p[2][1] == 0x8C, p
+        assert r.closed(3)
+        for body in (b"", b"\x19" + props(b"\x15" + s16("SCRAM-SHA-1")), b"\x18" + props()):
+            r = Raw(b, 5)
+            p = r.connect("auth2")
+            assert p[2][1] == 0, p
+            r.send(packet(15, 0, body))
+            assert r.closed(3), body
+            assert r.last[0] == 14 and r.last[2][0] == 0x82, r.last
+        # 3.1.1 has no AUTH: closed, no DISCONNECT.
+        r = Raw(b, 4)
+        r.connect("auth3")
+        r.send(packet(15, 0, b""))
+        assert r.closed(3)
+        c = Client(b, "still-fine", v5=True)
+        c.connect()
+        c.disconnect()
+
+
 if __name__ == "__main__":
     sys.exit(run([
         test_assigned_client_id,
@@ -405,4 +541,7 @@ if __name__ == "__main__":
         test_bad_protocol_version,
         test_shared_and_no_local_refused,
         test_request_response_roundtrip,
+        test_response_information,
+        test_request_problem_information,
+        test_enhanced_auth_refused,
     ]))
