@@ -367,6 +367,24 @@ static void persist_pending(struct brk_session *s, struct gw_list *l, int64_t no
 	}
 }
 
+void brk__persist_all(struct brk *b, int64_t now)
+{
+	uint32_t i;
+
+	if (!b->pops || !b->pops->session_msg_add)
+		return;
+	for (i = 0; i < b->n_sbuckets; i++) {
+		struct brk_session *s;
+
+		for (s = b->sessions[i]; s; s = s->hnext) {
+			if (!s->persist || !s->expiry)
+				continue;
+			persist_pending(s, &s->inflight, now);
+			persist_pending(s, &s->queue, now);
+		}
+	}
+}
+
 void brk__session_offline(struct brk_session *s, bool publish_will, int64_t now)
 {
 	struct brk *b = s->b;

@@ -423,6 +423,11 @@ void brk__session_save(struct brk_session *s);
  * replaces the stored copy). Its expiry is saved as what is left at @now.
  */
 void brk__qmsg_persist(struct brk_session *s, struct brk_qmsg *q, int64_t now);
+/*
+ * At shutdown: every persistent session's messages not yet stored are, and
+ * those with an expiry are stored again with what is left of it.
+ */
+void brk__persist_all(struct brk *b, int64_t now);
 void brk__hold_release_acks(struct brk_session *s);
 /* A new hold (refs 1) on @s's acks, or NULL on out-of-memory. */
 struct brk_hold *brk__hold_new(struct brk_session *s, uint16_t pid, uint8_t kind);

@@ -521,6 +521,8 @@ void brk_stop(struct brk *b)
 		if (!uc->writing)
 			conn_close_now(uc);
 	}
+	/* Sessions offline for a while: their expiring messages are saved with what is left. */
+	brk__persist_all(b, gw_mono_ms());
 }
 
 void brk_free(struct brk *b)
