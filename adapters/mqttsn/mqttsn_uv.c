@@ -31,7 +31,33 @@ struct mqttsn_server {
 	unsigned int open_handles;
 	void (*done)(void *arg);
 	void *done_arg;
+	/* Acknowledgements waiting for the broker's acked callback (struct ack_wait). */
+	struct gw_list acks_waiting;
+	struct ack_wait *capture; /* takes the next PUBACK / PUBREC the machine sends */
 	uint8_t rxbuf[MQTTSN_MAX_LEN + 1];
+};
+
+/*
+ * DESIGN.md section 1: a QoS >= 1 message is acknowledged to its publisher
+ * only when every hold on it is released (the uplink holds it until its store
+ * has committed it). The machine sends PUBACK / PUBREC as soon as
+ * ops->publish returns, so the glue publishes with brk_client_publish_acked()
+ * and, when a hold is still taken, keeps that very datagram aside (captured
+ * in op_send) and sends it from the acked callback. A copy of the same
+ * acknowledgement sent meanwhile (a retransmitted QoS 2 PUBLISH) is dropped:
+ * the held one answers it.
+ */
+struct ack_wait {
+	struct gw_list link;	 /* in s->acks_waiting while pending */
+	struct mqttsn_server *s; /* NULL once the server stopped: the callback only frees */
+	bool pending;		 /* publish returned before the callback ran */
+	bool fired;		 /* the callback ran inside the publish */
+	bool captured;		 /* data holds the datagram to send */
+	uint8_t type;		 /* MQTTSN_PUBACK or MQTTSN_PUBREC */
+	uint16_t msg_id;
+	struct mqttsn_addr to;
+	size_t len;
+	uint8_t data[64]; /* PUBACK / PUBREC, forwarder header included */
 };
 
 /* A datagram the socket could not take at once: sent asynchronously from a copy. */
@@ -135,13 +161,91 @@ static void udp_send(struct mqttsn_server *s, const struct sockaddr *to, const u
 
 /* ---------------------------------------------------------------- ops */
 
-static void op_send(void *arg, const struct mqttsn_addr *to, const uint8_t *buf, size_t len)
+static void send_to(struct mqttsn_server *s, const struct mqttsn_addr *to, const uint8_t *buf,
+		    size_t len)
 {
 	struct sockaddr_storage ss;
 
 	memset(&ss, 0, sizeof(ss));
 	memcpy(&ss, to->data, GW_MIN((size_t)to->len, sizeof(ss)));
-	udp_send(arg, (const struct sockaddr *)&ss, buf, len);
+	udp_send(s, (const struct sockaddr *)&ss, buf, len);
+}
+
+/* true if the datagram is an acknowledgement that waits for the broker (kept or dropped). */
+static bool ack_held(struct mqttsn_server *s, const struct mqttsn_addr *to, const uint8_t *buf,
+		     size_t len)
+{
+	struct ack_wait *w = s->capture;
+	struct mqttsn_msg m;
+	struct gw_list *pos;
+	uint16_t mid;
+
+	s->capture = NULL;
+	if (mqttsn_decode(buf, len, &m) <= 0 ||
+	    (m.type != MQTTSN_PUBACK && m.type != MQTTSN_PUBREC))
+		return false;
+	mid = m.type == MQTTSN_PUBACK ? m.ack.msg_id : m.msgid.msg_id;
+	if (w) {
+		/* A refusal (PUBACK with an error) is not held: nothing was published. */
+		if ((m.type == MQTTSN_PUBACK && m.ack.rc != MQTTSN_RC_ACCEPTED) ||
+		    len > sizeof(w->data))
+			return false;
+		memcpy(w->data, buf, len);
+		w->len = len;
+		w->to = *to;
+		w->type = m.type;
+		w->msg_id = mid;
+		w->captured = true;
+		return true;
+	}
+	gw_list_for_each (pos, &s->acks_waiting) {
+		w = gw_list_entry(pos, struct ack_wait, link);
+		if (w->captured && w->type == m.type && w->msg_id == mid &&
+		    !memcmp(&w->to, to, sizeof(*to)))
+			return true;
+	}
+	return false;
+}
+
+static void op_send(void *arg, const struct mqttsn_addr *to, const uint8_t *buf, size_t len)
+{
+	struct mqttsn_server *s = arg;
+
+	if ((s->capture || !gw_list_empty(&s->acks_waiting)) && ack_held(s, to, buf, len))
+		return;
+	send_to(s, to, buf, len);
+}
+
+static void on_acked(void *arg, int status)
+{
+	struct ack_wait *w = arg;
+	struct mqttsn_server *s = w->s;
+
+	(void)status;
+	if (!w->pending) {
+		w->fired = true; /* inside the publish: the machine's ack goes out as it is */
+		return;
+	}
+	if (s) {
+		gw_list_del(&w->link);
+		if (s->capture == w)
+			s->capture = NULL;
+		if (w->captured)
+			send_to(s, &w->to, w->data, w->len);
+	}
+	gw_free(w);
+}
+
+/* The server stops: acknowledgements still held are never sent (their callbacks only free). */
+static void acks_detach(struct mqttsn_server *s)
+{
+	s->capture = NULL;
+	while (!gw_list_empty(&s->acks_waiting)) {
+		struct ack_wait *w = gw_list_first(&s->acks_waiting, struct ack_wait, link);
+
+		gw_list_del(&w->link);
+		w->s = NULL;
+	}
 }
 
 static void op_broadcast(void *arg, const uint8_t *buf, size_t len)
@@ -216,8 +320,27 @@ static int op_publish(void *arg, void *session, struct gw_slice topic, struct gw
 {
 	struct mqttsn_server *s = arg;
 	struct brk_pub p = { .topic = topic, .payload = payload, .qos = qos, .retain = retain };
+	struct ack_wait *w;
+	int rc;
 
-	return session ? brk_client_publish(session, &p) : brk_publish(s->brk, &p);
+	if (!session)
+		return brk_publish(s->brk, &p);
+	if (!qos)
+		return brk_client_publish(session, &p);
+	w = gw_calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->s = s;
+	s->capture = NULL;
+	rc = brk_client_publish_acked(session, &p, on_acked, w);
+	if (rc < 0 || w->fired) {
+		gw_free(w);
+		return rc;
+	}
+	w->pending = true;
+	gw_list_add_tail(&s->acks_waiting, &w->link);
+	s->capture = w;
+	return 0;
 }
 
 static const struct mqttsn_gw_ops uv_ops = {
@@ -278,6 +401,7 @@ int mqttsn_server_new(struct uv_loop_s *loop, struct brk *broker, const struct m
 	s->gw = gw_calloc(1, sizeof(*s->gw));
 	if (!s->gw)
 		goto err;
+	gw_list_init(&s->acks_waiting);
 	s->loop = loop;
 	s->brk = broker;
 	s->lg = lg;
@@ -389,6 +513,7 @@ void mqttsn_server_stop(struct mqttsn_server *s, void (*done)(void *arg), void *
 		mqttsn_gw_fini(s->gw);
 		s->gw_ready = false;
 	}
+	acks_detach(s);
 	if (!n) {
 		if (done)
 			done(arg);
@@ -408,6 +533,7 @@ void mqttsn_server_free(struct mqttsn_server *s)
 		return;
 	if (s->gw_ready)
 		mqttsn_gw_fini(s->gw);
+	acks_detach(s);
 	gw_free(s->gw);
 	gw_free(s);
 }
