@@ -202,7 +202,16 @@ struct brk_persist_ops {
 	/* A persistent session's state changed: subscriptions, expiry. */
 	void (*session_save)(void *arg, const char *client_id, const void *blob, size_t len);
 	void (*session_delete)(void *arg, const char *client_id);
-	/* A QoS >= 1 message was queued for / acknowledged by an offline session. */
+	/*
+	 * A QoS >= 1 message was queued for a persistent session, online or
+	 * offline (so a crash before the client acknowledges it loses nothing),
+	 * and session_msg_del when the client acknowledged it (PUBACK, or
+	 * PUBREC for QoS 2), it expired or was dropped. An add with a seq
+	 * already stored replaces it (an expiring message is saved again at
+	 * shutdown). pub->props->expiry is what is left of the expiry when
+	 * saved, so a restore does not restart it (the time the daemon was down
+	 * is not counted). QoS 0 is never queued for an offline session.
+	 */
 	void (*session_msg_add)(void *arg, const char *client_id, uint64_t seq,
 				const struct brk_pub *pub);
 	void (*session_msg_del)(void *arg, const char *client_id, uint64_t seq);
