@@ -613,10 +613,22 @@ int st_queue_ack(struct st_store *st, uint64_t id)
 		}
 		return 0;
 	}
+	/* The next id of the run the last ack started: widen that op instead. */
+	if (!gw_list_empty(&st->pending.ops)) {
+		op = gw_list_entry(st->pending.ops.prev, struct st__op, node);
+		if (op->kind == ST__OP_Q_ACK && op->n_ids < UINT32_MAX &&
+		    id == op->id + op->n_ids) {
+			op->n_ids++;
+			st->pending.ack_count++;
+			schedule(st);
+			return 0;
+		}
+	}
 	op = op_new(ST__OP_Q_ACK, NULL, NULL);
 	if (!op)
 		return -ENOMEM;
 	op->id = id;
+	op->n_ids = 1;
 	batch_add(&st->pending, op);
 	schedule(st);
 	return 0;

@@ -43,6 +43,12 @@ struct st__op {
 	uint8_t kind, qos;
 	bool retain;
 	bool skip; /* a queue insert acknowledged before it was written */
+	/*
+	 * ST__OP_Q_ACK: the op deletes ids id .. id + n_ids - 1. Acks come in
+	 * id order while the uplink drains, so consecutive ones are merged
+	 * into one op (no allocation per ack, one range delete per run).
+	 */
+	uint32_t n_ids;
 	uint8_t data[];
 };
 

@@ -291,6 +291,64 @@ static void test_append_peek_ack(void **state)
 	close_sync(f);
 }
 
+/*
+ * Consecutive acks are merged into one range delete: only the acknowledged
+ * ids go, whatever the order, gaps and repeats; the counters stay exact.
+ */
+static void test_ack_runs(void **state)
+{
+	struct fx *f = *state;
+	static const uint64_t acks[] = { 3, 4, 5, 6, 10, 9, 12, 13, 13, 14, 30, 31, 17, 40, 41 };
+	struct st_config cfg;
+	struct peeked *p;
+	struct st_stats s;
+	uint64_t bytes = 0;
+	size_t i;
+	int k;
+
+	cfg_init(f, &cfg);
+	open_ok(f, &cfg);
+	for (k = 1; k <= 20; k++)
+		assert_int_equal(append_n(f, k, NULL, NULL, NULL), 0);
+	flush_sync(f);
+	for (k = 1; k <= 20; k++) {
+		char t[32], pl[32];
+
+		bytes += (uint64_t)snprintf(t, sizeof(t), "t/%d", k);
+		bytes += (uint64_t)snprintf(pl, sizeof(pl), "p%d", k);
+	}
+	assert_int_equal(stats(f).queue_bytes, bytes);
+	for (i = 0; i < GW_ARRAY_SIZE(acks); i++)
+		assert_int_equal(st_queue_ack(f->st, acks[i]), 0);
+	flush_sync(f);
+	s = stats(f);
+	/* 3-6, 9, 10, 12-14, 17 are gone (10 records); 30, 31, 40, 41 never existed. */
+	assert_int_equal(s.queue_messages, 10);
+	for (k = 1; k <= 20; k++) {
+		char t[32], pl[32];
+
+		if ((k >= 3 && k <= 6) || k == 9 || k == 10 || (k >= 12 && k <= 14) || k == 17)
+			bytes -= (uint64_t)snprintf(t, sizeof(t), "t/%d", k) +
+				 (uint64_t)snprintf(pl, sizeof(pl), "p%d", k);
+	}
+	assert_int_equal(s.queue_bytes, bytes);
+	p = peek_sync(f, 0, 100);
+	assert_int_equal(p->n, 10);
+	{
+		static const uint64_t left[] = { 1, 2, 7, 8, 11, 15, 16, 18, 19, 20 };
+
+		for (i = 0; i < GW_ARRAY_SIZE(left); i++)
+			assert_int_equal(p->ids[i], left[i]);
+	}
+	close_sync(f);
+	/* The persisted counters agree after a reopen. */
+	open_ok(f, &cfg);
+	s = stats(f);
+	assert_int_equal(s.queue_messages, 10);
+	assert_int_equal(s.queue_bytes, bytes);
+	close_sync(f);
+}
+
 static void test_drop_newest(void **state)
 {
 	struct fx *f = *state;
@@ -1069,6 +1127,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_append_peek_ack, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ack_runs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_drop_newest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_drop_oldest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_persistence, setup, teardown),
