@@ -3,10 +3,11 @@
  * (uv_getaddrinfo), TLS through tls.h over memory buffers, the store's queue
  * and the local broker behind the core's ops (uplink.c).
  *
- * Writes are coalesced: the core's packets accumulate in one buffer while a
- * uv_write is in flight, and the next write takes them all. After every event
- * handed to the core, after() starts a write if none is in flight and re-arms
- * the one timer at the core's deadline.
+ * Writes are coalesced: the core's packets accumulate in one buffer, and
+ * after every event handed to the core, after() writes them in one go - a
+ * direct uv_try_write, and a uv_write for whatever the socket did not take,
+ * during which the next packets accumulate again - and re-arms the one timer
+ * at the core's deadline.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -122,6 +123,25 @@ static void flush(struct upl_conn *c)
 
 	if (c->dead || c->writing || !c->olen)
 		return;
+	/*
+	 * Most turns the socket takes everything at once: write it directly.
+	 * A uv_write would cost a POLLOUT epoll_ctl and a deferred callback
+	 * (one more loop iteration) for every batch of PUBLISH while draining.
+	 */
+	rc = uv_try_write((uv_stream_t *)&c->tcp,
+			  &(uv_buf_t){ .base = (char *)c->obuf, .len = c->olen }, 1);
+	if (rc >= 0 && (size_t)rc == c->olen) {
+		c->olen = 0;
+		return;
+	}
+	if (rc < 0 && rc != UV_EAGAIN) {
+		report_down(c->up, c, rc);
+		return;
+	}
+	if (rc > 0) {
+		memmove(c->obuf, c->obuf + rc, c->olen - (size_t)rc);
+		c->olen -= (size_t)rc;
+	}
 	/* Swap: what accumulated goes out, the drained buffer accumulates. */
 	t = c->wbuf;
 	cap = c->wcap;
