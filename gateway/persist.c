@@ -18,6 +18,7 @@ enum {
 	P_RESPONSE_TOPIC = 4,
 	P_CORRELATION = 5,
 	P_USER = 6,
+	P_SAVED_AT = 7, /* wall-clock ms when an expiring message was saved */
 };
 
 static void put_entry(struct gw_writer *w, uint8_t id, const void *p, size_t len)
@@ -30,9 +31,10 @@ static void put_entry(struct gw_writer *w, uint8_t id, const void *p, size_t len
 	gw_wr_bin16(w, p, len);
 }
 
-int gw_props_encode(const struct brk_msg_props *p, struct gw_writer *w)
+int gw_props_encode(const struct brk_msg_props *p, int64_t now_ms, struct gw_writer *w)
 {
-	uint8_t be[4];
+	uint8_t be[8];
+	int i;
 
 	if (!p)
 		return 0;
@@ -44,6 +46,9 @@ int gw_props_encode(const struct brk_msg_props *p, struct gw_writer *w)
 		be[2] = (uint8_t)(p->expiry >> 8);
 		be[3] = (uint8_t)p->expiry;
 		put_entry(w, P_EXPIRY, be, 4);
+		for (i = 0; i < 8; i++)
+			be[i] = (uint8_t)((uint64_t)now_ms >> (56 - 8 * i));
+		put_entry(w, P_SAVED_AT, be, 8);
 	}
 	if (p->content_type.len)
 		put_entry(w, P_CONTENT_TYPE, p->content_type.p, p->content_type.len);
@@ -56,11 +61,13 @@ int gw_props_encode(const struct brk_msg_props *p, struct gw_writer *w)
 	return w->err;
 }
 
-int gw_props_decode(struct gw_slice blob, struct brk_msg_props *p)
+int gw_props_decode(struct gw_slice blob, struct brk_msg_props *p, int64_t *saved_at_ms)
 {
 	struct gw_reader r;
+	int i;
 
 	memset(p, 0, sizeof(*p));
+	*saved_at_ms = 0;
 	gw_reader_init(&r, blob.p, blob.len);
 	while (gw_rd_left(&r)) {
 		struct gw_slice v;
@@ -94,6 +101,12 @@ int gw_props_decode(struct gw_slice blob, struct brk_msg_props *p)
 		case P_USER:
 			p->user_props = v;
 			break;
+		case P_SAVED_AT:
+			if (v.len != 8)
+				return -EBADMSG;
+			for (i = 0; i < 8; i++)
+				*saved_at_ms = (int64_t)((uint64_t)*saved_at_ms << 8 | v.p[i]);
+			break;
 		default:
 			break;
 		}
@@ -122,7 +135,7 @@ static int to_record(const struct brk_pub *pub, uint8_t *buf, size_t cap, struct
 	struct gw_writer w;
 
 	gw_writer_init(&w, buf, cap);
-	if (gw_props_encode(pub->props, &w))
+	if (gw_props_encode(pub->props, gw_now_ms(), &w))
 		return -EMSGSIZE;
 	rec->topic = pub->topic;
 	rec->payload = pub->payload;
@@ -227,14 +240,28 @@ void gw_persist_detach(struct brk *b, struct gw_persist *ps)
 
 struct restore_ctx {
 	struct brk *b;
-	unsigned int retained, sessions, msgs, errors;
+	int64_t now_ms;
+	unsigned int retained, sessions, msgs, expired, errors;
 };
 
-static int from_record(const struct st_record *rec, struct brk_msg_props *props,
-		       struct brk_pub *pub)
+/*
+ * A stored message as a brk_pub. The time fieldmq was down counts against a
+ * message expiry: -ETIME when it ran out meanwhile (the message is dropped).
+ */
+static int from_record(const struct restore_ctx *c, const struct st_record *rec,
+		       struct brk_msg_props *props, struct brk_pub *pub)
 {
-	if (gw_props_decode(rec->props, props))
+	int64_t saved_at;
+
+	if (gw_props_decode(rec->props, props, &saved_at))
 		return -EBADMSG;
+	if (props->has_expiry && saved_at && c->now_ms > saved_at) {
+		int64_t gone = (c->now_ms - saved_at) / 1000;
+
+		if (gone >= (int64_t)props->expiry)
+			return -ETIME;
+		props->expiry -= (uint32_t)gone;
+	}
 	pub->topic = rec->topic;
 	pub->payload = rec->payload;
 	pub->qos = rec->qos;
@@ -249,7 +276,11 @@ static int on_load_retained(void *arg, const struct st_record *rec)
 	struct brk_msg_props props;
 	struct brk_pub pub;
 
-	if (from_record(rec, &props, &pub) || brk_restore_retained(c->b, &pub))
+	int rc = from_record(c, rec, &props, &pub);
+
+	if (rc == -ETIME)
+		c->expired++;
+	else if (rc || brk_restore_retained(c->b, &pub))
 		c->errors++;
 	else
 		c->retained++;
@@ -274,7 +305,11 @@ static int on_load_session_msg(void *arg, const char *client_id, uint64_t seq,
 	struct brk_msg_props props;
 	struct brk_pub pub;
 
-	if (from_record(rec, &props, &pub) || brk_restore_session_msg(c->b, client_id, seq, &pub))
+	int rc = from_record(c, rec, &props, &pub);
+
+	if (rc == -ETIME)
+		c->expired++;
+	else if (rc || brk_restore_session_msg(c->b, client_id, seq, &pub))
 		c->errors++;
 	else
 		c->msgs++;
@@ -283,7 +318,7 @@ static int on_load_session_msg(void *arg, const char *client_id, uint64_t seq,
 
 int gw_persist_restore(struct brk *b, struct st_store *st, const struct gw_logger *log)
 {
-	struct restore_ctx c = { .b = b };
+	struct restore_ctx c = { .b = b, .now_ms = gw_now_ms() };
 	int rc;
 
 	rc = st_retained_load(st, on_load_retained, &c);

@@ -11,16 +11,19 @@
 #include "store/store.h"
 
 /*
- * gw_props_encode - @p as a blob: entries of [u8 id][u16 length][bytes].
- * Returns 0 or -EMSGSIZE (w->err). An all-empty @p (or NULL) writes nothing.
+ * gw_props_encode - @p as a blob: entries of [u8 id][u16 length][bytes]. A
+ * message expiry is saved with @now_ms (wall clock), so the time fieldmq is
+ * stopped counts against it. Returns 0 or -EMSGSIZE (w->err). An all-empty
+ * @p (or NULL) writes nothing.
  */
-int gw_props_encode(const struct brk_msg_props *p, struct gw_writer *w);
+int gw_props_encode(const struct brk_msg_props *p, int64_t now_ms, struct gw_writer *w);
 
 /*
- * gw_props_decode - the reverse; slices point into @blob. Unknown ids are
+ * gw_props_decode - the reverse; slices point into @blob, *saved_at_ms is the
+ * @now_ms given to the encoder with an expiry (0 if none). Unknown ids are
  * skipped (a newer build may add some). Returns 0 or -EBADMSG.
  */
-int gw_props_decode(struct gw_slice blob, struct brk_msg_props *p);
+int gw_props_decode(struct gw_slice blob, struct brk_msg_props *p, int64_t *saved_at_ms);
 
 struct gw_persist;
 

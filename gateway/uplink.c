@@ -49,7 +49,6 @@
 /* How long a connection attempt (DNS, TCP, TLS, CONNACK) may take. */
 #define UPL_CONNECT_TIMEOUT_MS 30000
 /* Our own property entry in a stored props blob: wall-clock ms when queued. */
-#define UPL_P_QUEUED_AT 0xe0
 
 enum upl_state {
 	UPL_IDLE,	/* not started */
@@ -377,9 +376,10 @@ static uint16_t alloc_pid(struct gw_upl *u)
 /* ------------------------------------------------------- props blobs */
 
 /*
- * The store's props blob (persist.c's format) of @p, plus our queued-at entry
- * when the message can expire. Into @buf (@cap), or a gw_malloc'ed *heap when
- * larger. Returns the length or -ENOMEM / -EMSGSIZE.
+ * The store's props blob (persist.c's format) of @p; an expiring message
+ * carries the wall-clock time @wall it was queued, so time spent in the queue
+ * (fieldmq stopped included) counts against its expiry. Into @buf (@cap), or
+ * a gw_malloc'ed *heap when larger. Returns the length or -ENOMEM / -EMSGSIZE.
  */
 static int build_blob(const struct gw_upl *u, const struct brk_msg_props *p, uint8_t *buf,
 		      size_t cap, uint8_t **heap, int64_t wall)
@@ -391,16 +391,7 @@ static int build_blob(const struct gw_upl *u, const struct brk_msg_props *p, uin
 	(void)u;
 	for (pass = 0; pass < 2; pass++) {
 		gw_writer_init(&w, buf, cap);
-		gw_props_encode(p, &w);
-		if (p && p->has_expiry && wall > 0) {
-			uint8_t be[8];
-			int i;
-
-			for (i = 0; i < 8; i++)
-				be[i] = (uint8_t)((uint64_t)wall >> (56 - 8 * i));
-			gw_wr_u8(&w, UPL_P_QUEUED_AT);
-			gw_wr_bin16(&w, be, 8);
-		}
+		gw_props_encode(p, wall, &w);
 		if (!w.err)
 			return (int)w.len;
 		if (pass || w.err != -EMSGSIZE || w.len > 0x7fffffff)
@@ -412,30 +403,6 @@ static int build_blob(const struct gw_upl *u, const struct brk_msg_props *p, uin
 		cap = w.len;
 	}
 	return -EMSGSIZE;
-}
-
-/* Our queued-at entry of a blob, or 0. */
-static int64_t blob_queued_at(struct gw_slice blob)
-{
-	struct gw_reader r;
-
-	gw_reader_init(&r, blob.p, blob.len);
-	while (gw_rd_left(&r)) {
-		struct gw_slice v;
-		uint8_t id;
-
-		if (gw_rd_u8(&r, &id) || gw_rd_bin16(&r, &v))
-			return 0;
-		if (id == UPL_P_QUEUED_AT && v.len == 8) {
-			uint64_t t = 0;
-			int i;
-
-			for (i = 0; i < 8; i++)
-				t = t << 8 | v.p[i];
-			return (int64_t)t;
-		}
-	}
-	return 0;
 }
 
 /* ------------------------------------------------------------- the link */
@@ -644,6 +611,7 @@ static void msg_done(struct gw_upl *u, struct upl_msg *m, bool in_flight)
 static int send_msg(struct gw_upl *u, struct upl_msg *m, bool resume, int64_t now)
 {
 	struct brk_msg_props bp;
+	int64_t at = 0;
 	struct mqtt_pkt p;
 	uint8_t qos = GW_MIN(m->qos, u->max_qos);
 	int rc;
@@ -664,12 +632,10 @@ static int send_msg(struct gw_upl *u, struct upl_msg *m, bool resume, int64_t no
 	p.publish.qos = qos;
 	p.publish.retain = m->retain && u->retain_ok;
 	if (u->version == MQTT_V5 && m->props_len &&
-	    !gw_props_decode((struct gw_slice){ msg_props(m), m->props_len }, &bp)) {
+	    !gw_props_decode((struct gw_slice){ msg_props(m), m->props_len }, &bp, &at)) {
 		p.props.has_payload_format = bp.has_payload_format;
 		p.props.payload_format = bp.payload_format;
 		if (bp.has_expiry) {
-			int64_t at =
-				blob_queued_at((struct gw_slice){ msg_props(m), m->props_len });
 			int64_t wall = at ? gw_now_ms() : 0;
 			uint64_t age = at && wall > at ? (uint64_t)(wall - at) / 1000 : 0;
 

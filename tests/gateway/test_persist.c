@@ -24,13 +24,15 @@ static void test_roundtrip(void **state)
 		.user_props = { user, sizeof(user) },
 	};
 	struct brk_msg_props out;
+	int64_t saved_at;
 	uint8_t buf[256];
 	struct gw_writer w;
 
 	(void)state;
 	gw_writer_init(&w, buf, sizeof(buf));
-	assert_int_equal(gw_props_encode(&in, &w), 0);
-	assert_int_equal(gw_props_decode((struct gw_slice){ buf, w.len }, &out), 0);
+	assert_int_equal(gw_props_encode(&in, 1234567890123LL, &w), 0);
+	assert_int_equal(gw_props_decode((struct gw_slice){ buf, w.len }, &out, &saved_at), 0);
+	assert_int_equal(saved_at, 1234567890123LL);
 	assert_true(out.has_payload_format);
 	assert_int_equal(out.payload_format, 1);
 	assert_true(out.has_expiry);
@@ -47,20 +49,25 @@ static void test_empty_and_bad(void **state)
 	static const uint8_t short_[] = { 3, 0, 9, 'a' };  /* declared 9, has 1 */
 	static const uint8_t unknown[] = { 99, 0, 1, 'x', 1, 0, 1, 1 };
 	struct brk_msg_props out;
+	int64_t saved_at;
 	uint8_t buf[8];
 	struct gw_writer w;
 
 	(void)state;
 	gw_writer_init(&w, buf, sizeof(buf));
-	assert_int_equal(gw_props_encode(NULL, &w), 0);
+	assert_int_equal(gw_props_encode(NULL, 5, &w), 0);
 	assert_int_equal(w.len, 0);
-	assert_int_equal(gw_props_decode((struct gw_slice){ buf, 0 }, &out), 0);
+	assert_int_equal(gw_props_decode((struct gw_slice){ buf, 0 }, &out, &saved_at), 0);
 	assert_false(out.has_expiry);
-	assert_int_equal(gw_props_decode((struct gw_slice){ bad, sizeof(bad) }, &out), -EBADMSG);
-	assert_int_equal(gw_props_decode((struct gw_slice){ short_, sizeof(short_) }, &out),
+	assert_int_equal(saved_at, 0);
+	assert_int_equal(gw_props_decode((struct gw_slice){ bad, sizeof(bad) }, &out, &saved_at),
 			 -EBADMSG);
+	assert_int_equal(
+		gw_props_decode((struct gw_slice){ short_, sizeof(short_) }, &out, &saved_at),
+		-EBADMSG);
 	/* an id from a newer build is skipped */
-	assert_int_equal(gw_props_decode((struct gw_slice){ unknown, sizeof(unknown) }, &out), 0);
+	assert_int_equal(
+		gw_props_decode((struct gw_slice){ unknown, sizeof(unknown) }, &out, &saved_at), 0);
 	assert_true(out.has_payload_format);
 }
 
@@ -72,7 +79,7 @@ static void test_overflow(void **state)
 
 	(void)state;
 	gw_writer_init(&w, buf, sizeof(buf));
-	assert_int_equal(gw_props_encode(&in, &w), -EMSGSIZE);
+	assert_int_equal(gw_props_encode(&in, 1234567890123LL, &w), -EMSGSIZE);
 }
 
 int main(void)
