@@ -624,6 +624,11 @@ int brk__init(struct brk *b, uv_loop_t *loop, const struct brk_config *cfg,
 	}
 	if (brk__tree_init(&b->tree) || sessions_grow(b))
 		goto nomem;
+	/* Allocated before any connection, so that it sits below them all. */
+	b->stage.buf = gw_malloc(BRK_STAGE_MIN);
+	if (!b->stage.buf)
+		goto nomem;
+	b->stage.cap = BRK_STAGE_MIN;
 	b->started = gw_mono_ms();
 	b->last_sys = b->started;
 	return 0;
@@ -653,6 +658,8 @@ void brk__fini(struct brk *b)
 	brk__tree_fini(&b->tree);
 	gw_free(b->matches.v);
 	b->matches.v = NULL;
+	gw_free(b->stage.buf);
+	memset(&b->stage, 0, sizeof(b->stage));
 	for (i = 0; i < BRK_MAX_LISTENERS; i++) {
 		gw_free(b->listen_copy[i]);
 		b->listen_copy[i] = NULL;
@@ -731,6 +738,15 @@ void brk__tick(struct brk *b, int64_t now)
 	if (b->cfg.sys_interval_ms && now - b->last_sys >= (int64_t)b->cfg.sys_interval_ms)
 		brk__sys_publish(b, now);
 	brk__pool_trim(b);
+	/* A burst may have grown the stage: give back what is over its usual size. */
+	if (!b->n_staged && b->stage.cap > BRK_STAGE_KEEP) {
+		uint8_t *p = gw_realloc(b->stage.buf, BRK_STAGE_MIN);
+
+		if (p) {
+			b->stage.buf = p;
+			b->stage.cap = BRK_STAGE_MIN;
+		}
+	}
 }
 
 void brk_get_stats(const struct brk *b, struct brk_stats *out)

@@ -291,6 +291,10 @@ void brk__obuf_fini(struct brk_obuf *o);
 /* Drop the contents, keep the memory for the next batch. */
 void brk__obuf_reset(struct brk_obuf *o);
 
+/* The stage's size at start and the most it keeps once a burst is over. */
+#define BRK_STAGE_MIN 4096
+#define BRK_STAGE_KEEP (64 * 1024)
+
 struct brk_conn_ops {
 	/* The connection has bytes to send: flush them before the loop sleeps. */
 	void (*want_flush)(struct brk_conn *c);
@@ -327,7 +331,8 @@ struct brk_conn {
 	/* Read side: a partial packet only. */
 	uint8_t *rbuf;
 	size_t rlen, rcap;
-	/* Write side. */
+	/* Write side: bytes in the broker's stage (see struct brk), then out. */
+	uint32_t stage_off, stage_len;
 	struct brk_obuf out;
 	/* What the client told us in CONNECT (5.0). */
 	uint32_t max_out_packet; /* 0 = no limit beyond the protocol's */
@@ -339,6 +344,12 @@ struct brk_conn {
 	uint16_t inflight_in; /* QoS > 0 PUBLISHes not yet acknowledged by us */
 	size_t writing;	      /* bytes handed to the transport, not yet written */
 };
+
+/* Bytes queued for @c and not yet handed to the transport. */
+static inline size_t brk__conn_pending(const struct brk_conn *c)
+{
+	return c->out.total + c->stage_len;
+}
 
 void brk__conn_init(struct brk_conn *c, struct brk *b, const struct brk_conn_ops *ops);
 /* The peer's address for a log line (into buf, returned). */
@@ -355,6 +366,13 @@ void brk__conn_closed(struct brk_conn *c);
 void brk__conn_kick(struct brk_conn *c, uint8_t reason);
 /* Per-second check: keepalive. */
 void brk__conn_tick(struct brk_conn *c, int64_t now);
+/*
+ * brk__conn_unstage - the glue wrote the first @done of c's stage_len staged
+ * bytes (b->stage.buf + c->stage_off); the rest, if any, is copied into
+ * c->out. Either way the connection leaves the stage. 0, or -ENOMEM (the rest
+ * is lost: the caller closes the connection).
+ */
+int brk__conn_unstage(struct brk_conn *c, size_t done);
 
 /* ----------------------------------------------------------- the broker */
 
@@ -382,7 +400,20 @@ struct brk {
 	const struct brk_persist_ops *pops;
 	void *parg;
 	struct brk_pool pool;
-	struct gw_list loose_holds; /* brk_hold of in-process publishers and ended sessions */
+	/*
+	 * The stage: output for connections that had none queued is encoded
+	 * here, not into per-connection buffers, and the glue writes it
+	 * straight from here before the loop sleeps. An idle connection thus
+	 * never allocates for a CONNACK or a PINGRESP, and no short-lived
+	 * buffers are left between long-lived connection objects. A
+	 * connection's staged bytes are contiguous: once another connection
+	 * has staged after it, its next output moves them into its own out.
+	 * The stage empties when its last connection leaves it.
+	 */
+	struct brk_obuf stage;	     /* buf, len, cap only */
+	struct brk_conn *stage_tail; /* the connection whose bytes end the stage */
+	unsigned int n_staged;	     /* connections with stage_len > 0 */
+	struct gw_list loose_holds;  /* brk_hold of in-process publishers and ended sessions */
 	bool stopping;
 	unsigned int route_depth;
 	uint64_t match_gen;

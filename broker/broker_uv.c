@@ -5,10 +5,15 @@
  * Reads: every connection reads into the broker's one read buffer; the
  * protocol machine handles whole packets in place and copies only a partial
  * tail, so an idle connection owns no buffer at all.
- * Writes: the protocol machine appends to c->out and asks for a flush; a
- * uv_check handle (it runs after the I/O callbacks of an iteration) turns
- * each dirty connection's output into one uv_write of many iovecs. While a
- * write is in flight, new output accumulates and goes out in the next one.
+ * Writes: the protocol machine puts a connection's output in the broker's
+ * stage while it has nothing else queued, else in c->out, and asks for a
+ * flush; a uv_check handle (it runs after the I/O callbacks of an iteration)
+ * writes each dirty connection's staged bytes with uv_try_write, copies what
+ * the socket did not take into c->out, and turns c->out into one uv_write of
+ * many iovecs. While a write is in flight, new output accumulates in c->out
+ * and goes out in the next one. So a connection that is sent a CONNACK or a
+ * PINGRESP allocates nothing; one that cannot keep up gets its own buffers
+ * and write state, given back on the tick after it caught up.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -40,30 +45,46 @@ struct brk_uv {
 	uv_check_t check;
 	struct brk_listener lst[BRK_MAX_LISTENERS];
 	unsigned int n_lst;
-	struct gw_list dirty;
+	/* Connections to flush (c->dirty set); a closed one's entry is NULL. */
+	struct brk_uvconn **dirty;
+	unsigned int n_dirty, cap_dirty;
+	struct gw_list busy; /* brk_uvwr: connections holding output memory */
+	uv_buf_t *iov;	     /* scratch for uv_write, which copies the array */
+	unsigned int cap_iov;
 	uint8_t *rbuf;
 	unsigned int open_handles;
 	bool started;
 };
 
-/* What a write in flight needs; allocated while the connection is busy, not when idle. */
+/*
+ * What a write in flight needs; allocated when a connection's output does not
+ * go out at once, given back on the tick after it caught up. While it exists
+ * the connection is on u->busy, which the tick walks instead of every
+ * connection.
+ */
 struct brk_uvwr {
 	uv_write_t req;
 	struct brk_obuf wbuf; /* the batch being written */
-	uv_buf_t *bufs;
-	unsigned int cap_bufs;
+	struct gw_list link;  /* in u->busy */
+	struct brk_uvconn *uc;
 };
 
+/*
+ * A connection: nothing else is allocated for it while it is idle. c.writing
+ * is non-zero while a uv_write is in flight; c.state is BRK_CS_CLOSING once
+ * a close began, and c.last_rx then says when (a peer that does not read is
+ * not waited for long).
+ */
 struct brk_uvconn {
 	struct brk_conn c;
 	uv_tcp_t tcp;
 	struct brk_uvwr *w;
-	struct brk_uv *u;
-	struct gw_list dirty_link;
-	bool writing;
-	bool closing;
-	int64_t closing_since; /* a peer that does not read is not waited for long */
 };
+
+static inline struct brk_uv *conn_uv(const struct brk_uvconn *uc)
+{
+	return uc->c.b->uv;
+}
 
 static void conn_flush(struct brk_uvconn *uc);
 
@@ -131,8 +152,8 @@ static void writer_free(struct brk_uvconn *uc)
 {
 	if (!uc->w)
 		return;
+	gw_list_del(&uc->w->link);
 	brk__obuf_fini(&uc->w->wbuf);
-	gw_free(uc->w->bufs);
 	gw_free(uc->w);
 	uc->w = NULL;
 }
@@ -140,10 +161,13 @@ static void writer_free(struct brk_uvconn *uc)
 static void on_conn_close(uv_handle_t *h)
 {
 	struct brk_uvconn *uc = h->data;
-	struct brk_uv *u = uc->u;
+	struct brk_uv *u = conn_uv(uc);
+	unsigned int i;
 
-	if (!gw_list_empty(&uc->dirty_link))
-		gw_list_del(&uc->dirty_link);
+	if (uc->c.dirty)
+		for (i = 0; i < u->n_dirty; i++)
+			if (u->dirty[i] == uc)
+				u->dirty[i] = NULL;
 	brk__conn_closed(&uc->c);
 	writer_free(uc);
 	gw_free(uc);
@@ -154,7 +178,6 @@ static void conn_close_now(struct brk_uvconn *uc)
 {
 	if (uv_is_closing((uv_handle_t *)&uc->tcp))
 		return;
-	uc->closing = true;
 	uc->c.state = BRK_CS_CLOSING;
 	uv_read_stop((uv_stream_t *)&uc->tcp);
 	uv_close((uv_handle_t *)&uc->tcp, on_conn_close);
@@ -164,27 +187,47 @@ static void on_write(uv_write_t *req, int status)
 {
 	struct brk_uvconn *uc = req->data;
 
-	uc->writing = false;
 	uc->c.writing = 0;
 	brk__obuf_reset(&uc->w->wbuf);
 	if (status < 0) {
 		conn_close_now(uc);
 		return;
 	}
-	if (uc->c.out.total)
+	if (brk__conn_pending(&uc->c))
 		conn_flush(uc);
-	else if (uc->closing)
+	else if (uc->c.state == BRK_CS_CLOSING)
 		conn_close_now(uc);
 }
 
+/*
+ * Write what @uc has queued: its staged bytes with uv_try_write (what the
+ * socket does not take moves to c->out), then c->out with uv_write, unless a
+ * write is in flight already (on_write calls again). Closes the connection on
+ * a write error or out-of-memory.
+ */
 static void conn_flush(struct brk_uvconn *uc)
 {
+	struct brk_conn *c = &uc->c;
+	struct brk_uv *u = conn_uv(uc);
 	struct brk_obuf tmp;
 	struct brk_uvwr *w;
 	unsigned int i;
 	int rc;
 
-	if (uc->writing || !uc->c.out.total || uv_is_closing((uv_handle_t *)&uc->tcp))
+	if (c->writing || uv_is_closing((uv_handle_t *)&uc->tcp))
+		return;
+	if (c->stage_len) {
+		uv_buf_t sb = uv_buf_init((char *)u->b.stage.buf + c->stage_off, c->stage_len);
+
+		rc = uv_try_write((uv_stream_t *)&uc->tcp, &sb, 1);
+		if (rc == UV_EAGAIN)
+			rc = 0;
+		if (rc < 0 || brk__conn_unstage(c, rc < 0 ? c->stage_len : (size_t)rc)) {
+			conn_close_now(uc);
+			return;
+		}
+	}
+	if (!c->out.total)
 		return;
 	if (!uc->w) {
 		uc->w = gw_calloc(1, sizeof(*uc->w));
@@ -192,62 +235,78 @@ static void conn_flush(struct brk_uvconn *uc)
 			conn_close_now(uc);
 			return;
 		}
+		uc->w->uc = uc;
+		gw_list_add_tail(&u->busy, &uc->w->link);
 	}
 	w = uc->w;
-	/* Swap: what accumulated becomes the batch in flight. */
-	tmp = w->wbuf;
-	w->wbuf = uc->c.out;
-	uc->c.out = tmp;
-	if (w->cap_bufs < w->wbuf.n) {
-		uv_buf_t *v = gw_realloc(w->bufs, w->wbuf.n * sizeof(*v));
+	if (u->cap_iov < c->out.n) {
+		uv_buf_t *v = gw_realloc(u->iov, c->out.n * sizeof(*v));
 
 		if (!v) {
-			brk__obuf_reset(&w->wbuf);
 			conn_close_now(uc);
 			return;
 		}
-		w->bufs = v;
-		w->cap_bufs = w->wbuf.n;
+		u->iov = v;
+		u->cap_iov = c->out.n;
 	}
+	/* Swap: what accumulated becomes the batch in flight. */
+	tmp = w->wbuf;
+	w->wbuf = c->out;
+	c->out = tmp;
 	for (i = 0; i < w->wbuf.n; i++) {
 		struct brk_oseg *sg = &w->wbuf.segs[i];
 		uint8_t *base = sg->m ? (uint8_t *)sg->m->payload : w->wbuf.buf;
 
-		w->bufs[i] = uv_buf_init((char *)base + sg->off, sg->len);
+		u->iov[i] = uv_buf_init((char *)base + sg->off, sg->len);
 	}
 	w->req.data = uc;
-	rc = uv_write(&w->req, (uv_stream_t *)&uc->tcp, w->bufs, w->wbuf.n, on_write);
+	rc = uv_write(&w->req, (uv_stream_t *)&uc->tcp, u->iov, w->wbuf.n, on_write);
 	if (rc) {
 		brk__obuf_reset(&w->wbuf);
 		conn_close_now(uc);
 		return;
 	}
-	uc->writing = true;
-	uc->c.writing = w->wbuf.total;
+	c->writing = w->wbuf.total;
 }
 
+/* Put @uc on the list on_check flushes (once: c->dirty says it is there). */
+static void mark_dirty(struct brk_uvconn *uc)
+{
+	struct brk_uv *u = conn_uv(uc);
+
+	if (u->n_dirty == u->cap_dirty) {
+		unsigned int nc = u->cap_dirty ? u->cap_dirty * 2 : 64;
+		struct brk_uvconn **v = gw_realloc(u->dirty, nc * sizeof(*v));
+
+		if (!v) {
+			uc->c.dirty = false;
+			conn_close_now(uc);
+			return;
+		}
+		u->dirty = v;
+		u->cap_dirty = nc;
+	}
+	uc->c.dirty = true;
+	u->dirty[u->n_dirty++] = uc;
+}
+
+/* The protocol set c->dirty before calling: it is not on the list yet. */
 static void ops_want_flush(struct brk_conn *c)
 {
-	struct brk_uvconn *uc = container_of(c, struct brk_uvconn, c);
-
-	if (gw_list_empty(&uc->dirty_link))
-		gw_list_add_tail(&uc->u->dirty, &uc->dirty_link);
+	mark_dirty(container_of(c, struct brk_uvconn, c));
 }
 
 static void ops_close(struct brk_conn *c)
 {
 	struct brk_uvconn *uc = container_of(c, struct brk_uvconn, c);
 
-	if (uc->closing)
-		return;
-	uc->closing = true;
-	uc->closing_since = gw_mono_ms();
+	c->last_rx = gw_mono_ms(); /* when the close began */
 	uv_read_stop((uv_stream_t *)&uc->tcp);
 	/* Let the last packets (CONNACK, DISCONNECT) go out first. */
-	if (!uc->writing && !uc->c.out.total)
+	if (!c->writing && !brk__conn_pending(c))
 		conn_close_now(uc);
-	else
-		ops_want_flush(c);
+	else if (!c->dirty)
+		mark_dirty(uc);
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -255,7 +314,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 	struct brk_uvconn *uc = h->data;
 
 	(void)hint;
-	*buf = uv_buf_init((char *)uc->u->rbuf, READ_BUF_SIZE);
+	*buf = uv_buf_init((char *)conn_uv(uc)->rbuf, READ_BUF_SIZE);
 }
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
@@ -264,7 +323,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 
 	(void)buf;
 	if (nread > 0) {
-		brk__conn_input(&uc->c, uc->u->rbuf, (size_t)nread, gw_mono_ms());
+		brk__conn_input(&uc->c, conn_uv(uc)->rbuf, (size_t)nread, gw_mono_ms());
 		return;
 	}
 	if (nread < 0) {
@@ -316,15 +375,13 @@ static void on_connection(uv_stream_t *server, int status)
 		gw_free(uc);
 		return;
 	}
-	uc->u = u;
 	uc->tcp.data = uc;
-	gw_list_init(&uc->dirty_link);
+	uc->c.b = &u->b;
 	u->open_handles++;
 	if (uv_accept(server, (uv_stream_t *)&uc->tcp)) {
-		uv_close((uv_handle_t *)&uc->tcp, on_conn_close);
-		uc->closing = true;
-		uc->c.b = &u->b;
+		uc->c.state = BRK_CS_CLOSING;
 		gw_list_init(&uc->c.link);
+		uv_close((uv_handle_t *)&uc->tcp, on_conn_close);
 		return;
 	}
 	brk__conn_init(&uc->c, &u->b, &uv_conn_ops);
@@ -344,16 +401,20 @@ static void on_connection(uv_stream_t *server, int status)
 static void on_check(uv_check_t *h)
 {
 	struct brk_uv *u = h->data;
+	unsigned int i;
 
-	while (!gw_list_empty(&u->dirty)) {
-		struct brk_uvconn *uc = gw_list_first(&u->dirty, struct brk_uvconn, dirty_link);
+	/* Nothing below adds output, so the list does not grow while walked. */
+	for (i = 0; i < u->n_dirty; i++) {
+		struct brk_uvconn *uc = u->dirty[i];
 
-		gw_list_del(&uc->dirty_link);
+		if (!uc)
+			continue;
 		uc->c.dirty = false;
 		conn_flush(uc);
-		if (uc->closing && !uc->writing && !uc->c.out.total)
+		if (uc->c.state == BRK_CS_CLOSING && !uc->c.writing && !brk__conn_pending(&uc->c))
 			conn_close_now(uc);
 	}
+	u->n_dirty = 0;
 }
 
 static void on_tick(uv_timer_t *t)
@@ -363,11 +424,12 @@ static void on_tick(uv_timer_t *t)
 	struct gw_list *pos, *tmp;
 
 	brk__tick(&u->b, now);
-	gw_list_for_each_safe (pos, tmp, &u->b.conns) {
-		struct brk_conn *c = gw_list_entry(pos, struct brk_conn, link);
-		struct brk_uvconn *uc = container_of(c, struct brk_uvconn, c);
+	/* Only connections that hold output memory: the others have nothing to give back. */
+	gw_list_for_each_safe (pos, tmp, &u->busy) {
+		struct brk_uvconn *uc = gw_list_entry(pos, struct brk_uvwr, link)->uc;
+		struct brk_conn *c = &uc->c;
 
-		if (uc->closing && uc->closing_since && now - uc->closing_since > 5000) {
+		if (c->state == BRK_CS_CLOSING && now - c->last_rx > 5000) {
 			conn_close_now(uc);
 			continue;
 		}
@@ -375,7 +437,7 @@ static void on_tick(uv_timer_t *t)
 		 * An idle connection keeps no output buffers: what a batch needed
 		 * is given back once a second at most.
 		 */
-		if (!uc->writing && !c->out.total) {
+		if (!c->writing && !c->out.total) {
 			brk__obuf_fini(&c->out);
 			writer_free(uc);
 		}
@@ -409,7 +471,7 @@ int brk_new(uv_loop_t *loop, const struct brk_config *cfg, const struct gw_logge
 		return rc;
 	}
 	u->b.uv = u;
-	gw_list_init(&u->dirty);
+	gw_list_init(&u->busy);
 	for (i = 0; i < cfg->n_listen; i++) {
 		struct brk_listener *l = &u->lst[i];
 
@@ -421,8 +483,13 @@ int brk_new(uv_loop_t *loop, const struct brk_config *cfg, const struct gw_logge
 		l->u = u;
 	}
 	u->n_lst = cfg->n_listen;
+	/* Scratch allocated up front, so that it sits below the connections. */
 	u->rbuf = gw_malloc(READ_BUF_SIZE);
-	if (!u->rbuf) {
+	u->cap_dirty = 256;
+	u->dirty = gw_malloc(u->cap_dirty * sizeof(*u->dirty));
+	u->cap_iov = 64;
+	u->iov = gw_malloc(u->cap_iov * sizeof(*u->iov));
+	if (!u->rbuf || !u->dirty || !u->iov) {
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -431,6 +498,8 @@ int brk_new(uv_loop_t *loop, const struct brk_config *cfg, const struct gw_logge
 fail:
 	brk__fini(&u->b);
 	gw_free(u->rbuf);
+	gw_free(u->dirty);
+	gw_free(u->iov);
 	gw_free(u);
 	return rc;
 }
@@ -518,7 +587,7 @@ void brk_stop(struct brk *b)
 		}
 		/* The check handle is gone: write what is queued now, then close. */
 		conn_flush(uc);
-		if (!uc->writing)
+		if (!c->writing)
 			conn_close_now(uc);
 	}
 	/* Sessions offline for a while: their expiring messages are saved with what is left. */
@@ -534,5 +603,7 @@ void brk_free(struct brk *b)
 	u = b->uv;
 	brk__fini(b);
 	gw_free(u->rbuf);
+	gw_free(u->dirty);
+	gw_free(u->iov);
 	gw_free(u);
 }

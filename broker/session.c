@@ -102,6 +102,70 @@ static int obuf_msg(struct brk_obuf *o, struct brk_msg *m)
 	return 0;
 }
 
+/* ------------------------------------------------------------------ stage */
+
+/* May @c's next bytes go to the broker's stage (see struct brk)? */
+static bool stage_ok(const struct brk_conn *c)
+{
+	return !c->out.total && !c->writing && (!c->stage_len || c->b->stage_tail == c);
+}
+
+/*
+ * Room for @n bytes of output for @c: in the stage while @c has nothing else
+ * queued (@stage false: a segment that refers to a message follows, so
+ * c->out), else in c->out, after what @c had staged. NULL on out-of-memory.
+ * The bytes are queued by out_commit(c, n, stage) with the same @stage.
+ */
+static uint8_t *out_reserve(struct brk_conn *c, size_t n, bool stage)
+{
+	if (stage && stage_ok(c))
+		return obuf_reserve(&c->b->stage, n);
+	if (c->stage_len && brk__conn_unstage(c, 0))
+		return NULL;
+	return obuf_reserve(&c->out, n);
+}
+
+static int out_commit(struct brk_conn *c, size_t n, bool stage)
+{
+	struct brk *b = c->b;
+
+	if (!stage || !stage_ok(c))
+		return obuf_commit(&c->out, n);
+	if (!c->stage_len) {
+		c->stage_off = (uint32_t)b->stage.len;
+		b->n_staged++;
+	}
+	b->stage_tail = c;
+	b->stage.len += n;
+	c->stage_len += (uint32_t)n;
+	return 0;
+}
+
+int brk__conn_unstage(struct brk_conn *c, size_t done)
+{
+	struct brk *b = c->b;
+	size_t left;
+	uint8_t *dst;
+	int rc = 0;
+
+	if (!c->stage_len)
+		return 0;
+	left = c->stage_len - GW_MIN(done, (size_t)c->stage_len);
+	if (left) {
+		dst = obuf_reserve(&c->out, left);
+		if (!dst || obuf_commit(&c->out, left))
+			rc = -ENOMEM;
+		else
+			memcpy(dst, b->stage.buf + c->stage_off + (c->stage_len - left), left);
+	}
+	c->stage_len = 0;
+	if (b->stage_tail == c)
+		b->stage_tail = NULL;
+	if (--b->n_staged == 0)
+		b->stage.len = 0;
+	return rc;
+}
+
 static void want_flush(struct brk_conn *c)
 {
 	if (!c->dirty && c->ops && c->ops->want_flush) {
@@ -119,13 +183,13 @@ static int out_pkt(struct brk_conn *c, const struct mqtt_pkt *p)
 
 	if (!n)
 		return -EINVAL;
-	dst = obuf_reserve(&c->out, n);
+	dst = out_reserve(c, n, true);
 	if (!dst)
 		return -ENOMEM;
 	gw_writer_init(&w, dst, n);
 	if (mqtt_encode(&w, c->proto ? c->proto : MQTT_V311, p) || w.len != n)
 		return -EINVAL;
-	if (obuf_commit(&c->out, n))
+	if (out_commit(c, n, true))
 		return -ENOMEM;
 	c->b->st.bytes_sent += n;
 	want_flush(c);
@@ -293,7 +357,7 @@ bool brk__conn_send_publish(struct brk_conn *c, struct brk_qmsg *q, bool dup, in
 	size_t hdr, total;
 	uint8_t *dst;
 	int alias = 0;
-	bool fresh = false;
+	bool fresh = false, copy;
 
 	memset(&p, 0, sizeof(p));
 	p.type = MQTT_PUBLISH;
@@ -344,7 +408,7 @@ bool brk__conn_send_publish(struct brk_conn *c, struct brk_qmsg *q, bool dup, in
 	 * passes max_queued_bytes (QoS > 0 is bounded by the inflight window).
 	 */
 	if (!q->qos && c->b->cfg.max_queued_bytes &&
-	    c->out.total + c->writing > c->b->cfg.max_queued_bytes) {
+	    brk__conn_pending(c) + c->writing > c->b->cfg.max_queued_bytes) {
 		c->b->st.dropped++;
 		return false;
 	}
@@ -367,17 +431,18 @@ bool brk__conn_send_publish(struct brk_conn *c, struct brk_qmsg *q, bool dup, in
 	}
 	total = mqtt_encoded_size(c->proto, &p);
 	hdr = total - m->payload_len;
-	dst = obuf_reserve(&c->out, m->payload_len <= COPY_PAYLOAD_MAX ? total : hdr);
+	copy = m->payload_len <= COPY_PAYLOAD_MAX;
+	dst = out_reserve(c, copy ? total : hdr, copy);
 	if (!dst)
 		return false;
 	gw_writer_init(&w, dst, hdr);
 	if (mqtt_encode_publish_header(&w, c->proto, &p) || w.len != hdr)
 		return false;
-	if (m->payload_len <= COPY_PAYLOAD_MAX) {
+	if (copy) {
 		memcpy(dst + hdr, m->payload, m->payload_len);
-		if (obuf_commit(&c->out, total))
+		if (out_commit(c, total, true))
 			return false;
-	} else if (obuf_commit(&c->out, hdr) || obuf_msg(&c->out, m)) {
+	} else if (out_commit(c, hdr, false) || obuf_msg(&c->out, m)) {
 		return false;
 	}
 	c->b->st.msgs_sent++;
@@ -1440,6 +1505,8 @@ void brk__conn_closed(struct brk_conn *c)
 	gw_list_del(&c->link);
 	gw_free(c->rbuf);
 	c->rbuf = NULL;
+	if (c->stage_len)
+		brk__conn_unstage(c, c->stage_len);
 	brk__obuf_fini(&c->out);
 	for (i = 0; i < c->n_alias_out; i++)
 		gw_free(c->alias_out[i]);

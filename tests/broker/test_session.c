@@ -88,6 +88,7 @@ static void drain(struct fconn *f)
 	struct brk_obuf *o = &f->c.out;
 	unsigned int i;
 
+	assert_int_equal(brk__conn_unstage(&f->c, 0), 0);
 	for (i = 0; i < o->n; i++) {
 		const uint8_t *p = o->segs[i].m ? o->segs[i].m->payload : o->buf;
 
@@ -843,6 +844,72 @@ static void test_pool_steady_state(void **state)
 	brk_client_free(ic, false);
 }
 
+/*
+ * The stage: a connection with nothing queued has its output encoded into the
+ * broker's stage, not into buffers of its own; interleaved output moves the
+ * earlier connection's bytes into its own out, and what the transport did not
+ * write stays queued, in order.
+ */
+static void test_stage(void **state)
+{
+	struct env *e = *state;
+	struct fconn *a = fc_new(e), *b = fc_new(e);
+	struct mqtt_pkt p;
+
+	memset(&p, 0, sizeof(p));
+	p.type = MQTT_CONNECT;
+	p.connect.clean_start = true;
+	p.connect.client_id = S("a");
+	send_pkt(e, a, MQTT_V311, &p);
+	/* CONNACK of 3.1.1: 4 bytes, staged; nothing allocated for a. */
+	assert_int_equal(a->c.stage_len, 4);
+	assert_null(a->c.out.buf);
+	assert_int_equal(brk__conn_pending(&a->c), 4);
+	/* A second packet while a ends the stage: appended to it. */
+	memset(&p, 0, sizeof(p));
+	p.type = MQTT_PINGREQ;
+	send_pkt(e, a, MQTT_V311, &p);
+	assert_int_equal(a->c.stage_len, 6);
+	memset(&p, 0, sizeof(p));
+	p.type = MQTT_CONNECT;
+	p.connect.clean_start = true;
+	p.connect.client_id = S("b");
+	send_pkt(e, b, MQTT_V311, &p);
+	assert_int_equal(b->c.stage_len, 4);
+	assert_int_equal(b->c.stage_off, 6);
+	assert_int_equal(e->b.n_staged, 2);
+	/* b staged after a: a's next packet moves a's bytes to its own out. */
+	memset(&p, 0, sizeof(p));
+	p.type = MQTT_PINGREQ;
+	send_pkt(e, a, MQTT_V311, &p);
+	assert_int_equal(a->c.stage_len, 0);
+	assert_int_equal(a->c.out.total, 8);
+	assert_int_equal(e->b.n_staged, 1);
+	/* The transport wrote 3 bytes of b's: the last one moves to b's out. */
+	assert_int_equal(brk__conn_unstage(&b->c, 3), 0);
+	assert_int_equal(e->b.n_staged, 0);
+	assert_int_equal(e->b.stage.len, 0);
+	assert_int_equal(b->c.out.total, 1);
+	assert_int_equal(b->c.out.buf[0], 0); /* CONNACK return code */
+	/* a's output is whole and in order. */
+	assert_true(next_pkt(a, &p));
+	assert_int_equal(p.type, MQTT_CONNACK);
+	assert_true(next_pkt(a, &p));
+	assert_int_equal(p.type, MQTT_PINGRESP);
+	assert_true(next_pkt(a, &p));
+	assert_int_equal(p.type, MQTT_PINGRESP);
+	assert_false(next_pkt(a, &p));
+	/* Closing a staged connection leaves the stage empty. */
+	memset(&p, 0, sizeof(p));
+	p.type = MQTT_PINGREQ;
+	brk__obuf_reset(&b->c.out);
+	send_pkt(e, b, MQTT_V311, &p);
+	assert_int_equal(b->c.stage_len, 2);
+	fc_close(e, b);
+	assert_int_equal(e->b.n_staged, 0);
+	assert_int_equal(e->b.stage.len, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -868,6 +935,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_persist_while_online, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_persist_expiry_remaining, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pool_steady_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stage, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
