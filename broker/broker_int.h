@@ -310,10 +310,28 @@ enum brk_conn_state {
 	BRK_CS_CLOSING,	  /* no more input is processed */
 };
 
+/* The partial packet a connection read last: allocated only while there is one. */
+struct brk_rbuf {
+	uint32_t len, cap;
+	uint8_t data[];
+};
+
+/*
+ * Topic aliases of a 5.0 connection, allocated on first use: v[0..max_out)
+ * are the topics we assigned (alias - 1), v[max_out..max_out + max_in) the
+ * ones the client assigned.
+ */
+struct brk_aliases {
+	uint16_t n_out, max_out, max_in;
+	char *v[];
+};
+
 /*
  * A network connection as the protocol sees it: bytes in, bytes out, a
- * clock. The glue embeds it, feeds brk__conn_input(), sends c->out when asked
- * and calls brk__conn_closed() when the transport is gone.
+ * clock. The glue embeds it, feeds brk__conn_input(), sends the staged bytes
+ * and c->out when asked and calls brk__conn_closed() when the transport is
+ * gone. Kept small: there is one per client and most are idle; whatever only
+ * a busy or a 5.0 connection needs hangs off a pointer allocated on demand.
  */
 struct brk_conn {
 	struct brk *b;
@@ -321,35 +339,34 @@ struct brk_conn {
 	struct brk_session *s;
 	struct gw_list link; /* in b->conns */
 	uint8_t state;
-	uint8_t proto; /* 3 (3.1), 4 (3.1.1), 5 */
-	bool dirty;    /* want_flush was called and not yet served */
-	bool will_ok;  /* a close now is abnormal: the will goes out */
-	bool req_problem;
-	bool counted; /* counted in clients_connected */
+	uint8_t proto;	  /* 3 (3.1), 4 (3.1.1), 5 */
+	bool dirty : 1;	  /* want_flush was called and not yet served */
+	bool will_ok : 1; /* a close now is abnormal: the will goes out */
+	bool req_problem : 1;
+	bool counted : 1; /* counted in clients_connected */
 	uint16_t keepalive;
+	uint16_t inflight_in; /* QoS > 0 PUBLISHes not yet acknowledged by us */
 	int64_t last_rx;
-	/* Read side: a partial packet only. */
-	uint8_t *rbuf;
-	size_t rlen, rcap;
-	/* Write side: bytes in the broker's stage (see struct brk), then out. */
+	struct brk_rbuf *rbuf; /* read side: a partial packet only */
+	/* Write side: bytes in the broker's stage (see struct brk), then *out. */
 	uint32_t stage_off, stage_len;
-	struct brk_obuf out;
+	struct brk_obuf *out; /* NULL until needed; the glue frees it once idle */
+	size_t writing;	      /* bytes handed to the transport, not yet written */
 	/* What the client told us in CONNECT (5.0). */
 	uint32_t max_out_packet; /* 0 = no limit beyond the protocol's */
 	uint16_t recv_max_out;
 	uint16_t alias_max_out;
-	uint16_t n_alias_out;
-	char **alias_out;     /* [alias_max_out] topics we assigned, by alias - 1 */
-	char **alias_in;      /* [b->cfg.max_topic_alias] topics the client assigned */
-	uint16_t inflight_in; /* QoS > 0 PUBLISHes not yet acknowledged by us */
-	size_t writing;	      /* bytes handed to the transport, not yet written */
+	struct brk_aliases *alias;
 };
 
 /* Bytes queued for @c and not yet handed to the transport. */
 static inline size_t brk__conn_pending(const struct brk_conn *c)
 {
-	return c->out.total + c->stage_len;
+	return (c->out ? c->out->total : 0) + c->stage_len;
 }
+
+/* Free c->out (nothing may be queued in it). */
+void brk__conn_out_free(struct brk_conn *c);
 
 void brk__conn_init(struct brk_conn *c, struct brk *b, const struct brk_conn_ops *ops);
 /* The peer's address for a log line (into buf, returned). */

@@ -227,7 +227,7 @@ static void conn_flush(struct brk_uvconn *uc)
 			return;
 		}
 	}
-	if (!c->out.total)
+	if (!c->out || !c->out->total)
 		return;
 	if (!uc->w) {
 		uc->w = gw_calloc(1, sizeof(*uc->w));
@@ -239,20 +239,20 @@ static void conn_flush(struct brk_uvconn *uc)
 		gw_list_add_tail(&u->busy, &uc->w->link);
 	}
 	w = uc->w;
-	if (u->cap_iov < c->out.n) {
-		uv_buf_t *v = gw_realloc(u->iov, c->out.n * sizeof(*v));
+	if (u->cap_iov < c->out->n) {
+		uv_buf_t *v = gw_realloc(u->iov, c->out->n * sizeof(*v));
 
 		if (!v) {
 			conn_close_now(uc);
 			return;
 		}
 		u->iov = v;
-		u->cap_iov = c->out.n;
+		u->cap_iov = c->out->n;
 	}
 	/* Swap: what accumulated becomes the batch in flight. */
 	tmp = w->wbuf;
-	w->wbuf = c->out;
-	c->out = tmp;
+	w->wbuf = *c->out;
+	*c->out = tmp;
 	for (i = 0; i < w->wbuf.n; i++) {
 		struct brk_oseg *sg = &w->wbuf.segs[i];
 		uint8_t *base = sg->m ? (uint8_t *)sg->m->payload : w->wbuf.buf;
@@ -437,8 +437,8 @@ static void on_tick(uv_timer_t *t)
 		 * An idle connection keeps no output buffers: what a batch needed
 		 * is given back once a second at most.
 		 */
-		if (!c->writing && !c->out.total) {
-			brk__obuf_fini(&c->out);
+		if (!c->writing && !brk__conn_pending(c)) {
+			brk__conn_out_free(c);
 			writer_free(uc);
 		}
 	}

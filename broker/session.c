@@ -107,7 +107,8 @@ static int obuf_msg(struct brk_obuf *o, struct brk_msg *m)
 /* May @c's next bytes go to the broker's stage (see struct brk)? */
 static bool stage_ok(const struct brk_conn *c)
 {
-	return !c->out.total && !c->writing && (!c->stage_len || c->b->stage_tail == c);
+	return (!c->out || !c->out->total) && !c->writing &&
+	       (!c->stage_len || c->b->stage_tail == c);
 }
 
 /*
@@ -122,15 +123,18 @@ static uint8_t *out_reserve(struct brk_conn *c, size_t n, bool stage)
 		return obuf_reserve(&c->b->stage, n);
 	if (c->stage_len && brk__conn_unstage(c, 0))
 		return NULL;
-	return obuf_reserve(&c->out, n);
+	if (!c->out && !(c->out = gw_calloc(1, sizeof(*c->out))))
+		return NULL;
+	return obuf_reserve(c->out, n);
 }
 
+/* Queue the @n bytes written at out_reserve(c, n, stage). 0 or -ENOMEM. */
 static int out_commit(struct brk_conn *c, size_t n, bool stage)
 {
 	struct brk *b = c->b;
 
 	if (!stage || !stage_ok(c))
-		return obuf_commit(&c->out, n);
+		return obuf_commit(c->out, n);
 	if (!c->stage_len) {
 		c->stage_off = (uint32_t)b->stage.len;
 		b->n_staged++;
@@ -152,8 +156,10 @@ int brk__conn_unstage(struct brk_conn *c, size_t done)
 		return 0;
 	left = c->stage_len - GW_MIN(done, (size_t)c->stage_len);
 	if (left) {
-		dst = obuf_reserve(&c->out, left);
-		if (!dst || obuf_commit(&c->out, left))
+		if (!c->out)
+			c->out = gw_calloc(1, sizeof(*c->out));
+		dst = c->out ? obuf_reserve(c->out, left) : NULL;
+		if (!dst || obuf_commit(c->out, left))
 			rc = -ENOMEM;
 		else
 			memcpy(dst, b->stage.buf + c->stage_off + (c->stage_len - left), left);
@@ -164,6 +170,15 @@ int brk__conn_unstage(struct brk_conn *c, size_t done)
 	if (--b->n_staged == 0)
 		b->stage.len = 0;
 	return rc;
+}
+
+void brk__conn_out_free(struct brk_conn *c)
+{
+	if (!c->out)
+		return;
+	brk__obuf_fini(c->out);
+	gw_free(c->out);
+	c->out = NULL;
 }
 
 static void want_flush(struct brk_conn *c)
@@ -326,27 +341,41 @@ static void conn_fail(struct brk_conn *c, int err, uint8_t reason)
 
 /* ------------------------------------------------------------ PUBLISH out */
 
+/* The alias tables of @c, allocated on first use (both sides at once); NULL on out-of-memory. */
+static struct brk_aliases *aliases(struct brk_conn *c)
+{
+	uint16_t max_in = c->b->cfg.max_topic_alias;
+	struct brk_aliases *a = c->alias;
+
+	if (a)
+		return a;
+	a = gw_calloc(1, sizeof(*a) + ((size_t)c->alias_max_out + max_in) * sizeof(char *));
+	if (!a)
+		return NULL;
+	a->max_out = c->alias_max_out;
+	a->max_in = max_in;
+	c->alias = a;
+	return a;
+}
+
 static int alias_out_find(struct brk_conn *c, const struct brk_msg *m, bool *fresh)
 {
+	struct brk_aliases *a = aliases(c);
 	unsigned int i;
 
 	*fresh = false;
-	for (i = 0; i < c->n_alias_out; i++)
-		if (strlen(c->alias_out[i]) == m->topic_len &&
-		    memcmp(c->alias_out[i], m->topic, m->topic_len) == 0)
-			return (int)i + 1;
-	if (c->n_alias_out >= c->alias_max_out)
+	if (!a)
 		return 0;
-	if (!c->alias_out) {
-		c->alias_out = gw_calloc(c->alias_max_out, sizeof(char *));
-		if (!c->alias_out)
-			return 0;
-	}
-	c->alias_out[c->n_alias_out] = gw_strndup(m->topic, m->topic_len);
-	if (!c->alias_out[c->n_alias_out])
+	for (i = 0; i < a->n_out; i++)
+		if (strlen(a->v[i]) == m->topic_len && memcmp(a->v[i], m->topic, m->topic_len) == 0)
+			return (int)i + 1;
+	if (a->n_out >= a->max_out)
+		return 0;
+	a->v[a->n_out] = gw_strndup(m->topic, m->topic_len);
+	if (!a->v[a->n_out])
 		return 0;
 	*fresh = true;
-	return ++c->n_alias_out;
+	return ++a->n_out;
 }
 
 bool brk__conn_send_publish(struct brk_conn *c, struct brk_qmsg *q, bool dup, int64_t now)
@@ -442,7 +471,7 @@ bool brk__conn_send_publish(struct brk_conn *c, struct brk_qmsg *q, bool dup, in
 		memcpy(dst + hdr, m->payload, m->payload_len);
 		if (out_commit(c, total, true))
 			return false;
-	} else if (out_commit(c, hdr, false) || obuf_msg(&c->out, m)) {
+	} else if (out_commit(c, hdr, false) || obuf_msg(c->out, m)) {
 		return false;
 	}
 	c->b->st.msgs_sent++;
@@ -831,19 +860,20 @@ static void on_publish(struct brk_conn *c, struct mqtt_pkt *p, int64_t now)
 	/* Topic aliases from the client [MQTT-3.3.2-7..12]. */
 	if (p->props.has_topic_alias) {
 		uint16_t a = p->props.topic_alias;
+		struct brk_aliases *al;
+		char **slot;
 
 		if (!a || a > b->cfg.max_topic_alias) {
 			conn_fail(c, -EPROTO, MQTT_RC_TOPIC_ALIAS_INVALID);
 			return;
 		}
 		/* The table exists only for clients that use aliases. */
-		if (!c->alias_in) {
-			c->alias_in = gw_calloc(b->cfg.max_topic_alias, sizeof(char *));
-			if (!c->alias_in) {
-				brk__conn_kick(c, MQTT_RC_UNSPECIFIED);
-				return;
-			}
+		al = aliases(c);
+		if (!al || a > al->max_in) {
+			brk__conn_kick(c, MQTT_RC_UNSPECIFIED);
+			return;
 		}
+		slot = &al->v[al->max_out + a - 1];
 		if (topic.len) {
 			char *t = gw_strndup((const char *)topic.p, topic.len);
 
@@ -851,10 +881,10 @@ static void on_publish(struct brk_conn *c, struct mqtt_pkt *p, int64_t now)
 				brk__conn_kick(c, MQTT_RC_UNSPECIFIED);
 				return;
 			}
-			gw_free(c->alias_in[a - 1]);
-			c->alias_in[a - 1] = t;
-		} else if (c->alias_in[a - 1]) {
-			topic = gw_slice_cstr(c->alias_in[a - 1]);
+			gw_free(*slot);
+			*slot = t;
+		} else if (*slot) {
+			topic = gw_slice_cstr(*slot);
 		} else {
 			conn_fail(c, -EPROTO, MQTT_RC_PROTOCOL_ERROR);
 			return;
@@ -1403,8 +1433,9 @@ void brk__conn_input(struct brk_conn *c, const uint8_t *data, size_t len, int64_
 {
 	c->b->st.bytes_received += len;
 	/* First complete the partial packet kept from the last read. */
-	while (c->rlen && len && c->state != BRK_CS_CLOSING) {
-		long need = packet_size(c, c->rbuf, c->rlen);
+	while (c->rbuf && len && c->state != BRK_CS_CLOSING) {
+		struct brk_rbuf *r = c->rbuf;
+		long need = packet_size(c, r->data, r->len);
 		size_t take;
 
 		if (need < 0) {
@@ -1414,33 +1445,31 @@ void brk__conn_input(struct brk_conn *c, const uint8_t *data, size_t len, int64_
 		if (need == 0) {
 			/* The fixed header is still incomplete: add one byte at a time. */
 			take = 1;
-			need = (long)(c->rlen + 1);
+			need = (long)(r->len + 1);
 		} else {
-			take = GW_MIN(len, (size_t)need - c->rlen);
+			take = GW_MIN(len, (size_t)need - r->len);
 		}
-		if (c->rcap < (size_t)need) {
+		if (r->cap < (size_t)need) {
 			size_t nc = GW_MAX((size_t)need, 16);
-			uint8_t *nb = gw_realloc(c->rbuf, nc);
 
-			if (!nb) {
+			r = gw_realloc(r, sizeof(*r) + nc);
+			if (!r) {
 				brk__conn_kick(c, MQTT_RC_UNSPECIFIED);
 				return;
 			}
-			c->rbuf = nb;
-			c->rcap = nc;
+			r->cap = (uint32_t)nc;
+			c->rbuf = r;
 		}
-		memcpy(c->rbuf + c->rlen, data, take);
-		c->rlen += take;
+		memcpy(r->data + r->len, data, take);
+		r->len += (uint32_t)take;
 		data += take;
 		len -= take;
-		need = packet_size(c, c->rbuf, c->rlen);
-		if (need > 0 && c->rlen == (size_t)need) {
-			c->rlen = 0;
-			handle(c, c->rbuf, (size_t)need, now);
+		need = packet_size(c, r->data, r->len);
+		if (need > 0 && r->len == (size_t)need) {
+			handle(c, r->data, (size_t)need, now);
 			/* Nothing is kept for an idle connection. */
 			gw_free(c->rbuf);
 			c->rbuf = NULL;
-			c->rcap = 0;
 		} else if (need < 0) {
 			input_fail(c, need);
 			return;
@@ -1456,15 +1485,16 @@ void brk__conn_input(struct brk_conn *c, const uint8_t *data, size_t len, int64_
 		}
 		if (need == 0 || (size_t)need > len) {
 			size_t cap = need > 0 ? (size_t)need : 16;
+			struct brk_rbuf *r = gw_malloc(sizeof(*r) + cap);
 
-			c->rbuf = gw_malloc(cap);
-			if (!c->rbuf) {
+			if (!r) {
 				brk__conn_kick(c, MQTT_RC_UNSPECIFIED);
 				return;
 			}
-			c->rcap = cap;
-			memcpy(c->rbuf, data, len);
-			c->rlen = len;
+			r->cap = (uint32_t)cap;
+			r->len = (uint32_t)len;
+			memcpy(r->data, data, len);
+			c->rbuf = r;
 			return;
 		}
 		handle(c, data, (size_t)need, now);
@@ -1507,15 +1537,11 @@ void brk__conn_closed(struct brk_conn *c)
 	c->rbuf = NULL;
 	if (c->stage_len)
 		brk__conn_unstage(c, c->stage_len);
-	brk__obuf_fini(&c->out);
-	for (i = 0; i < c->n_alias_out; i++)
-		gw_free(c->alias_out[i]);
-	gw_free(c->alias_out);
-	c->alias_out = NULL;
-	if (c->alias_in) {
-		for (i = 0; i < b->cfg.max_topic_alias; i++)
-			gw_free(c->alias_in[i]);
-		gw_free(c->alias_in);
-		c->alias_in = NULL;
+	brk__conn_out_free(c);
+	if (c->alias) {
+		for (i = 0; i < c->alias->max_out + c->alias->max_in; i++)
+			gw_free(c->alias->v[i]);
+		gw_free(c->alias);
+		c->alias = NULL;
 	}
 }
