@@ -241,14 +241,15 @@ struct brk_inq {
 	uint16_t pid;
 };
 
+/* One per client, idle ones included: fields ordered so that no padding is left. */
 struct brk_session {
 	struct brk *b;
 	struct brk_session *hnext; /* chain in the broker's session table */
 	struct gw_list timed_link; /* in b->timed while a will or an expiry is pending */
 	uint32_t hash;
+	uint32_t expiry;       /* session expiry interval, seconds */
 	struct brk_conn *conn; /* network connection, or NULL */
 	struct brk_client *ic; /* in-process client, or NULL */
-	uint32_t expiry;       /* session expiry interval, seconds */
 	int64_t expire_at;     /* while offline: monotonic ms, 0 = never */
 	struct gw_list subs;
 	struct gw_list inflight; /* brk_qmsg sent, in order */
@@ -261,13 +262,13 @@ struct brk_session {
 	uint16_t next_pid;
 	uint16_t n_inq;
 	/* The will, kept until the session ends or the delay passes. */
-	struct brk_msg *will;
 	uint32_t will_delay;
+	struct brk_msg *will;
 	int64_t will_at; /* monotonic ms when a delayed will goes out; 0 = none pending */
-	bool persist;	 /* saved through the persistence hooks */
 	/* Scratch of brk__tree_match. */
 	uint64_t match_gen;
 	unsigned int match_idx;
+	bool persist;	  /* saved through the persistence hooks */
 	char client_id[]; /* NUL-terminated */
 };
 
