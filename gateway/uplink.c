@@ -2,23 +2,55 @@
  * uplink.c - the sans-I/O core of the uplink: an MQTT 3.1.1 / 5.0 client of
  * the cloud broker and the store-and-forward queue in front of it.
  *
- * The queue. Messages to send up wait in u->queue, in the order they must go
- * out; those sent and not yet acknowledged are in u->inflight. A message is
- * either a store record (id > 0: appended to the store before it is sent,
- * deleted with q_ack when the cloud acknowledges it) or memory only (id 0:
- * queue = off, queue = offline while connected, the birth message).
+ * The queue. A message to send up is either a store record (id > 0:
+ * appended to the store before it is sent, deleted with q_ack when the cloud
+ * acknowledges it) or memory only (id 0: queue = off, queue = offline while
+ * connected, QoS 0, the birth message). Those sent and not yet acknowledged
+ * are in u->inflight; the rest wait in one of four lists:
+ *  - resume: put back from the window when the link went down (they keep
+ *    their packet ids); they go first after a reconnect, in the order they
+ *    were first sent.
+ *  - blq, the backlog: records that went through the store without being
+ *    kept in memory (appended while the link was down, left by an earlier
+ *    run, evicted from memory) read back with q_peek, and messages that were
+ *    waiting when the link went down or memory had to be spilled. In id
+ *    order; paced by drain_rate (records read back only).
+ *  - live: messages that arrived while connected, in arrival order, not paced.
+ *  - held: live messages whose topic still has older messages in the backlog.
+ * pump() fills the window from resume first, then alternately one backlog
+ * and one live message while both have one ready, so live traffic is not
+ * starved by a long drain and a drain is not starved by live traffic.
  *
- * Store records are sent in id order. Those appended while the link is up
- * are kept in memory (the "cache") so they go out without a round trip
- * through the store; everything else - the records left by an earlier run,
- * those appended while the link was down, those evicted from memory - is
- * read back with q_peek. The core is in "backlog" while the store may hold
- * records it has not read: then it sends nothing with an id above
- * peek_after, the id up to which it has read. Ids only grow and everything
- * at or below peek_after has been read or sent, so order per topic holds
- * and no record is skipped. While the link is down, committed records are
- * evicted from memory: the store alone decides what stays (its overflow
- * policy may drop some), and the drain reads back exactly what it kept.
+ * Reading the store back. The core is in "backlog" while the store may hold
+ * records it has not read; then it sends no backlog record with an id above
+ * peek_after, the id up to which it has read, so the backlog goes out in id
+ * order and none is skipped. Live records have ids above live_from (the last
+ * id appended when live mode began) and are never taken from a read: a read
+ * that reaches them has read the whole backlog. What a read returns is taken
+ * unless it is in memory already or was sent: backlog records are sent in id
+ * order (so an id at or below last_bl_sent was sent), and the live records
+ * of a period that ended (link down, spill, see live_off()) are recorded as
+ * a region whose evicted ids are kept: a record of a region is taken only if
+ * it was evicted, since the others were sent and their deletion may not have
+ * committed yet (the store's acks take effect at its next commit).
+ *
+ * Order per topic (a bounded scheme). hot[] counts the unsent backlog
+ * records (in the store or read ahead) per topic hash bucket: a record is
+ * counted when it becomes backlog (stored without being kept, evicted, moved
+ * to blq) and uncounted when it is sent or dropped. A live message whose
+ * bucket is hot, or that has held messages before it, is held; held
+ * messages go live, in order, when their bucket cools down. Collisions and
+ * records the store dropped only make the counts too high (a message waits
+ * longer); they are recomputed exactly from memory each time the store has
+ * been read through. A message in flight counts as sent: a later one on the
+ * same connection cannot overtake it, and after a reconnect the window is
+ * resent first in its order. Records left by an earlier run are not known
+ * until they have been read ("blind"): until then every message is backlog,
+ * as it is while disconnected. Messages on different topics may interleave.
+ *
+ * While the link is down, committed records are evicted from memory: the
+ * store alone decides what stays (its overflow policy may drop some), and the
+ * drain reads back exactly what it kept.
  *
  * The end-to-end promise: a local publisher's hold is given back only when
  * the store has committed its message (gw_upl_on_appended), or at once when
@@ -48,7 +80,10 @@
 #define UPL_QOS0_MAX_BACKLOG (1u << 20)
 /* How long a connection attempt (DNS, TCP, TLS, CONNACK) may take. */
 #define UPL_CONNECT_TIMEOUT_MS 30000
-/* Our own property entry in a stored props blob: wall-clock ms when queued. */
+/* Topic hash buckets of the per-topic order check (a power of two). */
+#define UPL_TOPIC_BUCKETS 1024
+/* Ended live periods whose records may still be read back (struct upl_region). */
+#define UPL_MAX_REGIONS 8
 
 enum upl_state {
 	UPL_IDLE,	/* not started */
@@ -71,6 +106,16 @@ enum {
 	M_RELEASED,  /* QoS 2: PUBREL sent, waiting for PUBCOMP */
 };
 
+/* Where a message is (see the top of the file). */
+enum {
+	Q_NONE,
+	Q_RESUME,
+	Q_BACKLOG,
+	Q_LIVE,
+	Q_HELD,
+	Q_INFLIGHT
+};
+
 struct upl_pend;
 
 /* A message to send up. Topic, payload and props blob follow the struct. */
@@ -79,12 +124,15 @@ struct upl_msg {
 	struct upl_pend *pend; /* its append has not committed yet */
 	uint64_t id;	       /* store id, 0 = memory only */
 	uint32_t topic_len, payload_len, props_len;
-	uint16_t pid; /* kept across a reconnect to resume a QoS 2 exchange */
+	uint16_t pid;	 /* kept across a reconnect to resume a QoS 2 exchange */
+	uint16_t bucket; /* of its topic in hot[] and n_held[] */
 	uint8_t qos;
 	uint8_t state;
+	uint8_t where; /* Q_* */
 	bool retain;
 	bool from_store; /* read back with q_peek: the drain rate applies */
 	bool birth;
+	bool counted; /* counted in hot[] */
 	uint8_t data[];
 };
 
@@ -94,6 +142,21 @@ struct upl_pend {
 	uint64_t id;
 	void *hold;
 	struct upl_msg *m; /* NULL when the message is gone from memory */
+	bool store_only;   /* appended without being kept: the store alone has it */
+};
+
+/*
+ * An ended live period: live records have ids in (lo, hi]. Those sent may
+ * still be in the store (acks commit later), so a read takes only the ids in
+ * @ids, the records evicted from memory unsent (sorted). @all: an id could
+ * not be recorded (no memory), every record is taken (duplicates possible,
+ * nothing lost).
+ */
+struct upl_region {
+	uint64_t lo, hi;
+	uint64_t *ids;
+	uint32_t n, cap;
+	bool all;
 };
 
 struct gw_upl {
@@ -142,14 +205,26 @@ struct gw_upl {
 	unsigned int n_inq;
 
 	/* Queue. */
-	struct gw_list queue, inflight, pend;
+	struct gw_list resume, blq, live, held, inflight, pend;
 	uint32_t n_queue, n_inflight, n_mem;
 	uint64_t mem_bytes;
-	bool backlog;
+	bool backlog;		 /* the store may hold records not read yet */
+	bool blind;		 /* ... of an earlier run, whose topics are not counted */
+	bool live_on;		 /* new messages are live (else backlog) */
+	bool turn_live;		 /* the live list's turn next */
+	bool release_due;	 /* a hot bucket cooled down: look at the held list */
+	bool peek_short;	 /* read through, but store-only appends wait for their commit */
+	uint64_t live_from;	 /* live records have ids above it */
+	uint64_t last_append_id; /* the highest id the store gave us */
 	uint64_t peek_after;
-	uint64_t last_sent_id;
+	uint64_t last_bl_sent; /* the highest id sent from the backlog */
+	uint32_t n_pend_store; /* store-only appends not committed yet */
 	bool peeking;
 	uint64_t evict_gen, peek_gen;
+	struct upl_region regions[UPL_MAX_REGIONS];
+	unsigned int n_regions;
+	uint32_t hot[UPL_TOPIC_BUCKETS];
+	uint32_t n_held[UPL_TOPIC_BUCKETS];
 	/* Drain rate: a token bucket in thousandths of a message. */
 	int64_t tok_at;
 	int64_t tokens;
@@ -186,6 +261,16 @@ static size_t msg_size(const struct upl_msg *m)
 	return m->topic_len + m->payload_len + m->props_len;
 }
 
+static uint16_t topic_bucket(const uint8_t *p, size_t len)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return (uint16_t)(h & (UPL_TOPIC_BUCKETS - 1));
+}
+
 static struct upl_msg *msg_new(struct gw_slice topic, struct gw_slice payload,
 			       struct gw_slice props, uint8_t qos, bool retain, uint64_t id)
 {
@@ -200,6 +285,7 @@ static struct upl_msg *msg_new(struct gw_slice topic, struct gw_slice payload,
 	gw_list_init(&m->link);
 	m->id = id;
 	m->topic_len = (uint32_t)topic.len;
+	m->bucket = topic_bucket(topic.p, topic.len);
 	m->payload_len = (uint32_t)payload.len;
 	m->props_len = (uint32_t)props.len;
 	m->qos = qos;
@@ -213,32 +299,97 @@ static struct upl_msg *msg_new(struct gw_slice topic, struct gw_slice payload,
 	return m;
 }
 
-/* Unlinks @m from the queue and frees it (never an in-flight message). */
-static void queue_del(struct gw_upl *u, struct upl_msg *m)
+static struct gw_list *list_of(struct gw_upl *u, uint8_t where)
 {
-	gw_list_del(&m->link);
-	u->n_queue--;
-	if (!m->id && !m->birth)
-		u->n_mem--;
-	u->mem_bytes -= msg_size(m);
-	if (m->pend)
-		m->pend->m = NULL;
-	gw_free(m);
+	switch (where) {
+	case Q_RESUME:
+		return &u->resume;
+	case Q_BACKLOG:
+		return &u->blq;
+	case Q_LIVE:
+		return &u->live;
+	case Q_HELD:
+		return &u->held;
+	default:
+		return &u->inflight;
+	}
 }
 
-static void queue_add_tail(struct gw_upl *u, struct upl_msg *m)
+/* Counts @m, just linked into @where. */
+static void q_account(struct gw_upl *u, struct upl_msg *m, uint8_t where)
 {
-	gw_list_add_tail(&u->queue, &m->link);
+	m->where = where;
+	if (where == Q_INFLIGHT) {
+		u->n_inflight++;
+		return;
+	}
 	u->n_queue++;
 	if (!m->id && !m->birth)
 		u->n_mem++;
 	u->mem_bytes += msg_size(m);
+	if (where == Q_HELD)
+		u->n_held[m->bucket]++;
 }
 
-static void inflight_del(struct gw_upl *u, struct upl_msg *m)
+static void q_add(struct gw_upl *u, struct upl_msg *m, uint8_t where, bool head)
+{
+	if (head)
+		gw_list_add_head(list_of(u, where), &m->link);
+	else
+		gw_list_add_tail(list_of(u, where), &m->link);
+	q_account(u, m, where);
+}
+
+/* Into the backlog in id order; memory-only messages keep their places. */
+static void blq_add(struct gw_upl *u, struct upl_msg *m)
+{
+	struct gw_list *pos = u->blq.prev;
+
+	while (m->id && pos != &u->blq && gw_list_entry(pos, struct upl_msg, link)->id > m->id)
+		pos = pos->prev;
+	gw_list__add(&m->link, pos, pos->next);
+	q_account(u, m, Q_BACKLOG);
+}
+
+static void q_unlink(struct gw_upl *u, struct upl_msg *m)
 {
 	gw_list_del(&m->link);
-	u->n_inflight--;
+	if (m->where == Q_INFLIGHT) {
+		u->n_inflight--;
+	} else if (m->where != Q_NONE) {
+		u->n_queue--;
+		if (!m->id && !m->birth)
+			u->n_mem--;
+		u->mem_bytes -= msg_size(m);
+		if (m->where == Q_HELD)
+			u->n_held[m->bucket]--;
+	}
+	m->where = Q_NONE;
+}
+
+/* @m is backlog: counted in hot[] until it is sent or dropped. */
+static void hot_add(struct gw_upl *u, struct upl_msg *m)
+{
+	if (m->counted)
+		return;
+	m->counted = true;
+	u->hot[m->bucket]++;
+}
+
+static void hot_del(struct gw_upl *u, struct upl_msg *m)
+{
+	if (!m->counted)
+		return;
+	m->counted = false;
+	if (u->hot[m->bucket] && !--u->hot[m->bucket])
+		u->release_due = true;
+}
+
+/* Unlinks @m from wherever it is and frees it. */
+static void msg_free(struct gw_upl *u, struct upl_msg *m)
+{
+	q_unlink(u, m);
+	hot_del(u, m);
 	if (m->pend)
 		m->pend->m = NULL;
 	gw_free(m);
@@ -356,13 +507,9 @@ static uint16_t alloc_pid(struct gw_upl *u)
 				break;
 			}
 		}
-		/* Messages put back after a disconnect keep theirs; they lead the queue. */
-		gw_list_for_each (pos, &u->queue) {
-			struct upl_msg *m = gw_list_entry(pos, struct upl_msg, link);
-
-			if (!m->pid)
-				break;
-			if (m->pid == u->next_pid) {
+		/* Messages put back after a disconnect keep theirs. */
+		gw_list_for_each (pos, &u->resume) {
+			if (gw_list_entry(pos, struct upl_msg, link)->pid == u->next_pid) {
 				used = true;
 				break;
 			}
@@ -408,27 +555,233 @@ static int build_blob(const struct gw_upl *u, const struct brk_msg_props *p, uin
 /* ------------------------------------------------------------- the link */
 
 static void pump(struct gw_upl *u, int64_t now);
-static void enter_backlog(struct gw_upl *u);
+
+/* ------------------------------------------------ backlog and regions */
+
+static struct upl_region *region_find(struct gw_upl *u, uint64_t id)
+{
+	unsigned int i;
+
+	for (i = 0; i < u->n_regions; i++)
+		if (id > u->regions[i].lo && id <= u->regions[i].hi)
+			return &u->regions[i];
+	return NULL;
+}
+
+/* Index of the first id >= @id in @rg's ids. */
+static uint32_t region_pos(const struct upl_region *rg, uint64_t id)
+{
+	uint32_t lo = 0, hi = rg->n;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (rg->ids[mid] < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Record @id (evicted unsent) in its region, if it has one. */
+static void region_mark(struct gw_upl *u, uint64_t id)
+{
+	struct upl_region *rg = region_find(u, id);
+	uint32_t i;
+
+	if (!rg || rg->all)
+		return;
+	i = region_pos(rg, id);
+	if (i < rg->n && rg->ids[i] == id)
+		return;
+	if (rg->n == rg->cap) {
+		uint32_t cap = rg->cap ? rg->cap * 2 : 64;
+		uint64_t *p = gw_realloc(rg->ids, cap * sizeof(*p));
+
+		if (!p) {
+			/* Take every record of the region; the counts are rebuilt after the drain. */
+			rg->all = true;
+			u->blind = true;
+			return;
+		}
+		rg->ids = p;
+		rg->cap = cap;
+	}
+	memmove(rg->ids + i + 1, rg->ids + i, (rg->n - i) * sizeof(*rg->ids));
+	rg->ids[i] = id;
+	rg->n++;
+}
 
 /*
- * Frees every committed, unsent store record in memory: while the link is
- * down the store alone holds them, and its overflow policy decides what
- * stays. Messages put back after a disconnect with a packet id stay, to be
- * resent with it.
+ * Whether a record read back is to be taken by region rules: 1 take, 0 skip
+ * (sent), -1 not in a region. @take removes it from the region's list.
+ */
+static int region_take(struct gw_upl *u, uint64_t id, bool take)
+{
+	struct upl_region *rg = region_find(u, id);
+	uint32_t i;
+
+	if (!rg)
+		return -1;
+	if (rg->all)
+		return 1;
+	i = region_pos(rg, id);
+	if (i >= rg->n || rg->ids[i] != id)
+		return 0;
+	if (take) {
+		memmove(rg->ids + i, rg->ids + i + 1, (rg->n - i - 1) * sizeof(*rg->ids));
+		rg->n--;
+	}
+	return 1;
+}
+
+/*
+ * Forget the regions no read can reach any more: the store has been read
+ * through and the backlog in memory holds nothing of theirs (only backlog
+ * records can be evicted again, and they move the read back to them).
+ */
+static void regions_trim(struct gw_upl *u)
+{
+	struct gw_list *pos;
+	uint64_t min = UINT64_MAX;
+	unsigned int k = 0, i;
+
+	if (u->backlog || !u->n_regions)
+		return;
+	gw_list_for_each (pos, &u->blq) {
+		struct upl_msg *m = gw_list_entry(pos, struct upl_msg, link);
+
+		if (m->id) {
+			min = m->id;
+			break;
+		}
+	}
+	while (k < u->n_regions && u->regions[k].hi < min)
+		gw_free(u->regions[k++].ids);
+	if (!k)
+		return;
+	for (i = k; i < u->n_regions; i++)
+		u->regions[i - k] = u->regions[i];
+	u->n_regions -= k;
+}
+
+static void enter_backlog(struct gw_upl *u)
+{
+	if (u->backlog)
+		return;
+	/* Everything up to the last append is in memory or sent: read from there. */
+	u->backlog = true;
+	u->peek_after = u->last_append_id;
+}
+
+/*
+ * Live mode ends (the link went down, memory is spilled to the store): what
+ * waits in memory joins the backlog, and the period's ids become a region,
+ * so that reading them back takes only what was evicted unsent.
+ */
+static void live_off(struct gw_upl *u)
+{
+	struct gw_list *lists[] = { &u->held, &u->live };
+	unsigned int i;
+
+	if (!u->live_on)
+		return;
+	u->live_on = false;
+	if (u->last_append_id > u->live_from) {
+		/* live_on was only set with a free slot. */
+		struct upl_region *rg = &u->regions[u->n_regions++];
+
+		memset(rg, 0, sizeof(*rg));
+		rg->lo = u->live_from;
+		rg->hi = u->last_append_id;
+	}
+	for (i = 0; i < GW_ARRAY_SIZE(lists); i++) {
+		while (!gw_list_empty(lists[i])) {
+			struct upl_msg *m = gw_list_first(lists[i], struct upl_msg, link);
+
+			q_unlink(u, m);
+			hot_add(u, m);
+			blq_add(u, m);
+		}
+	}
+}
+
+/*
+ * Live mode begins when it is safe: connected, every record of the store
+ * counted in hot[] (not blind), and a region slot free for its end.
+ */
+static void maybe_live_on(struct gw_upl *u)
+{
+	if (u->live_on || u->state != UPL_UP || u->blind || u->n_regions >= UPL_MAX_REGIONS)
+		return;
+	u->live_on = true;
+	u->live_from = u->last_append_id;
+}
+
+/* The held messages whose bucket has no backlog left go live, in order. */
+static void release_held(struct gw_upl *u)
+{
+	struct gw_list *pos, *tmp;
+
+	u->release_due = false;
+	gw_list_for_each_safe (pos, tmp, &u->held) {
+		struct upl_msg *m = gw_list_entry(pos, struct upl_msg, link);
+
+		if (u->hot[m->bucket])
+			continue;
+		q_unlink(u, m);
+		q_add(u, m, Q_LIVE, false);
+	}
+}
+
+/* The store has been read through: the counts are what the backlog in memory holds. */
+static void backlog_read(struct gw_upl *u)
+{
+	struct gw_list *pos;
+
+	if (u->n_pend_store) {
+		/* Records stored without being kept are not visible before their commit. */
+		u->peek_short = true;
+		return;
+	}
+	u->backlog = false;
+	u->blind = false;
+	memset(u->hot, 0, sizeof(u->hot));
+	gw_list_for_each (pos, &u->blq) {
+		struct upl_msg *m = gw_list_entry(pos, struct upl_msg, link);
+
+		m->counted = true;
+		u->hot[m->bucket]++;
+	}
+	u->release_due = true;
+}
+
+/*
+ * Frees every committed, unsent store record in memory (the store alone has
+ * it from now on; it is backlog and stays counted in hot[]), after ending
+ * live mode. While the link is down the store alone holds them, and its
+ * overflow policy decides what stays. Messages put back after a disconnect
+ * with a packet id stay, to be resent with it.
  */
 static void evict(struct gw_upl *u)
 {
 	struct gw_list *pos, *tmp;
 	uint64_t first = 0;
 
-	gw_list_for_each_safe (pos, tmp, &u->queue) {
+	live_off(u);
+	gw_list_for_each_safe (pos, tmp, &u->blq) {
 		struct upl_msg *m = gw_list_entry(pos, struct upl_msg, link);
 
 		if (!m->id || m->pend || m->pid)
 			continue;
 		if (!first || m->id < first)
 			first = m->id;
-		queue_del(u, m);
+		if (!m->counted)
+			u->hot[m->bucket]++;
+		m->counted = false; /* still counted, as a record of the store */
+		region_mark(u, m->id);
+		msg_free(u, m);
 	}
 	if (!first)
 		return;
@@ -438,39 +791,32 @@ static void evict(struct gw_upl *u)
 		u->peek_after = first - 1;
 }
 
-static void enter_backlog(struct gw_upl *u)
-{
-	if (u->backlog)
-		return;
-	u->backlog = true;
-	u->peek_after = u->last_sent_id;
-}
-
 /* The link is gone (the transport is closed or was never open): wait and retry. */
 static void link_down(struct gw_upl *u, int64_t now)
 {
+	struct gw_list *lists[] = { &u->resume, &u->blq, &u->live };
 	struct gw_list *pos, *tmp;
+	unsigned int i;
 	uint64_t delay;
 	bool was_up = u->state == UPL_UP;
 
-	/* In-flight messages go back to the head of the queue, in order, with their ids. */
+	/* In-flight messages are put back first, in order, with their ids. */
 	while (!gw_list_empty(&u->inflight)) {
 		struct upl_msg *m = gw_list_entry(u->inflight.prev, struct upl_msg, link);
 
-		gw_list_del(&m->link);
-		u->n_inflight--;
-		gw_list_add_head(&u->queue, &m->link);
-		u->n_queue++;
-		if (!m->id && !m->birth)
-			u->n_mem++;
-		u->mem_bytes += msg_size(m);
+		q_unlink(u, m);
+		q_add(u, m, Q_RESUME, true);
 	}
-	gw_list_for_each_safe (pos, tmp, &u->queue) {
-		struct upl_msg *m = gw_list_entry(pos, struct upl_msg, link);
+	/* The birth message is made again after the next CONNACK. */
+	for (i = 0; i < GW_ARRAY_SIZE(lists); i++) {
+		gw_list_for_each_safe (pos, tmp, lists[i]) {
+			struct upl_msg *m = gw_list_entry(pos, struct upl_msg, link);
 
-		if (m->birth)
-			queue_del(u, m);
+			if (m->birth)
+				msg_free(u, m);
+		}
 	}
+	live_off(u);
 	evict(u);
 	if (u->has_store)
 		enter_backlog(u);
@@ -572,8 +918,8 @@ static int send_subscribe(struct gw_upl *u, int64_t now)
 
 /* ---------------------------------------------------------- sending up */
 
-/* Takes tokens of the drain rate; false (and rate_blocked) when there are none. */
-static bool take_token(struct gw_upl *u, int64_t now)
+/* Whether the drain rate has a token; false (and rate_blocked) when it has none. */
+static bool token_ready(struct gw_upl *u, int64_t now)
 {
 	int64_t burst = GW_MAX((int64_t)1000, (int64_t)u->drain_rate * 100); /* 0.1 s */
 
@@ -589,23 +935,19 @@ static bool take_token(struct gw_upl *u, int64_t now)
 		u->rate_blocked = true;
 		return false;
 	}
-	u->tokens -= 1000;
 	return true;
 }
 
 /* The message is done with (acknowledged, refused or expired): forget it everywhere. */
-static void msg_done(struct gw_upl *u, struct upl_msg *m, bool in_flight)
+static void msg_done(struct gw_upl *u, struct upl_msg *m)
 {
 	if (m->id)
 		u->ops->q_ack(u->arg, m->id);
-	if (in_flight)
-		inflight_del(u, m);
-	else
-		queue_del(u, m);
+	msg_free(u, m);
 }
 
 /*
- * Sends queue head @m. Returns 0 (sent: in flight, or freed for QoS 0), 1
+ * Sends @m (queued). Returns 0 (sent: in flight, or freed for QoS 0), 1
  * when it was dropped instead (expired, too large), < 0 when the link failed.
  */
 static int send_msg(struct gw_upl *u, struct upl_msg *m, bool resume, int64_t now)
@@ -641,7 +983,7 @@ static int send_msg(struct gw_upl *u, struct upl_msg *m, bool resume, int64_t no
 
 			/* [MQTT-3.3.2-5] an expired message is not sent; the rest is what is left. */
 			if (age >= bp.expiry) {
-				msg_done(u, m, false);
+				msg_done(u, m);
 				return 1;
 			}
 			p.props.has_message_expiry = true;
@@ -671,7 +1013,7 @@ static int send_msg(struct gw_upl *u, struct upl_msg *m, bool resume, int64_t no
 		       "), dropped",
 		       (int)m->topic_len, (const char *)msg_topic(m), u->max_pkt);
 		u->st.dropped++;
-		msg_done(u, m, false);
+		msg_done(u, m);
 		return 1;
 	}
 	rc = send_pkt(u, &p, now);
@@ -679,26 +1021,23 @@ static int send_msg(struct gw_upl *u, struct upl_msg *m, bool resume, int64_t no
 		gw_log(u->log, LOG_WARNING, MOD, "%.*s: cannot encode the message (%s), dropped",
 		       (int)m->topic_len, (const char *)msg_topic(m), strerror(-rc));
 		u->st.dropped++;
-		msg_done(u, m, false);
+		msg_done(u, m);
 		return 1;
 	}
 	if (rc)
 		return rc;
-	if (m->id && m->id > u->last_sent_id)
-		u->last_sent_id = m->id;
+	if (m->where == Q_BACKLOG && m->id > u->last_bl_sent)
+		u->last_bl_sent = m->id;
 	if (!qos) {
 		u->st.sent++;
-		msg_done(u, m, false);
+		msg_done(u, m);
 		return 0;
 	}
 in_flight:
-	gw_list_del(&m->link);
-	u->n_queue--;
-	if (!m->id && !m->birth)
-		u->n_mem--;
-	u->mem_bytes -= msg_size(m);
-	gw_list_add_tail(&u->inflight, &m->link);
-	u->n_inflight++;
+	/* Sent: no longer holds back later messages of its topic. */
+	hot_del(u, m);
+	q_unlink(u, m);
+	q_add(u, m, Q_INFLIGHT, false);
 	return 0;
 }
 
@@ -710,7 +1049,9 @@ static void maybe_peek(struct gw_upl *u)
 
 	if (!u->backlog || u->peeking || u->state != UPL_UP || !u->has_store)
 		return;
-	gw_list_for_each (pos, &u->queue) {
+	if (u->peek_short && u->n_pend_store)
+		return; /* read through: wait for the commit of what was stored */
+	gw_list_for_each (pos, &u->blq) {
 		struct upl_msg *m = gw_list_entry(pos, struct upl_msg, link);
 
 		if (m->id > u->peek_after || ++ready >= UPL_PEEK_BATCH / 2)
@@ -724,33 +1065,83 @@ static void maybe_peek(struct gw_upl *u)
 		return;
 	}
 	u->peeking = true;
+	u->peek_short = false;
 	u->peek_gen = u->evict_gen;
 }
 
-/* Sends what the window, the drain rate and the backlog allow. */
+/* Whether @m needs a free slot of the window, and there is none. */
+static bool window_full(const struct gw_upl *u, const struct upl_msg *m)
+{
+	return m->qos && GW_MIN(m->qos, u->max_qos) && u->n_inflight >= u->quota;
+}
+
+/* The backlog's head if it may go now (window, read position, drain rate), else NULL. */
+static struct upl_msg *backlog_ready(struct gw_upl *u, int64_t now)
+{
+	struct upl_msg *m;
+
+	if (gw_list_empty(&u->blq))
+		return NULL;
+	m = gw_list_first(&u->blq, struct upl_msg, link);
+	if (m->id && u->backlog && m->id > u->peek_after)
+		return NULL; /* the store may hold older records: read them first */
+	if (window_full(u, m))
+		return NULL;
+	if (m->from_store && !token_ready(u, now))
+		return NULL;
+	return m;
+}
+
+static struct upl_msg *live_ready(struct gw_upl *u)
+{
+	struct upl_msg *m;
+
+	if (u->release_due)
+		release_held(u);
+	if (gw_list_empty(&u->live))
+		return NULL;
+	m = gw_list_first(&u->live, struct upl_msg, link);
+	return window_full(u, m) ? NULL : m;
+}
+
+/*
+ * Sends what the window, the drain rate and the backlog allow: the resumed
+ * window first, then one backlog and one live message in turn while both
+ * have one ready (either alone takes every free slot).
+ */
 static void pump(struct gw_upl *u, int64_t now)
 {
 	u->rate_blocked = false;
 	if (u->state != UPL_UP)
 		return;
-	while (!gw_list_empty(&u->queue)) {
-		struct upl_msg *m = gw_list_first(&u->queue, struct upl_msg, link);
-		bool resume = m->pid != 0;
-		int rc;
+	maybe_live_on(u);
+	while (!gw_list_empty(&u->resume)) {
+		struct upl_msg *m = gw_list_first(&u->resume, struct upl_msg, link);
 
-		if (m->id && u->backlog && m->id > u->peek_after)
-			break; /* the store may hold older records: read them first */
-		if (m->qos && GW_MIN(m->qos, u->max_qos) && u->n_inflight >= u->quota)
-			break;
-		if (m->from_store && !take_token(u, now))
-			break;
-		rc = send_msg(u, m, resume, now);
-		if (rc < 0) {
+		if (window_full(u, m))
+			goto out; /* nothing overtakes what was in flight */
+		if (send_msg(u, m, m->pid != 0, now) < 0) {
 			drop_link(u, now, "cannot send");
 			return;
 		}
 	}
+	for (;;) {
+		struct upl_msg *b = backlog_ready(u, now), *l = live_ready(u), *m;
+
+		if (!b && !l)
+			break;
+		m = b && l ? (u->turn_live ? l : b) : b ? b : l;
+		if (m == b && m->from_store && u->drain_rate)
+			u->tokens -= 1000;
+		u->turn_live = m == b;
+		if (send_msg(u, m, false, now) < 0) {
+			drop_link(u, now, "cannot send");
+			return;
+		}
+	}
+out:
 	maybe_peek(u);
+	regions_trim(u);
 }
 
 /* ------------------------------------------------------- local messages */
@@ -767,6 +1158,23 @@ static void note_drop(struct gw_upl *u, const char *why)
 	if (!u->logged_drop) {
 		gw_log(u->log, LOG_WARNING, MOD, "dropping messages to the cloud: %s", why);
 		u->logged_drop = true;
+	}
+}
+
+/*
+ * A new message kept in memory: backlog when live mode is off (disconnected,
+ * records of an earlier run not read yet), else live, or held when its topic
+ * has older messages in the backlog or held.
+ */
+static void queue_new(struct gw_upl *u, struct upl_msg *m)
+{
+	if (!u->live_on) {
+		hot_add(u, m);
+		blq_add(u, m);
+	} else if (u->hot[m->bucket] || u->n_held[m->bucket]) {
+		q_add(u, m, Q_HELD, false);
+	} else {
+		q_add(u, m, Q_LIVE, false);
 	}
 }
 
@@ -795,17 +1203,29 @@ static void store_append(struct gw_upl *u, const struct st_record *rec, void *ho
 	pd->id = id;
 	pd->hold = hold;
 	gw_list_add_tail(&u->pend, &pd->link);
+	if (id > u->last_append_id)
+		u->last_append_id = id;
 	if (keep) {
 		m = msg_new(rec->topic, rec->payload, rec->props, rec->qos, rec->retain, id);
 		if (m) {
 			m->pend = pd;
 			pd->m = m;
-			queue_add_tail(u, m);
+			queue_new(u, m);
 			return;
 		}
 	}
-	/* Not kept: the store has it and the queue reads it back. */
+	/*
+	 * Not kept: the store has it and the backlog reads it back (the read is
+	 * not through before it has committed). A live period ends with it.
+	 */
+	pd->store_only = true;
+	u->n_pend_store++;
+	u->hot[topic_bucket(rec->topic.p, rec->topic.len)]++;
+	live_off(u);
+	region_mark(u, id);
 	enter_backlog(u);
+	if (u->peek_after >= id)
+		u->peek_after = id - 1;
 }
 
 void gw_upl_on_local(struct gw_upl *u, const struct brk_delivery *d, void *hold, int64_t now)
@@ -847,12 +1267,19 @@ void gw_upl_on_local(struct gw_upl *u, const struct brk_delivery *d, void *hold,
 				m = msg_new(rec.topic, rec.payload, rec.props, 0, rec.retain, 0);
 				if (!m) {
 					note_drop(u, "out of memory");
+				} else if (u->live_on &&
+					   (u->hot[m->bucket] || u->n_held[m->bucket])) {
+					/* Its topic has older messages in the backlog: after them. */
+					if (u->n_mem >= UPL_MEM_MAX_MSGS ||
+					    u->mem_bytes > UPL_MEM_MAX_BYTES) {
+						note_drop(u, "memory queue full");
+						gw_free(m);
+					} else {
+						q_add(u, m, Q_HELD, false);
+					}
 				} else {
 					/* QoS 0 goes now: at the head, it takes no window. */
-					gw_list_add_head(&u->queue, &m->link);
-					u->n_queue++;
-					u->n_mem++;
-					u->mem_bytes += msg_size(m);
+					q_add(u, m, Q_LIVE, true);
 					if (send_msg(u, m, false, now) < 0)
 						drop_link(u, now, "cannot send");
 				}
@@ -891,13 +1318,14 @@ void gw_upl_on_local(struct gw_upl *u, const struct brk_delivery *d, void *hold,
 			msg_new(rec.topic, rec.payload, rec.props, rec.qos, rec.retain, 0);
 
 		if (m)
-			queue_add_tail(u, m);
+			queue_new(u, m);
 		else
 			note_drop(u, "out of memory");
 		release(u, hold);
 	}
 	gw_free(heap);
 	if (up) {
+		/* Spill: what waits goes to the store and becomes backlog. */
 		if (u->n_queue > UPL_MEM_MAX_MSGS || u->mem_bytes > UPL_MEM_MAX_BYTES)
 			evict(u);
 		pump(u, now);
@@ -911,6 +1339,7 @@ void gw_upl_on_appended(struct gw_upl *u, uint64_t id, int status, int64_t now)
 	struct gw_list *pos;
 	struct upl_pend *pd = NULL;
 	struct upl_msg *m;
+	bool store_only;
 
 	gw_list_for_each (pos, &u->pend) {
 		struct upl_pend *e = gw_list_entry(pos, struct upl_pend, link);
@@ -925,7 +1354,15 @@ void gw_upl_on_appended(struct gw_upl *u, uint64_t id, int status, int64_t now)
 	gw_list_del(&pd->link);
 	release(u, pd->hold);
 	m = pd->m;
+	store_only = pd->store_only;
 	gw_free(pd);
+	if (store_only) {
+		/* Visible to a read from now on; one that was through reads again. */
+		u->n_pend_store--;
+		if (!u->n_pend_store && u->peek_short)
+			pump(u, now);
+		return;
+	}
 	if (!m)
 		return;
 	m->pend = NULL;
@@ -933,18 +1370,18 @@ void gw_upl_on_appended(struct gw_upl *u, uint64_t id, int status, int64_t now)
 		return; /* in flight: its acknowledgement finishes it */
 	if (status) {
 		/* Dropped at once by drop_oldest, or lost: not ours to send. */
-		queue_del(u, m);
+		msg_free(u, m);
 		return;
 	}
 	if (u->state != UPL_UP)
 		evict(u);
-	(void)now;
 }
 
 void gw_upl_on_peeked(struct gw_upl *u, int status, const struct st_qrecord *recs, size_t n,
 		      int64_t now)
 {
 	struct gw_list *pos;
+	bool through = n < UPL_PEEK_BATCH; /* everything committed has been read */
 	size_t i;
 
 	u->peeking = false;
@@ -957,23 +1394,30 @@ void gw_upl_on_peeked(struct gw_upl *u, int status, const struct st_qrecord *rec
 			pump(u, now);
 		return;
 	}
-	/* Merge: both are in id order; memory-only messages keep their places. */
-	pos = u->queue.next;
+	/* Merge into the backlog: both are in id order; memory-only messages keep their places. */
+	pos = u->blq.next;
 	for (i = 0; i < n; i++) {
 		const struct st_qrecord *r = &recs[i];
 		struct upl_msg *m;
+		int take;
 
-		while (pos != &u->queue) {
+		if (u->live_on && r->id > u->live_from) {
+			through = true; /* live records: in memory or sent */
+			break;
+		}
+		while (pos != &u->blq) {
 			struct upl_msg *e = gw_list_entry(pos, struct upl_msg, link);
 
 			if (e->id && e->id >= r->id)
 				break;
 			pos = pos->next;
 		}
-		if (pos != &u->queue && gw_list_entry(pos, struct upl_msg, link)->id == r->id)
+		if (pos != &u->blq && gw_list_entry(pos, struct upl_msg, link)->id == r->id)
 			continue;
-		if (r->id <= u->last_sent_id && r->id <= u->peek_after)
-			continue; /* sent already; its deletion has not committed yet */
+		/* Sent already (its deletion has not committed yet)? */
+		take = region_take(u, r->id, false);
+		if (!take || (take < 0 && r->id <= u->last_bl_sent))
+			continue;
 		m = msg_new(r->rec.topic, r->rec.payload, r->rec.props, r->rec.qos, r->rec.retain,
 			    r->id);
 		if (!m) {
@@ -982,15 +1426,17 @@ void gw_upl_on_peeked(struct gw_upl *u, int status, const struct st_qrecord *rec
 			pump(u, now);
 			return;
 		}
+		if (take > 0)
+			region_take(u, r->id, true);
 		m->from_store = true;
+		m->counted = true; /* it is, as a record of the store */
 		gw_list__add(&m->link, pos->prev, pos);
-		u->n_queue++;
-		u->mem_bytes += msg_size(m);
+		q_account(u, m, Q_BACKLOG);
 	}
-	if (n)
-		u->peek_after = recs[n - 1].id;
-	if (n < UPL_PEEK_BATCH)
-		u->backlog = false; /* everything committed has been read */
+	if (i)
+		u->peek_after = recs[i - 1].id;
+	if (through)
+		backlog_read(u);
 	pump(u, now);
 }
 
@@ -1053,7 +1499,7 @@ static const char *connack_v3_name(uint8_t rc)
 
 static void on_connack(struct gw_upl *u, const struct mqtt_pkt *p, int64_t now)
 {
-	struct gw_list *pos, *tmp;
+	struct gw_list *pos;
 	struct upl_msg *birth;
 	bool sp = p->connack.session_present;
 	uint8_t rc = p->connack.reason_code;
@@ -1082,11 +1528,9 @@ static void on_connack(struct gw_upl *u, const struct mqtt_pkt *p, int64_t now)
 	       u->client_id, u->version == MQTT_V5 ? "5.0" : "3.1.1", sp ? "resumed" : "new");
 	if (!sp) {
 		/* The cloud forgot the session: what was in flight goes again from scratch. */
-		gw_list_for_each_safe (pos, tmp, &u->queue) {
+		gw_list_for_each (pos, &u->resume) {
 			struct upl_msg *m = gw_list_entry(pos, struct upl_msg, link);
 
-			if (!m->pid)
-				break;
 			m->pid = 0;
 			m->state = M_QUEUED;
 		}
@@ -1101,12 +1545,8 @@ static void on_connack(struct gw_upl *u, const struct mqtt_pkt *p, int64_t now)
 			(struct gw_slice){ NULL, 0 }, 1, true, 0);
 	if (birth) {
 		birth->birth = true;
-		pos = u->queue.next;
-		while (pos != &u->queue && gw_list_entry(pos, struct upl_msg, link)->pid)
-			pos = pos->next;
-		gw_list__add(&birth->link, pos->prev, pos);
-		u->n_queue++;
-		u->mem_bytes += msg_size(birth);
+		u->turn_live = true;
+		q_add(u, birth, Q_LIVE, true);
 	}
 	pump(u, now);
 }
@@ -1136,7 +1576,7 @@ static void ack_done(struct gw_upl *u, struct upl_msg *m, uint8_t reason, int64_
 	} else if (!m->birth) {
 		u->st.sent++;
 	}
-	msg_done(u, m, true);
+	msg_done(u, m);
 	pump(u, now);
 }
 
@@ -1468,7 +1908,10 @@ int gw_upl_new(const struct gw_uplink_config *cfg, const char *status_topic,
 	u->ops = ops;
 	u->arg = ops_arg;
 	u->log = lg;
-	gw_list_init(&u->queue);
+	gw_list_init(&u->resume);
+	gw_list_init(&u->blq);
+	gw_list_init(&u->live);
+	gw_list_init(&u->held);
 	gw_list_init(&u->inflight);
 	gw_list_init(&u->pend);
 	u->url = dup_or_empty(cfg->url);
@@ -1508,6 +1951,7 @@ int gw_upl_new(const struct gw_uplink_config *cfg, const char *status_topic,
 	u->has_store = ops->q_append && ops->q_peek && ops->q_ack;
 	/* Records left by an earlier run are read before anything is sent. */
 	u->backlog = u->has_store;
+	u->blind = u->has_store;
 	u->max_qos = 2;
 	u->retain_ok = true;
 	u->state = UPL_IDLE;
@@ -1518,17 +1962,14 @@ fail:
 	return rc;
 }
 
-static void free_list(struct gw_upl *u, struct gw_list *l)
+static void free_lists(struct gw_upl *u)
 {
-	while (!gw_list_empty(l)) {
-		struct upl_msg *m = gw_list_first(l, struct upl_msg, link);
+	struct gw_list *lists[] = { &u->inflight, &u->resume, &u->blq, &u->live, &u->held };
+	unsigned int i;
 
-		gw_list_del(&m->link);
-		if (m->pend)
-			m->pend->m = NULL;
-		gw_free(m);
-	}
-	(void)u;
+	for (i = 0; i < GW_ARRAY_SIZE(lists); i++)
+		while (!gw_list_empty(lists[i]))
+			msg_free(u, gw_list_first(lists[i], struct upl_msg, link));
 }
 
 void gw_upl_free(struct gw_upl *u)
@@ -1537,8 +1978,9 @@ void gw_upl_free(struct gw_upl *u)
 
 	if (!u)
 		return;
-	free_list(u, &u->inflight);
-	free_list(u, &u->queue);
+	free_lists(u);
+	for (i = 0; i < u->n_regions; i++)
+		gw_free(u->regions[i].ids);
 	while (!gw_list_empty(&u->pend)) {
 		struct upl_pend *pd = gw_list_first(&u->pend, struct upl_pend, link);
 
@@ -1598,10 +2040,7 @@ void gw_upl_stop(struct gw_upl *u, int64_t now)
 	if (s == UPL_UP || s == UPL_CONNACK || s == UPL_CONNECTING)
 		u->ops->close(u->arg);
 	gw_log(u->log, LOG_INFO, MOD, "stopped (%s)", state_names[s]);
-	free_list(u, &u->inflight);
-	free_list(u, &u->queue);
-	u->n_inflight = u->n_queue = u->n_mem = 0;
-	u->mem_bytes = 0;
+	free_lists(u);
 }
 
 void gw_upl_get_stats(const struct gw_upl *u, struct gw_uplink_stats *out)
