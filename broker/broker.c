@@ -237,6 +237,22 @@ static int sessions_grow(struct brk *b)
 	return 0;
 }
 
+/*
+ * brk__session_resume - a stored session taken up by a new connection (network
+ * or in-process): a delayed will not yet published is cancelled [MQTT-3.1.3-9],
+ * and so is the session's expiry.
+ */
+void brk__session_resume(struct brk_session *s)
+{
+	if (s->will) {
+		brk__msg_unref(s->will);
+		s->will = NULL;
+	}
+	s->will_at = 0;
+	s->expire_at = 0;
+	gw_list_del(&s->timed_link);
+}
+
 struct brk_session *brk__session_new(struct brk *b, struct gw_slice id)
 {
 	struct brk_session *s;
@@ -805,13 +821,7 @@ int brk_client_new(struct brk *b, const struct brk_client_opts *opts, struct brk
 	if (s) {
 		if (session_present)
 			*session_present = true;
-		if (s->will) {
-			brk__msg_unref(s->will);
-			s->will = NULL;
-		}
-		s->will_at = 0;
-		s->expire_at = 0;
-		gw_list_del(&s->timed_link);
+		brk__session_resume(s);
 	} else {
 		s = brk__session_new(b, id);
 		if (!s) {

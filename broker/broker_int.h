@@ -448,6 +448,7 @@ void brk__route(struct brk *b, struct brk_msg *m, struct brk_session *from, stru
 struct brk_session *brk__session_find(struct brk *b, struct gw_slice id);
 /* A new empty session for @id (copied). NULL on out-of-memory. */
 struct brk_session *brk__session_new(struct brk *b, struct gw_slice id);
+void brk__session_resume(struct brk_session *s);
 /* End a session: publish a pending will, drop subscriptions and queues, free. */
 void brk__session_end(struct brk_session *s, int64_t now);
 /* Forget subscriptions and queues, keep the session (clean start on takeover). */

@@ -1244,14 +1244,7 @@ static void on_connect(struct brk_conn *c, struct mqtt_pkt *p, int64_t now)
 	}
 	if (s) {
 		present = true;
-		/* A new connection before the will delay passed cancels the will. */
-		if (s->will) {
-			brk__msg_unref(s->will);
-			s->will = NULL;
-		}
-		s->will_at = 0;
-		s->expire_at = 0;
-		gw_list_del(&s->timed_link);
+		brk__session_resume(s);
 	} else {
 		s = brk__session_new(b, id);
 		if (!s) {
