@@ -20,17 +20,11 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from itlib import free_port, stop_proc
+
 BUILD = os.environ.get("BUILD", "build")
 BROKERD = os.environ.get("BROKERD", os.path.join(BUILD, "sim", "brokerd"))
 T = 5.0  # default bound of every wait, seconds
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Broker:
@@ -61,14 +55,7 @@ class Broker:
         return self.proc.poll() is None
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(T)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(T)
-        return self.proc.returncode
+        return stop_proc(self.proc, T)
 
 
 class Client:

@@ -5,10 +5,13 @@ units and quality; commands on .../set are written and answered on
 .../set/result and, for MQTT 5, on the response topic with the correlation
 data; bad commands are refused before reaching the device; a device that
 dies goes offline and its points bad, and comes back."""
-import os, signal, socket, subprocess, sys, tempfile, time, json, shutil
+import os, signal, subprocess, sys, tempfile, time, json, shutil
 import paho.mqtt.client as mqtt
 from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from itlib import free_port, wait_port  # noqa: E402
 
 BUILD = os.environ.get("BUILD", "build")
 fails = 0
@@ -20,25 +23,6 @@ def check(desc, cond):
     print(("ok - " if cond else "NOT OK - ") + desc, flush=True)
     if not cond:
         fails += 1
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_port(port, timeout=5.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        with socket.socket() as s:
-            s.settimeout(0.2)
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return True
-        time.sleep(0.05)
-    return False
 
 
 class Sub:

@@ -8,10 +8,11 @@ import atexit
 import json
 import os
 import select
-import socket
 import subprocess
 import sys
 import time
+
+from itlib import free_port, stop_proc as stop  # noqa: F401 (re-exported)
 
 BUILD = os.environ.get("BUILD", "build")
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
@@ -33,14 +34,6 @@ def _cleanup():
 
 
 atexit.register(_cleanup)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def spawn(args, **kw):
@@ -75,16 +68,6 @@ def start_sim(*args, regs=REGS):
     p = spawn(cmd, stdout=subprocess.PIPE)
     wait_line(p, "ready")
     return p
-
-
-def stop(p):
-    if p.poll() is None:
-        p.terminate()
-        try:
-            p.wait(5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
 
 
 def run_probe(args, seconds, log="warning"):

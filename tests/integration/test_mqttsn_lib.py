@@ -17,7 +17,8 @@ import time
 import paho.mqtt.client as mqtt
 
 import mqttsn_client as sn
-from broker_harness import Client, T, free_port, run  # noqa: F401 (re-exported)
+from broker_harness import Client, T, run  # noqa: F401 (re-exported)
+from itlib import free_port, stop_proc
 
 BUILD = os.environ.get("BUILD", "build")
 FIELDMQ = os.environ.get("FIELDMQ", os.path.join(BUILD, "fieldmq"))
@@ -97,15 +98,9 @@ class Fieldmq:
         return self.proc.poll() is None
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(T)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(T)
+        rc = stop_proc(self.proc, T)
         self.logf.close()
-        return self.proc.returncode
+        return rc
 
     def log_text(self):
         try:

@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,31 +15,11 @@ import time
 
 import paho.mqtt.client as mqtt
 
+from itlib import free_port, wait_port  # noqa: F401 (free_port re-exported)
+
 BUILD = os.environ.get("BUILD", "build")
 FIELDMQ = os.path.abspath(os.environ.get("FIELDMQ", os.path.join(BUILD, "fieldmq")))
 MOSQUITTO = "/usr/sbin/mosquitto"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_port(port, timeout=5.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        s = socket.socket()
-        s.settimeout(0.2)
-        try:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return True
-        finally:
-            s.close()
-        time.sleep(0.05)
-    return False
 
 
 def wait_until(fn, timeout, step=0.05):
