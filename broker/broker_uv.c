@@ -14,6 +14,9 @@
  * and goes out in the next one. So a connection that is sent a CONNACK or a
  * PINGRESP allocates nothing; one that cannot keep up gets its own buffers
  * and write state, given back on the tick after it caught up.
+ * Closes: a connection the protocol closes (after its DISCONNECT or failed
+ * CONNACK) lingers, see struct brk_uvlinger; one the peer closed or that
+ * failed is closed at once.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -25,6 +28,8 @@
 #include "broker/mqtt_codec.h"
 
 #define READ_BUF_SIZE (64 * 1024)
+/* How long a lingering connection waits for the peer to close its side. */
+#define LINGER_MS 2000
 
 enum brk_lkind {
 	BRK_L_TCP,
@@ -48,8 +53,9 @@ struct brk_uv {
 	/* Connections to flush (c->dirty set); a closed one's entry is NULL. */
 	struct brk_uvconn **dirty;
 	unsigned int n_dirty, cap_dirty;
-	struct gw_list busy; /* brk_uvwr: connections holding output memory */
-	uv_buf_t *iov;	     /* scratch for uv_write, which copies the array */
+	struct gw_list busy;   /* brk_uvwr: connections holding output memory */
+	struct gw_list linger; /* brk_uvlinger: closed, waiting for the peer's FIN */
+	uv_buf_t *iov;	       /* scratch for uv_write, which copies the array */
 	unsigned int cap_iov;
 	uint8_t *rbuf;
 	unsigned int open_handles;
@@ -79,6 +85,28 @@ struct brk_uvconn {
 	struct brk_conn c;
 	uv_tcp_t tcp;
 	struct brk_uvwr *w;
+};
+
+/*
+ * A connection the protocol is done with, closed gracefully: its protocol
+ * state is gone (brk__conn_closed ran when the lingering began, so sessions,
+ * wills and figures see the close at once), the socket is shut down for
+ * writing, so the peer reads our last packets and then EOF, and what the
+ * peer still sends is read and dropped until it closes its side too or
+ * LINGER_MS pass. Closing the socket at once instead makes the kernel answer
+ * the peer's next bytes (a client that was still publishing, or answering
+ * our PUBRECs) with a RST: the peer's next write fails and many stacks drop
+ * what it had not read yet, so the DISCONNECT and its reason code, which
+ * MQTT 5.0 has us send before closing (section 4.13, Handling errors; 4.9,
+ * 0x93 Receive Maximum exceeded), are lost to it. A graceful close still
+ * closes the Network Connection as section 3.14.4 requires, only in order.
+ * Allocated only while lingering; the tcp handle's data points here then.
+ */
+struct brk_uvlinger {
+	uv_shutdown_t req;
+	struct gw_list link; /* in u->linger */
+	struct brk_uvconn *uc;
+	int64_t since;
 };
 
 static inline struct brk_uv *conn_uv(const struct brk_uvconn *uc)
@@ -158,9 +186,9 @@ static void writer_free(struct brk_uvconn *uc)
 	uc->w = NULL;
 }
 
-static void on_conn_close(uv_handle_t *h)
+/* The protocol's side of a close: off the dirty list, conn state and write buffers freed. */
+static void conn_detach(struct brk_uvconn *uc)
 {
-	struct brk_uvconn *uc = h->data;
 	struct brk_uv *u = conn_uv(uc);
 	unsigned int i;
 
@@ -168,8 +196,17 @@ static void on_conn_close(uv_handle_t *h)
 		for (i = 0; i < u->n_dirty; i++)
 			if (u->dirty[i] == uc)
 				u->dirty[i] = NULL;
+	uc->c.dirty = false;
 	brk__conn_closed(&uc->c);
 	writer_free(uc);
+}
+
+static void on_conn_close(uv_handle_t *h)
+{
+	struct brk_uvconn *uc = h->data;
+	struct brk_uv *u = conn_uv(uc);
+
+	conn_detach(uc);
 	gw_free(uc);
 	u->open_handles--;
 }
@@ -181,6 +218,76 @@ static void conn_close_now(struct brk_uvconn *uc)
 	uc->c.state = BRK_CS_CLOSING;
 	uv_read_stop((uv_stream_t *)&uc->tcp);
 	uv_close((uv_handle_t *)&uc->tcp, on_conn_close);
+}
+
+static void on_linger_close(uv_handle_t *h)
+{
+	struct brk_uvlinger *l = h->data;
+	struct brk_uv *u = conn_uv(l->uc);
+
+	gw_list_del(&l->link);
+	gw_free(l->uc);
+	gw_free(l);
+	u->open_handles--;
+}
+
+static void linger_close(struct brk_uvlinger *l)
+{
+	if (!uv_is_closing((uv_handle_t *)&l->uc->tcp))
+		uv_close((uv_handle_t *)&l->uc->tcp, on_linger_close);
+}
+
+static void on_linger_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct brk_uvlinger *l = h->data;
+
+	(void)hint;
+	*buf = uv_buf_init((char *)conn_uv(l->uc)->rbuf, READ_BUF_SIZE);
+}
+
+/* What the peer sends now is dropped; its EOF (or an error) ends the lingering. */
+static void on_linger_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+	(void)buf;
+	if (nread < 0)
+		linger_close(st->data);
+}
+
+static void on_linger_shutdown(uv_shutdown_t *req, int status)
+{
+	/* UV_ECANCELED: the handle is closing already. */
+	if (status < 0 && status != UV_ECANCELED)
+		linger_close(req->data);
+}
+
+/*
+ * Close @uc, whose output is all written, gracefully (see struct
+ * brk_uvlinger). At once while the broker stops (no tick is left to end the
+ * lingering) or when the lingering state cannot be allocated.
+ */
+static void conn_close_linger(struct brk_uvconn *uc)
+{
+	struct brk_uv *u = conn_uv(uc);
+	struct brk_uvlinger *l;
+
+	if (uv_is_closing((uv_handle_t *)&uc->tcp))
+		return;
+	l = u->b.stopping ? NULL : gw_calloc(1, sizeof(*l));
+	if (!l) {
+		conn_close_now(uc);
+		return;
+	}
+	uc->c.state = BRK_CS_CLOSING;
+	conn_detach(uc);
+	l->uc = uc;
+	l->since = gw_mono_ms();
+	l->req.data = l;
+	uc->tcp.data = l;
+	gw_list_add_tail(&u->linger, &l->link);
+	uv_read_stop((uv_stream_t *)&uc->tcp);
+	if (uv_shutdown(&l->req, (uv_stream_t *)&uc->tcp, on_linger_shutdown) ||
+	    uv_read_start((uv_stream_t *)&uc->tcp, on_linger_alloc, on_linger_read))
+		linger_close(l);
 }
 
 static void on_write(uv_write_t *req, int status)
@@ -196,7 +303,7 @@ static void on_write(uv_write_t *req, int status)
 	if (brk__conn_pending(&uc->c))
 		conn_flush(uc);
 	else if (uc->c.state == BRK_CS_CLOSING)
-		conn_close_now(uc);
+		conn_close_linger(uc);
 }
 
 /*
@@ -302,10 +409,12 @@ static void ops_close(struct brk_conn *c)
 
 	c->last_rx = gw_mono_ms(); /* when the close began */
 	uv_read_stop((uv_stream_t *)&uc->tcp);
-	/* Let the last packets (CONNACK, DISCONNECT) go out first. */
-	if (!c->writing && !brk__conn_pending(c))
-		conn_close_now(uc);
-	else if (!c->dirty)
+	/*
+	 * Let the last packets (CONNACK, DISCONNECT) go out first. on_check
+	 * closes, once they are written: never here, inside the protocol code
+	 * that asked, which still uses the conn and its session.
+	 */
+	if (!c->dirty)
 		mark_dirty(uc);
 }
 
@@ -403,7 +512,10 @@ static void on_check(uv_check_t *h)
 	struct brk_uv *u = h->data;
 	unsigned int i;
 
-	/* Nothing below adds output, so the list does not grow while walked. */
+	/*
+	 * A connection closed here detaches its session, whose will may go out
+	 * to others: they are appended and walked in this same pass.
+	 */
 	for (i = 0; i < u->n_dirty; i++) {
 		struct brk_uvconn *uc = u->dirty[i];
 
@@ -412,7 +524,7 @@ static void on_check(uv_check_t *h)
 		uc->c.dirty = false;
 		conn_flush(uc);
 		if (uc->c.state == BRK_CS_CLOSING && !uc->c.writing && !brk__conn_pending(&uc->c))
-			conn_close_now(uc);
+			conn_close_linger(uc);
 	}
 	u->n_dirty = 0;
 }
@@ -424,6 +536,12 @@ static void on_tick(uv_timer_t *t)
 	struct gw_list *pos, *tmp;
 
 	brk__tick(&u->b, now);
+	gw_list_for_each_safe (pos, tmp, &u->linger) {
+		struct brk_uvlinger *l = gw_list_entry(pos, struct brk_uvlinger, link);
+
+		if (now - l->since > LINGER_MS)
+			linger_close(l);
+	}
 	/* Only connections that hold output memory: the others have nothing to give back. */
 	gw_list_for_each_safe (pos, tmp, &u->busy) {
 		struct brk_uvconn *uc = gw_list_entry(pos, struct brk_uvwr, link)->uc;
@@ -472,6 +590,7 @@ int brk_new(uv_loop_t *loop, const struct brk_config *cfg, const struct gw_logge
 	}
 	u->b.uv = u;
 	gw_list_init(&u->busy);
+	gw_list_init(&u->linger);
 	for (i = 0; i < cfg->n_listen; i++) {
 		struct brk_listener *l = &u->lst[i];
 
@@ -590,6 +709,8 @@ void brk_stop(struct brk *b)
 		if (!c->writing)
 			conn_close_now(uc);
 	}
+	gw_list_for_each_safe (pos, tmp, &u->linger)
+		linger_close(gw_list_entry(pos, struct brk_uvlinger, link));
 	/* Sessions offline for a while: their expiring messages are saved with what is left. */
 	brk__persist_all(b, gw_mono_ms());
 }

@@ -3,9 +3,9 @@
 assigned client ids, session expiry, will delay and DISCONNECT 0x04, takeover
 0x8E, retain handling and retain-as-published, no-local, subscription ids,
 message expiry, property pass-through, topic aliases both ways, receive
-maximum both ways, maximum packet size, server keep alive, reason codes,
-response information, request problem information, enhanced authentication
-refused."""
+maximum both ways, a DISCONNECT that reaches a client still sending, maximum
+packet size, server keep alive, reason codes, response information, request
+problem information, enhanced authentication refused."""
 import os
 import struct
 import sys
@@ -310,6 +310,46 @@ def test_receive_maximum_inbound_exceeded():
         assert r.last[0] == 14 and r.last[2][0] == 0x93, r.last
 
 
+def test_disconnect_reaches_client_still_sending():
+    """The DISCONNECT sent before a close reaches a client that goes on
+    sending: here 0x93 to a client answering our PUBRECs with PUBRELs, as any
+    client does (Paho interoperability client_test5 test_flow_control2). The
+    broker used to close the socket at once, so the client's next write got a
+    reset / EPIPE instead of the reason code. Now it shuts down its side, drops
+    what still comes, and closes when the client does or 2 s later."""
+    with Broker("-i", "2") as b:
+        r = Raw(b, 5)
+        r.connect("flood2")
+        for pid in (1, 2, 3):
+            r.publish("fl", b"x", qos=2, pid=pid)
+        time.sleep(0.3)  # the broker has answered and closed its side by now
+        while True:
+            p = r.recv_pkt()
+            assert p is not None, "closed before the DISCONNECT"
+            if p[0] == 14:
+                break
+            assert p[0] == 5, p
+            try:
+                r.ack(6, struct.unpack("!H", p[2][:2])[0])  # PUBREL
+            except OSError as e:
+                raise AssertionError("PUBREL after our PUBREC failed: %r" % e)
+            time.sleep(0.2)
+        assert p[2][0] == 0x93, p
+        assert r.closed(1), "EOF after the DISCONNECT"
+        # A client that never closes is not waited for long: within the
+        # lingering time the socket is gone and writes to it fail.
+        deadline = time.time() + 6
+        gone = False
+        while time.time() < deadline and not gone:
+            try:
+                r.send(packet(12, 0, b""))
+                time.sleep(0.3)
+            except OSError:
+                gone = True
+        assert gone, "the broker still holds the socket"
+        r.close()
+
+
 def test_maximum_packet_size_outbound():
     with Broker() as b:
         r = Raw(b, 5)
@@ -535,6 +575,7 @@ if __name__ == "__main__":
         test_topic_alias_outbound,
         test_receive_maximum_outbound,
         test_receive_maximum_inbound_exceeded,
+        test_disconnect_reaches_client_still_sending,
         test_maximum_packet_size_outbound,
         test_server_keep_alive,
         test_malformed_gets_disconnect_reason,
