@@ -1069,8 +1069,9 @@ static void on_client_msg(struct mqttsn_gw *gw, struct mqttsn_client *c, const s
 	}
 }
 
-void mqttsn_gw_on_datagram(struct mqttsn_gw *gw, const struct mqttsn_addr *from, const uint8_t *buf,
-			   size_t len, int64_t now_ms)
+/* A datagram from @from; @group: heard on the multicast group rather than on our own port. */
+static void on_datagram(struct mqttsn_gw *gw, const struct mqttsn_addr *from, const uint8_t *buf,
+			size_t len, bool group, int64_t now_ms)
 {
 	struct mqttsn_addr a = { 0 };
 	struct mqttsn_client *c;
@@ -1095,9 +1096,21 @@ void mqttsn_gw_on_datagram(struct mqttsn_gw *gw, const struct mqttsn_addr *from,
 		memcpy(a.node, m.encap.node_id.p, m.encap.node_id.len);
 	}
 	switch (m.type) {
-	case MQTTSN_SEARCHGW: /* 6.1: answer with GWINFO (unicast to the searcher) */
+	case MQTTSN_SEARCHGW: /* 6.1: answer with GWINFO */
 		m = (struct mqttsn_msg){ .type = MQTTSN_GWINFO,
 					 .gwinfo = { .gw_id = gw->cfg.gateway_id } };
+		/*
+		 * 5.4.4: GWINFO answers a SEARCHGW through the broadcast
+		 * service, so a search heard on the group is answered on the
+		 * group, where every client listening learns the gateway.
+		 * A client listening on the group port may not get a unicast
+		 * reply at all: on one host several sockets can be bound to
+		 * that port (ours among them) and the kernel gives a unicast
+		 * datagram to one of them. The copy to the searcher serves
+		 * those that search without joining the group.
+		 */
+		if (group && !a.encap && gw->ops->broadcast)
+			send_msg(gw, NULL, &m);
 		send_msg(gw, &a, &m);
 		return;
 	case MQTTSN_ADVERTISE:
@@ -1137,6 +1150,18 @@ void mqttsn_gw_on_datagram(struct mqttsn_gw *gw, const struct mqttsn_addr *from,
 		on_handshake(gw, c, &m, now_ms);
 	else
 		on_client_msg(gw, c, &m, now_ms);
+}
+
+void mqttsn_gw_on_datagram(struct mqttsn_gw *gw, const struct mqttsn_addr *from, const uint8_t *buf,
+			   size_t len, int64_t now_ms)
+{
+	on_datagram(gw, from, buf, len, false, now_ms);
+}
+
+void mqttsn_gw_on_group_datagram(struct mqttsn_gw *gw, const struct mqttsn_addr *from,
+				 const uint8_t *buf, size_t len, int64_t now_ms)
+{
+	on_datagram(gw, from, buf, len, true, now_ms);
 }
 
 /* --------------------------------------------------------------- timers */

@@ -219,6 +219,15 @@ void mqttsn_gw_on_datagram(struct mqttsn_gw *gw, const struct mqttsn_addr *from,
 			   size_t len, int64_t now_ms);
 
 /*
+ * As mqttsn_gw_on_datagram(), for a datagram heard on the multicast group
+ * ([mqttsn] multicast) instead of the gateway's own port: a SEARCHGW there
+ * is answered with GWINFO through ops->broadcast (5.4.4) as well as to the
+ * searcher. Everything else is handled alike.
+ */
+void mqttsn_gw_on_group_datagram(struct mqttsn_gw *gw, const struct mqttsn_addr *from,
+				 const uint8_t *buf, size_t len, int64_t now_ms);
+
+/*
  * Timers: keepalive and sleep supervision (1.5 x the duration), retransmission
  * every retry_interval, ADVERTISE every advertise_interval. Call at least
  * every mqttsn_gw_next_timeout() ms (a periodic 1 s tick is also fine).

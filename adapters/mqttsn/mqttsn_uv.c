@@ -379,7 +379,12 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
 		return;
 	}
 	to_addr(from, &a);
-	mqttsn_gw_on_datagram(s->gw, &a, (const uint8_t *)buf->base, (size_t)nread, gw_mono_ms());
+	if (h == &s->mudp)
+		mqttsn_gw_on_group_datagram(s->gw, &a, (const uint8_t *)buf->base, (size_t)nread,
+					    gw_mono_ms());
+	else
+		mqttsn_gw_on_datagram(s->gw, &a, (const uint8_t *)buf->base, (size_t)nread,
+				      gw_mono_ms());
 }
 
 static void on_timer(uv_timer_t *t)

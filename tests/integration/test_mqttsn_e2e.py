@@ -7,9 +7,13 @@ broker session (will on keepalive loss, persistent subscriptions and queued
 messages with clean session 0), REGISTER both ways, predefined ids from the
 config, short topic names, SUBSCRIBE by name / wildcard / predefined id /
 short name with the id in SUBACK, PUBLISH QoS 0, 1, 2 both ways and QoS -1,
-retained messages, return codes, and the mountpoint.
+retained messages, return codes, the mountpoint, and SEARCHGW on the
+multicast group answered on the group (5.4.4, in a network namespace of its
+own).
 """
 import os
+import socket
+import subprocess
 import sys
 import time
 
@@ -304,7 +308,62 @@ def test_mountpoint():
         m.disconnect()
 
 
-if __name__ == "__main__":
+GROUP = ("225.1.1.1", 1883)  # Paho's group and port
+
+
+def group_searchgw_inner():
+    """Run in a network namespace of its own (unshare -n): only lo, multicast on it.
+
+    A client listening on the group port, bound there before fieldmq binds the
+    same port (as Paho's GatewayTester started first is), searches on the group.
+    A unicast GWINFO to that port goes to whichever socket the kernel picks, here
+    fieldmq's own; 5.4.4 wants GWINFO on the broadcast service, which reaches it."""
+    for cmd in (["ip", "link", "set", "lo", "up"], ["ip", "link", "set", "lo", "multicast", "on"],
+                ["ip", "route", "add", "224.0.0.0/4", "dev", "lo"]):
+        subprocess.run(cmd, check=True)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", GROUP[1]))
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                 socket.inet_aton(GROUP[0]) + socket.inet_aton("127.0.0.1"))
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1"))
+    try:
+        with Fieldmq(mqttsn="multicast = %s:%d\n" % GROUP) as f:
+            s.sendto(sn.frame(sn.SEARCHGW, b"\x01"), GROUP)
+            deadline = time.time() + 3
+            seen = []
+            while True:
+                s.settimeout(max(deadline - time.time(), 0.01))
+                try:
+                    data, src = s.recvfrom(2000)
+                except socket.timeout:
+                    raise AssertionError("no GWINFO on the group port; heard %r" % seen)
+                m = sn.parse(data)
+                seen.append((sn.NAMES.get(m.type, m.type), src))
+                if m.type == sn.GWINFO:
+                    break
+            assert src == f.addr, (src, f.addr)
+            # The searcher connects where GWINFO came from.
+            c = sn.SnClient(src, "grp")
+            c.connect()
+            c.disconnect()
+            c.close()
+    finally:
+        s.close()
+
+
+def test_searchgw_on_group_answered_on_group():
+    if subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode != 0:
+        print("SKIP test_searchgw_on_group_answered_on_group: no network namespace (not root?)")
+        return
+    r = subprocess.run(["unshare", "-n", sys.executable, os.path.abspath(__file__),
+                        "--group-searchgw"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--group-searchgw"]:
+    group_searchgw_inner()
+elif __name__ == "__main__":
     sys.exit(run([
         test_connect_will_handshake_and_keepalive_loss,
         test_persistent_session_queues_messages,
@@ -314,4 +373,5 @@ if __name__ == "__main__":
         test_retained_both_ways,
         test_return_codes,
         test_mountpoint,
+        test_searchgw_on_group_answered_on_group,
     ]))

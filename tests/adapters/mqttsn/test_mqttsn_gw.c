@@ -245,6 +245,20 @@ static void in_raw(int from, const uint8_t *buf, size_t len)
 	mqttsn_gw_on_datagram(F.gw, &a, buf, len, F.now);
 }
 
+/* m, encoded, as heard on the multicast group from address @from. */
+static void in_group(int from, struct mqttsn_msg m)
+{
+	struct mqttsn_addr a = addr(from);
+	uint8_t buf[1024];
+	struct gw_writer w;
+	int n;
+
+	gw_writer_init(&w, buf, sizeof(buf));
+	n = mqttsn_encode(&w, &m);
+	assert_true(n > 0);
+	mqttsn_gw_on_group_datagram(F.gw, &a, buf, (size_t)n, F.now);
+}
+
 static void in(int from, struct mqttsn_msg m)
 {
 	uint8_t buf[1024];
@@ -1111,12 +1125,26 @@ static void test_advertise_searchgw(void **state)
 	no_out();
 	tick(1);
 	out(MQTTSN_ADVERTISE);
-	/* 6.1: SEARCHGW is answered with GWINFO. */
+	/* 6.1: SEARCHGW is answered with GWINFO; sent to our own port, to the searcher only. */
 	in(9, (struct mqttsn_msg){ .type = MQTTSN_SEARCHGW, .searchgw = { 1 } });
 	m = out(MQTTSN_GWINFO);
 	assert_int_equal(m.gwinfo.gw_id, 42);
 	assert_int_equal(m.gwinfo.gw_addr.len, 0);
 	assert_memory_equal(out_to()->data, addr(9).data, 6);
+	no_out();
+	/*
+	 * 5.4.4: heard on the multicast group, it is answered through the
+	 * broadcast service (Paho's GatewayTester listens for it on the group
+	 * port, which a unicast reply may never reach), and to the searcher.
+	 */
+	in_group(9, (struct mqttsn_msg){ .type = MQTTSN_SEARCHGW, .searchgw = { 1 } });
+	m = out(MQTTSN_GWINFO);
+	assert_int_equal(out_to()->len, 0); /* broadcast */
+	assert_int_equal(m.gwinfo.gw_id, 42);
+	out(MQTTSN_GWINFO);
+	assert_memory_equal(out_to()->data, addr(9).data, 6);
+	no_out();
+	assert_int_equal(F.gw->stats.datagrams_out, 5);
 }
 
 static void test_malformed_and_encap(void **state)
