@@ -603,6 +603,7 @@ static void on_connect(struct mqttsn_gw *gw, const struct mqttsn_addr *a,
 		       const struct mqttsn_msg *m, int64_t now_ms)
 {
 	struct mqttsn_client *c, *other;
+	bool wake = false, clean;
 
 	if (m->connect.protocol_id != MQTTSN_PROTOCOL_ID ||
 	    m->connect.client_id.len > MQTTSN_CLIENT_ID_MAX) {
@@ -615,22 +616,32 @@ static void on_connect(struct mqttsn_gw *gw, const struct mqttsn_addr *a,
 	if (other && other != c)
 		client_lost(gw, other); /* the address now belongs to another client */
 	if (c) {
+		/*
+		 * 6.14: from the asleep or awake state a CONNECT returns the
+		 * client to the active state. It is the same session going on,
+		 * whatever its CleanSession flag says (Paho's and EMQX's gateways
+		 * read it so, and Paho's GatewayTester, which sleeps with clean
+		 * session on, relies on it): subscriptions, buffered messages and
+		 * the will stay; a Will flag runs the handshake for a new will.
+		 */
+		wake = c->state == MQTTSN_CS_ASLEEP || c->state == MQTTSN_CS_AWAKE;
+		clean = m->flags.clean_session && !wake;
 		/* The same client again, maybe from a new address (NAT rebinding). */
 		if (!addr_eq(&c->addr, a))
 			set_addr(gw, c, a);
 		/*
-		 * Clean session off: the client goes on with the session it has (a
-		 * sleeping client back to active, 6.14, or one that lost its
-		 * address). Detaching and attaching again would lose it when it
-		 * was opened with clean session on (the broker ends such a session
-		 * when its client goes), so it stays attached. Clean session on:
-		 * a new broker session.
+		 * Clean session off: the client goes on with the session it has
+		 * (one that lost its address, or a sleeping one as above).
+		 * Detaching and attaching again would lose it when it was opened
+		 * with clean session on (the broker ends such a session when its
+		 * client goes), so it stays attached. Clean session on: a new
+		 * broker session.
 		 */
-		if (m->flags.clean_session)
+		if (clean)
 			detach(gw, c);
 		c->inflight = MQTTSN_IF_NONE; /* the head goes again, from the start */
 		c->n_qos2 = 0;
-		if (m->flags.clean_session) {
+		if (clean) {
 			free_queue(c);
 			free_topics(c);
 		} else {
@@ -652,8 +663,10 @@ static void on_connect(struct mqttsn_gw *gw, const struct mqttsn_addr *a,
 		memcpy(c->client_id, m->connect.client_id.p, m->connect.client_id.len);
 		c->id_len = (uint8_t)m->connect.client_id.len;
 	}
-	free_will(c);
-	c->clean_session = m->flags.clean_session;
+	if (!wake || m->flags.will)
+		free_will(c);
+	if (!wake)
+		c->clean_session = m->flags.clean_session;
 	c->keepalive_s = m->connect.duration;
 	c->sleep_s = 0;
 	if (m->flags.will) {

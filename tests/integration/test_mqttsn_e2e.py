@@ -7,9 +7,9 @@ broker session (will on keepalive loss, persistent subscriptions and queued
 messages with clean session 0), REGISTER both ways, predefined ids from the
 config, short topic names, SUBSCRIBE by name / wildcard / predefined id /
 short name with the id in SUBACK, PUBLISH QoS 0, 1, 2 both ways and QoS -1,
-retained messages, return codes, the mountpoint, and SEARCHGW on the
-multicast group answered on the group (5.4.4, in a network namespace of its
-own).
+retained messages, return codes, the mountpoint, a sleeping client back to
+active with CONNECT (6.14), and SEARCHGW on the multicast group answered on
+the group (5.4.4, in a network namespace of its own).
 """
 import os
 import socket
@@ -308,6 +308,33 @@ def test_mountpoint():
         m.disconnect()
 
 
+def test_sleeping_client_wakes_with_connect():
+    """6.14: a CONNECT from the asleep state returns the client to the active
+    state: its subscriptions stay and what was buffered while it slept is
+    delivered, clean session on or not. Paho's GatewayTester (samples/ClientSub:
+    subscribe, sleep, CONNECT with clean session on) lost both before."""
+    with Fieldmq() as f:
+        a = f.sn("sleeper")
+        a.connect(keepalive=60, clean=True)
+        assert a.subscribe("zz/#", qos=1).rc == 0
+        a.disconnect(duration=60)
+        mqtt_publish(f, "zz/1", b"while-asleep", 1)
+        a.nothing(0.3)
+        a.connect(keepalive=60, clean=True)
+        got = a.collect(1)
+        assert got[0][:3] == ("zz/1", b"while-asleep", 1), got
+        mqtt_publish(f, "zz/2", b"awake", 1)
+        got = a.collect(1)
+        assert got[0][:3] == ("zz/2", b"awake", 1), got
+        # One connection accepted all along (figures are published every second).
+        f.wait_sys("clients/total", lambda v: v == 1)
+        # Active, a CONNECT with clean session on is a new session: nothing any more.
+        a.connect(keepalive=60, clean=True)
+        mqtt_publish(f, "zz/3", b"gone", 1)
+        a.nothing(0.5)
+        a.disconnect()
+
+
 GROUP = ("225.1.1.1", 1883)  # Paho's group and port
 
 
@@ -373,5 +400,6 @@ elif __name__ == "__main__":
         test_retained_both_ways,
         test_return_codes,
         test_mountpoint,
+        test_sleeping_client_wakes_with_connect,
         test_searchgw_on_group_answered_on_group,
     ]))

@@ -975,6 +975,8 @@ static void test_sleep_and_wake(void **state)
 
 static void test_sleep_then_connect(void **state)
 {
+	struct mqttsn_msg c, m;
+	struct bk *b;
 	int s;
 
 	(void)state;
@@ -988,7 +990,7 @@ static void test_sleep_then_connect(void **state)
 	 * the broker session as it is (detaching would end a session opened
 	 * with clean session on, and its subscriptions with it).
 	 */
-	struct mqttsn_msg c = connect_msg("c1", 60, false);
+	c = connect_msg("c1", 60, false);
 	c.flags.clean_session = false;
 	in(1, c);
 	no_broker();
@@ -997,16 +999,100 @@ static void test_sleep_then_connect(void **state)
 	assert_int_equal(client("c1")->state, MQTTSN_CS_ACTIVE);
 	assert_int_equal(F.gw->stats.clients, 1);
 	assert_int_equal(F.gw->stats.clients_total, 1);
-	/* Asleep again, then CONNECT with clean session on: a new broker session. */
+	/*
+	 * 6.14: from the asleep state a CONNECT returns the client to the
+	 * active state, clean session on or not: Paho's GatewayTester sleeps
+	 * and wakes so with clean session on and expects its subscriptions and
+	 * the messages buffered while it slept. The session stays attached.
+	 */
 	in(1, (struct mqttsn_msg){ .type = MQTTSN_DISCONNECT, .disconnect = { true, 100 } });
 	out(MQTTSN_DISCONNECT);
 	deliver(s, "sensors/temperature", "2", 0);
+	in(1, connect_msg("c1", 30, false));
+	no_broker();
+	out(MQTTSN_CONNACK);
+	m = out(MQTTSN_PUBLISH);
+	assert_true(gw_slice_eq_cstr(m.publish.data, "2"));
+	assert_int_equal(client("c1")->state, MQTTSN_CS_ACTIVE);
+	assert_int_equal(client("c1")->keepalive_s, 30);
+	assert_true(client("c1")->clean_session); /* the session is the one c1 opened */
+	/* Still subscribed through the same session: deliveries go on. */
+	deliver(s, "sensors/temperature", "3", 0);
+	out(MQTTSN_PUBLISH);
+	assert_int_equal(F.gw->stats.clients_total, 1);
+	/* Awake (PINGREQ with the client id) and then CONNECT: the same. */
+	in(1, (struct mqttsn_msg){ .type = MQTTSN_DISCONNECT, .disconnect = { true, 100 } });
+	out(MQTTSN_DISCONNECT);
+	deliver(s, "sensors/temperature", "4", 1);
+	in(1, (struct mqttsn_msg){ .type = MQTTSN_PINGREQ, .pingreq = { GW_SLICE_STR("c1") } });
+	m = out(MQTTSN_PUBLISH);
+	assert_int_equal(client("c1")->state, MQTTSN_CS_AWAKE);
+	in(1, connect_msg("c1", 60, false));
+	no_broker();
+	out(MQTTSN_CONNACK);
+	m = out(MQTTSN_PUBLISH); /* the one in flight, again from the start */
+	assert_true(gw_slice_eq_cstr(m.publish.data, "4"));
+	assert_false(m.flags.dup);
+	in(1, (struct mqttsn_msg){ .type = MQTTSN_PUBACK, .ack = { 1, m.publish.msg_id, 0 } });
+	no_out();
+	/* Active: CONNECT with clean session on is a new broker session, the buffer goes. */
 	in(1, connect_msg("c1", 60, false));
 	broker(BK_DISCONNECT);
-	assert_true(broker(BK_CONNECT)->clean);
+	b = broker(BK_CONNECT);
+	assert_true(b->clean);
 	out(MQTTSN_CONNACK);
-	no_out(); /* the buffer went with the old session */
+	no_out();
 	assert_int_equal(F.gw->stats.clients, 1);
+	assert_int_equal(F.gw->stats.clients_total, 2);
+}
+
+/*
+ * 6.14 with a will: waking with CONNECT keeps the will the client gave (it
+ * goes out if the client is lost afterwards); a Will flag on that CONNECT
+ * runs the handshake for a new one, still without a new broker session.
+ */
+static void test_sleep_then_connect_will(void **state)
+{
+	struct mqttsn_msg c = connect_msg("w1", 10, true);
+	struct bk *b;
+
+	(void)state;
+	in(1, c);
+	out(MQTTSN_WILLTOPICREQ);
+	in(1, (struct mqttsn_msg){ .type = MQTTSN_WILLTOPIC,
+				   .flags = { .qos = 1 },
+				   .willtopic = { GW_SLICE_STR("w/old") } });
+	out(MQTTSN_WILLMSGREQ);
+	in(1, (struct mqttsn_msg){ .type = MQTTSN_WILLMSG, .willmsg = { GW_SLICE_STR("gone") } });
+	broker(BK_CONNECT);
+	out(MQTTSN_CONNACK);
+	in(1, (struct mqttsn_msg){ .type = MQTTSN_DISCONNECT, .disconnect = { true, 100 } });
+	out(MQTTSN_DISCONNECT);
+	/* Waking without the Will flag: the will stays. */
+	in(1, connect_msg("w1", 10, false));
+	no_broker();
+	out(MQTTSN_CONNACK);
+	assert_non_null(client("w1")->will_topic);
+	/* Asleep again, waking with the Will flag: a new will, the same session. */
+	in(1, (struct mqttsn_msg){ .type = MQTTSN_DISCONNECT, .disconnect = { true, 100 } });
+	out(MQTTSN_DISCONNECT);
+	in(1, c);
+	out(MQTTSN_WILLTOPICREQ);
+	in(1, (struct mqttsn_msg){ .type = MQTTSN_WILLTOPIC,
+				   .flags = { .qos = 0 },
+				   .willtopic = { GW_SLICE_STR("w/new") } });
+	out(MQTTSN_WILLMSGREQ);
+	in(1, (struct mqttsn_msg){ .type = MQTTSN_WILLMSG, .willmsg = { GW_SLICE_STR("bye") } });
+	no_broker();
+	out(MQTTSN_CONNACK);
+	assert_int_equal(client("w1")->state, MQTTSN_CS_ACTIVE);
+	/* Keepalive lost (1.5 x 10 s): the new will goes out. */
+	tick(15000);
+	b = broker(BK_PUB);
+	assert_string_equal(b->topic, "w/new");
+	assert_string_equal(b->payload, "bye");
+	broker(BK_DISCONNECT);
+	assert_null(client("w1"));
 }
 
 static void test_max_clients(void **state)
@@ -1234,6 +1320,7 @@ int main(void)
 		T(test_qos_minus1),
 		T(test_sleep_and_wake),
 		T(test_sleep_then_connect),
+		T(test_sleep_then_connect_will),
 		T(test_max_clients),
 		T(test_nat_rebinding),
 		T(test_mountpoint),
