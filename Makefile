@@ -168,7 +168,8 @@ run: deps all
 # -------------------------------------------------------------- dependencies
 DEB_PKGS := gcc make pkg-config libuv1-dev libmodbus-dev libcoap3-dev libcoap3-bin libmbedtls-dev \
 	libsqlite3-dev sqlite3 libinih-dev libcjson-dev libcmocka-dev mosquitto mosquitto-clients \
-	python3 python3-paho-mqtt python3-pymodbus python3-scapy socat openssl clang-format iproute2 procps
+	python3 python3-paho-mqtt python3-pymodbus python3-scapy socat openssl clang-format iproute2 procps \
+	golang-go golang-github-eclipse-paho.mqtt.golang-dev
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 		| grep -q 'ok installed' || echo $$p; done); \
