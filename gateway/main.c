@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,13 @@ int main(int argc, char **argv)
 	if (log.target == GW_LOG_SYSLOG)
 		openlog("fieldmq", LOG_PID, LOG_DAEMON);
 
+	/*
+	 * A client that resets its connection while we still write to it must
+	 * cost that connection only: libuv's stream writes use write(2), which
+	 * raises SIGPIPE; with it ignored they return EPIPE and the connection is
+	 * closed like any failed one.
+	 */
+	signal(SIGPIPE, SIG_IGN);
 	if (uv_loop_init(&loop)) {
 		gw_config_free(&cfg);
 		return 1;

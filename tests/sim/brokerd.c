@@ -92,6 +92,7 @@ int main(int argc, char **argv)
 		cfg.listen[1] = l6;
 		cfg.n_listen = 2;
 	}
+	signal(SIGPIPE, SIG_IGN); /* as gateway/main.c: EPIPE closes that connection only */
 	uv_loop_init(&d.loop);
 	rc = brk_new(&d.loop, &cfg, &lg, &d.b);
 	if (rc) {
