@@ -9,6 +9,8 @@
 #
 # Honours CC CFLAGS CPPFLAGS LDFLAGS PKG_CONFIG PREFIX DESTDIR (OpenWrt and cross builds).
 
+.DEFAULT_GOAL := all
+
 PKG_CONFIG ?= pkg-config
 PREFIX ?= /usr
 BUILD ?= build

@@ -48,6 +48,7 @@ struct brk_uv {
 	struct brk b; /* first: brk_free() frees this allocation */
 	uv_timer_t tick;
 	uv_check_t check;
+	uv_idle_t kick; /* active: on_check has work the loop must not sleep on */
 	struct brk_listener lst[BRK_MAX_LISTENERS];
 	unsigned int n_lst;
 	/* Connections to flush (c->dirty set); a closed one's entry is NULL. */
@@ -201,6 +202,11 @@ static void conn_detach(struct brk_uvconn *uc)
 	writer_free(uc);
 }
 
+static void on_kick(uv_idle_t *h)
+{
+	(void)h; /* its being active is what counts: the poll does not block */
+}
+
 static void on_conn_close(uv_handle_t *h)
 {
 	struct brk_uvconn *uc = h->data;
@@ -209,6 +215,13 @@ static void on_conn_close(uv_handle_t *h)
 	conn_detach(uc);
 	gw_free(uc);
 	u->open_handles--;
+	/*
+	 * Close callbacks run after the check phase: what the detach queued
+	 * (the will, a shared subscription's next member's messages) would wait
+	 * for the next wake-up, up to a tick. Make the next poll not block.
+	 */
+	if (u->n_dirty && u->started && !u->b.stopping)
+		uv_idle_start(&u->kick, on_kick);
 }
 
 static void conn_close_now(struct brk_uvconn *uc)
@@ -512,6 +525,7 @@ static void on_check(uv_check_t *h)
 	struct brk_uv *u = h->data;
 	unsigned int i;
 
+	uv_idle_stop(&u->kick);
 	/*
 	 * A connection closed here detaches its session, whose will may go out
 	 * to others: they are appended and walked in this same pass.
@@ -633,7 +647,9 @@ int brk_start(struct brk *b)
 	u->tick.data = u;
 	uv_check_init(b->loop, &u->check);
 	u->check.data = u;
-	u->open_handles += 2;
+	uv_idle_init(b->loop, &u->kick);
+	u->kick.data = u;
+	u->open_handles += 3;
 	u->started = true;
 	uv_timer_start(&u->tick, on_tick, 1000, 1000);
 	uv_check_start(&u->check, on_check);
@@ -682,6 +698,7 @@ void brk_stop(struct brk *b)
 		uv_close((uv_handle_t *)&u->tick, on_handle_close);
 		uv_check_stop(&u->check);
 		uv_close((uv_handle_t *)&u->check, on_handle_close);
+		uv_close((uv_handle_t *)&u->kick, on_handle_close);
 	}
 	gw_list_for_each_safe (pos, tmp, &b->conns) {
 		struct brk_conn *c = gw_list_entry(pos, struct brk_conn, link);

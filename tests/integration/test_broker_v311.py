@@ -5,6 +5,7 @@ persistent sessions with offline queueing, redelivery with DUP, takeover,
 keepalive, empty client ids, anonymous refusal, shared subscriptions,
 overlapping subscriptions, queue bounds and bad input."""
 import os
+import struct
 import sys
 import time
 
@@ -105,6 +106,30 @@ def test_will_abnormal_not_on_disconnect():
         c2.disconnect()
         w.none(0.7)
         w.disconnect()
+
+
+def test_will_goes_out_at_once():
+    """The will of a connection lost to EOF is sent in the same loop turn, not at the
+    next 1 s tick (it waited 0.65-0.83 s, seen by the Paho Go suite's Test_Will)."""
+    with Broker() as b:
+        w = Raw(b)
+        w.connect("will-watch")
+        w.subscribe(1, "lat/#", 0)
+        worst = 0.0
+        for i in range(3):
+            c = Raw(b)
+            body = s16("MQTT") + bytes([4, 0x02 | 0x04]) + struct.pack("!H", 60) + \
+                s16("lat%d" % i) + s16("lat/%d" % i) + s16("bye")
+            c.send(packet(1, 0, body))
+            c.expect(2)
+            time.sleep(0.05)
+            t0 = time.time()
+            c.close()
+            p = w.expect(3)
+            worst = max(worst, time.time() - t0)
+            assert parse_publish(p)[0] == "lat/%d" % i
+        print("  slowest will: %.0f ms" % (worst * 1000))
+        assert worst < 0.3, "a will took %.0f ms" % (worst * 1000)
 
 
 def test_persistent_session_offline_queue():
@@ -365,6 +390,7 @@ if __name__ == "__main__":
         test_retained_set_replace_clear,
         test_wildcards_and_dollar_topics,
         test_will_abnormal_not_on_disconnect,
+        test_will_goes_out_at_once,
         test_persistent_session_offline_queue,
         test_queue_bound,
         test_redelivery_with_dup,
