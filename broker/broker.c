@@ -322,6 +322,7 @@ static void session_free(struct brk_session *s)
 		s->ic->s = NULL;
 	if (s->will)
 		brk__msg_unref(s->will);
+	gw_free(s->acl);
 	gw_list_del(&s->timed_link);
 	gw_free(s);
 }
@@ -504,6 +505,8 @@ static void retained_one(void *arg, struct brk_msg *m)
 
 	if (brk__msg_expired(m, rc->now))
 		return;
+	if (rc->s->acl_deliver && !brk__acl_allowed(rc->s->acl, brk__msg_topic(m), BRK_ACL_READ))
+		return;
 	/* [MQTT-3.3.1-8] sent with RETAIN set, whatever retain-as-published says. */
 	brk__session_deliver(rc->s, m, &rc->mt, NULL, rc->now);
 }
@@ -591,8 +594,20 @@ void brk__route(struct brk *b, struct brk_msg *m, struct brk_session *from, stru
 	b->route_depth++;
 	mm->gen = ++b->match_gen;
 	brk__tree_match(&b->tree, brk__msg_topic(m), from, mm);
-	for (i = 0; i < mm->n; i++)
-		brk__session_deliver(mm->v[i].s, m, &mm->v[i], hold, now);
+	if (!b->cfg.acl) {
+		for (i = 0; i < mm->n; i++)
+			brk__session_deliver(mm->v[i].s, m, &mm->v[i], hold, now);
+	} else {
+		/* Only sessions whose subscriptions do not guarantee read access are checked. */
+		for (i = 0; i < mm->n; i++) {
+			struct brk_session *s = mm->v[i].s;
+
+			if (s->acl_deliver &&
+			    !brk__acl_allowed(s->acl, brk__msg_topic(m), BRK_ACL_READ))
+				continue;
+			brk__session_deliver(s, m, &mm->v[i], hold, now);
+		}
+	}
 	b->route_depth--;
 	if (mm == &local)
 		gw_free(local.v);
@@ -724,6 +739,8 @@ void brk__sys_publish(struct brk *b, int64_t now)
 	sys_pub(b, "$SYS/broker/clients/malformed", "%" PRIu64, st.malformed);
 	sys_pub(b, "$SYS/broker/clients/protocol errors", "%" PRIu64, st.protocol_errors);
 	sys_pub(b, "$SYS/broker/messages/dropped", "%" PRIu64, st.dropped);
+	if (b->cfg.acl)
+		sys_pub(b, "$SYS/fieldmq/broker/acl_denied", "%" PRIu64, st.acl_denied);
 }
 
 void brk__tick(struct brk *b, int64_t now)
@@ -829,6 +846,10 @@ int brk_client_new(struct brk *b, const struct brk_client_opts *opts, struct brk
 			return -ENOMEM;
 		}
 	}
+	/* In-process clients are trusted: no ACL. */
+	gw_free(s->acl);
+	s->acl = NULL;
+	s->acl_deliver = false;
 	s->expiry = opts->session_expiry;
 	s->persist = s->expiry != 0;
 	if (opts->will) {

@@ -16,6 +16,7 @@
 struct brk;
 struct brk_client;
 struct brk_hold;
+struct brk_acl;
 
 /* ------------------------------------------------------------ configuration */
 
@@ -36,10 +37,47 @@ struct brk_config {
 	bool retain_available;
 	uint64_t sys_interval_ms;
 	bool persist;
+	/*
+	 * Topic access control for network clients (brk_acl_parse), or NULL:
+	 * every client may publish and subscribe to anything. Not owned by the
+	 * broker (not copied either): it must outlive the broker.
+	 */
+	struct brk_acl *acl;
 };
 
 /* DESIGN.md defaults; listen = 127.0.0.1:1883 (a static string: not freed). */
 void brk_config_defaults(struct brk_config *cfg);
+
+/* --------------------------------------------------------- access control */
+
+/* Longest line of an acl file, in bytes (without its newline). */
+#define BRK_ACL_MAX_LINE 1024
+
+/*
+ * brk_acl_parse - parse the text of an acl_file, a subset of Mosquitto's
+ * syntax (mosquitto.conf(5)), one rule per line:
+ *
+ *   # comment                         (and blank lines)
+ *   topic [read|write|readwrite|deny] FILTER
+ *   user USERNAME
+ *   pattern [read|write|readwrite|deny] FILTER
+ *
+ * No access word means readwrite. topic lines before any user line apply to
+ * every client (anonymous ones too); after "user NAME", to clients connected
+ * with that user name only. pattern lines apply to every client, with %c
+ * replaced by its client id and %u by its user name (a pattern with %u does
+ * not apply to a client without one). What no rule grants is refused; a deny
+ * rule wins over any grant.
+ *
+ * Pure: @text (@len bytes, not necessarily NUL-terminated) is copied; no
+ * file I/O. Returns 0 and *out (free with brk_acl_free), or -EINVAL with the
+ * 1-based number of the bad line in *line and a message in @err (truncated
+ * to @errlen, without the file name), or -ENOMEM.
+ */
+int brk_acl_parse(const char *text, size_t len, struct brk_acl **out, unsigned int *line, char *err,
+		  size_t errlen);
+/* NULL is a no-op. */
+void brk_acl_free(struct brk_acl *acl);
 
 /* --------------------------------------------------------------- messages */
 
@@ -232,6 +270,8 @@ struct brk_stats {
 	uint64_t msgs_received, msgs_sent, bytes_received, bytes_sent;
 	uint64_t subscriptions, retained;
 	uint64_t malformed, protocol_errors, dropped;
+	/* Refused by the ACL: PUBLISHes, subscriptions and wills. */
+	uint64_t acl_denied;
 };
 
 void brk_get_stats(const struct brk *b, struct brk_stats *out);

@@ -165,6 +165,67 @@ bool brk__topic_filter_valid(struct gw_slice f);
 bool brk__share_split(struct gw_slice f, struct gw_slice *group, struct gw_slice *filter,
 		      bool *bad);
 
+/* ------------------------------------------------------- access control */
+
+enum {
+	BRK_ACL_READ = 1,
+	BRK_ACL_WRITE = 2,
+	BRK_ACL_DENY = 4,
+};
+
+/* A line of the acl file. Strings point into acl->text. */
+struct brk_acl_rule {
+	const char *user;   /* topic rules after "user NAME"; NULL: every client */
+	const char *filter; /* NUL-terminated, len bytes */
+	uint32_t len;
+	uint8_t access; /* BRK_ACL_* */
+	bool pattern;
+	bool pat_c, pat_u; /* a pattern with %c, %u */
+};
+
+struct brk_acl {
+	char *text;
+	struct brk_acl_rule *rules;
+	unsigned int n, cap;
+	bool pat_c, pat_u; /* some pattern uses %c, %u */
+};
+
+/* A rule as it applies to one client: patterns are already expanded. */
+struct brk_acl_ent {
+	const char *filter;
+	size_t len;
+	uint8_t access;
+};
+
+/* The rules of one network client, built at CONNECT; one allocation. */
+struct brk_acl_view {
+	unsigned int n;
+	bool has_deny;
+	struct brk_acl_ent e[]; /* then the expanded pattern strings */
+};
+
+/*
+ * brk__acl_view_new - the rules of @acl that apply to a client with
+ * @client_id and @user (NULL: none), patterns expanded. A client id or user
+ * name with '+' or '#' gets no rule at all when a pattern would use it. 0
+ * and *out (gw_free it; it points into @acl, which must outlive it), or
+ * -ENOMEM.
+ */
+int brk__acl_view_new(const struct brk_acl *acl, struct gw_slice client_id,
+		      const struct gw_slice *user, struct brk_acl_view **out);
+/* @want (BRK_ACL_READ or _WRITE) granted on @topic by some rule and no deny rule matches. */
+bool brk__acl_allowed(const struct brk_acl_view *v, struct gw_slice topic, unsigned int want);
+/*
+ * A subscription to @filter (a $share/group/ prefix is ignored) is allowed:
+ * some read rule covers it and no deny rule does. A deny rule that covers
+ * only part of it is left to delivery (brk__acl_allowed per message).
+ */
+bool brk__acl_sub_allowed(const struct brk_acl_view *v, struct gw_slice filter);
+/* Topic filter @f matches topic name @t ($ topics excluded from leading wildcards). */
+bool brk__acl_match(struct gw_slice f, struct gw_slice t);
+/* Every topic that filter @f can match is matched by rule filter @r. */
+bool brk__acl_covers(struct gw_slice r, struct gw_slice f);
+
 /* ----------------------------------------------------------- sessions */
 
 enum brk_qstate {
@@ -207,7 +268,8 @@ struct brk_hold {
 	void *arg;
 	uint32_t refs;
 	uint16_t pid;
-	uint8_t kind; /* MQTT packet type of the ack: PUBACK or PUBREC; 0 in-process */
+	uint8_t kind;	/* MQTT packet type of the ack: PUBACK or PUBREC; 0 in-process */
+	uint8_t reason; /* of the ack: 0, or 0x87 for a 5.0 PUBLISH the ACL refused */
 };
 
 /*
@@ -267,8 +329,17 @@ struct brk_session {
 	int64_t will_at; /* monotonic ms when a delayed will goes out; 0 = none pending */
 	/* Scratch of brk__tree_match. */
 	uint64_t match_gen;
+	/*
+	 * The ACL rules of the network client that last connected with this
+	 * session (NULL: no ACL, or an in-process client: trusted).
+	 * acl_deliver: every delivery is checked, because a deny rule may
+	 * refuse part of what a subscription covers, or the subscriptions were
+	 * made under other rules (a resumed session).
+	 */
+	struct brk_acl_view *acl;
 	unsigned int match_idx;
-	bool persist;	  /* saved through the persistence hooks */
+	bool persist; /* saved through the persistence hooks */
+	bool acl_deliver;
 	char client_id[]; /* NUL-terminated */
 };
 

@@ -841,8 +841,9 @@ void brk__hold_release_acks(struct brk_session *s)
 			break;
 		gw_list_del(&h->link);
 		if (s->conn && s->conn->state == BRK_CS_CONNECTED) {
-			brk__conn_send_ack(s->conn, h->kind, h->pid, 0);
-			if (h->kind == MQTT_PUBACK && s->conn->inflight_in)
+			brk__conn_send_ack(s->conn, h->kind, h->pid, h->reason);
+			/* A failed PUBREC ends the QoS 2 exchange too [MQTT-4.3.3]. */
+			if ((h->kind == MQTT_PUBACK || h->reason >= 0x80) && s->conn->inflight_in)
 				s->conn->inflight_in--;
 		}
 		brk__node_put(s->b, h);
@@ -907,6 +908,7 @@ static void on_publish(struct brk_conn *c, struct mqtt_pkt *p, int64_t now)
 	struct brk_pub pub;
 	struct brk_msg *m;
 	struct brk_hold *h = NULL;
+	bool denied;
 
 	b->st.msgs_received++;
 	/* Topic aliases from the client [MQTT-3.3.2-7..12]. */
@@ -950,6 +952,20 @@ static void on_publish(struct brk_conn *c, struct mqtt_pkt *p, int64_t now)
 		conn_fail(c, -EPROTO, MQTT_RC_RETAIN_NOT_SUPPORTED);
 		return;
 	}
+	/*
+	 * A PUBLISH the ACL refuses goes through the acknowledgement machinery
+	 * as any other (acks stay in order [MQTT-4.6.0-2]) and is not routed:
+	 * 3.1.1 has no way to say no, so it is acknowledged normally and
+	 * dropped, as Mosquitto does; 5.0 gets PUBACK / PUBREC 0x87, which
+	 * ends a QoS 2 exchange, so no PUBREL is awaited.
+	 */
+	denied = s->acl && !brk__acl_allowed(s->acl, topic, BRK_ACL_WRITE);
+	if (denied) {
+		b->st.acl_denied++;
+		if (b->lg && b->lg->level >= LOG_DEBUG)
+			brk__log(b, LOG_DEBUG, "%s: PUBLISH to '%.*s' refused by the ACL",
+				 s->client_id, (int)topic.len, (const char *)topic.p);
+	}
 	if (pb->qos == 2) {
 		/* [MQTT-4.3.3-9] a resent QoS 2 PUBLISH is not delivered twice. */
 		if (inq_find(s, p->packet_id)) {
@@ -964,7 +980,8 @@ static void on_publish(struct brk_conn *c, struct mqtt_pkt *p, int64_t now)
 			conn_fail(c, -EPROTO, MQTT_RC_RECEIVE_MAX_EXCEEDED);
 			return;
 		}
-		if (pb->qos == 2 && !ack_pending(s, p->packet_id)) {
+		if (pb->qos == 2 && !ack_pending(s, p->packet_id) &&
+		    !(denied && c->proto == MQTT_V5)) {
 			struct brk_inq *e = brk__node_get(b);
 
 			if (!e) {
@@ -983,8 +1000,12 @@ static void on_publish(struct brk_conn *c, struct mqtt_pkt *p, int64_t now)
 			brk__conn_kick(c, MQTT_RC_UNSPECIFIED);
 			return;
 		}
+		if (denied && c->proto == MQTT_V5)
+			h->reason = MQTT_RC_NOT_AUTHORIZED;
 		c->inflight_in++;
 	}
+	if (denied)
+		goto out;
 	memset(&mp, 0, sizeof(mp));
 	if (c->proto == MQTT_V5) {
 		mp.has_payload_format = p->props.has_payload_format;
@@ -1012,6 +1033,7 @@ static void on_publish(struct brk_conn *c, struct mqtt_pkt *p, int64_t now)
 	} else {
 		b->st.dropped++;
 	}
+out:
 	if (h)
 		brk_hold_release(h);
 }
@@ -1060,6 +1082,12 @@ static void on_subscribe(struct brk_conn *c, struct mqtt_pkt *p, int64_t now)
 				gw_free(cv);
 			conn_fail(c, -EPROTO, MQTT_RC_PROTOCOL_ERROR);
 			return;
+		}
+		/* Refused by the ACL: 0x80 in 3.1.1, 0x87 Not authorized in 5.0. */
+		if (s->acl && !brk__acl_sub_allowed(s->acl, e.filter)) {
+			s->b->st.acl_denied++;
+			cv[n++] = c->proto == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : 0x80;
+			continue;
 		}
 		rc = brk__session_subscribe(s, e.filter, GW_MIN(e.qos, 2), opts, sub_id,
 					    &existed[n]);
@@ -1145,6 +1173,34 @@ static struct brk_msg *will_new(const struct mqtt_connect *cn, int64_t now)
 	return brk__msg_new(&pub, 0);
 }
 
+/*
+ * Give @s the ACL rules @v (ownership taken) of the client connecting. A
+ * resumed session's subscriptions were checked under the rules of whoever
+ * made them (maybe another user, or a session restored from the store), so
+ * its deliveries are checked one by one from now on, and what it has queued
+ * and may no longer read is dropped now.
+ */
+static void acl_attach(struct brk_session *s, struct brk_acl_view *v, bool present)
+{
+	struct gw_list *pos, *tmp;
+
+	gw_free(s->acl);
+	s->acl = v;
+	s->acl_deliver = v->has_deny || present;
+	if (!present)
+		return;
+	gw_list_for_each_safe (pos, tmp, &s->queue) {
+		struct brk_qmsg *q = gw_list_entry(pos, struct brk_qmsg, link);
+
+		if (!q->m || brk__acl_allowed(v, brk__msg_topic(q->m), BRK_ACL_READ))
+			continue;
+		gw_list_del(&q->link);
+		s->n_queued--;
+		s->queued_bytes -= q->m->payload_len;
+		qmsg_free(s, q);
+	}
+}
+
 /* The Response Information we give: "fieldmq/response/<client id>/". */
 #define RESPONSE_PREFIX "fieldmq/response/"
 
@@ -1154,6 +1210,7 @@ static void on_connect(struct brk_conn *c, struct mqtt_pkt *p, int64_t now)
 	struct mqtt_connect *cn = &p->connect;
 	struct mqtt_props ack;
 	struct brk_session *s;
+	struct brk_acl_view *av = NULL;
 	struct gw_slice id = cn->client_id;
 	char idbuf[40], rbuf[128], *rinfo = NULL;
 	bool present = false;
@@ -1189,6 +1246,13 @@ static void on_connect(struct brk_conn *c, struct mqtt_pkt *p, int64_t now)
 	}
 	if (b->cfg.max_connections && b->st.clients_connected >= b->cfg.max_connections) {
 		send_connack(c, MQTT_RC_QUOTA_EXCEEDED, false, NULL);
+		brk__conn_kick(c, 0);
+		return;
+	}
+	/* The client's ACL rules, before anything of a session it may take over changes. */
+	if (b->cfg.acl &&
+	    brk__acl_view_new(b->cfg.acl, id, cn->has_username ? &cn->username : NULL, &av)) {
+		send_connack(c, MQTT_RC_SERVER_UNAVAILABLE, false, NULL);
 		brk__conn_kick(c, 0);
 		return;
 	}
@@ -1248,14 +1312,26 @@ static void on_connect(struct brk_conn *c, struct mqtt_pkt *p, int64_t now)
 	} else {
 		s = brk__session_new(b, id);
 		if (!s) {
+			gw_free(av);
 			send_connack(c, MQTT_RC_SERVER_UNAVAILABLE, false, NULL);
 			brk__conn_kick(c, 0);
 			return;
 		}
 	}
+	if (b->cfg.acl)
+		acl_attach(s, av, present);
 	s->expiry = expiry;
 	s->persist = expiry != 0;
-	if (cn->has_will) {
+	/*
+	 * A will the client could not publish itself is never published: it is
+	 * not kept, and the connection is accepted (refusing it would lock out
+	 * a client whose will alone is misconfigured). Counted as refused.
+	 */
+	if (cn->has_will && s->acl && !brk__acl_allowed(s->acl, cn->will.topic, BRK_ACL_WRITE)) {
+		b->st.acl_denied++;
+		brk__log(b, LOG_INFO, "%s: will to '%.*s' refused by the ACL: dropped",
+			 s->client_id, (int)cn->will.topic.len, (const char *)cn->will.topic.p);
+	} else if (cn->has_will) {
 		s->will = will_new(cn, now);
 		s->will_delay = cn->will.props.has_will_delay ? cn->will.props.will_delay : 0;
 	}

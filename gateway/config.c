@@ -398,6 +398,70 @@ static int k_listen(struct parse *p, void *base, const struct key *k, const char
 	return 0;
 }
 
+/* The most an acl_file may hold: it is read whole into memory. */
+#define ACL_FILE_MAX (4u << 20)
+
+/*
+ * acl_file = PATH: read the file (relative to the file that names it) and
+ * parse it with brk_acl_parse(); a bad line is reported with the acl file's
+ * own name and line. Empty: no ACL.
+ */
+static int k_acl_file(struct parse *p, void *base, const struct key *k, const char *val)
+{
+	struct brk_config *bc = base;
+	char *path, *text = NULL, msg[256];
+	const char *main_file = p->file;
+	unsigned int line;
+	size_t len = 0;
+	FILE *f = NULL;
+	long size;
+	int rc = -EINVAL;
+
+	(void)k;
+	brk_acl_free(bc->acl);
+	bc->acl = NULL;
+	if (!*val)
+		return 0;
+	path = resolve_path(p, val);
+	if (!path)
+		return -ENOMEM;
+	f = fopen(path, "r");
+	if (!f || fseek(f, 0, SEEK_END) || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET)) {
+		errorf(p, p->line, "[broker] acl_file: '%s': cannot read: %s", path,
+		       strerror(errno));
+		goto out;
+	}
+	if ((unsigned long)size > ACL_FILE_MAX) {
+		errorf(p, p->line, "[broker] acl_file: '%s': larger than %u bytes", path,
+		       ACL_FILE_MAX);
+		goto out;
+	}
+	text = gw_malloc((size_t)size + 1);
+	if (!text) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	len = fread(text, 1, (size_t)size, f);
+	if (ferror(f)) {
+		errorf(p, p->line, "[broker] acl_file: '%s': read error", path);
+		goto out;
+	}
+	rc = brk_acl_parse(text, len, &bc->acl, &line, msg, sizeof(msg));
+	if (rc == -EINVAL) {
+		/* The acl file's own name and line, as for the device maps. */
+		p->file = path;
+		errorf(p, line, "[broker] acl_file: %s", msg);
+		p->file = main_file;
+	}
+out:
+	if (rc == -ENOMEM)
+		p->sys_err = -ENOMEM;
+	gw_free(text);
+	if (f)
+		fclose(f);
+	return rc;
+}
+
 static int parse_filters(struct parse *p, const char *key, const char *val, struct gw_filter *out,
 			 unsigned int *n, uint8_t def_qos)
 {
@@ -631,6 +695,7 @@ static const struct key broker_keys[] = {
 	  .min = 0,
 	  .max = 0 },
 	{ .name = "persist", .type = K_BOOL, .off = BK(persist) },
+	{ .name = "acl_file", .type = K_CUSTOM, .off = 0, .fn = k_acl_file },
 	{ .name = NULL },
 };
 
@@ -1856,6 +1921,7 @@ void gw_devmap_free(struct gw_devmap *dm)
 
 void gw_config_free(struct gw_config *cfg)
 {
+	brk_acl_free(cfg->broker.acl);
 	gw_devmap_free(cfg->devmap);
 	arena_free(cfg->arena);
 	memset(cfg, 0, sizeof(*cfg));

@@ -215,6 +215,52 @@ static void test_errors_main(void **state)
 		"main.ini:1: [device:x]: buses, devices and points belong in the device-map files");
 }
 
+static void test_acl_file(void **state)
+{
+	struct gw_config cfg;
+	char err[4096];
+
+	(void)state;
+	/* Relative to the main file's folder, parsed at load time. */
+	write_file("acl/rules.acl", "# rules\ntopic read a/#\nuser bob\npattern deny %c/x\n");
+	write_file("main.ini", "[broker]\nacl_file = acl/rules.acl\n");
+	write_file("devices.d/a.ini", "");
+	if (load(&cfg, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_non_null(cfg.broker.acl);
+	gw_config_free(&cfg);
+	/* Empty or absent: no ACL. */
+	write_file("main.ini", "[broker]\nacl_file =\n");
+	assert_int_equal(load(&cfg, err, sizeof(err)), 0);
+	assert_null(cfg.broker.acl);
+	gw_config_free(&cfg);
+	write_file("main.ini", "[broker]\n");
+	assert_int_equal(load(&cfg, err, sizeof(err)), 0);
+	assert_null(cfg.broker.acl);
+	gw_config_free(&cfg);
+
+	/* A bad line is reported with the acl file's own name and line. */
+	write_file("bad.acl", "topic a\n\ntopic read b/#\nbogus c\n");
+	expect_error("[broker]\nacl_file = bad.acl\n", NULL,
+		     "bad.acl:4: [broker] acl_file: 'bogus': unknown keyword");
+	write_file("bad.acl", "topic a\ntopic reed b\n");
+	expect_error("[broker]\nacl_file = bad.acl\n", NULL,
+		     "bad.acl:2: [broker] acl_file: 'reed': unknown access");
+	write_file("bad.acl", "# x\ntopic read a/#/b\n");
+	expect_error("[broker]\nacl_file = bad.acl\n", NULL,
+		     "bad.acl:2: [broker] acl_file: 'a/#/b': invalid topic filter");
+	expect_error("[gateway]\nid = a\n[broker]\nacl_file = nope.acl\n", NULL,
+		     "main.ini:4: [broker] acl_file: '");
+	expect_error("[broker]\nacl_file = nope.acl\n", NULL, "nope.acl': cannot read");
+	/* A bad acl file does not hide the main file's other errors. */
+	write_file("main.ini", "[broker]\nacl_file = bad.acl\nmax_inflight = 0\n");
+	assert_int_equal(load(&cfg, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "bad.acl:2: [broker] acl_file"));
+	assert_non_null(strstr(err, "main.ini:3: [broker] max_inflight"));
+	assert_null(cfg.broker.acl);
+	gw_config_free(&cfg);
+}
+
 static void test_errors_devices(void **state)
 {
 	(void)state;
@@ -313,6 +359,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_defaults_and_inheritance, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors_main, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors_devices, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_acl_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_errors_reported, setup, teardown),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test_setup_teardown(test_devmap_reload, setup, teardown),

@@ -12,6 +12,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -27,10 +28,24 @@ BROKERD = os.environ.get("BROKERD", os.path.join(BUILD, "sim", "brokerd"))
 T = 5.0  # default bound of every wait, seconds
 
 
+def write_acl(text):
+    """Writes text to a new acl file in the temporary folder; returns its path."""
+    fd, path = tempfile.mkstemp(prefix="fieldmq-acl-", suffix=".acl")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return path
+
+
 class Broker:
-    def __init__(self, *args):
+    def __init__(self, *args, acl=None):
+        """acl: the text of an acl file, passed with -A (removed on stop)."""
         self.port = free_port()
-        self.proc = subprocess.Popen([BROKERD, "-p", str(self.port)] + list(args),
+        self.acl_path = None
+        args = list(args)
+        if acl is not None:
+            self.acl_path = write_acl(acl)
+            args += ["-A", self.acl_path]
+        self.proc = subprocess.Popen([BROKERD, "-p", str(self.port)] + args,
                                      stdout=subprocess.DEVNULL)
         deadline = time.time() + T
         while time.time() < deadline:
@@ -55,6 +70,9 @@ class Broker:
         return self.proc.poll() is None
 
     def stop(self):
+        if self.acl_path:
+            os.unlink(self.acl_path)
+            self.acl_path = None
         return stop_proc(self.proc, T)
 
 
@@ -201,12 +219,14 @@ def props(raw=b""):
     return varint(len(raw)) + raw
 
 
-def connect_pkt(cid, version=4, clean=True, keepalive=60, prop=b""):
-    flags = 0x02 if clean else 0
+def connect_pkt(cid, version=4, clean=True, keepalive=60, prop=b"", user=None):
+    flags = (0x02 if clean else 0) | (0x80 if user is not None else 0)
     body = s16("MQTT") + bytes([version, flags]) + struct.pack("!H", keepalive)
     if version == 5:
         body += props(prop)
     body += s16(cid)
+    if user is not None:
+        body += s16(user)
     return packet(1, 0, body)
 
 
@@ -270,8 +290,8 @@ class Raw:
             self.last = p
         return False
 
-    def connect(self, cid, clean=True, keepalive=60, prop=b""):
-        self.send(connect_pkt(cid, self.v, clean, keepalive, prop))
+    def connect(self, cid, clean=True, keepalive=60, prop=b"", user=None):
+        self.send(connect_pkt(cid, self.v, clean, keepalive, prop, user))
         return self.expect(2)
 
     def subscribe(self, pid, topic, opts):

@@ -3,14 +3,232 @@
 QoS 0/1/2, downgrade, retained, wildcards and $-topics, wills, clean and
 persistent sessions with offline queueing, redelivery with DUP, takeover,
 keepalive, empty client ids, anonymous refusal, shared subscriptions,
-overlapping subscriptions, queue bounds and bad input."""
+overlapping subscriptions, queue bounds and bad input; topic access control
+(-A ACLFILE, [broker] acl_file): subscriptions refused and allowed, PUBLISH
+refused (acknowledged and dropped), deny on delivery and on retained
+messages, user sections, %c / %u patterns, wills, the $SYS figure, and a bad
+acl file reported with its file:line by fieldmq --check-config."""
 import os
 import struct
+import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from broker_harness import Broker, Client, Raw, packet, parse_publish, run, s16  # noqa: E402
+
+
+# The ACL of the access control tests: every line kind.
+ACL = """# fieldmq test ACL
+topic read $SYS/#
+topic readwrite pub/#
+topic read ro/#
+topic write wo/#
+topic deny pub/secret/#
+
+pattern readwrite dev/%c/#
+pattern read users/%u/#
+user alice
+topic readwrite alice/#
+user bob
+topic deny pub/hidden
+"""
+
+
+def test_acl_subscribe():
+    with Broker(acl=ACL) as b:
+        c = Client(b, "anon")
+        c.connect()
+        assert c.sub("pub/#", 1) == (1,)
+        assert c.sub("pub/+/x", 2) == (2,)
+        assert c.sub("ro/+", 0) == (0,)
+        assert c.sub("$SYS/broker/+", 0) == (0,)
+        assert c.sub("wo/#", 1) == (128,), "write-only"
+        assert c.sub("#", 1) == (128,), "wider than any grant"
+        assert c.sub("other", 1) == (128,), "not granted"
+        assert c.sub("pub/secret/x", 1) == (128,), "covered by a deny rule"
+        assert c.sub("alice/#", 1) == (128,), "alice's rule"
+        assert c.sub("users/+/x", 1) == (128,), "%u without a user name"
+        # One refused filter does not affect the others of the same SUBSCRIBE.
+        rc, mid = c.c.subscribe([("pub/a", 1), ("nope/#", 1), ("ro/b", 2)])
+        deadline = time.time() + 5
+        while mid not in c.subacks and time.time() < deadline:
+            time.sleep(0.02)
+        assert c.subacks.get(mid) == (1, 128, 2), c.subacks.get(mid)
+        c.disconnect()
+        a = Client(b, "alice-c", username="alice")
+        a.connect()
+        assert a.sub("alice/#", 2) == (2,)
+        assert a.sub("users/alice/+", 1) == (1,)
+        assert a.sub("users/bob/+", 1) == (128,)
+        assert a.sub("pub/#", 1) == (1,), "the rules before any user line apply to alice too"
+        a.disconnect()
+        bob = Client(b, "bob-c", username="bob")
+        bob.connect()
+        assert bob.sub("alice/#", 1) == (128,)
+        assert bob.sub("pub/hidden", 1) == (128,)
+        bob.disconnect()
+
+
+def test_acl_publish_refused_dropped():
+    with Broker("-s", "200", acl=ACL) as b:
+        s = Client(b, "sub")
+        s.connect()
+        assert s.sub("ro/#", 1) == (1,)
+        assert s.sub("pub/#", 1) == (1,)
+        p = Client(b, "pub")
+        p.connect()
+        # 3.1.1 cannot say no: acknowledged normally (wait_for_publish), dropped.
+        for q in (0, 1, 2):
+            p.pub("ro/x", b"no%d" % q, qos=q)
+            p.pub("pub/secret/x", b"no", qos=q)
+        p.pub("pub/ok", b"yes", qos=1)
+        m = s.get()
+        assert (m.topic, m.payload) == ("pub/ok", b"yes")
+        s.none()
+        # Raw: PUBACK and PUBREC / PUBCOMP of a refused message, in order.
+        r = Raw(b)
+        r.connect("raw")
+        r.publish("ro/y", b"x", qos=1, pid=7)
+        assert r.expect(4)[2] == b"\x00\x07"
+        r.publish("ro/y", b"x", qos=2, pid=8)
+        assert r.expect(5)[2] == b"\x00\x08"
+        r.ack(6, 8)
+        assert r.expect(7)[2] == b"\x00\x08"
+        r.close()
+        s.none(0.3)
+        # 3 to ro/x and 3 to pub/secret/x (QoS 0, 1, 2) + 2 raw = 8 refusals.
+        w = Client(b, "sysw")
+        w.connect()
+        assert w.sub("$SYS/fieldmq/broker/acl_denied", 0) == (0,)
+        deadline = time.time() + 5
+        seen = None
+        while time.time() < deadline:
+            seen = int(w.get().payload)
+            if seen >= 8:
+                break
+        assert seen == 8, seen
+        w.disconnect()
+        s.disconnect()
+        p.disconnect()
+
+
+def test_acl_deny_on_delivery_and_retained():
+    with Broker(acl=ACL) as b:
+        p = Client(b, "pub")
+        p.connect()
+        p.pub("pub/hidden", b"r-hidden", qos=1, retain=True)
+        p.pub("pub/r", b"r-ok", qos=1, retain=True)
+        bob = Client(b, "bob-c", username="bob")
+        bob.connect()
+        # pub/# is granted; bob's deny of pub/hidden is left to delivery.
+        assert bob.sub("pub/#", 1) == (1,)
+        m = bob.get()
+        assert (m.topic, m.payload, m.retain) == ("pub/r", b"r-ok", True)
+        bob.none(0.3)
+        anon = Client(b, "anon")
+        anon.connect()
+        assert anon.sub("pub/#", 1) == (1,)
+        assert len(anon.take(2)) == 2, "the deny is bob's only"
+        p.pub("pub/hidden", b"live", qos=1)
+        p.pub("pub/x", b"live", qos=1)
+        m = bob.get()
+        assert m.topic == "pub/x"
+        bob.none(0.3)
+        assert sorted(x.topic for x in anon.take(2)) == ["pub/hidden", "pub/x"]
+        bob.disconnect()
+        anon.disconnect()
+        p.disconnect()
+
+
+def test_acl_patterns():
+    with Broker(acl=ACL) as b:
+        d = Client(b, "d1")
+        d.connect()
+        assert d.sub("dev/d1/#", 1) == (1,)
+        assert d.sub("dev/d2/#", 1) == (128,)
+        assert d.sub("dev/+/x", 1) == (128,)
+        d2 = Client(b, "d2")
+        d2.connect()
+        assert d2.sub("dev/d2/#", 1) == (1,)
+        d.pub("dev/d1/up", b"mine", qos=1)
+        d.pub("dev/d2/cmd", b"not mine", qos=1)  # refused: dropped
+        assert d.get().payload == b"mine"
+        d2.none(0.3)
+        d.none(0.1)
+        u = Client(b, "cu", username="carol")
+        u.connect()
+        assert u.sub("users/carol/#", 1) == (1,)
+        assert u.sub("users/dave/#", 1) == (128,)
+        d.disconnect()
+        d2.disconnect()
+        u.disconnect()
+
+
+def test_acl_will_not_writable_dropped():
+    with Broker(acl=ACL) as b:
+        s = Client(b, "s")
+        s.connect()
+        assert s.sub("ro/#", 1) == (1,)
+        assert s.sub("pub/#", 1) == (1,)
+        bad = Client(b, "bad", will={"topic": "ro/will", "payload": b"gone", "qos": 1})
+        bad.connect()
+        good = Client(b, "good", will={"topic": "pub/will", "payload": b"gone", "qos": 1})
+        good.connect()
+        bad.drop()
+        good.drop()
+        m = s.get()
+        assert m.topic == "pub/will"
+        s.none(0.5)
+        s.disconnect()
+
+
+def test_acl_no_file_everything_allowed():
+    # An empty acl file: what is not granted is denied (everything).
+    with Broker(acl="# nothing\n") as b:
+        c = Client(b, "c")
+        c.connect()
+        assert c.sub("a", 1) == (128,)
+        c.disconnect()
+    # No acl file: everything allowed as before.
+    with Broker() as b:
+        c = Client(b, "c")
+        c.connect()
+        assert c.sub("#", 1) == (1,)
+        assert c.sub("$SYS/#", 1) == (1,)
+        c.disconnect()
+
+
+def test_acl_file_errors():
+    d = tempfile.mkdtemp(prefix="fieldmq-acl-")
+    try:
+        with open(os.path.join(d, "bad.acl"), "w") as f:
+            f.write("# header\ntopic read a/#\ntopic raed b\n")
+        ini = os.path.join(d, "main.ini")
+        with open(ini, "w") as f:
+            f.write("[gateway]\ndevices = %s/none/*.ini\n[broker]\nacl_file = bad.acl\n" % d)
+        fieldmq = os.path.join(os.environ.get("BUILD", "build"), "fieldmq")
+        r = subprocess.run([fieldmq, "--check-config", "-c", ini], capture_output=True,
+                           text=True, timeout=10)
+        assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+        want = "%s/bad.acl:3: [broker] acl_file: 'raed': unknown access" % d
+        assert want in r.stderr, r.stderr
+        with open(os.path.join(d, "bad.acl"), "w") as f:
+            f.write("topic read a/#\n")
+        r = subprocess.run([fieldmq, "--check-config", "-c", ini], capture_output=True,
+                           text=True, timeout=10)
+        assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+        # brokerd -A: the same parser, the same file:line, exit 2.
+        with open(os.path.join(d, "bad.acl"), "w") as f:
+            f.write("user\n")
+        r = subprocess.run([os.environ.get("BROKERD", os.path.join(
+            os.environ.get("BUILD", "build"), "sim", "brokerd")), "-p", "1", "-A",
+            os.path.join(d, "bad.acl")], capture_output=True, text=True, timeout=10)
+        assert r.returncode == 2, (r.returncode, r.stderr)
+        assert "bad.acl:1: expected user USERNAME" in r.stderr, r.stderr
+    finally:
+        subprocess.run(["rm", "-rf", d])
 
 
 def test_qos_levels_and_downgrade():
@@ -404,4 +622,11 @@ if __name__ == "__main__":
         test_bad_input_closes_only_that_connection,
         test_oversize_packet,
         test_ipv6_listener,
+        test_acl_subscribe,
+        test_acl_publish_refused_dropped,
+        test_acl_deny_on_delivery_and_retained,
+        test_acl_patterns,
+        test_acl_will_not_writable_dropped,
+        test_acl_no_file_everything_allowed,
+        test_acl_file_errors,
     ]))

@@ -5,7 +5,9 @@ assigned client ids, session expiry, will delay and DISCONNECT 0x04, takeover
 message expiry, property pass-through, topic aliases both ways, receive
 maximum both ways, a DISCONNECT that reaches a client still sending, maximum
 packet size, server keep alive, reason codes, response information, request
-problem information, enhanced authentication refused."""
+problem information, enhanced authentication refused; topic access control
+(-A ACLFILE): SUBACK and PUBACK / PUBREC 0x87 Not authorized, user sections and
+%c / %u patterns, and a resumed session checked under its new user's rules."""
 import os
 import struct
 import sys
@@ -35,6 +37,120 @@ def pprops(**kw):
 
 def rc_of(x):
     return x.value if hasattr(x, "value") else x
+
+
+ACL = """topic read $SYS/#
+topic readwrite pub/#
+topic read ro/#
+topic deny pub/secret/#
+pattern readwrite dev/%c/#
+user alice
+topic readwrite alice/#
+"""
+
+
+def suback_codes(body):
+    """The reason codes of a 5.0 SUBACK body (after the properties)."""
+    i, n, mult = 2, 0, 1
+    while True:
+        b = body[i]
+        i += 1
+        n += (b & 0x7F) * mult
+        mult *= 128
+        if not b & 0x80:
+            break
+    return list(body[i + n:])
+
+
+def test_acl_subscribe_not_authorized():
+    with Broker(acl=ACL) as b:
+        c = Client(b, "c", v5=True)
+        c.connect()
+        assert [rc_of(x) for x in c.sub("pub/#", 1)] == [1]
+        assert [rc_of(x) for x in c.sub("ro/#", 1)] == [1]
+        assert [rc_of(x) for x in c.sub("#", 1)] == [0x87]
+        assert [rc_of(x) for x in c.sub("pub/secret/a", 1)] == [0x87]
+        assert [rc_of(x) for x in c.sub("alice/#", 1)] == [0x87]
+        c.disconnect()
+        # Other filters of the same SUBSCRIBE are unaffected.
+        r = Raw(b, 5)
+        r.connect("raw")
+        body = struct.pack("!H", 3) + props() + s16("pub/a") + b"\x01" + s16("nope") + \
+            b"\x01" + s16("dev/raw/+") + b"\x02" + s16("dev/other/+") + b"\x00"
+        r.send(packet(8, 2, body))
+        assert suback_codes(r.expect(9)[2]) == [1, 0x87, 2, 0x87]
+        r.close()
+        r = Raw(b, 5)
+        r.connect("alice-c", user="alice")
+        assert suback_codes(r.subscribe(1, "alice/#", 1)[2]) == [1]
+        assert suback_codes(r.subscribe(2, "pub/+", 0)[2]) == [0]
+        r.close()
+
+
+def test_acl_publish_not_authorized():
+    with Broker(acl=ACL) as b:
+        s = Client(b, "s", v5=True)
+        s.connect()
+        s.sub("ro/#", 1)
+        s.sub("pub/#", 1)
+        r = Raw(b, 5)
+        r.connect("raw")
+        r.publish("pub/ok", b"1", qos=1, pid=1)
+        r.publish("ro/x", b"no", qos=1, pid=2)
+        r.publish("pub/ok", b"2", qos=1, pid=3)
+        # In order, the refused one with 0x87 Not authorized.
+        acks = [r.expect(4)[2] for _ in range(3)]
+        assert acks[0][:2] == b"\x00\x01" and (len(acks[0]) == 2 or acks[0][2] == 0), acks
+        assert acks[1][:3] == b"\x00\x02\x87", acks
+        assert acks[2][:2] == b"\x00\x03" and (len(acks[2]) == 2 or acks[2][2] == 0), acks
+        # QoS 2: PUBREC 0x87 ends the exchange, the packet id is free again.
+        r.publish("pub/secret/x", b"no", qos=2, pid=9)
+        assert r.expect(5)[2][:3] == b"\x00\x09\x87"
+        r.publish("pub/ok", b"3", qos=2, pid=9)
+        rec = r.expect(5)[2]
+        assert rec[:2] == b"\x00\x09" and (len(rec) == 2 or rec[2] == 0), rec
+        r.ack(6, 9)
+        assert r.expect(7)[2][:2] == b"\x00\x09"
+        # QoS 0: dropped.
+        r.publish("ro/y", b"no", qos=0)
+        got = [m.payload for m in s.take(3)]
+        assert got == [b"1", b"2", b"3"], got
+        s.none()
+        r.close()
+        s.disconnect()
+
+
+def test_acl_resumed_session_new_user():
+    with Broker(acl=ACL) as b:
+        a = Client(b, "shared-id", v5=True, clean=False, username="alice")
+        a.connect(props=cprops(SessionExpiryInterval=60))
+        assert [rc_of(x) for x in a.sub("alice/#", 1)] == [1]
+        assert [rc_of(x) for x in a.sub("pub/#", 1)] == [1]
+        a.disconnect()
+        p = Client(b, "p", v5=True, username="alice")
+        p.connect()
+        p.pub("alice/queued", b"q", qos=1)
+        p.pub("pub/queued", b"q", qos=1)
+        # Someone else resumes the session: alice's subscription stays, her
+        # messages do not reach him, queued or new.
+        r = Raw(b, 5)
+        ack = r.connect("shared-id", clean=False, prop=bytes([0x11, 0, 0, 0, 60]), user="bob")
+        assert ack[2][0] == 1, "session present"
+        t, pid, pl, _, _, _, _ = parse_publish(r.expect(3), 5)
+        assert t == "pub/queued", t
+        r.ack(4, pid)
+        p.pub("alice/new", b"n", qos=1)
+        p.pub("pub/new", b"n", qos=1)
+        t, pid, pl, _, _, _, _ = parse_publish(r.expect(3), 5)
+        assert t == "pub/new", t
+        r.ack(4, pid)
+        try:
+            extra = r.recv_pkt(0.5)
+        except AssertionError:
+            extra = None
+        assert extra is None, extra
+        r.close()
+        p.disconnect()
 
 
 def test_assigned_client_id():
@@ -585,4 +701,7 @@ if __name__ == "__main__":
         test_response_information,
         test_request_problem_information,
         test_enhanced_auth_refused,
+        test_acl_subscribe_not_authorized,
+        test_acl_publish_not_authorized,
+        test_acl_resumed_session_new_user,
     ]))

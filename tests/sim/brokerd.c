@@ -2,9 +2,11 @@
  * brokerd.c - the broker alone on a port, for integration tests before (and
  * besides) the daemon: build/sim/brokerd -p PORT [-6] [-a] [-s SYS_MS]
  * [-q MAX_QUEUED] [-k MAX_KEEPALIVE] [-m MAX_PACKET] [-i MAX_INFLIGHT]
- * [-t MAX_TOPIC_ALIAS] [-R] [-v].
+ * [-t MAX_TOPIC_ALIAS] [-A ACLFILE] [-R] [-v].
  *   -6: listen on [::1] too; -a: allow_anonymous = no; -R: retain_available = no;
- *   -v: debug log. Stops cleanly on SIGTERM / SIGINT.
+ *   -A: topic access control from ACLFILE ([broker] acl_file syntax; a bad
+ *   line prints "ACLFILE:LINE: ..." and exits 2); -v: debug log.
+ *   Stops cleanly on SIGTERM / SIGINT.
  */
 #include <errno.h>
 #include <signal.h>
@@ -22,6 +24,52 @@ struct brokerd {
 	uv_signal_t sigterm, sigint;
 	struct brk *b;
 };
+
+/* Read and parse @path into cfg->acl. 0, or prints why and returns 2. */
+static int acl_load(const char *path, struct brk_config *cfg)
+{
+	char *text = NULL, err[256];
+	size_t len = 0, cap = 0;
+	unsigned int line;
+	FILE *f;
+	int rc = 2;
+
+	f = fopen(path, "r");
+	if (!f) {
+		fprintf(stderr, "%s: cannot open: %s\n", path, strerror(errno));
+		return 2;
+	}
+	for (;;) {
+		size_t n;
+
+		if (len == cap) {
+			char *t = realloc(text, cap = cap ? cap * 2 : 4096);
+
+			if (!t)
+				goto out;
+			text = t;
+		}
+		n = fread(text + len, 1, cap - len, f);
+		if (!n)
+			break;
+		len += n;
+	}
+	if (ferror(f)) {
+		fprintf(stderr, "%s: read error\n", path);
+		goto out;
+	}
+	brk_acl_free(cfg->acl); /* a second -A replaces the first */
+	cfg->acl = NULL;
+	if (brk_acl_parse(text, len, &cfg->acl, &line, err, sizeof(err))) {
+		fprintf(stderr, "%s:%u: %s\n", path, line, err);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(text);
+	fclose(f);
+	return rc;
+}
 
 static void on_signal(uv_signal_t *h, int signum)
 {
@@ -44,7 +92,7 @@ int main(int argc, char **argv)
 
 	brk_config_defaults(&cfg);
 	gw_logger_init(&lg, LOG_WARNING, GW_LOG_STDERR);
-	while ((opt = getopt(argc, argv, "p:6as:q:k:m:i:t:Rv")) != -1) {
+	while ((opt = getopt(argc, argv, "p:6as:q:k:m:i:t:A:Rv")) != -1) {
 		switch (opt) {
 		case 'p':
 			port = atoi(optarg);
@@ -73,6 +121,10 @@ int main(int argc, char **argv)
 		case 't':
 			cfg.max_topic_alias = (uint16_t)strtoul(optarg, NULL, 10);
 			break;
+		case 'A':
+			if (acl_load(optarg, &cfg))
+				return 2;
+			break;
 		case 'R':
 			cfg.retain_available = false;
 			break;
@@ -80,7 +132,9 @@ int main(int argc, char **argv)
 			lg.level = LOG_DEBUG;
 			break;
 		default:
-			fprintf(stderr, "usage: %s -p PORT [-6] [-a] [-s SYS_MS] ...\n", argv[0]);
+			fprintf(stderr,
+				"usage: %s -p PORT [-6] [-a] [-A ACLFILE] [-s SYS_MS] ...\n",
+				argv[0]);
 			return 2;
 		}
 	}
@@ -97,6 +151,7 @@ int main(int argc, char **argv)
 	rc = brk_new(&d.loop, &cfg, &lg, &d.b);
 	if (rc) {
 		fprintf(stderr, "brk_new: %s\n", strerror(-rc));
+		brk_acl_free(cfg.acl);
 		return 2;
 	}
 	rc = brk_start(d.b);
@@ -105,6 +160,7 @@ int main(int argc, char **argv)
 		brk_stop(d.b);
 		uv_run(&d.loop, UV_RUN_DEFAULT);
 		brk_free(d.b);
+		brk_acl_free(cfg.acl);
 		return 1;
 	}
 	uv_signal_init(&d.loop, &d.sigterm);
@@ -116,6 +172,7 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	uv_run(&d.loop, UV_RUN_DEFAULT);
 	brk_free(d.b);
+	brk_acl_free(cfg.acl);
 	uv_loop_close(&d.loop);
 	return 0;
 }
