@@ -328,6 +328,13 @@ static void session_free(struct brk_session *s)
 }
 
 /* Publish the will of @s now and forget it. */
+/* Keep b->next_due the earliest deadline (@t 0: none). */
+static void due_at(struct brk *b, int64_t t)
+{
+	if (t && (!b->next_due || t < b->next_due))
+		b->next_due = t;
+}
+
 static void will_publish(struct brk_session *s, int64_t now)
 {
 	struct brk_msg *w = s->will, *m = w;
@@ -429,6 +436,8 @@ void brk__session_offline(struct brk_session *s, bool publish_will, int64_t now)
 	s->expire_at = s->expiry == 0xFFFFFFFFu ? 0 : now + (int64_t)s->expiry * 1000;
 	if ((s->will_at || s->expire_at) && gw_list_empty(&s->timed_link))
 		gw_list_add_tail(&b->timed, &s->timed_link);
+	due_at(b, s->will_at);
+	due_at(b, s->expire_at);
 }
 
 int brk__session_subscribe(struct brk_session *s, struct gw_slice filter, uint8_t qos,
@@ -743,13 +752,11 @@ void brk__sys_publish(struct brk *b, int64_t now)
 		sys_pub(b, "$SYS/fieldmq/broker/acl_denied", "%" PRIu64, st.acl_denied);
 }
 
-void brk__tick(struct brk *b, int64_t now)
+void brk__timed(struct brk *b, int64_t now)
 {
 	struct gw_list *pos, *tmp;
 
-	gw_list_for_each_safe (pos, tmp, &b->conns) {
-		brk__conn_tick(gw_list_entry(pos, struct brk_conn, link), now);
-	}
+	b->next_due = 0;
 	gw_list_for_each_safe (pos, tmp, &b->timed) {
 		struct brk_session *s = gw_list_entry(pos, struct brk_session, timed_link);
 
@@ -767,7 +774,19 @@ void brk__tick(struct brk *b, int64_t now)
 		}
 		if (!s->will_at && !s->expire_at)
 			gw_list_del(&s->timed_link);
+		due_at(b, s->will_at);
+		due_at(b, s->expire_at);
 	}
+}
+
+void brk__tick(struct brk *b, int64_t now)
+{
+	struct gw_list *pos, *tmp;
+
+	gw_list_for_each_safe (pos, tmp, &b->conns) {
+		brk__conn_tick(gw_list_entry(pos, struct brk_conn, link), now);
+	}
+	brk__timed(b, now);
 	if (b->cfg.sys_interval_ms && now - b->last_sys >= (int64_t)b->cfg.sys_interval_ms)
 		brk__sys_publish(b, now);
 	brk__pool_trim(b);

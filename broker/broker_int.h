@@ -482,6 +482,13 @@ struct brk {
 	uint32_t n_sbuckets, n_sessions;
 	struct gw_list conns;
 	struct gw_list timed; /* sessions with a pending will or expiry */
+	/*
+	 * The earliest will_at / expire_at of b->timed, 0 = none: the glue arms
+	 * a timer for it, so a will delay or a session expiry ends on time, not
+	 * at the next tick. It may be early (a session came back): brk__timed
+	 * then finds nothing due and computes it again.
+	 */
+	int64_t next_due;
 	uint64_t id_counter;
 	int64_t started; /* monotonic ms */
 	int64_t last_sys;
@@ -524,6 +531,8 @@ void brk__session_resume(struct brk_session *s);
 void brk__session_end(struct brk_session *s, int64_t now);
 /* Forget subscriptions and queues, keep the session (clean start on takeover). */
 void brk__session_clear(struct brk_session *s);
+/* Publish the wills and end the sessions that are due; next_due is recomputed. */
+void brk__timed(struct brk *b, int64_t now);
 /* The session lost its client: start the expiry clock and the will delay. */
 void brk__session_offline(struct brk_session *s, bool publish_will, int64_t now);
 /* Send what the queue allows now (inflight window); also resends on resume. */

@@ -48,7 +48,10 @@ struct brk_uv {
 	struct brk b; /* first: brk_free() frees this allocation */
 	uv_timer_t tick;
 	uv_check_t check;
-	uv_idle_t kick; /* active: on_check has work the loop must not sleep on */
+	uv_prepare_t prep; /* before each poll: arms due, kicks if output waits */
+	uv_idle_t kick;	   /* active: on_check has work the loop must not sleep on */
+	uv_timer_t due;	   /* at b->next_due (a will delay or a session expiry ends) */
+	int64_t due_armed; /* the next_due it is armed for, 0 = stopped */
 	struct brk_listener lst[BRK_MAX_LISTENERS];
 	unsigned int n_lst;
 	/* Connections to flush (c->dirty set); a closed one's entry is NULL. */
@@ -215,13 +218,6 @@ static void on_conn_close(uv_handle_t *h)
 	conn_detach(uc);
 	gw_free(uc);
 	u->open_handles--;
-	/*
-	 * Close callbacks run after the check phase: what the detach queued
-	 * (the will, a shared subscription's next member's messages) would wait
-	 * for the next wake-up, up to a tick. Make the next poll not block.
-	 */
-	if (u->n_dirty && u->started && !u->b.stopping)
-		uv_idle_start(&u->kick, on_kick);
 }
 
 static void conn_close_now(struct brk_uvconn *uc)
@@ -520,6 +516,47 @@ static void on_connection(uv_stream_t *server, int status)
 
 /* ---------------------------------------------------------------- timers */
 
+static void on_due(uv_timer_t *t)
+{
+	struct brk_uv *u = t->data;
+
+	u->due_armed = 0;
+	brk__timed(&u->b, gw_mono_ms());
+}
+
+/* The due timer follows b->next_due. */
+static void due_arm(struct brk_uv *u)
+{
+	int64_t wait;
+
+	if (u->b.next_due == u->due_armed || u->b.stopping)
+		return;
+	u->due_armed = u->b.next_due;
+	if (!u->due_armed) {
+		uv_timer_stop(&u->due);
+		return;
+	}
+	wait = u->due_armed - gw_mono_ms();
+	uv_timer_start(&u->due, on_due, wait > 0 ? (uint64_t)wait : 0, 0);
+}
+
+/*
+ * Right before the loop polls (and decides how long it may sleep): output
+ * queued outside the I/O callbacks (by timers - wills, $SYS, the gateway's
+ * own publishes - or by close callbacks, which run after on_check) would
+ * otherwise wait until something wakes the loop, up to a tick. The kick makes
+ * this poll not block, so on_check writes it in this iteration. Same for a
+ * new earliest deadline: the due timer is armed before the loop sleeps.
+ */
+static void on_prepare(uv_prepare_t *h)
+{
+	struct brk_uv *u = h->data;
+
+	due_arm(u);
+	if (u->n_dirty)
+		uv_idle_start(&u->kick, on_kick);
+}
+
 static void on_check(uv_check_t *h)
 {
 	struct brk_uv *u = h->data;
@@ -649,10 +686,15 @@ int brk_start(struct brk *b)
 	u->check.data = u;
 	uv_idle_init(b->loop, &u->kick);
 	u->kick.data = u;
-	u->open_handles += 3;
+	uv_timer_init(b->loop, &u->due);
+	u->due.data = u;
+	uv_prepare_init(b->loop, &u->prep);
+	u->prep.data = u;
+	u->open_handles += 5;
 	u->started = true;
 	uv_timer_start(&u->tick, on_tick, 1000, 1000);
 	uv_check_start(&u->check, on_check);
+	uv_prepare_start(&u->prep, on_prepare);
 	for (i = 0; i < u->n_lst; i++) {
 		struct brk_listener *l = &u->lst[i];
 		char name[64];
@@ -699,6 +741,9 @@ void brk_stop(struct brk *b)
 		uv_check_stop(&u->check);
 		uv_close((uv_handle_t *)&u->check, on_handle_close);
 		uv_close((uv_handle_t *)&u->kick, on_handle_close);
+		uv_close((uv_handle_t *)&u->due, on_handle_close);
+		uv_prepare_stop(&u->prep);
+		uv_close((uv_handle_t *)&u->prep, on_handle_close);
 	}
 	gw_list_for_each_safe (pos, tmp, &b->conns) {
 		struct brk_conn *c = gw_list_entry(pos, struct brk_conn, link);

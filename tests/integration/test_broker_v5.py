@@ -242,6 +242,41 @@ def test_will_delay_and_disconnect_with_will():
         w.disconnect()
 
 
+def test_will_delay_on_time():
+    """A will delay (and a session expiry) ends on time, not at the next 1 s tick: the
+    Paho interoperability suite's test_will_delay wants 3 +/- 1 s and got 4.01 s."""
+    def will_conn(cid, topic, delay, expiry):
+        c = Raw(b, 5)
+        cp = bytes([0x11]) + struct.pack("!I", expiry)  # Session Expiry Interval
+        wp = bytes([0x18]) + struct.pack("!I", delay)  # Will Delay Interval
+        c.send(packet(1, 0, s16("MQTT") + bytes([5, 0x02 | 0x04]) + struct.pack("!H", 60) +
+                      props(cp) + s16(cid) + props(wp) + s16(topic) + s16("x")))
+        c.expect(2)
+        return c
+
+    with Broker() as b:
+        w = Raw(b, 5)
+        w.connect("watch-t")
+        w.subscribe(1, "willt/#", 0)
+        drops = {}
+        for i in range(3):  # dropped 0.3 s apart: a 1 s tick cannot be on time for all
+            c = will_conn("wt%d" % i, "willt/%d" % i, 1, 60)
+            c.close()
+            drops["willt/%d" % i] = time.time()
+            time.sleep(0.3)
+        # Delay 30 s but session expiry 1 s: the will goes when the session ends.
+        c = will_conn("wt-end", "willt/end", 30, 1)
+        c.close()
+        drops["willt/end"] = time.time()
+        late = []
+        for _ in range(4):
+            topic = parse_publish(w.expect(3, 4), 5)[0]
+            dt = time.time() - drops[topic]
+            late.append("%s %.2f s" % (topic, dt))
+            assert 0.9 <= dt <= 1.3, "will %s after %.2f s, wanted 1 s" % (topic, dt)
+        print("  " + ", ".join(late))
+
+
 def test_takeover_reason():
     with Broker() as b:
         a = Client(b, "dup", v5=True)
@@ -682,6 +717,7 @@ if __name__ == "__main__":
         test_assigned_client_id,
         test_session_expiry_and_queue,
         test_will_delay_and_disconnect_with_will,
+        test_will_delay_on_time,
         test_takeover_reason,
         test_retain_handling_and_rap,
         test_no_local_and_sub_ids,
