@@ -17,6 +17,22 @@ cleanup() {
 trap cleanup EXIT
 [ -n "${KEEP:-}" ] && trap - EXIT
 
+# A network namespace of the test's own, with only lo (up), deleted on exit:
+# netns_add PREFIX sets NS and NSX (the "ip netns exec NS" prefix); it fails,
+# with the reason in $T/netns.err, where none can be made (not root).
+NS=
+cleanup_ns() {
+	cleanup
+	[ -n "$NS" ] && ip netns del "$NS" 2>/dev/null
+}
+netns_add() {
+	ip netns add "$1-$$" 2> "$T/netns.err" || return 1
+	NS=$1-$$
+	[ -n "${KEEP:-}" ] || trap cleanup_ns EXIT
+	NSX=(ip netns exec "$NS")
+	"${NSX[@]}" ip link set lo up
+}
+
 # A TCP port on 127.0.0.1 that nothing listens on now.
 free_port() {
 	/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'

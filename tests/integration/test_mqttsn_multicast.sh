@@ -8,15 +8,6 @@
 . "$(dirname "$0")/lib.sh"
 PY=${PYTHON:-/usr/bin/python3}
 DIR=$(cd "$(dirname "$0")" && pwd)
-NS=fmq-sn-$$
-NS_MADE=
-
-cleanup_ns() {
-	cleanup
-	[ -n "$NS_MADE" ] && ip netns del "$NS" 2>/dev/null
-}
-trap cleanup_ns EXIT
-[ -n "${KEEP:-}" ] && trap - EXIT
 
 # $1 = broker TCP port, $2 = MQTT-SN UDP port, $3 = extra [mqttsn] lines; writes $T/$4.ini
 write_ini() {
@@ -143,14 +134,11 @@ check "multicast off by default: the log names no group" bash -c "! grep -qi 'mu
 stop_fieldmq uni
 
 # --- multicast, in a namespace of its own.
-if ! ip netns add "$NS" 2>"$T/netns.err"; then
+if ! netns_add fmq-sn; then
 	echo "SKIP multicast discovery: cannot create a network namespace ($(head -c 200 "$T/netns.err"))"
 	finish
 	exit 0
 fi
-NS_MADE=1
-NSX=(ip netns exec "$NS")
-"${NSX[@]}" ip link set lo up
 # lo comes up without the MULTICAST flag. Linux 6.x loops group traffic back on
 # lo without it (checked), but set it anyway: it costs nothing and is what the
 # flag is for.

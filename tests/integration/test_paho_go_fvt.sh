@@ -41,15 +41,6 @@ PAHO_PKG=github.com/eclipse/paho.mqtt.golang
 GOPATH_DEB=/usr/share/gocode
 SRC=$GOPATH_DEB/src/$PAHO_PKG
 SKIP_TESTS=(Test_cleanUpMids Test_cleanUpMids_2)
-NS=fmq-paho-$$
-NS_MADE=
-
-cleanup_ns() {
-	cleanup
-	[ -n "$NS_MADE" ] && ip netns del "$NS" 2>/dev/null
-}
-trap cleanup_ns EXIT
-[ -n "${KEEP:-}" ] && trap - EXIT
 
 fail_now() {
 	echo "NOT OK - $*"
@@ -69,11 +60,8 @@ command -v go > /dev/null ||
 	fail_now "no go command: apt-get install golang-go (make deps; .ci/run installs it)"
 [ -f "$SRC/fvt_client_test.go" ] ||
 	fail_now "no $SRC/fvt_client_test.go: apt-get install golang-github-eclipse-paho.mqtt.golang-dev (make deps; .ci/run installs it)"
-ip netns add "$NS" 2> "$T/netns.err" ||
+netns_add fmq-paho ||
 	fail_now "cannot create a network namespace, needs root: $(head -c 200 "$T/netns.err")"
-NS_MADE=1
-NSX=(ip netns exec "$NS")
-"${NSX[@]}" ip link set lo up
 
 # go test runs with /tmp bind-mounted to $T/tmp (in the mount namespace that
 # ip netns exec makes for it; the machine's /tmp is untouched): the store tests
