@@ -375,18 +375,25 @@ void brk__session_clear(struct brk_session *s)
 }
 
 /*
- * A persistent session goes offline: messages not yet in the store get there
- * (those queued before the hooks were installed), and those with an expiry
- * are saved again with what is left of it, so a restore counts from now.
+ * A persistent session goes offline, or the broker stops: messages not yet in
+ * the store get there (those queued before the hooks were installed), and
+ * those with an expiry are saved again with what is left of it, so a restore
+ * counts from now. Messages in flight are saved again with their pid and
+ * state (PUBLISHED), so that after a restart they are sent again with the
+ * same pid and DUP=1, not as new messages [MQTT-4.4.0-1]. That is done here
+ * only, not at each send (a store write per message on the hot path): a
+ * kill -9 while the client is online brings such a message back as queued,
+ * sent again with a new pid. Released QoS 2 messages are stored as markers
+ * at PUBREC already; @inflight saves those not stored yet.
  */
-static void persist_pending(struct brk_session *s, struct gw_list *l, int64_t now)
+static void persist_pending(struct brk_session *s, struct gw_list *l, bool inflight, int64_t now)
 {
 	struct gw_list *pos;
 
 	gw_list_for_each (pos, l) {
 		struct brk_qmsg *q = gw_list_entry(pos, struct brk_qmsg, link);
 
-		if (q->m && (!q->seq || q->m->expire_at))
+		if (inflight ? (q->m || !q->seq) : (!q->seq || q->m->expire_at))
 			brk__qmsg_persist(s, q, now);
 	}
 }
@@ -403,8 +410,8 @@ void brk__persist_all(struct brk *b, int64_t now)
 		for (s = b->sessions[i]; s; s = s->hnext) {
 			if (!s->persist || !s->expiry)
 				continue;
-			persist_pending(s, &s->inflight, now);
-			persist_pending(s, &s->queue, now);
+			persist_pending(s, &s->inflight, true, now);
+			persist_pending(s, &s->queue, false, now);
 		}
 	}
 }
@@ -416,8 +423,8 @@ void brk__session_offline(struct brk_session *s, bool publish_will, int64_t now)
 	s->conn = NULL;
 	s->ic = NULL;
 	if (s->expiry && s->persist && b->pops && b->pops->session_msg_add) {
-		persist_pending(s, &s->inflight, now);
-		persist_pending(s, &s->queue, now);
+		persist_pending(s, &s->inflight, true, now);
+		persist_pending(s, &s->queue, false, now);
 	}
 	if (!publish_will && s->will) {
 		brk__msg_unref(s->will);
@@ -1068,23 +1075,42 @@ int brk_restore_session(struct brk *b, const char *client_id, const void *blob, 
 	return 0;
 }
 
+static bool pid_in_flight(const struct brk_session *s, uint16_t pid)
+{
+	const struct gw_list *pos;
+
+	gw_list_for_each (pos, &s->inflight)
+		if (gw_list_entry(pos, struct brk_qmsg, link)->pid == pid)
+			return true;
+	return false;
+}
+
 int brk_restore_session_msg(struct brk *b, const char *client_id, uint64_t seq,
-			    const struct brk_pub *pub)
+			    const struct brk_pub *pub, uint16_t pid, uint8_t state)
 {
 	struct brk_session *s = brk__session_find(b, gw_slice_cstr(client_id));
 	struct brk_qmsg *q;
-	struct brk_msg *m;
+	struct brk_msg *m = NULL;
 
 	if (!s)
 		return -ENOENT;
-	if (!brk__topic_name_valid(pub->topic) || !pub->qos || pub->qos > 2)
+	if (!pub->qos || pub->qos > 2 || state > BRK_MSG_RELEASED)
 		return -EINVAL;
-	m = brk__msg_new(pub, gw_mono_ms());
-	if (!m)
-		return -ENOMEM;
+	if (state != BRK_MSG_QUEUED && (!pid || pid_in_flight(s, pid)))
+		return -EINVAL;
+	if (state == BRK_MSG_RELEASED && pub->qos != 2)
+		return -EINVAL;
+	if (state != BRK_MSG_RELEASED) {
+		if (!brk__topic_name_valid(pub->topic))
+			return -EINVAL;
+		m = brk__msg_new(pub, gw_mono_ms());
+		if (!m)
+			return -ENOMEM;
+	}
 	q = brk__qmsg_get(b, 0);
 	if (!q) {
-		brk__msg_unref(m);
+		if (m)
+			brk__msg_unref(m);
 		return -ENOMEM;
 	}
 	memset(q, 0, sizeof(*q));
@@ -1092,10 +1118,22 @@ int brk_restore_session_msg(struct brk *b, const char *client_id, uint64_t seq,
 	q->qos = pub->qos;
 	q->retain = pub->retain;
 	q->seq = seq;
-	q->state = BRK_Q_QUEUED;
-	gw_list_add_tail(&s->queue, &q->link);
-	s->n_queued++;
-	s->queued_bytes += m->payload_len;
+	q->state = state;
+	if (state == BRK_MSG_QUEUED) {
+		gw_list_add_tail(&s->queue, &q->link);
+		s->n_queued++;
+		s->queued_bytes += m->payload_len;
+	} else {
+		/*
+		 * Back in flight with its pid, in seq order, ahead of the queue:
+		 * the resume resends it (DUP) or its PUBREL [MQTT-4.4.0-1], and
+		 * next_pid skips the pids in flight.
+		 */
+		q->pid = pid;
+		gw_list_add_tail(&s->inflight, &q->link);
+		s->n_inflight++;
+		s->next_pid = pid;
+	}
 	if (seq > s->next_seq)
 		s->next_seq = seq;
 	return 0;

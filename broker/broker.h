@@ -229,6 +229,13 @@ void brk_hold_release(struct brk_hold *h);
 
 /* ------------------------------------------------------------- persistence */
 
+/* Where a stored message stands in its exchange with the client [MQTT-4.4]. */
+enum brk_msg_state {
+	BRK_MSG_QUEUED,	   /* not sent, or its sending not saved: sent as new */
+	BRK_MSG_PUBLISHED, /* sent with a pid, no PUBACK / PUBREC yet */
+	BRK_MSG_RELEASED,  /* QoS 2 with its PUBREC: only the pid is left, PUBREL owed */
+};
+
 /*
  * Hooks main.c installs so retained messages and persistent sessions survive
  * a restart (the broker does not include store/). Each is called on the loop
@@ -244,14 +251,25 @@ struct brk_persist_ops {
 	 * A QoS >= 1 message was queued for a persistent session, online or
 	 * offline (so a crash before the client acknowledges it loses nothing),
 	 * and session_msg_del when the client acknowledged it (PUBACK, or
-	 * PUBREC for QoS 2), it expired or was dropped. An add with a seq
+	 * PUBCOMP for QoS 2), it expired or was dropped. An add with a seq
 	 * already stored replaces it (an expiring message is saved again at
 	 * shutdown). pub->props->expiry is what is left of the expiry when
 	 * saved, so a restore does not restart it (the time the daemon was down
 	 * is not counted). QoS 0 is never queued for an offline session.
+	 *
+	 * @state and @pid say where the message stands in its exchange with
+	 * the client [MQTT-4.4.0-1]: BRK_MSG_QUEUED (pid 0) as it is queued;
+	 * BRK_MSG_RELEASED when a QoS 2 message got its PUBREC: the record
+	 * is replaced (same seq) by a marker that keeps only the pid (@pub
+	 * has an empty topic and payload), deleted at PUBCOMP;
+	 * BRK_MSG_PUBLISHED for a message sent and not acknowledged, saved
+	 * again when the session goes offline and at shutdown only (not at
+	 * each send: that would cost a write per message), so after a kill -9
+	 * with the client online such a message comes back as QUEUED and is
+	 * sent again with a new packet id.
 	 */
 	void (*session_msg_add)(void *arg, const char *client_id, uint64_t seq,
-				const struct brk_pub *pub);
+				const struct brk_pub *pub, uint16_t pid, uint8_t state);
 	void (*session_msg_del)(void *arg, const char *client_id, uint64_t seq);
 };
 
@@ -259,8 +277,17 @@ void brk_set_persist(struct brk *b, const struct brk_persist_ops *ops, void *arg
 /* Called at start-up, before brk_start(), with what the store kept. */
 int brk_restore_retained(struct brk *b, const struct brk_pub *pub);
 int brk_restore_session(struct brk *b, const char *client_id, const void *blob, size_t len);
+/*
+ * brk_restore_session_msg - put back message @seq of session @client_id
+ * (restored first) as session_msg_add saw it. BRK_MSG_PUBLISHED and
+ * BRK_MSG_RELEASED go back in flight with @pid (call in seq order): on
+ * resume the PUBLISH is sent again with DUP=1 and that pid, or the PUBREL
+ * for it; a RELEASED marker needs no topic (@pub's topic and payload are
+ * ignored). 0, or -ENOENT (no such session), -EINVAL (bad topic, QoS, state
+ * or pid, or a pid already in flight), -ENOMEM.
+ */
 int brk_restore_session_msg(struct brk *b, const char *client_id, uint64_t seq,
-			    const struct brk_pub *pub);
+			    const struct brk_pub *pub, uint16_t pid, uint8_t state);
 
 /* ------------------------------------------------------------------ figures */
 

@@ -228,10 +228,11 @@ bool brk__acl_covers(struct gw_slice r, struct gw_slice f);
 
 /* ----------------------------------------------------------- sessions */
 
+/* The same values as the public enum brk_msg_state (saved as such). */
 enum brk_qstate {
-	BRK_Q_QUEUED,	 /* waiting for a connection or an inflight slot */
-	BRK_Q_PUBLISHED, /* PUBLISH sent, waiting for PUBACK / PUBREC */
-	BRK_Q_RELEASED,	 /* PUBREL sent, waiting for PUBCOMP */
+	BRK_Q_QUEUED = BRK_MSG_QUEUED,	     /* waiting for a connection or an inflight slot */
+	BRK_Q_PUBLISHED = BRK_MSG_PUBLISHED, /* PUBLISH sent, waiting for PUBACK / PUBREC */
+	BRK_Q_RELEASED = BRK_MSG_RELEASED,   /* PUBREL sent, waiting for PUBCOMP */
 };
 
 /* A message queued for, or in flight to, one session. */
@@ -548,9 +549,11 @@ void brk__session_send_retained(struct brk_session *s, struct gw_slice filter, u
 				unsigned int opts, uint32_t sub_id, int64_t now);
 void brk__session_save(struct brk_session *s);
 /*
- * Hand @q (a QoS >= 1 message of the persistent session @s, m set) to
- * pops->session_msg_add, giving it a seq if it has none (the same seq again
- * replaces the stored copy). Its expiry is saved as what is left at @now.
+ * Hand @q (a QoS >= 1 message of the persistent session @s) to
+ * pops->session_msg_add with its state and pid, giving it a seq if it has
+ * none (the same seq again replaces the stored copy). Its expiry is saved as
+ * what is left at @now. A released QoS 2 message (m NULL) is saved as a
+ * marker with only its pid.
  */
 void brk__qmsg_persist(struct brk_session *s, struct brk_qmsg *q, int64_t now);
 /*

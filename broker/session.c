@@ -550,15 +550,14 @@ void brk__qmsg_persist(struct brk_session *s, struct brk_qmsg *q, int64_t now)
 	struct brk *b = s->b;
 	struct brk_msg *m = q->m;
 	struct brk_msg_props props;
-	struct brk_pub pub = {
-		.topic = brk__msg_topic(m),
-		.payload = { m->payload, m->payload_len },
-		.qos = q->qos,
-		.retain = q->retain,
-		.props = m->has_props ? &m->props : NULL,
-	};
+	struct brk_pub pub = { .qos = q->qos, .retain = q->retain };
 
-	if (m->expire_at) {
+	if (m) {
+		pub.topic = brk__msg_topic(m);
+		pub.payload = (struct gw_slice){ m->payload, m->payload_len };
+		pub.props = m->has_props ? &m->props : NULL;
+	}
+	if (m && m->expire_at) {
 		/*
 		 * The expiry saved is what is left of it now, so a restore does
 		 * not restart the clock from the publisher's full interval.
@@ -570,7 +569,8 @@ void brk__qmsg_persist(struct brk_session *s, struct brk_qmsg *q, int64_t now)
 	}
 	if (!q->seq)
 		q->seq = ++s->next_seq;
-	b->pops->session_msg_add(b->parg, s->client_id, q->seq, &pub);
+	b->pops->session_msg_add(b->parg, s->client_id, q->seq, &pub,
+				 q->state == BRK_Q_QUEUED ? 0 : q->pid, q->state);
 }
 
 static uint16_t next_pid(struct brk_session *s)
@@ -626,7 +626,20 @@ void brk__session_pump(struct brk_session *s, int64_t now, bool resume)
 	struct gw_list *pos, *tmp;
 
 	if (s->ic) {
-		/* In-process clients acknowledge at once: hand over the whole queue. */
+		/*
+		 * In-process clients acknowledge at once: hand over the whole
+		 * queue, after what a restore put back in flight (a released
+		 * QoS 2 message was delivered already).
+		 */
+		while (!gw_list_empty(&s->inflight) && s->ic) {
+			struct brk_qmsg *q = gw_list_first(&s->inflight, struct brk_qmsg, link);
+
+			gw_list_del(&q->link);
+			s->n_inflight--;
+			if (q->m && !brk__msg_expired(q->m, now))
+				deliver_ic(s, q->m, q->qos, q->retain, q->ids, q->n_ids, NULL);
+			qmsg_free(s, q);
+		}
 		while (!gw_list_empty(&s->queue) && s->ic) {
 			struct brk_qmsg *q = gw_list_first(&s->queue, struct brk_qmsg, link);
 
@@ -774,11 +787,20 @@ static void on_ack(struct brk_conn *c, const struct mqtt_pkt *p, int64_t now)
 	if (p->type == MQTT_PUBREC && q->qos == 2 && q->state == BRK_Q_PUBLISHED &&
 	    p->ack.reason_code < 0x80) {
 		q->state = BRK_Q_RELEASED;
-		if (q->seq && s->b->pops && s->b->pops->session_msg_del)
-			s->b->pops->session_msg_del(s->b->parg, s->client_id, q->seq);
-		q->seq = 0;
 		brk__msg_unref(q->m);
 		q->m = NULL;
+		/*
+		 * The stored message becomes a marker with only the pid (one
+		 * write, as the delete was): after a restart, even a kill -9,
+		 * the PUBREL is sent again and the message is not [MQTT-4.4.0-1].
+		 * PUBCOMP deletes it (qmsg_free).
+		 */
+		if (q->seq && s->b->pops && s->b->pops->session_msg_add)
+			brk__qmsg_persist(s, q, now);
+		else if (q->seq && s->b->pops && s->b->pops->session_msg_del)
+			s->b->pops->session_msg_del(s->b->parg, s->client_id, q->seq);
+		if (!s->b->pops || !s->b->pops->session_msg_add)
+			q->seq = 0;
 		brk__conn_send_pubrel(c, q->pid);
 		return;
 	}

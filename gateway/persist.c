@@ -19,6 +19,7 @@ enum {
 	P_CORRELATION = 5,
 	P_USER = 6,
 	P_SAVED_AT = 7, /* wall-clock ms when an expiring message was saved */
+	P_FLIGHT = 8,	/* a session message's [u8 state][u16be pid], when not queued */
 };
 
 static void put_entry(struct gw_writer *w, uint8_t id, const void *p, size_t len)
@@ -114,6 +115,39 @@ int gw_props_decode(struct gw_slice blob, struct brk_msg_props *p, int64_t *save
 	return 0;
 }
 
+int gw_flight_encode(uint16_t pid, uint8_t state, struct gw_writer *w)
+{
+	uint8_t v[3] = { state, (uint8_t)(pid >> 8), (uint8_t)pid };
+
+	if (state != BRK_MSG_QUEUED)
+		put_entry(w, P_FLIGHT, v, sizeof(v));
+	return w->err;
+}
+
+int gw_flight_decode(struct gw_slice blob, uint16_t *pid, uint8_t *state)
+{
+	struct gw_reader r;
+
+	*pid = 0;
+	*state = BRK_MSG_QUEUED;
+	gw_reader_init(&r, blob.p, blob.len);
+	while (gw_rd_left(&r)) {
+		struct gw_slice v;
+		uint8_t id;
+
+		if (gw_rd_u8(&r, &id) || gw_rd_bin16(&r, &v))
+			return -EBADMSG;
+		if (id != P_FLIGHT)
+			continue;
+		if (v.len != 3 || v.p[0] == BRK_MSG_QUEUED || v.p[0] > BRK_MSG_RELEASED ||
+		    !(v.p[1] | v.p[2]))
+			return -EBADMSG;
+		*state = v.p[0];
+		*pid = (uint16_t)(v.p[1] << 8 | v.p[2]);
+	}
+	return 0;
+}
+
 struct gw_persist {
 	struct st_store *st;
 	const struct gw_logger *log;
@@ -178,16 +212,24 @@ static void on_session_delete(void *arg, const char *client_id)
 }
 
 static void on_session_msg_add(void *arg, const char *client_id, uint64_t seq,
-			       const struct brk_pub *pub)
+			       const struct brk_pub *pub, uint16_t pid, uint8_t state)
 {
 	struct gw_persist *ps = arg;
 	uint8_t buf[4096];
 	struct st_record rec;
+	struct gw_writer w;
 
-	if (to_record(pub, buf, sizeof(buf), &rec)) {
+	/* The pid and state ride in the props blob: older builds skip the entry. */
+	if (to_record(pub, buf, sizeof(buf) - 6, &rec)) {
 		note(ps, -EMSGSIZE, "session message");
 		return;
 	}
+	gw_writer_init(&w, buf + rec.props.len, sizeof(buf) - rec.props.len);
+	if (gw_flight_encode(pid, state, &w)) {
+		note(ps, -EMSGSIZE, "session message");
+		return;
+	}
+	rec.props.len += w.len;
 	note(ps, st_session_msg_add(ps->st, client_id, seq, &rec), "session message");
 }
 
@@ -304,12 +346,16 @@ static int on_load_session_msg(void *arg, const char *client_id, uint64_t seq,
 	struct restore_ctx *c = arg;
 	struct brk_msg_props props;
 	struct brk_pub pub;
+	uint16_t pid;
+	uint8_t state;
 
 	int rc = from_record(c, rec, &props, &pub);
 
+	if (!rc)
+		rc = gw_flight_decode(rec->props, &pid, &state);
 	if (rc == -ETIME)
 		c->expired++;
-	else if (rc || brk_restore_session_msg(c->b, client_id, seq, &pub))
+	else if (rc || brk_restore_session_msg(c->b, client_id, seq, &pub, pid, state))
 		c->errors++;
 	else
 		c->msgs++;

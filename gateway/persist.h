@@ -25,6 +25,22 @@ int gw_props_encode(const struct brk_msg_props *p, int64_t now_ms, struct gw_wri
  */
 int gw_props_decode(struct gw_slice blob, struct brk_msg_props *p, int64_t *saved_at_ms);
 
+/*
+ * gw_flight_encode - append to a session message's props blob (after
+ * gw_props_encode) where it stands with its client: an entry [u8 state][u16
+ * pid] for BRK_MSG_PUBLISHED and BRK_MSG_RELEASED, nothing for
+ * BRK_MSG_QUEUED, so records of older builds read as queued and older
+ * builds skip the entry. Returns 0 or -EMSGSIZE (w->err).
+ */
+int gw_flight_encode(uint16_t pid, uint8_t state, struct gw_writer *w);
+
+/*
+ * gw_flight_decode - the pid and state gw_flight_encode() left in @blob, or
+ * 0 and BRK_MSG_QUEUED when there are none. Returns 0 or -EBADMSG (a broken
+ * blob, an unknown state, pid 0).
+ */
+int gw_flight_decode(struct gw_slice blob, uint16_t *pid, uint8_t *state);
+
 struct gw_persist;
 
 /*

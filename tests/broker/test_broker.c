@@ -224,10 +224,13 @@ static void p_delete(void *arg, const char *id)
 	((struct prec *)arg)->session_delete++;
 }
 
-static void p_add(void *arg, const char *id, uint64_t seq, const struct brk_pub *pub)
+static void p_add(void *arg, const char *id, uint64_t seq, const struct brk_pub *pub, uint16_t pid,
+		  uint8_t state)
 {
 	(void)id;
 	(void)pub;
+	(void)pid;
+	(void)state;
 	((struct prec *)arg)->msg_add++;
 	((struct prec *)arg)->last_seq = seq;
 }
@@ -272,7 +275,8 @@ static void test_persistence_hooks_and_restore(void **state)
 	assert_int_equal(brk__init(&env2, NULL, &cfg, NULL), 0);
 	assert_int_equal(brk_restore_retained(&env2, &rp), 0);
 	assert_int_equal(brk_restore_session(&env2, "dur", pr.blob, pr.blob_len), 0);
-	assert_int_equal(brk_restore_session_msg(&env2, "dur", pr.last_seq, &qp), 0);
+	assert_int_equal(brk_restore_session_msg(&env2, "dur", pr.last_seq, &qp, 0, BRK_MSG_QUEUED),
+			 0);
 	brk_set_persist(&env2, &pops, &pr);
 	memset(&r, 0, sizeof(r));
 	{

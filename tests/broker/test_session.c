@@ -692,10 +692,16 @@ struct pstore {
 	uint64_t seqs[16];
 	uint32_t expiry[16];
 	bool has_expiry[16];
+	uint16_t pid[16];
+	uint8_t state[16], qos[16];
+	char topic[16][16];
 	unsigned int n, adds, dels;
+	uint8_t blob[256]; /* the last session_save */
+	size_t blob_len;
 };
 
-static void ps_add(void *arg, const char *id, uint64_t seq, const struct brk_pub *pub)
+static void ps_add(void *arg, const char *id, uint64_t seq, const struct brk_pub *pub, uint16_t pid,
+		   uint8_t state)
 {
 	struct pstore *ps = arg;
 	unsigned int i;
@@ -710,6 +716,37 @@ static void ps_add(void *arg, const char *id, uint64_t seq, const struct brk_pub
 	ps->seqs[i] = seq;
 	ps->has_expiry[i] = pub->props && pub->props->has_expiry;
 	ps->expiry[i] = pub->props ? pub->props->expiry : 0;
+	ps->pid[i] = pid;
+	ps->state[i] = state;
+	ps->qos[i] = pub->qos;
+	assert_true(pub->topic.len < sizeof(ps->topic[i]));
+	if (pub->topic.len) /* a released marker's topic is { NULL, 0 } */
+		memcpy(ps->topic[i], pub->topic.p, pub->topic.len);
+	ps->topic[i][pub->topic.len] = '\0';
+	/* Only messages in flight carry a pid; a released one has no topic. */
+	assert_int_equal(pid != 0, state != BRK_MSG_QUEUED);
+	assert_int_equal(pub->topic.len == 0, state == BRK_MSG_RELEASED);
+}
+
+static void ps_save(void *arg, const char *id, const void *blob, size_t len)
+{
+	struct pstore *ps = arg;
+
+	(void)id;
+	assert_true(len <= sizeof(ps->blob));
+	memcpy(ps->blob, blob, len);
+	ps->blob_len = len;
+}
+
+/* The stored record of @seq (index), or -1. */
+static int ps_find(const struct pstore *ps, uint64_t seq)
+{
+	unsigned int i;
+
+	for (i = 0; i < ps->n; i++)
+		if (ps->seqs[i] == seq)
+			return (int)i;
+	return -1;
 }
 
 static void ps_del(void *arg, const char *id, uint64_t seq)
@@ -724,12 +761,17 @@ static void ps_del(void *arg, const char *id, uint64_t seq)
 			ps->seqs[i] = ps->seqs[--ps->n];
 			ps->expiry[i] = ps->expiry[ps->n];
 			ps->has_expiry[i] = ps->has_expiry[ps->n];
+			ps->pid[i] = ps->pid[ps->n];
+			ps->state[i] = ps->state[ps->n];
+			ps->qos[i] = ps->qos[ps->n];
+			memcpy(ps->topic[i], ps->topic[ps->n], sizeof(ps->topic[i]));
 			return;
 		}
 	fail_msg("deleting seq %llu never added", (unsigned long long)seq);
 }
 
-static const struct brk_persist_ops ps_ops = { .session_msg_add = ps_add,
+static const struct brk_persist_ops ps_ops = { .session_save = ps_save,
+					       .session_msg_add = ps_add,
 					       .session_msg_del = ps_del };
 
 /*
@@ -759,19 +801,39 @@ static void test_persist_while_online(void **state)
 	assert_int_equal(m2.publish.qos, 2);
 	ack(e, s, MQTT_PUBACK, m1.packet_id);
 	assert_int_equal(ps.n, 1);
-	/* QoS 2: gone from the store at PUBREC (only the PUBREL state remains). */
+	/*
+	 * QoS 2 at PUBREC: the message is replaced in the store (same seq, one
+	 * write, no delete) by a marker of its PUBREL state with the pid, so
+	 * that even a kill -9 now leaves the PUBREL owed; PUBCOMP deletes it.
+	 */
 	ack(e, s, MQTT_PUBREC, m2.packet_id);
 	assert_true(next_pkt(s, &a)); /* d/3 */
 	assert_true(next_pkt(s, &a));
 	assert_int_equal(a.type, MQTT_PUBREL);
+	assert_int_equal(ps.n, 1);
+	assert_int_equal(ps.adds, 3);
+	assert_int_equal(ps.dels, 1);
+	assert_int_equal(ps.state[0], BRK_MSG_RELEASED);
+	assert_int_equal(ps.pid[0], m2.packet_id);
+	assert_int_equal(ps.qos[0], 2);
+	ack(e, s, MQTT_PUBCOMP, m2.packet_id);
 	assert_int_equal(ps.n, 0);
-	/* A message in flight when the session goes offline is stored once, not twice. */
+	assert_int_equal(ps.dels, 2);
+	/*
+	 * A message in flight when the session goes offline is stored again
+	 * (the same record: seq) with its pid and state, for a resend with DUP.
+	 */
 	publish(e, p, "d/4", "four", 1, 3);
 	assert_int_equal(ps.n, 1);
-	assert_int_equal(ps.adds, 3);
+	assert_int_equal(ps.adds, 4);
+	assert_int_equal(ps.state[0], BRK_MSG_QUEUED);
+	assert_true(next_pkt(s, &m1));
+	assert_int_equal(m1.type, MQTT_PUBLISH);
 	fc_close(e, s);
 	assert_int_equal(ps.n, 1);
-	assert_int_equal(ps.adds, 3);
+	assert_int_equal(ps.adds, 5);
+	assert_int_equal(ps.state[0], BRK_MSG_PUBLISHED);
+	assert_int_equal(ps.pid[0], m1.packet_id);
 	brk_set_persist(&e->b, NULL, NULL);
 }
 
@@ -801,6 +863,135 @@ static void test_persist_expiry_remaining(void **state)
 	assert_int_equal(ps.n, 1);
 	assert_true(ps.has_expiry[0]);
 	assert_int_equal(ps.expiry[0], 6);
+	brk_set_persist(&e->b, NULL, NULL);
+}
+
+/*
+ * Exactly once across a restart [MQTT-4.4.0-1]: what the store holds of a
+ * session that went offline with messages in flight brings them back in
+ * flight with their pids: a PUBREL for the released QoS 2 message, the
+ * unacknowledged PUBLISHes again with DUP=1 and the same pid, then the
+ * queued ones with pids not in use.
+ */
+static void test_persist_inflight_restore(void **state)
+{
+	struct env *e = *state;
+	struct pstore ps = { .n = 0 };
+	struct mqtt_pkt a, m[4];
+	struct fconn *s, *p;
+	struct brk_session *ss;
+	uint64_t order[16];
+	unsigned int i, j, n;
+
+	brk_set_persist(&e->b, &ps_ops, &ps);
+	s = connect_v(e, "dur", MQTT_V311, false, 0, NULL, &a);
+	p = connect_v(e, "pub", MQTT_V311, true, 0, NULL, &a);
+	subscribe(e, s, "r/#", 2);
+	publish(e, p, "r/1", "one", 2, 1);
+	publish(e, p, "r/2", "two", 2, 2);
+	publish(e, p, "r/3", "three", 1, 3);
+	publish(e, p, "r/4", "four", 1, 4);
+	publish(e, p, "r/5", "five", 1, 5); /* beyond the window of 4: queued */
+	for (i = 0; i < 4; i++) {
+		assert_true(next_pkt(s, &m[i]));
+		assert_int_equal(m[i].type, MQTT_PUBLISH);
+	}
+	assert_false(next_pkt(s, &a));
+	ack(e, s, MQTT_PUBREC, m[0].packet_id);
+	assert_true(next_pkt(s, &a));
+	assert_int_equal(a.type, MQTT_PUBREL);
+	fc_close(e, s);
+	assert_int_equal(ps.n, 5);
+	for (i = 0; i < 5; i++) {
+		int k = ps_find(&ps, i + 1);
+
+		assert_true(k >= 0);
+		assert_int_equal(ps.state[k], i == 0  ? BRK_MSG_RELEASED
+					      : i < 4 ? BRK_MSG_PUBLISHED
+						      : BRK_MSG_QUEUED);
+		assert_int_equal(ps.pid[k], i < 4 ? m[i].packet_id : 0);
+	}
+
+	/* The broker forgets the session; a restore brings it back from ps. */
+	brk_set_persist(&e->b, NULL, NULL);
+	s = connect_v(e, "dur", MQTT_V311, true, 0, NULL, &a);
+	fc_close(e, s);
+	assert_null(brk__session_find(&e->b, S("dur")));
+	assert_int_equal(brk_restore_session(&e->b, "dur", ps.blob, ps.blob_len), 0);
+	for (n = 0; n < ps.n; n++)
+		order[n] = ps.seqs[n];
+	for (i = 0; i < n; i++)
+		for (j = i + 1; j < n; j++)
+			if (order[j] < order[i]) {
+				uint64_t t = order[i];
+
+				order[i] = order[j];
+				order[j] = t;
+			}
+	for (i = 0; i < n; i++) {
+		int k = ps_find(&ps, order[i]);
+		struct brk_pub rp = { .topic = S(ps.topic[k]),
+				      .payload = S("x"),
+				      .qos = ps.qos[k] };
+
+		assert_int_equal(brk_restore_session_msg(&e->b, "dur", order[i], &rp, ps.pid[k],
+							 ps.state[k]),
+				 0);
+	}
+	/* A pid in flight cannot come back twice; a released marker is QoS 2 only. */
+	{
+		struct brk_pub rp = { .topic = S("r/9"), .payload = S("x"), .qos = 1 };
+
+		assert_int_equal(brk_restore_session_msg(&e->b, "dur", 99, &rp, m[1].packet_id,
+							 BRK_MSG_PUBLISHED),
+				 -EINVAL);
+		assert_int_equal(
+			brk_restore_session_msg(&e->b, "dur", 99, &rp, 999, BRK_MSG_RELEASED),
+			-EINVAL);
+		assert_int_equal(
+			brk_restore_session_msg(&e->b, "dur", 99, &rp, 0, BRK_MSG_PUBLISHED),
+			-EINVAL);
+	}
+	ss = brk__session_find(&e->b, S("dur"));
+	assert_non_null(ss);
+	assert_int_equal(ss->n_inflight, 4);
+	assert_int_equal(ss->n_queued, 1);
+
+	brk_set_persist(&e->b, &ps_ops, &ps);
+	s = connect_v(e, "dur", MQTT_V311, false, 0, NULL, &a);
+	assert_true(a.connack.session_present);
+	/* [MQTT-4.4.0-1] PUBREL first (it was first), then the PUBLISHes again. */
+	assert_true(next_pkt(s, &a));
+	assert_int_equal(a.type, MQTT_PUBREL);
+	assert_int_equal(a.packet_id, m[0].packet_id);
+	for (i = 1; i < 4; i++) {
+		assert_true(next_pkt(s, &a));
+		assert_int_equal(a.type, MQTT_PUBLISH);
+		assert_int_equal(a.packet_id, m[i].packet_id);
+		assert_true(a.publish.dup);
+		assert_int_equal(a.publish.qos, m[i].publish.qos);
+		assert_true(gw_slice_eq_cstr(a.publish.topic, i == 1   ? "r/2"
+							      : i == 2 ? "r/3"
+								       : "r/4"));
+	}
+	assert_false(next_pkt(s, &a)); /* the window (4) is full */
+	ack(e, s, MQTT_PUBCOMP, m[0].packet_id);
+	assert_int_equal(ps.n, 4);
+	assert_true(next_pkt(s, &a));
+	assert_int_equal(a.type, MQTT_PUBLISH);
+	assert_false(a.publish.dup);
+	assert_true(gw_slice_eq(a.publish.topic, S("r/5")));
+	for (i = 1; i < 4; i++)
+		assert_int_not_equal(a.packet_id, m[i].packet_id);
+	ack(e, s, MQTT_PUBACK, a.packet_id);
+	ack(e, s, MQTT_PUBREC, m[1].packet_id);
+	assert_true(next_pkt(s, &a));
+	assert_int_equal(a.type, MQTT_PUBREL);
+	ack(e, s, MQTT_PUBCOMP, m[1].packet_id);
+	ack(e, s, MQTT_PUBACK, m[2].packet_id);
+	ack(e, s, MQTT_PUBACK, m[3].packet_id);
+	assert_int_equal(ps.n, 0);
+	assert_int_equal(ss->n_inflight, 0);
 	brk_set_persist(&e->b, NULL, NULL);
 }
 
@@ -937,6 +1128,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_auth_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_persist_while_online, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_persist_expiry_remaining, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_persist_inflight_restore, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pool_steady_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stage, setup, teardown),
 	};

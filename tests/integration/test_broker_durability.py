@@ -180,6 +180,130 @@ def test_expiry_counts_on_after_restart():
         d.cleanup()
 
 
+def restart(d, how):
+    """Stop the daemon cleanly (SIGTERM) or kill -9 it, then start it again."""
+    if how == "kill":
+        d.crash()
+    else:
+        assert d.stop() == 0
+        d.logf = open(os.path.join(d.dir, "log"), "a")
+    d.start()
+
+
+def nothing_more(r, timeout=0.7):
+    try:
+        p = r.recv_pkt(timeout)
+    except AssertionError:
+        p = None
+    return p
+
+
+def test_pubrel_survives_restart():
+    """[MQTT-4.4.0-1] A QoS 2 message whose PUBREC came and whose PUBCOMP did not:
+    after a restart (SIGTERM, kill -9) the PUBREL for the same packet id is sent
+    again on reconnection, and the message itself is not (exactly once)."""
+    for how in ("term", "kill"):
+        d = Daemon()
+        try:
+            sub = Raw(d, 4)
+            sub.connect("rel-sub", clean=False)
+            sub.subscribe(1, "r/#", 2)
+            pub = Client(d, "rel-pub")
+            pub.connect()
+            pub.pub("r/1", b"once", qos=2).wait_for_publish(T)
+            got = drain(sub, 1)[0]
+            assert got[4] == 2 and got[2] == b"once", got
+            pid = got[1]
+            sub.ack(5, pid)  # PUBREC
+            p = sub.expect(6)
+            assert struct.unpack("!H", p[2][:2])[0] == pid, p
+            time.sleep(0.5)  # several group commits; no PUBCOMP
+            pub.disconnect()
+            restart(d, how)
+            sub = Raw(d, 4)
+            p = sub.connect("rel-sub", clean=False)
+            assert p[2][0] == 1, "%s: session present %r" % (how, p)
+            p = sub.expect(6)
+            assert p[1] == 2 and struct.unpack("!H", p[2][:2])[0] == pid, (how, p, pid)
+            extra = nothing_more(sub)
+            assert extra is None, (how, extra)
+            sub.ack(7, pid)  # PUBCOMP: done, forgotten
+            time.sleep(0.3)
+            sub.close()
+            restart(d, how)
+            sub = Raw(d, 4)
+            p = sub.connect("rel-sub", clean=False)
+            assert p[2][0] == 1, p
+            extra = nothing_more(sub)
+            assert extra is None, (how, extra)
+            sub.close()
+            assert d.stop() == 0
+        finally:
+            d.stop()
+            d.cleanup()
+
+
+def test_inflight_resent_same_pid():
+    """A PUBLISH sent and not acknowledged is sent again with the same packet id and
+    DUP=1 after a clean stop with the client online, and after a kill -9 once the
+    client went offline (its state is saved then); queued ones follow as new."""
+    for how in ("term", "offline-kill"):
+        d = Daemon()
+        try:
+            sub = Raw(d, 4)
+            sub.connect("pid-sub", clean=False)
+            sub.subscribe(1, "p/#", 2)
+            pub = Client(d, "pid-pub")
+            pub.connect()
+            # One acknowledged first, so that the ids in flight are not those a
+            # restarted broker would hand out anyway.
+            pub.pub("p/0", b"zero", qos=1).wait_for_publish(T)
+            sub.ack(4, drain(sub, 1)[0][1])
+            pub.pub("p/2", b"two", qos=2).wait_for_publish(T)
+            pub.pub("p/1", b"one", qos=1).wait_for_publish(T)
+            got = drain(sub, 2)
+            assert [(g[0], g[4], g[5]) for g in got] == [("p/2", 2, False), ("p/1", 1, False)]
+            pub.disconnect()
+            if how == "offline-kill":
+                sub.close()
+                time.sleep(0.5)  # the session's offline save is committed
+                restart(d, "kill")
+            else:
+                restart(d, "term")
+            sub = Raw(d, 4)
+            p = sub.connect("pid-sub", clean=False)
+            assert p[2][0] == 1, "%s: session present %r" % (how, p)
+            again = drain(sub, 2)
+            assert [(g[0], g[1], g[2], g[4], g[5]) for g in again] == \
+                [(g[0], g[1], g[2], g[4], True) for g in got], (how, got, again)
+            # QoS 2 goes on with the same id: PUBREC -> PUBREL -> PUBCOMP.
+            sub.ack(5, again[0][1])
+            p = sub.expect(6)
+            assert struct.unpack("!H", p[2][:2])[0] == again[0][1], p
+            sub.ack(7, again[0][1])
+            sub.ack(4, again[1][1])
+            # A new message does not reuse an id in use, and is not a duplicate.
+            pub = Client(d, "pid-pub")
+            pub.connect()
+            pub.pub("p/3", b"three", qos=1).wait_for_publish(T)
+            g3 = drain(sub, 1)[0]
+            assert g3[0] == "p/3" and not g3[5], g3
+            sub.ack(4, g3[1])
+            pub.disconnect()
+            time.sleep(0.3)
+            sub.close()
+            restart(d, "kill")
+            sub = Raw(d, 4)
+            p = sub.connect("pid-sub", clean=False)
+            extra = nothing_more(sub)
+            assert extra is None, (how, extra)
+            sub.close()
+            assert d.stop() == 0
+        finally:
+            d.stop()
+            d.cleanup()
+
+
 if __name__ == "__main__":
     if not os.access(FIELDMQ, os.X_OK):
         print("SKIP: %s not built" % FIELDMQ)
@@ -187,4 +311,6 @@ if __name__ == "__main__":
     sys.exit(run([
         test_unacked_survive_kill9,
         test_expiry_counts_on_after_restart,
+        test_pubrel_survives_restart,
+        test_inflight_resent_same_pid,
     ]))
