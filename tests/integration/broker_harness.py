@@ -205,6 +205,18 @@ def varint(n):
             return out
 
 
+def read_varint(buf, i):
+    """(value, index after it) of the MQTT variable byte integer at buf[i]."""
+    mult, n = 1, 0
+    while True:
+        b = buf[i]
+        i += 1
+        n += (b & 0x7F) * mult
+        mult *= 128
+        if not b & 0x80:
+            return n, i
+
+
 def s16(b):
     if isinstance(b, str):
         b = b.encode()
@@ -327,14 +339,7 @@ def parse_publish(p, version=4):
         i += 2
     praw = b""
     if version == 5:
-        mult, plen = 1, 0
-        while True:
-            b = body[i]
-            i += 1
-            plen += (b & 0x7F) * mult
-            mult *= 128
-            if not b & 0x80:
-                break
+        plen, i = read_varint(body, i)
         praw = body[i:i + plen]
         i += plen
     return topic, pid, body[i:], praw, qos, bool(flags & 8), bool(flags & 1)

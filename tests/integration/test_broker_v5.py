@@ -15,7 +15,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from broker_harness import (Broker, Client, Raw, packet, parse_publish, props,  # noqa: E402
-                            run, s16, varint)
+                            read_varint, run, s16, varint)
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.packettypes import PacketTypes  # noqa: E402
 from paho.mqtt.properties import Properties  # noqa: E402
@@ -51,14 +51,7 @@ topic readwrite alice/#
 
 def suback_codes(body):
     """The reason codes of a 5.0 SUBACK body (after the properties)."""
-    i, n, mult = 2, 0, 1
-    while True:
-        b = body[i]
-        i += 1
-        n += (b & 0x7F) * mult
-        mult *= 128
-        if not b & 0x80:
-            break
+    n, i = read_varint(body, 2)
     return list(body[i + n:])
 
 
@@ -611,14 +604,7 @@ def parse_props(raw):
             out.append((pid, (raw[i + 2:i + 2 + k], raw[i + 4 + k:i + 4 + k + v])))
             i += 4 + k + v
         elif pid == 0x0B:
-            mult, val = 1, 0
-            while True:
-                b = raw[i]
-                i += 1
-                val += (b & 0x7F) * mult
-                mult *= 128
-                if not b & 0x80:
-                    break
+            val, i = read_varint(raw, i)
             out.append((pid, val))
         else:
             raise AssertionError("unknown property 0x%02x in %r" % (pid, raw))
@@ -627,14 +613,7 @@ def parse_props(raw):
 
 def props_after(body, off):
     """The properties of a raw packet body whose property length is at @off."""
-    mult, n, i = 1, 0, off
-    while True:
-        b = body[i]
-        i += 1
-        n += (b & 0x7F) * mult
-        mult *= 128
-        if not b & 0x80:
-            break
+    n, i = read_varint(body, off)
     return parse_props(body[i:i + n])
 
 
