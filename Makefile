@@ -2,7 +2,7 @@
 #
 #   make            build build/fieldmq (and the test simulators)
 #   make run        deps + build + run with etc/fieldmq.ini, data under ./var/
-#   make test       deps + build + unit tests, fuzz corpus replay, integration tests, format check
+#   make test       test-deps + build + unit tests, fuzz corpus replay, integration tests, format check
 #   make asan       the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench      benchmarks against Mosquitto (writes BENCHMARKS.md figures to build/bench/)
 #   make install    $(DESTDIR)$(PREFIX)/sbin/fieldmq and $(DESTDIR)/etc/fieldmq/
@@ -133,13 +133,13 @@ test-bins: $(BUILD)/fieldmq sims $(UNIT_BINS) $(FUZZ_BINS)
 check: test-bins
 	BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run_tests.sh $(UNIT_BINS) -- $(FUZZ_BINS)
 
-test: deps
+test: test-deps
 	$(MAKE) test-bins
 	$(MAKE) format-check
 	$(MAKE) check
 
 ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-asan: deps
+asan: test-deps
 	$(MAKE) BUILD=build/asan SAN="$(ASAN_FLAGS)" CFLAGS="-O1 -g" test-bins
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 		$(MAKE) BUILD=build/asan SAN="$(ASAN_FLAGS)" CFLAGS="-O1 -g" check
@@ -154,7 +154,7 @@ fuzz:
 			$$f $(foreach m,$(MODULES),build/libfuzzer/lib$(m).a) $(ALL_LIBS) || exit 1; done
 	@echo "run e.g.: build/libfuzzer/fuzz_mqtt_codec tests/fuzz/corpus/mqtt_codec -max_total_time=60"
 
-bench: deps all $(BENCH_BINS)
+bench: test-deps all $(BENCH_BINS)
 	BUILD=$(BUILD) bench/all.sh
 
 # ----------------------------------------------------------------- running
@@ -168,12 +168,17 @@ run: deps all
 	$(BUILD)/fieldmq -c etc/fieldmq.ini
 
 # -------------------------------------------------------------- dependencies
-DEB_PKGS := gcc make pkg-config libuv1-dev libmodbus-dev libcoap3-dev libcoap3-bin libmbedtls-dev \
-	libsqlite3-dev sqlite3 libinih-dev libcjson-dev libcmocka-dev mosquitto mosquitto-clients \
-	python3 python3-paho-mqtt python3-pymodbus python3-scapy socat openssl clang-format iproute2 procps \
+# What building and running needs (make run, make): nothing test-only.
+RUN_DEB_PKGS := gcc make pkg-config libuv1-dev libmodbus-dev libcoap3-dev libmbedtls-dev \
+	libsqlite3-dev libinih-dev libcjson-dev mosquitto-clients
+# What the tests and benchmarks need on top (make test, make bench, .ci/run).
+TEST_DEB_PKGS := libcmocka-dev libcoap3-bin sqlite3 mosquitto python3 python3-paho-mqtt \
+	python3-pymodbus python3-scapy socat openssl clang-format iproute2 procps \
 	golang-go golang-github-eclipse-paho.mqtt.golang-dev
-deps:
-	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+
+# install_pkgs PACKAGES: install what is missing (as root) or print the command.
+define install_pkgs
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 		| grep -q 'ok installed' || echo $$p; done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then \
@@ -183,6 +188,11 @@ deps:
 		echo "missing packages; run as root:"; \
 		echo "  apt-get install -y $$missing"; exit 1; \
 	fi
+endef
+deps:
+	$(call install_pkgs,$(RUN_DEB_PKGS))
+test-deps:
+	$(call install_pkgs,$(RUN_DEB_PKGS) $(TEST_DEB_PKGS))
 
 # --------------------------------------------------------------------- style
 FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
@@ -205,7 +215,7 @@ install: $(BUILD)/fieldmq
 clean:
 	rm -rf build
 
-.PHONY: fuzz-libs all sims test-bins check test asan fuzz bench run deps format-check format install clean
+.PHONY: fuzz-libs all sims test-bins check test asan fuzz bench run deps test-deps format-check format install clean
 .SECONDARY:
 .DELETE_ON_ERROR:
 
