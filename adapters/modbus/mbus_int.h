@@ -18,6 +18,8 @@
 #define MBUS_MAX_WRITE_REGS 123
 #define MBUS_MAX_WRITE_BITS 1968
 #define MBUS_RTU_MAX_ADU 256
+#define MBUS_MAX_PDU 253     /* [MBAP 4.1] function code + data */
+#define MBUS_TCP_MAX_ADU 260 /* [TCP 3.1.3] 7-byte MBAP header + PDU */
 
 /* Function codes used by the adapter. */
 enum mbus_fc {
@@ -135,6 +137,26 @@ int mbus_rtu_decode_req(const uint8_t *buf, size_t len, struct mbus_frame *out);
  */
 int mbus_rsp_parse(const struct mbus_frame *f, uint8_t fc, uint16_t addr, uint16_t count,
 		   uint16_t *regs);
+
+/* ------------------------------------------------------------------ MBAP */
+
+/*
+ * Frame @pdu as a Modbus TCP ADU (Messaging on TCP/IP V1.0b, 3.1.3): the MBAP
+ * header (transaction id @tid, protocol 0, length, @unit) then the PDU.
+ * Returns 0, or -EMSGSIZE (an empty or too long PDU, or no room in @w).
+ */
+int mbus_mbap_encode(struct gw_writer *w, uint16_t tid, uint8_t unit, const uint8_t *pdu,
+		     size_t pdu_len);
+
+/*
+ * Decode one Modbus TCP ADU at the start of @buf (requests and responses
+ * alike: the MBAP length field delimits it). *tid gets the transaction id;
+ * @out the unit, function code, exception code (0 when none) and the PDU body
+ * after the function code, as a slice into @buf. Returns bytes consumed
+ * (> 0), 0 when more bytes are needed, -EBADMSG for a protocol id other than
+ * 0, a length below 2 or above 254, or a malformed exception response.
+ */
+int mbus_mbap_decode(const uint8_t *buf, size_t len, uint16_t *tid, struct mbus_frame *out);
 
 /* ---------------------------------------------------------------- health */
 

@@ -224,3 +224,54 @@ int mbus_rsp_parse(const struct mbus_frame *f, uint8_t fc, uint16_t addr, uint16
 		return -EPROTO;
 	}
 }
+
+/* ------------------------------------------------------------------ MBAP */
+
+int mbus_mbap_encode(struct gw_writer *w, uint16_t tid, uint8_t unit, const uint8_t *pdu,
+		     size_t pdu_len)
+{
+	if (pdu_len == 0 || pdu_len > MBUS_MAX_PDU)
+		return -EMSGSIZE;
+	/* [TCP 3.1.3] transaction id, protocol id 0, length of unit + PDU. */
+	gw_wr_u16be(w, tid);
+	gw_wr_u16be(w, 0);
+	gw_wr_u16be(w, (uint16_t)(pdu_len + 1));
+	gw_wr_u8(w, unit);
+	gw_wr_bytes(w, pdu, pdu_len);
+	return w->err;
+}
+
+int mbus_mbap_decode(const uint8_t *buf, size_t len, uint16_t *tid, struct mbus_frame *out)
+{
+	struct gw_reader r;
+	uint16_t proto, n;
+	uint8_t unit, fc;
+	size_t need;
+
+	if (len < 7)
+		return 0;
+	gw_reader_init(&r, buf, len);
+	gw_rd_u16be(&r, tid);
+	gw_rd_u16be(&r, &proto);
+	gw_rd_u16be(&r, &n);
+	gw_rd_u8(&r, &unit);
+	/* The length counts the unit id and a PDU of at least a function code. */
+	if (proto != 0 || n < 2 || n > MBUS_MAX_PDU + 1)
+		return -EBADMSG;
+	need = 6 + (size_t)n;
+	if (len < need)
+		return 0;
+	gw_rd_u8(&r, &fc);
+	out->unit = unit;
+	out->fc = fc & 0x7F;
+	out->exception = 0;
+	if (fc & 0x80) {
+		/* An exception response is the function code and one code byte. */
+		if (n != 3)
+			return -EBADMSG;
+		out->exception = buf[8];
+	}
+	out->body.p = buf + 8;
+	out->body.len = need - 8;
+	return (int)need;
+}
