@@ -1,17 +1,47 @@
 /*
- * adapter.h - what every field adapter shares with the gateway: the device
- * map (buses, devices, points, as loaded from the devices.d INI files), the
- * normalised reading, and the adapter interface (start / stop / command).
+ * adapter.h - what every field adapter shares with the gateway: the
+ * protocol-neutral device map (buses, devices, points, as loaded from the
+ * devices.d INI files), the key tables through which an adapter owns its
+ * device-map keys, the normalised reading, and the adapter interface
+ * (start / stop / reload / command).
  *
  * Adapters never talk to the cloud side and never to each other: they hand
  * readings to the sink the gateway gives them and receive commands from it.
+ *
+ * How an adapter plugs in (adapters/<name>/, e.g. adapters/coap/):
+ *
+ *  1. A slot in enum ad_protocol (AD_PROTO_COAP, AD_PROTO_SERIAL are there).
+ *  2. Its parsed structs, private to the adapter, one per section kind it
+ *     uses, e.g. struct coap_device { char *url; ... } and struct coap_point
+ *     { char *path; bool observe; ... }. The loader allocates them zeroed
+ *     (size from the key table), applies every row's default, then the keys
+ *     of the section, and hangs them on the common object as ->ext.
+ *  3. Key tables (struct ad_keys) for its [bus:], [device:] and [point:]
+ *     sections, rows indexed by an enum of the adapter
+ *     ([COAP_PT_PATH] = { .name = "path", .type = AD_K_STR, .off = ... }),
+ *     and optional check hooks that validate a whole object once every key
+ *     is read (cross-key rules, "required" keys, inheritance from the
+ *     device). Rows and hooks are collected in a struct ad_schema; the
+ *     common keys (below) are the loader's and never appear in it.
+ *  4. A constructor with the signature of ad_create_fn, returning an
+ *     adapter that serves the devices of its protocol in a map, and a
+ *     struct ad_ops (start, stop, free, command, optional reload).
+ *  5. One line in the registry, gateway/adapters.c:
+ *         [AD_PROTO_COAP] = { "coap", &coap_schema, ad_coap_new },
+ *     Nothing in gateway/config.c or in gateway.c's lifecycle changes.
+ *
+ * Readings go out through struct ad_sink (on_reading / on_status /
+ * on_cmd_done), on the loop thread. Commands come in through ops->command
+ * for points of the adapter's protocol only (the gateway routes by
+ * point->device->protocol).
  */
 #ifndef FIELDMQ_ADAPTER_H
 #define FIELDMQ_ADAPTER_H
 
-#include <uv.h>
-
 #include "gateway/base/base.h"
+
+/* libuv's loop, forward-declared: this header is included by pure code. */
+struct uv_loop_s;
 
 /* ------------------------------------------------------------------ values */
 
@@ -45,18 +75,12 @@ enum ad_quality {
 
 /* ---------------------------------------------------------------- device map */
 
+/* The adapters the device map knows; the registry (gateway/adapters.c) maps each to its code. */
 enum ad_protocol {
-	AD_PROTO_MODBUS,
-	AD_PROTO_COAP,
-	AD_PROTO_SERIAL,
+	AD_PROTO_MODBUS, /* adapters/modbus */
+	AD_PROTO_COAP,	 /* adapters/coap */
+	AD_PROTO_SERIAL, /* adapters/serial */
 	__AD_PROTO_MAX,
-};
-
-enum ad_bus_type {
-	AD_BUS_RTU,
-	AD_BUS_TCP,
-	AD_BUS_RTU_OVER_TCP,
-	__AD_BUS_MAX,
 };
 
 enum ad_publish {
@@ -67,27 +91,15 @@ enum ad_publish {
 	__AD_PUB_MAX,
 };
 
-/* Byte orders for 32/64-bit values: A is the most significant byte. */
-enum ad_byte_order {
-	AD_BO_INHERIT,
-	AD_BO_ABCD, /* big-endian words, big-endian bytes (Modbus default) */
-	AD_BO_BADC, /* bytes swapped within each word */
-	AD_BO_CDAB, /* words swapped ("word swap") */
-	AD_BO_DCBA, /* little-endian */
-	__AD_BO_MAX,
-};
-
-enum ad_area {
-	AD_AREA_COIL,
-	AD_AREA_DISCRETE,
-	AD_AREA_INPUT,
-	AD_AREA_HOLDING,
-	__AD_AREA_MAX,
-};
-
+/*
+ * A point's value type (the common key "type"). Adapters refuse in their
+ * point check the types they cannot produce (bit and string are register
+ * layouts of Modbus; a CoAP or serial point typically is bool, an integer,
+ * float64 or string).
+ */
 enum ad_point_type {
 	AD_PT_BOOL,
-	AD_PT_BIT, /* one bit of a register (bit = 0..15) */
+	AD_PT_BIT, /* one bit of a register (Modbus: bit = 0..15) */
 	AD_PT_INT16,
 	AD_PT_UINT16,
 	AD_PT_INT32,
@@ -96,10 +108,23 @@ enum ad_point_type {
 	AD_PT_UINT64,
 	AD_PT_FLOAT32,
 	AD_PT_FLOAT64,
-	AD_PT_STRING, /* length registers, two bytes each, high byte first */
+	AD_PT_STRING,
 	__AD_PT_MAX,
 };
 
+/* The names of enum ad_point_type in the device map, in enum order. */
+#define AD_POINT_TYPE_NAMES                                                                \
+	"bool", "bit", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", \
+		"float64", "string"
+
+static inline const char *ad_point_type_name(enum ad_point_type t)
+{
+	static const char *const names[] = { AD_POINT_TYPE_NAMES };
+
+	return (unsigned int)t < GW_ARRAY_SIZE(names) ? names[t] : "?";
+}
+
+/* Serial line parity, shared by the adapters that open serial lines. */
 enum ad_parity {
 	AD_PARITY_NONE = 'N',
 	AD_PARITY_EVEN = 'E',
@@ -112,65 +137,50 @@ struct ad_origin {
 	unsigned int line;
 };
 
-/* [bus:NAME] or the implicit bus of a device with inline transport keys. */
+/*
+ * [bus:NAME], or the implicit bus of a device with inline transport keys
+ * (a device of an adapter that has bus keys and names no bus gets one).
+ * Everything else about the bus is the adapter's: ext.
+ */
 struct ad_bus {
 	char *name; /* "rs485"; for an implicit bus, the device's name */
 	bool implicit;
-	enum ad_bus_type type;
-	char *device; /* rtu: /dev/ttyUSB0 */
-	uint32_t baud;
-	char parity; /* 'N' 'E' 'O' */
-	uint8_t data_bits;
-	uint8_t stop_bits;
-	bool rs485;
-	char *host; /* tcp, rtu_over_tcp */
-	uint16_t port;
-	uint32_t timeout_ms;
-	uint32_t turnaround_ms;
+	enum ad_protocol protocol;
+	void *ext; /* the adapter's parsed struct (e.g. struct mbus_bus) */
 	struct ad_origin origin;
 };
 
-/* [device:NAME] */
+/* [device:NAME]: the common keys protocol, bus, poll, publish; the rest is ext. */
 struct ad_device {
 	char *name;
 	enum ad_protocol protocol;
-	struct ad_bus *bus; /* points into map->buses */
-	uint8_t unit_id;
+	struct ad_bus *bus; /* named or implicit; NULL for adapters without buses */
 	uint32_t poll_ms;
-	enum ad_byte_order byte_order; /* default for 32/64-bit points; never INHERIT after load */
-	uint8_t address_base;	       /* 0 or 1 */
-	uint16_t max_regs_per_read;
-	uint16_t max_bits_per_read;
-	uint16_t max_gap;
-	bool one_request_per_point;
-	bool write_multiple_always;
-	uint8_t retries;
-	uint16_t degrade_after;
-	uint32_t degrade_for_ms;
+	uint32_t stale_ms;	  /* a good value older than this is stale; 3 * poll_ms unless
+				     the adapter's device check sets it */
 	enum ad_publish publish;  /* never INHERIT after load */
+	void *ext;		  /* the adapter's parsed struct (e.g. struct mbus_device) */
 	struct ad_point **points; /* this device's points, in file order */
 	unsigned int n_points;
 	struct ad_origin origin;
 };
 
-/* [point:DEVICE/NAME] */
+/*
+ * [point:DEVICE/NAME]: the common keys type, scale, offset, deadband, unit,
+ * access, publish; the rest (where the value is on the device) is ext.
+ */
 struct ad_point {
 	char *name; /* "temperature" */
 	struct ad_device *device;
-	enum ad_area area;
-	uint16_t address; /* protocol address (address_base already applied) */
 	enum ad_point_type type;
-	enum ad_byte_order byte_order; /* never INHERIT after load */
-	uint8_t bit;
-	uint16_t length;  /* registers, for strings */
-	bool string_swap; /* strings: low byte first in each register */
-	double scale;
+	double scale; /* value = raw * scale + offset */
 	double offset;
 	double deadband;
-	char *unit;
+	char *unit;		 /* "" when none */
 	bool writable;		 /* access = rw */
-	unsigned int index;	 /* position in map->points */
 	enum ad_publish publish; /* never INHERIT after load */
+	unsigned int index;	 /* position in map->points */
+	void *ext;		 /* the adapter's parsed struct (e.g. struct mbus_point) */
 	struct ad_origin origin;
 };
 
@@ -185,24 +195,130 @@ struct ad_map {
 	unsigned int n_files;
 };
 
-/* Registers (or bits) a point spans: 1 for bool/bit/16-bit, 2 for 32-bit, 4 for 64-bit, length for strings. */
-static inline unsigned int ad_point_regs(const struct ad_point *pt)
+/* ------------------------------------------------------------ key tables */
+
+/*
+ * One row per key of a section. The loader's one setter validates every
+ * value with file:line ("[device:x] baud: 'fast': expected an integer from
+ * 50 to 4000000"), writes it at @off in the section's struct, and lists the
+ * table's names when a key is unknown ("expected one of: ..."). The same
+ * rows print the effective configuration (fieldmq --check-config -v).
+ */
+enum ad_key_type {
+	AD_K_STR,    /* char *, copied; "" allowed */
+	AD_K_PATH,   /* char *, relative to the folder of the file that names it */
+	AD_K_BOOL,   /* bool: yes/no/true/false/on/off/1/0 */
+	AD_K_DUR,    /* duration (500ms, 5s, 2m, 1h, 1d) in ms, integer of @size bytes */
+	AD_K_SIZE,   /* size (512, 64K, 16M, 1G) in bytes, integer of @size bytes */
+	AD_K_INT,    /* integer in [min, max], of @size bytes */
+	AD_K_DOUBLE, /* double; AD_KF_NONNEG refuses < 0 */
+	AD_K_ENUM,   /* one of @enums (case-insensitive), stored as an int of @size bytes */
+	AD_K_CUSTOM, /* @fn does it all (and reports its own errors) */
+};
+
+#define AD_KF_NONNEG 1	      /* AD_K_DOUBLE: >= 0 */
+#define AD_KF_KEEP_IF_EMPTY 2 /* AD_K_CUSTOM: "key =" keeps the default instead of calling @fn */
+#define AD_KF_SECRET 4	      /* never printed by --check-config -v */
+
+struct ad_parse;
+struct ad_key;
+
+/*
+ * Parser of an AD_K_CUSTOM key: @obj is the section's struct, @val the
+ * value (never NULL). Report errors with ad_parse_error() and return
+ * -EINVAL; -ENOMEM when out of memory; 0 on success.
+ */
+typedef int (*ad_key_parse_fn)(struct ad_parse *ap, void *obj, const struct ad_key *k,
+			       const char *val);
+/* Printer of an AD_K_CUSTOM key for --check-config -v: the value as it would be written. */
+typedef void (*ad_key_show_fn)(const void *obj, const struct ad_key *k, char *buf, size_t n);
+
+struct ad_key {
+	const char *name;
+	enum ad_key_type type;
+	size_t off;		  /* where the value goes in the section's struct */
+	unsigned char size;	  /* AD_K_INT / DUR / SIZE / ENUM target width: 1, 2, 4, 8 */
+	long long min, max;	  /* AD_K_INT range; DUR / SIZE: max 0 = unbounded */
+	const char *const *enums; /* AD_K_ENUM: NULL-terminated names */
+	const int *enum_vals;	  /* optional: the values of the names, else index + enum_base */
+	unsigned char enum_base;
+	unsigned int flag;  /* AD_KF_* */
+	const char *def;    /* the default, as it would be written in the file (NULL: none,
+			       or computed by a check hook); parsed by the same setter */
+	const char *help;   /* one line for --check-config -v and the docs */
+	ad_key_parse_fn fn; /* AD_K_CUSTOM */
+	ad_key_show_fn show;
+};
+
+/* The keys of one section kind and the struct they fill. */
+struct ad_keys {
+	const struct ad_key
+		*rows;	/* indexed by the adapter's enum; rows without a name are holes */
+	unsigned int n; /* the enum's __X_MAX; at most 64 */
+	size_t size;	/* of the parsed struct the loader allocates (0: no such section) */
+};
+
+/*
+ * What the loader hands to hooks and custom parsers: error reporting with
+ * file:line, copies into the map's memory, and which keys a section gave.
+ * Implemented by gateway/config.c through function pointers, so adapters
+ * need nothing from the gateway library at link time.
+ */
+struct ad_parse_ops {
+	void (*verror)(struct ad_parse *ap, unsigned int line, const char *fmt, va_list va);
+	char *(*strdup)(struct ad_parse *ap, const char *s); /* NULL when out of memory */
+	char *(*path)(struct ad_parse *ap, const char *s);   /* relative to the naming file */
+};
+
+struct ad_parse {
+	const struct ad_parse_ops *ops;
+	const char *file;    /* the file of the current section */
+	unsigned int line;   /* of the current key, or of the section header in hooks */
+	const char *section; /* "device:boiler", without brackets */
+	uint64_t seen;	     /* in hooks: bit i set when the section gave the adapter's key i
+				(for an implicit bus: the device's inline bus keys) */
+};
+
+static inline void ad_parse_error(struct ad_parse *ap, unsigned int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static inline void ad_parse_error(struct ad_parse *ap, unsigned int line, const char *fmt, ...)
 {
-	switch (pt->type) {
-	case AD_PT_INT32:
-	case AD_PT_UINT32:
-	case AD_PT_FLOAT32:
-		return 2;
-	case AD_PT_INT64:
-	case AD_PT_UINT64:
-	case AD_PT_FLOAT64:
-		return 4;
-	case AD_PT_STRING:
-		return pt->length;
-	default:
-		return 1;
-	}
+	va_list va;
+
+	va_start(va, fmt);
+	ap->ops->verror(ap, line, fmt, va);
+	va_end(va);
 }
+
+/* Whether the section gave the adapter's key @idx (valid in hooks). */
+static inline bool ad_given(const struct ad_parse *ap, unsigned int idx)
+{
+	return idx < 64 && (ap->seen & (1ULL << idx));
+}
+
+/*
+ * An adapter's device-map schema. Hooks run after every file is read, in
+ * this order: buses (named ones; an implicit bus right before its device),
+ * devices, points; each with ap->file, ap->section and ap->seen set, and
+ * ap->line at the section's header. A hook reports with ad_parse_error() and
+ * returns 0, or -EINVAL to drop the object (its dependants are then not
+ * checked: an error was already said), or -ENOMEM.
+ *  check_bus: @b->ext is filled; for an implicit bus, b->name is the
+ *             device's and ap->seen says which inline keys the device gave.
+ *  check_device: d->bus is resolved (named or implicit), d->ext filled.
+ *  check_point: pt->device is set (its ext checked); common keys filled
+ *             (pt->publish may still be INHERIT).
+ * @point_type is the default of the common "type" key for this protocol.
+ */
+struct ad_schema {
+	struct ad_keys bus;
+	struct ad_keys device;
+	struct ad_keys point;
+	enum ad_point_type point_type;
+	int (*check_bus)(struct ad_parse *ap, struct ad_bus *b);
+	int (*check_device)(struct ad_parse *ap, struct ad_device *d);
+	int (*check_point)(struct ad_parse *ap, struct ad_point *pt);
+};
 
 /* --------------------------------------------------------------- readings */
 
@@ -242,17 +358,31 @@ struct ad_sink {
 
 /*
  * The adapter interface. An adapter serves the devices of one protocol in a
- * map. start() returns 0 or -errno; stop() begins an asynchronous close and
- * calls @done once every handle is closed; after that, free().
- * command(): write @value to @pt; 0 if accepted (the result comes through
- * on_cmd_done), or -EINVAL / -EACCES / -ERANGE when refused before reaching
- * the device (with *why set to a static message for the result topic).
+ * map (map->devices[i]->protocol); it must ignore the others.
+ * start(): open what it needs; 0 or -errno (a device that cannot be reached
+ *   now is not an error: the adapter retries it). On failure nothing is left
+ *   open and free() may follow directly.
+ * stop(): begin an asynchronous close; @done(@arg) once every handle is
+ *   closed (pending commands are answered through on_cmd_done first); then
+ *   free(). free() alone is allowed on an adapter never started.
+ * reload(): optional. Serve @map from now on instead of the map it was
+ *   created with (readings and statuses refer to @map's objects at once);
+ *   0, or -ENOTSUP (also when NULL): the gateway then creates a new adapter
+ *   for @map, starts it and stops this one (the SIGHUP dance, written once
+ *   in gateway.c).
+ * command(): write @value to @pt (a point of this adapter's protocol, whose
+ *   access is rw); 0 if accepted (the result comes through on_cmd_done with
+ *   @token), or -EINVAL / -EACCES / -ERANGE / -ENOBUFS when refused before
+ *   reaching the device, with *why set to a static message for the result
+ *   topic. NULL: the adapter has no writable points.
+ * Every op runs on the loop thread.
  */
 struct ad_ops {
 	const char *name;
 	int (*start)(struct ad_adapter *a);
 	void (*stop)(struct ad_adapter *a, void (*done)(void *arg), void *arg);
 	void (*free)(struct ad_adapter *a);
+	int (*reload)(struct ad_adapter *a, const struct ad_map *map);
 	int (*command)(struct ad_adapter *a, const struct ad_point *pt,
 		       const struct ad_value *value, void *token, const char **why);
 };
@@ -260,10 +390,31 @@ struct ad_ops {
 /* Embedded first in every adapter's own struct. */
 struct ad_adapter {
 	const struct ad_ops *ops;
-	uv_loop_t *loop;
+	struct uv_loop_s *loop;
 	const struct gw_logger *log;
 	const struct ad_map *map;
 	struct ad_sink sink;
+};
+
+/*
+ * An adapter's constructor: an adapter for the devices of its protocol in
+ * @map (which, with @log and @loop, outlives it; @sink is copied). Nothing
+ * is opened until start(). NULL when out of memory or when the map cannot be
+ * served (the reason logged with file:line).
+ */
+typedef struct ad_adapter *(*ad_create_fn)(struct uv_loop_s *loop, const struct ad_map *map,
+					   const struct gw_logger *log, const struct ad_sink *sink);
+
+/*
+ * One row of the adapter registry (gateway/adapters.c), indexed by enum
+ * ad_protocol. @name is the value of "protocol =" in a [device:] section. A
+ * row with a name and no schema is a protocol this build does not have:
+ * devices naming it are refused with "not available in this version".
+ */
+struct ad_driver {
+	const char *name;
+	const struct ad_schema *schema;
+	ad_create_fn create;
 };
 
 #endif

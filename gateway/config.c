@@ -115,45 +115,68 @@ enum sect {
 	__S_MAX,
 };
 
-/* A device while the files are read: the bus is resolved by name at the end. */
-struct dev_tmp {
-	struct ad_device d;
-	char *bus_name;
-	unsigned int bus_line;
-	struct ad_bus inline_bus;
-	bool has_inline;
-	bool bo_set, pub_set;
-	uint64_t seen;
+/*
+ * A [bus:], [device:] or [point:] section as read: its keys wait until every
+ * file is read, because which adapter owns them follows from the device's
+ * protocol (a point's device may come later, or from another file).
+ */
+struct entry {
+	struct entry *next;
+	const char *key, *val;
+	unsigned int line;
+	bool used; /* a table took it */
 };
 
-struct pt_tmp {
-	struct ad_point p;
-	char *dev_name;
-	bool bo_set, pub_set;
-	bool has_bit, has_length;
-	uint64_t seen;
+struct sect_tmp {
+	char *section; /* "device:boiler" */
+	const char *file, *dir;
+	unsigned int line;
+	struct entry *first, **tail;
 };
 
 struct bus_tmp {
-	struct ad_bus b;
-	uint64_t seen;
+	struct sect_tmp s;
+	struct ad_bus *b;
+	uint64_t seen; /* common keys */
+	bool ok;       /* keys applied and checked: in the map */
+};
+
+/* A device: the bus is resolved by name once every file is read. */
+struct dev_tmp {
+	struct sect_tmp s;
+	struct ad_device *d;
+	char *bus_name;
+	unsigned int bus_line;
+	void *inline_bus; /* the adapter's bus struct, when inline bus keys were given */
+	uint64_t seen, ext_seen, bus_seen;
+	bool ok;
+};
+
+struct pt_tmp {
+	struct sect_tmp s;
+	struct ad_point *p;
+	char *dev_name;
 };
 
 struct parse {
-	struct gw_config *cfg; /* NULL when loading only a device map */
+	struct ad_parse ap;		 /* what adapters' hooks and custom parsers see */
+	const struct ad_driver *drivers; /* indexed by enum ad_protocol */
+	struct gw_config *cfg;		 /* NULL when loading only a device map */
 	struct gw_devmap *dm;
 	struct gw_arena_chunk **arena; /* where the current file's objects go */
+	struct gw_arena_chunk *tmp;    /* sections as read; freed after the load */
 	bool main_file;
 	const char *file;
 	char *dir;
 	unsigned int line;
 	enum sect kind;
 	char section[256];
-	void *obj; /* struct dev_tmp / pt_tmp / bus_tmp, or the config section */
+	void *obj;		 /* struct dev_tmp / pt_tmp / bus_tmp, or the config section */
+	struct dev_tmp *cur_dev; /* the device whose common keys are being applied */
 	uint64_t seen_global[__S_MAX];
 	unsigned int sect_line[__S_MAX];
 	FILE *f;
-	/* every dev_tmp / pt_tmp across files */
+	/* every dev_tmp / pt_tmp / bus_tmp across files, in file order */
 	struct dev_tmp **devs;
 	unsigned int n_devs;
 	struct pt_tmp **pts;
@@ -166,12 +189,11 @@ struct parse {
 	int sys_err;
 };
 
-static void errorf(struct parse *p, unsigned int line, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+/* The parse state behind the struct ad_parse a hook or custom parser gets. */
+#define P(ap) container_of(ap, struct parse, ap)
 
-static void errorf(struct parse *p, unsigned int line, const char *fmt, ...)
+static void verrorf(struct parse *p, unsigned int line, const char *fmt, va_list va)
 {
-	va_list ap;
 	int n;
 
 	p->n_errors++;
@@ -180,15 +202,25 @@ static void errorf(struct parse *p, unsigned int line, const char *fmt, ...)
 	n = snprintf(p->err + p->errpos, p->errlen - p->errpos, "%s:%u: ", p->file, line);
 	if (n > 0)
 		p->errpos = GW_MIN(p->errpos + (size_t)n, p->errlen - 1);
-	va_start(ap, fmt);
-	n = vsnprintf(p->err + p->errpos, p->errlen - p->errpos, fmt, ap);
-	va_end(ap);
+	n = vsnprintf(p->err + p->errpos, p->errlen - p->errpos, fmt, va);
 	if (n > 0)
 		p->errpos = GW_MIN(p->errpos + (size_t)n, p->errlen - 1);
 	if (p->errpos + 1 < p->errlen) {
 		p->err[p->errpos++] = '\n';
 		p->err[p->errpos] = '\0';
 	}
+}
+
+static void errorf(struct parse *p, unsigned int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void errorf(struct parse *p, unsigned int line, const char *fmt, ...)
+{
+	va_list va;
+
+	va_start(va, fmt);
+	verrorf(p, line, fmt, va);
+	va_end(va);
 }
 
 /* A path as written in the file that names it, made relative to that file's folder. */
@@ -206,43 +238,56 @@ static char *resolve_path(struct parse *p, const char *val)
 	return out;
 }
 
+/* What adapters' hooks and custom parsers reach of the loader (struct ad_parse_ops). */
+static void ap_verror(struct ad_parse *ap, unsigned int line, const char *fmt, va_list va)
+{
+	verrorf(P(ap), line, fmt, va);
+}
+
+static char *ap_strdup(struct ad_parse *ap, const char *s)
+{
+	struct parse *p = P(ap);
+	char *d = arena_strdup(p->arena, s);
+
+	if (!d)
+		p->sys_err = -ENOMEM;
+	return d;
+}
+
+static char *ap_path(struct ad_parse *ap, const char *s)
+{
+	struct parse *p = P(ap);
+	char *d = resolve_path(p, s);
+
+	if (!d)
+		p->sys_err = -ENOMEM;
+	return d;
+}
+
+static const struct ad_parse_ops ap_ops = {
+	.verror = ap_verror,
+	.strdup = ap_strdup,
+	.path = ap_path,
+};
+
 /* ------------------------------------------------------------- key tables */
 
-enum kt {
-	K_STR,
-	K_PATH,
-	K_BOOL,
-	K_DUR,
-	K_SIZE,
-	K_INT,
-	K_DOUBLE,
-	K_ENUM,
-	K_CUSTOM,
-};
-
-struct key;
-typedef int (*key_fn)(struct parse *p, void *base, const struct key *k, const char *val);
-
-struct key {
-	const char *name;
-	enum kt type;
-	size_t off;
-	unsigned char size; /* K_INT / K_DUR / K_SIZE target width: 1, 2, 4, 8 */
-	long long min, max;
-	const char *const *enums; /* NULL-terminated; index is the value */
-	const int *enum_vals;	  /* optional: values for the names, else the index */
-	key_fn fn;
-	const char *expect;
-	unsigned int flag;	 /* F_* side effects, see below */
-	unsigned char enum_base; /* value of enums[0] when enum_vals is NULL */
-};
-
-#define F_INLINE_BUS 1 /* a device key that belongs to its inline bus */
-#define F_BO 2	       /* sets bo_set */
-#define F_PUB 4	       /* sets pub_set */
-#define F_BIT 8
-#define F_LENGTH 16
-#define F_NONNEG 32
+/*
+ * The rows are struct ad_key (adapters/adapter.h): the same mechanism serves
+ * the main file's sections and the adapters' device-map sections. Short
+ * names for this file's tables.
+ */
+#define K_STR AD_K_STR
+#define K_PATH AD_K_PATH
+#define K_BOOL AD_K_BOOL
+#define K_DUR AD_K_DUR
+#define K_SIZE AD_K_SIZE
+#define K_INT AD_K_INT
+#define K_DOUBLE AD_K_DOUBLE
+#define K_ENUM AD_K_ENUM
+#define K_CUSTOM AD_K_CUSTOM
+#define F_NONNEG AD_KF_NONNEG
+#define F_KEEP AD_KF_KEEP_IF_EMPTY
 
 static const char *const log_levels[] = { "error", "warning", "info", "debug", NULL };
 static const int log_level_vals[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
@@ -254,17 +299,8 @@ static const char *const overflows[] = { "drop_oldest", "drop_newest", NULL };
 static const char *const upqueues[] = { "always", "offline", "off", NULL };
 static const char *const protocols_up[] = { "3.1.1", "5", NULL };
 static const int protocols_up_vals[] = { 4, 5 };
-static const char *const ad_protocols[] = { "modbus", "coap", "serial", NULL };
-static const char *const bus_types[] = { "rtu", "tcp", "rtu_over_tcp", NULL };
-static const char *const parities[] = { "N", "E", "O", NULL };
-static const int parity_vals[] = { 'N', 'E', 'O' };
-static const char *const byte_orders[] = { "inherit", "ABCD", "BADC", "CDAB", "DCBA", NULL };
-static const char *const areas[] = { "coil", "discrete", "input", "holding", NULL };
-static const char *const point_types[] = { "bool",    "bit",	 "int16",  "uint16",
-					   "int32",   "uint32",	 "int64",  "uint64",
-					   "float32", "float64", "string", NULL };
+static const char *const point_types[] = { AD_POINT_TYPE_NAMES, NULL };
 static const char *const accesses[] = { "r", "rw", NULL };
-static const char *const write_multiples[] = { "auto", "always", NULL };
 
 static int set_int(void *dst, unsigned char size, long long v)
 {
@@ -362,8 +398,9 @@ static char *trim(char *s)
 	return s;
 }
 
-static int k_listen(struct parse *p, void *base, const struct key *k, const char *val)
+static int k_listen(struct ad_parse *ap, void *base, const struct ad_key *k, const char *val)
 {
+	struct parse *p = P(ap);
 	struct brk_config *bc = base;
 	char buf[1024], *save = NULL, *tok;
 
@@ -406,8 +443,9 @@ static int k_listen(struct parse *p, void *base, const struct key *k, const char
  * parse it with brk_acl_parse(); a bad line is reported with the acl file's
  * own name and line. Empty: no ACL.
  */
-static int k_acl_file(struct parse *p, void *base, const struct key *k, const char *val)
+static int k_acl_file(struct ad_parse *ap, void *base, const struct ad_key *k, const char *val)
 {
+	struct parse *p = P(ap);
 	struct brk_config *bc = base;
 	char *path, *text = NULL, msg[256];
 	const char *main_file = p->file;
@@ -501,22 +539,25 @@ static int parse_filters(struct parse *p, const char *key, const char *val, stru
 	return 0;
 }
 
-static int k_forward(struct parse *p, void *base, const struct key *k, const char *val)
+static int k_forward(struct ad_parse *ap, void *base, const struct ad_key *k, const char *val)
 {
+	struct parse *p = P(ap);
 	struct gw_uplink_config *u = base;
 
 	return parse_filters(p, k->name, val, u->forward, &u->n_forward, 1);
 }
 
-static int k_subscribe(struct parse *p, void *base, const struct key *k, const char *val)
+static int k_subscribe(struct ad_parse *ap, void *base, const struct ad_key *k, const char *val)
 {
+	struct parse *p = P(ap);
 	struct gw_uplink_config *u = base;
 
 	return parse_filters(p, k->name, val, u->subscribe, &u->n_subscribe, 1);
 }
 
-static int k_url(struct parse *p, void *base, const struct key *k, const char *val)
+static int k_url(struct ad_parse *ap, void *base, const struct ad_key *k, const char *val)
 {
+	struct parse *p = P(ap);
 	struct gw_uplink_config *u = base;
 	const char *rest, *colon;
 	long long port;
@@ -559,8 +600,9 @@ static int k_url(struct parse *p, void *base, const struct key *k, const char *v
 	return 0;
 }
 
-static int k_id(struct parse *p, void *base, const struct key *k, const char *val)
+static int k_id(struct ad_parse *ap, void *base, const struct ad_key *k, const char *val)
 {
+	struct parse *p = P(ap);
 	struct gw_gateway_config *g = base;
 
 	(void)k;
@@ -572,8 +614,9 @@ static int k_id(struct parse *p, void *base, const struct key *k, const char *va
 	return 0;
 }
 
-static int k_multicast(struct parse *p, void *base, const struct key *k, const char *val)
+static int k_multicast(struct ad_parse *ap, void *base, const struct ad_key *k, const char *val)
 {
+	struct parse *p = P(ap);
 	struct gw_mqttsn_config *m = base;
 
 	(void)k;
@@ -586,8 +629,9 @@ static int k_multicast(struct parse *p, void *base, const struct key *k, const c
 	return 0;
 }
 
-static int k_hostport(struct parse *p, void *base, const struct key *k, const char *val)
+static int k_hostport(struct ad_parse *ap, void *base, const struct ad_key *k, const char *val)
 {
+	struct parse *p = P(ap);
 	if (!hostport_ok(val, true)) {
 		errorf(p, p->line, "[%s] %s: '%s': expected HOST:PORT or [IPV6]:PORT", p->section,
 		       k->name, val);
@@ -597,8 +641,9 @@ static int k_hostport(struct parse *p, void *base, const struct key *k, const ch
 	return 0;
 }
 
-static int k_topic(struct parse *p, void *base, const struct key *k, const char *val)
+static int k_topic(struct ad_parse *ap, void *base, const struct ad_key *k, const char *val)
 {
+	struct parse *p = P(ap);
 	if (*val && !topic_ok(val) && !strstr(val, "{id}")) {
 		errorf(p, p->line, "[%s] %s: '%s': expected a topic without '+' or '#'", p->section,
 		       k->name, val);
@@ -609,8 +654,8 @@ static int k_topic(struct parse *p, void *base, const struct key *k, const char 
 }
 
 #define GK(f) offsetof(struct gw_gateway_config, f)
-static const struct key gateway_keys[] = {
-	{ .name = "id", .type = K_CUSTOM, .off = GK(id), .fn = k_id },
+static const struct ad_key gateway_keys[] = {
+	{ .name = "id", .type = K_CUSTOM, .off = GK(id), .fn = k_id, .flag = F_KEEP },
 	{ .name = "topic_prefix", .type = K_CUSTOM, .off = GK(topic_prefix), .fn = k_topic },
 	{ .name = "data_dir", .type = K_PATH, .off = GK(data_dir) },
 	{ .name = "devices", .type = K_PATH, .off = GK(devices) },
@@ -642,8 +687,8 @@ static const struct key gateway_keys[] = {
 };
 
 #define BK(f) offsetof(struct brk_config, f)
-static const struct key broker_keys[] = {
-	{ .name = "listen", .type = K_CUSTOM, .off = 0, .fn = k_listen },
+static const struct ad_key broker_keys[] = {
+	{ .name = "listen", .type = K_CUSTOM, .off = 0, .fn = k_listen, .flag = F_KEEP },
 	{ .name = "allow_anonymous", .type = K_BOOL, .off = BK(allow_anonymous) },
 	{ .name = "max_connections",
 	  .type = K_INT,
@@ -700,7 +745,7 @@ static const struct key broker_keys[] = {
 };
 
 #define SK(f) offsetof(struct gw_store_config, f)
-static const struct key store_keys[] = {
+static const struct ad_key store_keys[] = {
 	{ .name = "path", .type = K_STR, .off = SK(path) },
 	{ .name = "queue_max_messages",
 	  .type = K_INT,
@@ -725,9 +770,9 @@ static const struct key store_keys[] = {
 };
 
 #define UK(f) offsetof(struct gw_uplink_config, f)
-static const struct key uplink_keys[] = {
+static const struct ad_key uplink_keys[] = {
 	{ .name = "enabled", .type = K_BOOL, .off = UK(enabled) },
-	{ .name = "url", .type = K_CUSTOM, .off = 0, .fn = k_url },
+	{ .name = "url", .type = K_CUSTOM, .off = 0, .fn = k_url, .flag = F_KEEP },
 	{ .name = "client_id", .type = K_STR, .off = UK(client_id) },
 	{ .name = "username", .type = K_STR, .off = UK(username) },
 	{ .name = "password", .type = K_STR, .off = UK(password) },
@@ -787,9 +832,9 @@ static const struct key uplink_keys[] = {
 };
 
 #define MK(f) offsetof(struct gw_mqttsn_config, f)
-static const struct key mqttsn_keys[] = {
+static const struct ad_key mqttsn_keys[] = {
 	{ .name = "enabled", .type = K_BOOL, .off = MK(enabled) },
-	{ .name = "listen", .type = K_CUSTOM, .off = MK(listen), .fn = k_hostport },
+	{ .name = "listen", .type = K_CUSTOM, .off = MK(listen), .fn = k_hostport, .flag = F_KEEP },
 	{ .name = "gateway_id",
 	  .type = K_INT,
 	  .off = MK(gateway_id),
@@ -831,75 +876,44 @@ static const struct key mqttsn_keys[] = {
 	{ .name = NULL },
 };
 
-/* The transport keys of a bus, at @base (struct ad_bus inside @type). */
-#define BUS_KEYS(T, B, fl)                                                                     \
-	{ .name = "type",                                                                      \
-	  .type = K_ENUM,                                                                      \
-	  .off = offsetof(T, B type),                                                          \
-	  .size = 4,                                                                           \
-	  .enums = bus_types,                                                                  \
-	  .flag = fl },                                                                        \
-		{ .name = "device", .type = K_STR, .off = offsetof(T, B device), .flag = fl }, \
-		{ .name = "baud",                                                              \
-		  .type = K_INT,                                                               \
-		  .off = offsetof(T, B baud),                                                  \
-		  .size = 4,                                                                   \
-		  .min = 50,                                                                   \
-		  .max = 4000000,                                                              \
-		  .flag = fl },                                                                \
-		{ .name = "parity",                                                            \
-		  .type = K_ENUM,                                                              \
-		  .off = offsetof(T, B parity),                                                \
-		  .size = 1,                                                                   \
-		  .enums = parities,                                                           \
-		  .enum_vals = parity_vals,                                                    \
-		  .flag = fl },                                                                \
-		{ .name = "data_bits",                                                         \
-		  .type = K_INT,                                                               \
-		  .off = offsetof(T, B data_bits),                                             \
-		  .size = 1,                                                                   \
-		  .min = 5,                                                                    \
-		  .max = 8,                                                                    \
-		  .flag = fl },                                                                \
-		{ .name = "stop_bits",                                                         \
-		  .type = K_INT,                                                               \
-		  .off = offsetof(T, B stop_bits),                                             \
-		  .size = 1,                                                                   \
-		  .min = 1,                                                                    \
-		  .max = 2,                                                                    \
-		  .flag = fl },                                                                \
-		{ .name = "rs485", .type = K_BOOL, .off = offsetof(T, B rs485), .flag = fl },  \
-		{ .name = "host", .type = K_STR, .off = offsetof(T, B host), .flag = fl },     \
-		{ .name = "port",                                                              \
-		  .type = K_INT,                                                               \
-		  .off = offsetof(T, B port),                                                  \
-		  .size = 2,                                                                   \
-		  .min = 1,                                                                    \
-		  .max = 65535,                                                                \
-		  .flag = fl },                                                                \
-		{ .name = "timeout",                                                           \
-		  .type = K_DUR,                                                               \
-		  .off = offsetof(T, B timeout_ms),                                            \
-		  .size = 4,                                                                   \
-		  .min = 1,                                                                    \
-		  .max = 600000,                                                               \
-		  .flag = fl },                                                                \
-	{                                                                                      \
-		.name = "turnaround", .type = K_DUR, .off = offsetof(T, B turnaround_ms),      \
-		.size = 4, .min = 0, .max = 60000, .flag = fl                                  \
-	}
+/* ------------------------------------------------- device map: common keys */
 
-static const struct key bus_keys[] = {
-	BUS_KEYS(struct bus_tmp, b., 0),
-	{ .name = NULL },
-};
-
-#define DK(f) offsetof(struct dev_tmp, d.f)
-static int k_busref(struct parse *p, void *base, const struct key *k, const char *val)
+/*
+ * The keys every adapter's sections share. Anything else in a [bus:],
+ * [device:] or [point:] section belongs to the adapter of its protocol
+ * (struct ad_schema, from the registry).
+ */
+static int k_protocol(struct ad_parse *ap, void *base, const struct ad_key *k, const char *val)
 {
-	struct dev_tmp *dt = base;
+	struct parse *p = P(ap);
+	enum ad_protocol *out = (enum ad_protocol *)((char *)base + k->off);
+	char names[256];
+	size_t pos = 0;
+	unsigned int i;
+
+	names[0] = '\0';
+	for (i = 0; i < __AD_PROTO_MAX; i++) {
+		if (!p->drivers[i].name)
+			continue;
+		if (!strcasecmp(val, p->drivers[i].name)) {
+			*out = (enum ad_protocol)i;
+			return 0;
+		}
+		pos += (size_t)snprintf(names + pos, sizeof(names) - pos, "%s%s", pos ? " | " : "",
+					p->drivers[i].name);
+		pos = GW_MIN(pos, sizeof(names) - 1);
+	}
+	errorf(p, p->line, "[%s] %s: '%s': expected %s", p->section, k->name, val, names);
+	return -EINVAL;
+}
+
+static int k_busref(struct ad_parse *ap, void *base, const struct ad_key *k, const char *val)
+{
+	struct parse *p = P(ap);
+	struct dev_tmp *dt = p->cur_dev;
 
 	(void)k;
+	(void)base;
 	if (!id_chars_ok(val, true)) {
 		errorf(p, p->line, "[%s] bus: '%s': expected the name of a [bus:NAME] section",
 		       p->section, val);
@@ -910,123 +924,120 @@ static int k_busref(struct parse *p, void *base, const struct key *k, const char
 	return 0;
 }
 
-static const struct key device_keys[] = {
-	{ .name = "protocol",
-	  .type = K_ENUM,
-	  .off = DK(protocol),
-	  .size = 4,
-	  .enums = ad_protocols },
-	{ .name = "bus", .type = K_CUSTOM, .off = 0, .fn = k_busref },
-	{ .name = "unit_id", .type = K_INT, .off = DK(unit_id), .size = 1, .min = 0, .max = 255 },
-	{ .name = "poll",
-	  .type = K_DUR,
-	  .off = DK(poll_ms),
-	  .size = 4,
-	  .min = 10,
-	  .max = 86400000 },
-	{ .name = "byte_order",
-	  .type = K_ENUM,
-	  .off = DK(byte_order),
-	  .size = 4,
-	  .enums = byte_orders + 1,
-	  .flag = F_BO,
-	  .enum_base = 1 },
-	{ .name = "address_base",
-	  .type = K_INT,
-	  .off = DK(address_base),
-	  .size = 1,
-	  .min = 0,
-	  .max = 1 },
-	{ .name = "max_regs_per_read",
-	  .type = K_INT,
-	  .off = DK(max_regs_per_read),
-	  .size = 2,
-	  .min = 1,
-	  .max = 125 },
-	{ .name = "max_gap", .type = K_INT, .off = DK(max_gap), .size = 2, .min = 0, .max = 125 },
-	{ .name = "one_request_per_point", .type = K_BOOL, .off = DK(one_request_per_point) },
-	{ .name = "write_multiple",
-	  .type = K_ENUM,
-	  .off = DK(write_multiple_always),
-	  .size = 1,
-	  .enums = write_multiples },
-	{ .name = "retries", .type = K_INT, .off = DK(retries), .size = 1, .min = 0, .max = 10 },
-	{ .name = "degrade_after",
-	  .type = K_INT,
-	  .off = DK(degrade_after),
-	  .size = 2,
-	  .min = 0,
-	  .max = 10000 },
-	{ .name = "degrade_for",
-	  .type = K_DUR,
-	  .off = DK(degrade_for_ms),
-	  .size = 4,
-	  .min = 0,
-	  .max = 86400000 },
-	{ .name = "publish",
-	  .type = K_ENUM,
-	  .off = DK(publish),
-	  .size = 4,
-	  .enums = publishes + 1,
-	  .flag = F_PUB,
-	  .enum_base = 1 },
-	BUS_KEYS(struct dev_tmp, inline_bus., F_INLINE_BUS),
-	{ .name = NULL },
-};
-
-#define PK(f) offsetof(struct pt_tmp, p.f)
-static int k_unit(struct parse *p, void *base, const struct key *k, const char *val)
+static void show_busref(const void *obj, const struct ad_key *k, char *buf, size_t n)
 {
-	struct pt_tmp *pt = base;
+	const struct ad_device *d = obj;
 
 	(void)k;
-	(void)p;
-	pt->p.unit = arena_strdup(p->arena, val);
-	return 0;
+	snprintf(buf, n, "%s", d->bus && !d->bus->implicit ? d->bus->name : "");
 }
 
-static const struct key point_keys[] = {
-	{ .name = "area", .type = K_ENUM, .off = PK(area), .size = 4, .enums = areas },
-	{ .name = "address", .type = K_INT, .off = PK(address), .size = 2, .min = 0, .max = 65536 },
-	{ .name = "type", .type = K_ENUM, .off = PK(type), .size = 4, .enums = point_types },
-	{ .name = "byte_order",
-	  .type = K_ENUM,
-	  .off = PK(byte_order),
-	  .size = 4,
-	  .enums = byte_orders + 1,
-	  .flag = F_BO,
-	  .enum_base = 1 },
-	{ .name = "bit",
-	  .type = K_INT,
-	  .off = PK(bit),
-	  .size = 1,
-	  .min = 0,
-	  .max = 15,
-	  .flag = F_BIT },
-	{ .name = "length",
-	  .type = K_INT,
-	  .off = PK(length),
-	  .size = 2,
-	  .min = 1,
-	  .max = 123,
-	  .flag = F_LENGTH },
-	{ .name = "scale", .type = K_DOUBLE, .off = PK(scale) },
-	{ .name = "offset", .type = K_DOUBLE, .off = PK(offset) },
-	{ .name = "deadband", .type = K_DOUBLE, .off = PK(deadband), .flag = F_NONNEG },
-	{ .name = "unit", .type = K_CUSTOM, .off = 0, .fn = k_unit },
-	{ .name = "access", .type = K_ENUM, .off = PK(writable), .size = 1, .enums = accesses },
-	{ .name = "publish",
-	  .type = K_ENUM,
-	  .off = PK(publish),
-	  .size = 4,
-	  .enums = publishes + 1,
-	  .flag = F_PUB,
-	  .enum_base = 1 },
-	{ .name = NULL },
+enum {
+	CB_PROTOCOL,
+	__CB_MAX,
+};
+
+static const struct ad_key common_bus_keys[__CB_MAX] = {
+	[CB_PROTOCOL] = { .name = "protocol",
+			  .type = K_CUSTOM,
+			  .off = offsetof(struct ad_bus, protocol),
+			  .fn = k_protocol,
+			  .flag = F_KEEP,
+			  .help = "default: the protocol of the devices on the bus" },
+};
+
+enum {
+	CD_PROTOCOL,
+	CD_BUS,
+	CD_POLL,
+	CD_PUBLISH,
+	__CD_MAX,
+};
+
+static const struct ad_key common_device_keys[__CD_MAX] = {
+	[CD_PROTOCOL] = { .name = "protocol",
+			  .type = K_CUSTOM,
+			  .off = offsetof(struct ad_device, protocol),
+			  .fn = k_protocol,
+			  .flag = F_KEEP,
+			  .def = "modbus" },
+	[CD_BUS] = { .name = "bus",
+		     .type = K_CUSTOM,
+		     .fn = k_busref,
+		     .show = show_busref,
+		     .flag = F_KEEP,
+		     .help = "a [bus:NAME], or the transport keys inline" },
+	[CD_POLL] = { .name = "poll",
+		      .type = K_DUR,
+		      .off = offsetof(struct ad_device, poll_ms),
+		      .size = 4,
+		      .min = 10,
+		      .max = 86400000,
+		      .def = "1s" },
+	[CD_PUBLISH] = { .name = "publish",
+			 .type = K_ENUM,
+			 .off = offsetof(struct ad_device, publish),
+			 .size = sizeof(enum ad_publish),
+			 .enums = publishes + 1,
+			 .enum_base = 1,
+			 .help = "default: [gateway] publish" },
+};
+
+enum {
+	CP_TYPE,
+	CP_SCALE,
+	CP_OFFSET,
+	CP_DEADBAND,
+	CP_UNIT,
+	CP_ACCESS,
+	CP_PUBLISH,
+	__CP_MAX,
+};
+
+static const struct ad_key common_point_keys[__CP_MAX] = {
+	[CP_TYPE] = { .name = "type",
+		      .type = K_ENUM,
+		      .off = offsetof(struct ad_point, type),
+		      .size = sizeof(enum ad_point_type),
+		      .enums = point_types,
+		      .help = "default: the adapter's" },
+	[CP_SCALE] = { .name = "scale",
+		       .type = K_DOUBLE,
+		       .off = offsetof(struct ad_point, scale),
+		       .def = "1",
+		       .help = "value = raw * scale + offset" },
+	[CP_OFFSET] = { .name = "offset",
+			.type = K_DOUBLE,
+			.off = offsetof(struct ad_point, offset),
+			.def = "0" },
+	[CP_DEADBAND] = { .name = "deadband",
+			  .type = K_DOUBLE,
+			  .off = offsetof(struct ad_point, deadband),
+			  .flag = F_NONNEG,
+			  .def = "0",
+			  .help = "on_change publishes only when |new - last| > deadband" },
+	[CP_UNIT] = { .name = "unit",
+		      .type = K_STR,
+		      .off = offsetof(struct ad_point, unit),
+		      .def = "" },
+	[CP_ACCESS] = { .name = "access",
+			.type = K_ENUM,
+			.off = offsetof(struct ad_point, writable),
+			.size = 1,
+			.enums = accesses,
+			.def = "r",
+			.help = "rw listens on .../set" },
+	[CP_PUBLISH] = { .name = "publish",
+			 .type = K_ENUM,
+			 .off = offsetof(struct ad_point, publish),
+			 .size = sizeof(enum ad_publish),
+			 .enums = publishes + 1,
+			 .enum_base = 1,
+			 .help = "default: the device's" },
 };
 
 /* Expected-value text for an enum key: "a | b | c". */
-static void enum_expect(const struct key *k, char *buf, size_t n)
+static void enum_expect(const struct ad_key *k, char *buf, size_t n)
 {
 	size_t pos = 0;
 	unsigned int i;
@@ -1040,7 +1051,7 @@ static void enum_expect(const struct key *k, char *buf, size_t n)
 	}
 }
 
-static int set_key(struct parse *p, void *base, const struct key *k, const char *val)
+static int set_key(struct parse *p, void *base, const struct ad_key *k, const char *val)
 {
 	void *dst = (char *)base + k->off;
 	char exp[256];
@@ -1113,7 +1124,10 @@ static int set_key(struct parse *p, void *base, const struct key *k, const char 
 		errorf(p, p->line, "[%s] %s: '%s': expected %s", p->section, k->name, val, exp);
 		return -EINVAL;
 	case K_CUSTOM:
-		return k->fn(p, base, k, val);
+		p->ap.file = p->file;
+		p->ap.line = p->line;
+		p->ap.section = p->section;
+		return k->fn(&p->ap, base, k, val);
 	}
 	return -EINVAL;
 }
@@ -1166,43 +1180,6 @@ static void mqttsn_defaults(struct gw_mqttsn_config *m)
 	m->retry_interval_ms = 10000;
 }
 
-static void bus_defaults(struct ad_bus *b)
-{
-	b->type = AD_BUS_TCP;
-	b->baud = 9600;
-	b->parity = 'N';
-	b->data_bits = 8;
-	b->stop_bits = 1;
-	b->port = 502;
-	b->timeout_ms = 500;
-	b->turnaround_ms = 20;
-}
-
-static void device_defaults(struct ad_device *d)
-{
-	d->protocol = AD_PROTO_MODBUS;
-	d->unit_id = 1;
-	d->poll_ms = 1000;
-	d->byte_order = AD_BO_ABCD;
-	d->max_regs_per_read = 125;
-	d->max_bits_per_read = 2000;
-	d->max_gap = 10;
-	d->retries = 1;
-	d->degrade_after = 3;
-	d->degrade_for_ms = 60000;
-	d->publish = AD_PUB_INHERIT;
-}
-
-static void point_defaults(struct ad_point *pt)
-{
-	pt->area = AD_AREA_HOLDING;
-	pt->type = AD_PT_UINT16;
-	pt->byte_order = AD_BO_INHERIT;
-	pt->scale = 1.0;
-	pt->offset = 0.0;
-	pt->publish = AD_PUB_INHERIT;
-}
-
 static const struct {
 	const char *name;
 	enum sect kind;
@@ -1212,6 +1189,39 @@ static const struct {
 	{ "store", S_STORE, true },	{ "uplink", S_UPLINK, true },
 	{ "mqttsn", S_MQTTSN, true },	{ "mqttsn.predefined", S_PREDEFINED, true },
 };
+
+/*
+ * Starts the record of a [bus:] / [device:] / [point:] section @name: its
+ * keys are kept (in the load's scratch arena) until every file is read.
+ * Returns the section's common object (zeroed, in the map's arena), or NULL
+ * when out of memory.
+ */
+static void *map_object(struct parse *p, struct sect_tmp *st, size_t size, const char *name)
+{
+	st->section = arena_strdup(&p->tmp, name);
+	st->file = p->file;
+	st->dir = p->dir;
+	st->line = p->line;
+	st->tail = &st->first;
+	return st->section ? arena_alloc(p->arena, size) : NULL;
+}
+
+/* A key of a device-map section: kept for resolve(). */
+static int record_key(struct parse *p, const char *name, const char *value)
+{
+	struct sect_tmp *st = p->obj; /* first member of bus_tmp / dev_tmp / pt_tmp */
+	struct entry *e = arena_alloc(&p->tmp, sizeof(*e));
+
+	if (!e || !(e->key = arena_strdup(&p->tmp, name)) ||
+	    !(e->val = arena_strdup(&p->tmp, value))) {
+		p->sys_err = -ENOMEM;
+		return 0;
+	}
+	e->line = p->line;
+	*st->tail = e;
+	st->tail = &e->next;
+	return 1;
+}
 
 static void begin_section(struct parse *p, const char *name)
 {
@@ -1256,14 +1266,13 @@ static void begin_section(struct parse *p, const char *name)
 			       "[%s]: bus name: expected letters, digits, '_', '-' or '.'", name);
 			return;
 		}
-		bt = arena_alloc(p->arena, sizeof(*bt));
-		if (!bt || arena_push(p->arena, (void ***)&p->buses, &p->n_buses, bt))
+		bt = arena_alloc(&p->tmp, sizeof(*bt));
+		if (!bt || arena_push(&p->tmp, (void ***)&p->buses, &p->n_buses, bt) ||
+		    !(bt->b = map_object(p, &bt->s, sizeof(*bt->b), name)))
 			goto nomem;
-		bus_defaults(&bt->b);
-		bt->b.type = AD_BUS_RTU;
-		bt->b.name = arena_strdup(p->arena, colon + 1);
-		bt->b.origin.file = p->file;
-		bt->b.origin.line = p->line;
+		bt->b->name = arena_strdup(p->arena, colon + 1);
+		bt->b->origin.file = p->file;
+		bt->b->origin.line = p->line;
 		p->obj = bt;
 		p->kind = S_BUS;
 		return;
@@ -1277,14 +1286,13 @@ static void begin_section(struct parse *p, const char *name)
 			       name);
 			return;
 		}
-		dt = arena_alloc(p->arena, sizeof(*dt));
-		if (!dt || arena_push(p->arena, (void ***)&p->devs, &p->n_devs, dt))
+		dt = arena_alloc(&p->tmp, sizeof(*dt));
+		if (!dt || arena_push(&p->tmp, (void ***)&p->devs, &p->n_devs, dt) ||
+		    !(dt->d = map_object(p, &dt->s, sizeof(*dt->d), name)))
 			goto nomem;
-		device_defaults(&dt->d);
-		bus_defaults(&dt->inline_bus);
-		dt->d.name = arena_strdup(p->arena, colon + 1);
-		dt->d.origin.file = p->file;
-		dt->d.origin.line = p->line;
+		dt->d->name = arena_strdup(p->arena, colon + 1);
+		dt->d->origin.file = p->file;
+		dt->d->origin.line = p->line;
 		p->obj = dt;
 		p->kind = S_DEVICE;
 		return;
@@ -1305,14 +1313,14 @@ static void begin_section(struct parse *p, const char *name)
 			       name);
 			return;
 		}
-		pt = arena_alloc(p->arena, sizeof(*pt));
-		if (!pt || arena_push(p->arena, (void ***)&p->pts, &p->n_pts, pt))
+		pt = arena_alloc(&p->tmp, sizeof(*pt));
+		if (!pt || arena_push(&p->tmp, (void ***)&p->pts, &p->n_pts, pt) ||
+		    !(pt->p = map_object(p, &pt->s, sizeof(*pt->p), name)))
 			goto nomem;
-		point_defaults(&pt->p);
-		pt->p.name = arena_strdup(p->arena, slash + 1);
-		pt->dev_name = arena_strdup(p->arena, dev);
-		pt->p.origin.file = p->file;
-		pt->p.origin.line = p->line;
+		pt->p->name = arena_strdup(p->arena, slash + 1);
+		pt->dev_name = arena_strdup(&p->tmp, dev);
+		pt->p->origin.file = p->file;
+		pt->p->origin.line = p->line;
 		p->obj = pt;
 		p->kind = S_POINT;
 		return;
@@ -1324,30 +1332,72 @@ nomem:
 	p->sys_err = -ENOMEM;
 }
 
-static const struct key *find_key(const struct key *tab, const char *name, unsigned int *idx)
+/* Row @name of @t (holes skipped), with its index in *idx; NULL when absent. */
+static const struct ad_key *find_key(const struct ad_keys *t, const char *name, unsigned int *idx)
 {
 	unsigned int i;
 
-	for (i = 0; tab[i].name; i++) {
-		if (!strcmp(tab[i].name, name)) {
+	for (i = 0; i < t->n; i++) {
+		if (t->rows[i].name && !strcmp(t->rows[i].name, name)) {
 			*idx = i;
-			return &tab[i];
+			return &t->rows[i];
 		}
 	}
 	return NULL;
 }
 
-static void key_list(const struct key *tab, char *buf, size_t n)
+/* Appends the names of @t to @buf ("a, b, c"), after what *pos already holds. */
+static void key_list(const struct ad_keys *t, char *buf, size_t n, size_t *pos)
 {
-	size_t pos = 0;
 	unsigned int i;
 
-	buf[0] = '\0';
-	for (i = 0; tab[i].name && pos + 4 < n; i++) {
-		int w = snprintf(buf + pos, n - pos, "%s%s", i ? ", " : "", tab[i].name);
+	for (i = 0; i < t->n && *pos + 4 < n; i++) {
+		int w;
 
+		if (!t->rows[i].name)
+			continue;
+		w = snprintf(buf + *pos, n - *pos, "%s%s", *pos ? ", " : "", t->rows[i].name);
 		if (w > 0)
-			pos += (size_t)w;
+			*pos = GW_MIN(*pos + (size_t)w, n - 1);
+	}
+}
+
+/* A NULL-terminated table of this file as a struct ad_keys. */
+#define KEYS(tab) ((struct ad_keys){ (tab), GW_ARRAY_SIZE(tab), 0 })
+
+/*
+ * set_checked - one key of a section: refuses a duplicate (per @seen, bit
+ * per row), keeps the default on an empty value (except strings and custom
+ * keys that take "" as a value), else parses it with set_key().
+ */
+static void set_checked(struct parse *p, void *base, const struct ad_key *k, unsigned int idx,
+			uint64_t *seen, const char *value)
+{
+	if (idx < 64 && (*seen & (1ULL << idx))) {
+		errorf(p, p->line, "[%s] %s: duplicate key", p->section, k->name);
+		return;
+	}
+	if (idx < 64)
+		*seen |= 1ULL << idx;
+	/* An empty value keeps the default ("bit =" in the examples). */
+	if (!*value && k->type != K_STR && k->type != K_CUSTOM)
+		return;
+	if (!*value && k->type == K_CUSTOM && (k->flag & F_KEEP))
+		return;
+	set_key(p, base, k, value);
+}
+
+/* Applies every row's default of @t to @obj (the defaults are the tables' own text). */
+static void apply_defaults(struct parse *p, const struct ad_keys *t, void *obj)
+{
+	unsigned int i;
+
+	for (i = 0; i < t->n; i++) {
+		const struct ad_key *k = &t->rows[i];
+
+		if (k->name && k->def && set_key(p, obj, k, k->def))
+			errorf(p, p->line, "[%s] %s: the built-in default '%s' is refused (a bug)",
+			       p->section, k->name, k->def);
 	}
 }
 
@@ -1389,11 +1439,12 @@ static int handle_predefined(struct parse *p, const char *name, const char *val)
 static int on_key(void *user, const char *section, const char *name, const char *value)
 {
 	struct parse *p = user;
-	const struct key *tab = NULL, *k;
-	uint64_t *seen = NULL;
+	const struct ad_key *k;
+	struct ad_keys keys;
+	uint64_t *seen;
 	void *base = NULL;
 	unsigned int idx;
-	char keys[1024];
+	char list[1024];
 
 	(void)section;
 	switch (p->kind) {
@@ -1405,83 +1456,44 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	case S_PREDEFINED:
 		return handle_predefined(p, name, value);
 	case S_GATEWAY:
-		tab = gateway_keys;
+		keys = KEYS(gateway_keys);
 		base = &p->cfg->gateway;
 		break;
 	case S_BROKER:
-		tab = broker_keys;
+		keys = KEYS(broker_keys);
 		base = &p->cfg->broker;
 		break;
 	case S_STORE:
-		tab = store_keys;
+		keys = KEYS(store_keys);
 		base = &p->cfg->store;
 		break;
 	case S_UPLINK:
-		tab = uplink_keys;
+		keys = KEYS(uplink_keys);
 		base = &p->cfg->uplink;
 		break;
 	case S_MQTTSN:
-		tab = mqttsn_keys;
+		keys = KEYS(mqttsn_keys);
 		base = &p->cfg->mqttsn;
 		break;
 	case S_BUS:
-		tab = bus_keys;
-		base = p->obj;
-		seen = &((struct bus_tmp *)p->obj)->seen;
-		break;
 	case S_DEVICE:
-		tab = device_keys;
-		base = p->obj;
-		seen = &((struct dev_tmp *)p->obj)->seen;
-		break;
 	case S_POINT:
-		tab = point_keys;
-		base = p->obj;
-		seen = &((struct pt_tmp *)p->obj)->seen;
-		break;
+		return record_key(p, name, value);
 	default:
 		return 1;
 	}
-	if (!seen)
-		seen = &p->seen_global[p->kind];
-	k = find_key(tab, name, &idx);
+	seen = &p->seen_global[p->kind];
+	k = find_key(&keys, name, &idx);
 	if (!k) {
-		key_list(tab, keys, sizeof(keys));
+		size_t pos = 0;
+
+		list[0] = '\0';
+		key_list(&keys, list, sizeof(list), &pos);
 		errorf(p, p->line, "[%s] %s: unknown key; expected one of: %s", p->section, name,
-		       keys);
+		       list);
 		return 1;
 	}
-	if (*seen & (1ULL << idx)) {
-		errorf(p, p->line, "[%s] %s: duplicate key", p->section, name);
-		return 1;
-	}
-	*seen |= 1ULL << idx;
-	/* An empty value keeps the default ("bit =" in the examples). */
-	if (!*value && k->type != K_STR && k->type != K_CUSTOM)
-		return 1;
-	if (!*value && k->type == K_CUSTOM &&
-	    (k->fn == k_listen || k->fn == k_url || k->fn == k_id || k->fn == k_hostport ||
-	     k->fn == k_busref))
-		return 1;
-	if (set_key(p, base, k, value))
-		return 1;
-	if (p->kind == S_DEVICE) {
-		struct dev_tmp *dt = p->obj;
-
-		if (k->flag & F_INLINE_BUS)
-			dt->has_inline = true;
-		if (k->flag & F_BO)
-			dt->bo_set = true;
-		if (k->flag & F_PUB)
-			dt->pub_set = true;
-	} else if (p->kind == S_POINT) {
-		struct pt_tmp *pt = p->obj;
-
-		pt->bo_set |= !!(k->flag & F_BO);
-		pt->pub_set |= !!(k->flag & F_PUB);
-		pt->has_bit |= !!(k->flag & F_BIT);
-		pt->has_length |= !!(k->flag & F_LENGTH);
-	}
+	set_checked(p, base, k, idx, seen, value);
 	return 1;
 }
 
@@ -1560,12 +1572,208 @@ static int parse_file(struct parse *p, const char *path, bool main_file)
 
 /* -------------------------------------------------------------- resolving */
 
+/* Points the error context at section @st (its file, folder and header line). */
+static void enter(struct parse *p, const struct sect_tmp *st)
+{
+	p->file = st->file;
+	p->dir = (char *)st->dir;
+	p->line = st->line;
+	snprintf(p->section, sizeof(p->section), "%s", st->section);
+	p->ap.file = st->file;
+	p->ap.line = st->line;
+	p->ap.section = st->section;
+	p->ap.seen = 0;
+}
+
+/* The adapter's parsed struct for a section kind: zeroed, with the rows' defaults. */
+static void *new_ext(struct parse *p, const struct ad_keys *t)
+{
+	void *ext = arena_alloc(p->arena, t->size ? t->size : 1);
+
+	if (!ext) {
+		p->sys_err = -ENOMEM;
+		return NULL;
+	}
+	apply_defaults(p, t, ext);
+	return ext;
+}
+
+/* "unknown key; expected one of: ..." over up to three tables. */
+static void unknown_key(struct parse *p, const char *name, const struct ad_keys *a,
+			const struct ad_keys *b, const struct ad_keys *c)
+{
+	char list[1024];
+	size_t pos = 0;
+
+	list[0] = '\0';
+	key_list(a, list, sizeof(list), &pos);
+	if (b)
+		key_list(b, list, sizeof(list), &pos);
+	if (c)
+		key_list(c, list, sizeof(list), &pos);
+	errorf(p, p->line, "[%s] %s: unknown key; expected one of: %s", p->section, name, list);
+}
+
+/*
+ * Applies the entries of @st that @t knows and no table took yet to @obj
+ * (seen bits in *seen). Returns how many it took.
+ */
+static unsigned int apply_table(struct parse *p, const struct sect_tmp *st, const struct ad_keys *t,
+				void *obj, uint64_t *seen)
+{
+	struct entry *e;
+	unsigned int idx, n = 0;
+
+	for (e = st->first; e; e = e->next) {
+		const struct ad_key *k;
+
+		if (e->used || !(k = find_key(t, e->key, &idx)))
+			continue;
+		e->used = true;
+		n++;
+		p->line = e->line;
+		set_checked(p, obj, k, idx, seen, e->val);
+	}
+	p->line = st->line;
+	return n;
+}
+
+/* Reports every entry of @st no table took. */
+static void unknown_keys(struct parse *p, const struct sect_tmp *st, const struct ad_keys *a,
+			 const struct ad_keys *b, const struct ad_keys *c)
+{
+	const struct entry *e;
+
+	for (e = st->first; e; e = e->next) {
+		if (e->used)
+			continue;
+		p->line = e->line;
+		unknown_key(p, e->key, a, b, c);
+	}
+	p->line = st->line;
+}
+
+/* The adapter of @proto, or NULL (with an error naming the ones this build has). */
+static const struct ad_schema *schema_of(struct parse *p, enum ad_protocol proto, const char *what,
+					 unsigned int line)
+{
+	char names[256];
+	size_t pos = 0;
+	unsigned int i;
+
+	if ((unsigned int)proto < __AD_PROTO_MAX && p->drivers[proto].schema)
+		return p->drivers[proto].schema;
+	names[0] = '\0';
+	for (i = 0; i < __AD_PROTO_MAX; i++) {
+		if (!p->drivers[i].schema)
+			continue;
+		pos += (size_t)snprintf(names + pos, sizeof(names) - pos, "%s%s", pos ? " | " : "",
+					p->drivers[i].name);
+		pos = GW_MIN(pos, sizeof(names) - 1);
+	}
+	errorf(p, line, "[%s] protocol: '%s' is not available in this version; expected %s", what,
+	       (unsigned int)proto < __AD_PROTO_MAX && p->drivers[proto].name
+		       ? p->drivers[proto].name
+		       : "?",
+	       names);
+	return NULL;
+}
+
+static const struct ad_keys common_bus = { common_bus_keys, __CB_MAX, 0 };
+static const struct ad_keys common_device = { common_device_keys, __CD_MAX, 0 };
+static const struct ad_keys common_point = { common_point_keys, __CP_MAX, 0 };
+
+/*
+ * A device's keys: the common ones (which say the protocol), then the
+ * adapter's device keys, then its bus keys (inline transport, for the
+ * implicit bus). Returns false when the device cannot be used.
+ */
+static bool device_keys(struct parse *p, struct dev_tmp *dt)
+{
+	struct ad_device *d = dt->d;
+	const struct ad_schema *sc;
+
+	enter(p, &dt->s);
+	p->cur_dev = dt;
+	apply_defaults(p, &common_device, d);
+	apply_table(p, &dt->s, &common_device, d, &dt->seen);
+	p->cur_dev = NULL;
+	sc = schema_of(p, d->protocol, dt->s.section, d->origin.line);
+	if (!sc)
+		return false;
+	d->ext = new_ext(p, &sc->device);
+	if (!d->ext)
+		return false;
+	apply_table(p, &dt->s, &sc->device, d->ext, &dt->ext_seen);
+	if (sc->bus.size) {
+		dt->inline_bus = new_ext(p, &sc->bus);
+		if (!dt->inline_bus)
+			return false;
+		if (!apply_table(p, &dt->s, &sc->bus, dt->inline_bus, &dt->bus_seen))
+			dt->inline_bus = NULL; /* no inline transport keys */
+	}
+	unknown_keys(p, &dt->s, &common_device, &sc->device, sc->bus.size ? &sc->bus : NULL);
+	return true;
+}
+
+/* The protocol of a bus: its own key, else that of the first device naming it, else modbus. */
+static enum ad_protocol bus_protocol(struct parse *p, const struct bus_tmp *bt)
+{
+	unsigned int i;
+
+	if (bt->seen & (1ULL << CB_PROTOCOL))
+		return bt->b->protocol;
+	for (i = 0; i < p->n_devs; i++)
+		if (p->devs[i]->bus_name && !strcmp(p->devs[i]->bus_name, bt->b->name) &&
+		    (p->devs[i]->seen & (1ULL << CD_PROTOCOL)))
+			return p->devs[i]->d->protocol;
+	return AD_PROTO_MODBUS;
+}
+
+/* A [bus:] section: keys, duplicate names, the adapter's check. */
+static void resolve_bus(struct parse *p, struct bus_tmp *bt, unsigned int i)
+{
+	struct ad_bus *b = bt->b;
+	const struct ad_schema *sc;
+	uint64_t ext_seen = 0;
+	unsigned int j;
+
+	enter(p, &bt->s);
+	apply_table(p, &bt->s, &common_bus, b, &bt->seen);
+	for (j = 0; j < i; j++) {
+		if (!strcmp(p->buses[j]->b->name, b->name))
+			errorf(p, b->origin.line,
+			       "[bus:%s]: duplicate bus name (first defined at %s:%u)", b->name,
+			       p->buses[j]->b->origin.file, p->buses[j]->b->origin.line);
+	}
+	b->protocol = bus_protocol(p, bt);
+	sc = schema_of(p, b->protocol, bt->s.section, b->origin.line);
+	if (!sc)
+		return;
+	if (!sc->bus.size) {
+		errorf(p, b->origin.line, "[%s]: protocol %s has no buses", bt->s.section,
+		       p->drivers[b->protocol].name);
+		return;
+	}
+	b->ext = new_ext(p, &sc->bus);
+	if (!b->ext)
+		return;
+	apply_table(p, &bt->s, &sc->bus, b->ext, &ext_seen);
+	unknown_keys(p, &bt->s, &common_bus, &sc->bus, NULL);
+	p->ap.seen = ext_seen;
+	if (sc->check_bus && sc->check_bus(&p->ap, b))
+		return;
+	bt->ok = true;
+	if (arena_push(&p->dm->arena, (void ***)&p->dm->map.buses, &p->dm->map.n_buses, b))
+		p->sys_err = -ENOMEM;
+}
+
 static struct bus_tmp *find_bus(struct parse *p, const char *name)
 {
 	unsigned int i;
 
 	for (i = 0; i < p->n_buses; i++)
-		if (!strcmp(p->buses[i]->b.name, name))
+		if (!strcmp(p->buses[i]->b->name, name))
 			return p->buses[i];
 	return NULL;
 }
@@ -1575,174 +1783,151 @@ static struct dev_tmp *find_dev(struct parse *p, const char *name)
 	unsigned int i;
 
 	for (i = 0; i < p->n_devs; i++)
-		if (!strcmp(p->devs[i]->d.name, name))
+		if (!strcmp(p->devs[i]->d->name, name))
 			return p->devs[i];
 	return NULL;
 }
 
-static void check_bus(struct parse *p, struct ad_bus *b, const char *what, const char *file,
-		      unsigned int line)
+/* A device after its keys: duplicate names, its bus (named or implicit), the adapter's check. */
+static void resolve_device(struct parse *p, struct dev_tmp *dt, unsigned int i,
+			   enum ad_publish gw_publish)
 {
-	const char *save = p->file;
+	struct ad_device *d = dt->d;
+	const struct ad_schema *sc = p->drivers[d->protocol].schema;
+	unsigned int j;
 
-	p->file = file;
-	if ((b->type == AD_BUS_TCP || b->type == AD_BUS_RTU_OVER_TCP) && (!b->host || !*b->host))
-		errorf(p, line, "[%s] host: required for type = %s", what, bus_types[b->type]);
-	if (b->type == AD_BUS_RTU && (!b->device || !*b->device))
-		errorf(p, line, "[%s] device: required for type = rtu (e.g. /dev/ttyUSB0)", what);
-	p->file = save;
-}
-
-static void resolve(struct parse *p, struct gw_devmap *dm, enum ad_publish gw_publish)
-{
-	char what[300];
-	unsigned int i, j;
-
-	for (i = 0; i < p->n_buses; i++) {
-		struct bus_tmp *bt = p->buses[i];
-
-		for (j = 0; j < i; j++) {
-			if (!strcmp(p->buses[j]->b.name, bt->b.name)) {
-				p->file = bt->b.origin.file;
-				errorf(p, bt->b.origin.line,
-				       "[bus:%s]: duplicate bus name (first defined at %s:%u)",
-				       bt->b.name, p->buses[j]->b.origin.file,
-				       p->buses[j]->b.origin.line);
-			}
-		}
-		snprintf(what, sizeof(what), "bus:%s", bt->b.name);
-		check_bus(p, &bt->b, what, bt->b.origin.file, bt->b.origin.line);
-		arena_push(&dm->arena, (void ***)&dm->map.buses, &dm->map.n_buses, &bt->b);
-	}
-	for (i = 0; i < p->n_devs; i++) {
-		struct dev_tmp *dt = p->devs[i];
-		struct ad_device *d = &dt->d;
-
-		p->file = d->origin.file;
-		for (j = 0; j < i; j++) {
-			if (!strcmp(p->devs[j]->d.name, d->name))
-				errorf(p, d->origin.line,
-				       "[device:%s]: duplicate device name (first defined at %s:%u)",
-				       d->name, p->devs[j]->d.origin.file,
-				       p->devs[j]->d.origin.line);
-		}
-		if (d->protocol != AD_PROTO_MODBUS) {
+	enter(p, &dt->s);
+	for (j = 0; j < i; j++) {
+		if (!strcmp(p->devs[j]->d->name, d->name))
 			errorf(p, d->origin.line,
-			       "[device:%s] protocol: '%s' is not available in this version; expected modbus",
-			       d->name, ad_protocols[d->protocol]);
-			continue;
-		}
-		if (dt->bus_name) {
-			struct bus_tmp *bt = find_bus(p, dt->bus_name);
-
-			if (dt->has_inline)
-				errorf(p, d->origin.line,
-				       "[device:%s]: give either bus = NAME or inline transport keys (type, host, port, device, ...), not both",
-				       d->name);
-			if (!bt) {
-				errorf(p, dt->bus_line,
-				       "[device:%s] bus: '%s': no [bus:%s] section defines it",
-				       d->name, dt->bus_name, dt->bus_name);
-				continue;
-			}
-			d->bus = &bt->b;
-		} else {
-			struct ad_bus *b = &dt->inline_bus;
-
-			if (!(dt->seen & (1ULL << 14)) /* "type" not given */)
-				b->type = b->device && !b->host ? AD_BUS_RTU : AD_BUS_TCP;
-			if (!b->host && !b->device) {
-				errorf(p, d->origin.line,
-				       "[device:%s]: no transport; expected bus = NAME, or host = ADDRESS (Modbus TCP), or device = /dev/... (RTU)",
-				       d->name);
-				continue;
-			}
-			b->name = d->name;
-			b->implicit = true;
-			b->origin = d->origin;
-			snprintf(what, sizeof(what), "device:%s", d->name);
-			check_bus(p, b, what, d->origin.file, d->origin.line);
-			d->bus = b;
-			arena_push(&dm->arena, (void ***)&dm->map.buses, &dm->map.n_buses, b);
-		}
-		if (d->bus->type == AD_BUS_RTU && d->unit_id > 247)
-			errorf(p, d->origin.line,
-			       "[device:%s] unit_id: %u: expected 0 to 247 on an RTU line", d->name,
-			       d->unit_id);
-		if (!dt->pub_set)
-			d->publish = gw_publish;
-		arena_push(&dm->arena, (void ***)&dm->map.devices, &dm->map.n_devices, d);
+			       "[device:%s]: duplicate device name (first defined at %s:%u)",
+			       d->name, p->devs[j]->d->origin.file, p->devs[j]->d->origin.line);
 	}
-	for (i = 0; i < p->n_pts; i++) {
-		struct pt_tmp *pt = p->pts[i];
-		struct ad_point *x = &pt->p;
-		struct dev_tmp *dt = find_dev(p, pt->dev_name);
-		unsigned int regs, span_max;
+	if (dt->bus_name) {
+		struct bus_tmp *bt = find_bus(p, dt->bus_name);
 
-		p->file = x->origin.file;
-		snprintf(what, sizeof(what), "point:%s/%s", pt->dev_name, x->name);
-		if (!dt) {
-			errorf(p, x->origin.line,
-			       "[%s]: device '%s' is not defined by any [device:%s] section", what,
-			       pt->dev_name, pt->dev_name);
-			continue;
+		if (dt->inline_bus)
+			errorf(p, d->origin.line,
+			       "[device:%s]: give either bus = NAME or inline transport keys (type, host, port, device, ...), not both",
+			       d->name);
+		if (!bt) {
+			errorf(p, dt->bus_line,
+			       "[device:%s] bus: '%s': no [bus:%s] section defines it", d->name,
+			       dt->bus_name, dt->bus_name);
+			return;
 		}
-		for (j = 0; j < dt->d.n_points; j++) {
-			if (!strcmp(dt->d.points[j]->name, x->name))
-				errorf(p, x->origin.line,
-				       "[%s]: duplicate point name (first defined at %s:%u)", what,
-				       dt->d.points[j]->origin.file, dt->d.points[j]->origin.line);
+		if (bt->b->protocol != d->protocol) {
+			errorf(p, dt->bus_line,
+			       "[device:%s] bus: '%s' is a bus of protocol %s, not %s", d->name,
+			       dt->bus_name, p->drivers[bt->b->protocol].name,
+			       p->drivers[d->protocol].name);
+			return;
 		}
-		x->device = &dt->d;
-		if (!(pt->seen & (1ULL << 1)))
-			errorf(p, x->origin.line, "[%s] address: required", what);
-		if (dt->d.address_base == 1) {
-			if (x->address == 0 && (pt->seen & (1ULL << 1)))
-				errorf(p, x->origin.line,
-				       "[%s] address: 0 with address_base = 1; register numbers start at 1",
-				       what);
-			else if (x->address)
-				x->address--;
+		if (!bt->ok)
+			return; /* its error is said */
+		d->bus = bt->b;
+	} else if (sc->bus.size) {
+		struct ad_bus *b = arena_alloc(p->arena, sizeof(*b));
+
+		if (!b) {
+			p->sys_err = -ENOMEM;
+			return;
 		}
-		if (x->type == AD_PT_STRING) {
-			if (!pt->has_length)
-				errorf(p, x->origin.line,
-				       "[%s] length: required for type = string (registers)", what);
-			x->string_swap = pt->bo_set && (x->byte_order == AD_BO_BADC ||
-							x->byte_order == AD_BO_DCBA);
-			x->byte_order = AD_BO_ABCD;
-		} else if (!pt->bo_set) {
-			x->byte_order = dt->d.byte_order;
-		}
-		if (x->type == AD_PT_BIT && !pt->has_bit)
-			errorf(p, x->origin.line, "[%s] bit: required for type = bit (0-15)", what);
-		if (pt->has_bit && x->type != AD_PT_BIT)
-			errorf(p, x->origin.line, "[%s] bit: only for type = bit", what);
-		if ((x->area == AD_AREA_COIL || x->area == AD_AREA_DISCRETE) &&
-		    x->type != AD_PT_BOOL)
-			errorf(p, x->origin.line,
-			       "[%s] type: %s: coil and discrete areas hold single bits; expected type = bool",
-			       what, point_types[x->type]);
-		if (x->writable && (x->area == AD_AREA_INPUT || x->area == AD_AREA_DISCRETE))
-			errorf(p, x->origin.line,
-			       "[%s] access: rw: the %s area is read-only in Modbus", what,
-			       areas[x->area]);
-		if (x->scale == 0.0)
-			errorf(p, x->origin.line, "[%s] scale: 0 would lose every value", what);
-		regs = ad_point_regs(x);
-		span_max = 65536;
-		if (x->address + regs > span_max)
-			errorf(p, x->origin.line, "[%s] address: %u + %u registers runs past 65535",
-			       what, x->address, regs);
-		if (!pt->pub_set)
-			x->publish = dt->d.publish == AD_PUB_INHERIT ? gw_publish : dt->d.publish;
-		if (!x->unit)
-			x->unit = (char *)"";
-		x->index = dm->map.n_points;
-		if (arena_push(&dm->arena, (void ***)&dt->d.points, &dt->d.n_points, x) ||
-		    arena_push(&dm->arena, (void ***)&dm->map.points, &dm->map.n_points, x))
+		b->ext = dt->inline_bus ? dt->inline_bus : new_ext(p, &sc->bus);
+		if (!b->ext)
+			return;
+		b->name = d->name;
+		b->implicit = true;
+		b->protocol = d->protocol;
+		b->origin = d->origin;
+		p->ap.seen = dt->bus_seen;
+		if (sc->check_bus && sc->check_bus(&p->ap, b))
+			return;
+		d->bus = b;
+		if (arena_push(&p->dm->arena, (void ***)&p->dm->map.buses, &p->dm->map.n_buses, b))
 			p->sys_err = -ENOMEM;
 	}
+	if (!(dt->seen & (1ULL << CD_PUBLISH)))
+		d->publish = gw_publish;
+	p->ap.seen = dt->ext_seen;
+	if (sc->check_device && sc->check_device(&p->ap, d))
+		return;
+	if (!d->stale_ms)
+		d->stale_ms = 3 * d->poll_ms;
+	dt->ok = true;
+	if (arena_push(&p->dm->arena, (void ***)&p->dm->map.devices, &p->dm->map.n_devices, d))
+		p->sys_err = -ENOMEM;
+}
+
+/* A point: its device, its keys (common and the adapter's), duplicates, the adapter's check. */
+static void resolve_point(struct parse *p, struct pt_tmp *pt, enum ad_publish gw_publish)
+{
+	struct ad_point *x = pt->p;
+	struct dev_tmp *dt = find_dev(p, pt->dev_name);
+	const struct ad_schema *sc;
+	uint64_t seen = 0, ext_seen = 0;
+	unsigned int j;
+
+	enter(p, &pt->s);
+	if (!dt) {
+		errorf(p, x->origin.line,
+		       "[%s]: device '%s' is not defined by any [device:%s] section", pt->s.section,
+		       pt->dev_name, pt->dev_name);
+		return;
+	}
+	if (!dt->ok)
+		return; /* the device's error is said */
+	sc = p->drivers[dt->d->protocol].schema;
+	x->device = dt->d;
+	x->type = sc->point_type;
+	apply_defaults(p, &common_point, x);
+	apply_table(p, &pt->s, &common_point, x, &seen);
+	x->ext = new_ext(p, &sc->point);
+	if (!x->ext)
+		return;
+	apply_table(p, &pt->s, &sc->point, x->ext, &ext_seen);
+	unknown_keys(p, &pt->s, &common_point, &sc->point, NULL);
+	for (j = 0; j < dt->d->n_points; j++) {
+		if (!strcmp(dt->d->points[j]->name, x->name))
+			errorf(p, x->origin.line,
+			       "[%s]: duplicate point name (first defined at %s:%u)", pt->s.section,
+			       dt->d->points[j]->origin.file, dt->d->points[j]->origin.line);
+	}
+	if (x->scale == 0.0)
+		errorf(p, x->origin.line, "[%s] scale: 0 would lose every value", pt->s.section);
+	p->ap.seen = ext_seen;
+	if (sc->check_point && sc->check_point(&p->ap, x))
+		return;
+	if (!(seen & (1ULL << CP_PUBLISH)))
+		x->publish = dt->d->publish == AD_PUB_INHERIT ? gw_publish : dt->d->publish;
+	x->index = p->dm->map.n_points;
+	if (arena_push(&p->dm->arena, (void ***)&dt->d->points, &dt->d->n_points, x) ||
+	    arena_push(&p->dm->arena, (void ***)&p->dm->map.points, &p->dm->map.n_points, x))
+		p->sys_err = -ENOMEM;
+}
+
+/*
+ * Every device-map section read, in this order: device keys (they say which
+ * adapter owns the rest), buses, devices (bus references, implicit buses),
+ * points. Errors keep the file:line of the key or section they are about.
+ */
+static void resolve(struct parse *p, enum ad_publish gw_publish)
+{
+	unsigned int i;
+
+	p->arena = &p->dm->arena;
+	for (i = 0; i < p->n_devs && !p->sys_err; i++)
+		p->devs[i]->ok = device_keys(p, p->devs[i]);
+	for (i = 0; i < p->n_buses && !p->sys_err; i++)
+		resolve_bus(p, p->buses[i], i);
+	for (i = 0; i < p->n_devs && !p->sys_err; i++) {
+		if (p->devs[i]->ok) {
+			p->devs[i]->ok = false;
+			resolve_device(p, p->devs[i], i, gw_publish);
+		}
+	}
+	for (i = 0; i < p->n_pts && !p->sys_err; i++)
+		resolve_point(p, p->pts[i], gw_publish);
 }
 
 static int load_devices(struct parse *p, const char *pattern, enum ad_publish gw_publish)
@@ -1765,8 +1950,7 @@ static int load_devices(struct parse *p, const char *pattern, enum ad_publish gw
 		parse_file(p, g.gl_pathv[i], false);
 	}
 	globfree(&g);
-	p->arena = &p->dm->arena;
-	resolve(p, p->dm, gw_publish);
+	resolve(p, gw_publish);
 	return p->sys_err;
 }
 
@@ -1819,9 +2003,11 @@ static void default_id(char *buf, size_t n)
 
 /* ------------------------------------------------------------ public API */
 
-static void parse_init(struct parse *p, char *err, size_t errlen)
+static void parse_init(struct parse *p, const struct ad_driver *drivers, char *err, size_t errlen)
 {
 	memset(p, 0, sizeof(*p));
+	p->ap.ops = &ap_ops;
+	p->drivers = drivers;
 	p->err = err;
 	p->errlen = errlen;
 	if (err && errlen)
@@ -1830,12 +2016,19 @@ static void parse_init(struct parse *p, char *err, size_t errlen)
 
 int gw_config_load(const char *path, struct gw_config *cfg, char *err, size_t errlen)
 {
+	return gw_config_load_drivers(path, gw_drivers, cfg, err, errlen);
+}
+
+int gw_config_load_drivers(const char *path, const struct ad_driver *drivers, struct gw_config *cfg,
+			   char *err, size_t errlen)
+{
 	struct parse p;
 	char id[64];
 	int rc;
 
 	memset(cfg, 0, sizeof(*cfg));
-	parse_init(&p, err, errlen);
+	parse_init(&p, drivers, err, errlen);
+	cfg->drivers = drivers;
 	cfg->devmap = gw_calloc(1, sizeof(*cfg->devmap));
 	if (!cfg->devmap)
 		return -ENOMEM;
@@ -1882,6 +2075,7 @@ int gw_config_load(const char *path, struct gw_config *cfg, char *err, size_t er
 		       "[gateway] topic_prefix: '%s': expected a topic without '+' or '#'",
 		       cfg->gateway.topic_prefix);
 	rc = load_devices(&p, cfg->gateway.devices, cfg->gateway.publish);
+	arena_free(p.tmp);
 	if (rc)
 		return rc;
 	return p.n_errors ? -EINVAL : 0;
@@ -1894,13 +2088,14 @@ int gw_devmap_load(const struct gw_config *cfg, struct gw_devmap **out, char *er
 	int rc;
 
 	*out = NULL;
-	parse_init(&p, err, errlen);
+	parse_init(&p, cfg->drivers ? cfg->drivers : gw_drivers, err, errlen);
 	dm = gw_calloc(1, sizeof(*dm));
 	if (!dm)
 		return -ENOMEM;
 	p.dm = dm;
 	p.arena = &dm->arena;
 	rc = load_devices(&p, cfg->gateway.devices, cfg->gateway.publish);
+	arena_free(p.tmp);
 	if (!rc && p.n_errors)
 		rc = -EINVAL;
 	if (rc) {

@@ -120,7 +120,8 @@ struct gw_devmap {
 };
 
 struct gw_config {
-	char *path; /* the main file as given */
+	char *path;			 /* the main file as given */
+	const struct ad_driver *drivers; /* the adapter registry the maps were loaded with */
 	struct gw_gateway_config gateway;
 	struct brk_config broker;
 	struct gw_store_config store;
@@ -140,6 +141,20 @@ struct gw_config {
  */
 int gw_config_load(const char *path, struct gw_config *cfg, char *err, size_t errlen);
 void gw_config_free(struct gw_config *cfg);
+
+/*
+ * The adapter registry (gateway/adapters.c), indexed by enum ad_protocol:
+ * the name of each protocol, its device-map schema and its constructor.
+ */
+extern const struct ad_driver gw_drivers[__AD_PROTO_MAX];
+
+/*
+ * gw_config_load_drivers - gw_config_load() with another registry
+ * (__AD_PROTO_MAX rows; tests use it to plug in a fake adapter). @drivers
+ * must outlive @cfg: reloads (gw_devmap_load) use it too.
+ */
+int gw_config_load_drivers(const char *path, const struct ad_driver *drivers, struct gw_config *cfg,
+			   char *err, size_t errlen);
 
 /*
  * gw_devmap_load - load only the device maps named by @cfg's [gateway] devices

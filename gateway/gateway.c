@@ -175,7 +175,7 @@ static void gw_on_status(void *arg, const struct ad_device *dev, bool online)
 	publish_device_status(g, dev, online);
 }
 
-/* A point whose last good value is older than three poll intervals is stale. */
+/* A point whose last good value is older than its device's stale_ms (3 poll intervals unless the adapter says otherwise) is stale. */
 static void check_stale(struct gw *g, int64_t now)
 {
 	const struct ad_map *map = &g->cfg.devmap->map;
@@ -187,7 +187,7 @@ static void check_stale(struct gw *g, int64_t now)
 		struct ad_reading r;
 
 		if (!st->published || st->last_quality != AD_Q_GOOD ||
-		    now - st->last_read_mono_ms <= 3 * (int64_t)pt->device->poll_ms)
+		    now - st->last_read_mono_ms <= (int64_t)pt->device->stale_ms)
 			continue;
 		r.device = pt->device;
 		r.point = pt;

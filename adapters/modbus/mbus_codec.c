@@ -91,13 +91,14 @@ int mbus_decode(const struct ad_point *pt, const uint16_t *regs, size_t n, uint8
 		size_t strcap, struct ad_value *out)
 {
 	unsigned int width = ad_point_regs(pt);
-	enum ad_byte_order bo = pt->byte_order == AD_BO_INHERIT ? AD_BO_ABCD : pt->byte_order;
+	enum ad_byte_order bo =
+		mbus_pt(pt)->byte_order == AD_BO_INHERIT ? AD_BO_ABCD : mbus_pt(pt)->byte_order;
 	uint64_t raw;
 	size_t i, len;
 
 	if (n < width || width == 0)
 		return -EBADMSG;
-	if (is_bit_area(pt->area) != (pt->type == AD_PT_BOOL))
+	if (is_bit_area(mbus_pt(pt)->area) != (pt->type == AD_PT_BOOL))
 		return -EINVAL;
 	switch (pt->type) {
 	case AD_PT_BOOL:
@@ -105,10 +106,10 @@ int mbus_decode(const struct ad_point *pt, const uint16_t *regs, size_t n, uint8
 		out->b = regs[0] != 0;
 		return 0;
 	case AD_PT_BIT:
-		if (pt->bit > 15)
+		if (mbus_pt(pt)->bit > 15)
 			return -EINVAL;
 		out->type = AD_VAL_BOOL;
-		out->b = (regs[0] >> pt->bit) & 1;
+		out->b = (regs[0] >> mbus_pt(pt)->bit) & 1;
 		return 0;
 	case AD_PT_INT16:
 		set_int(pt, (int16_t)regs[0], out);
@@ -148,7 +149,7 @@ int mbus_decode(const struct ad_point *pt, const uint16_t *regs, size_t n, uint8
 		if (strcap < 2 * (size_t)width)
 			return -EMSGSIZE;
 		for (i = 0; i < width; i++) {
-			uint16_t w = pt->string_swap ? bswap16(regs[i]) : regs[i];
+			uint16_t w = mbus_pt(pt)->string_swap ? bswap16(regs[i]) : regs[i];
 
 			strbuf[2 * i] = (uint8_t)(w >> 8);
 			strbuf[2 * i + 1] = (uint8_t)w;
@@ -249,7 +250,8 @@ int mbus_encode(const struct ad_point *pt, const struct ad_value *v, uint16_t *r
 		size_t *n_out, const char **why)
 {
 	unsigned int width = ad_point_regs(pt);
-	enum ad_byte_order bo = pt->byte_order == AD_BO_INHERIT ? AD_BO_ABCD : pt->byte_order;
+	enum ad_byte_order bo =
+		mbus_pt(pt)->byte_order == AD_BO_INHERIT ? AD_BO_ABCD : mbus_pt(pt)->byte_order;
 	int64_t s = 0;
 	uint64_t u = 0;
 	double d;
@@ -260,7 +262,7 @@ int mbus_encode(const struct ad_point *pt, const struct ad_value *v, uint16_t *r
 		*why = "point is read-only";
 		return -EACCES;
 	}
-	if (pt->area == AD_AREA_DISCRETE || pt->area == AD_AREA_INPUT) {
+	if (mbus_pt(pt)->area == AD_AREA_DISCRETE || mbus_pt(pt)->area == AD_AREA_INPUT) {
 		*why = "discrete inputs and input registers are read-only";
 		return -EACCES;
 	}
@@ -353,7 +355,7 @@ int mbus_encode(const struct ad_point *pt, const struct ad_value *v, uint16_t *r
 			uint8_t lo = 2 * i + 1 < v->s.len ? v->s.p[2 * i + 1] : 0;
 			uint16_t w = (uint16_t)(hi << 8 | lo);
 
-			regs[i] = pt->string_swap ? bswap16(w) : w;
+			regs[i] = mbus_pt(pt)->string_swap ? bswap16(w) : w;
 		}
 		break;
 	}
@@ -367,7 +369,7 @@ int mbus_encode(const struct ad_point *pt, const struct ad_value *v, uint16_t *r
 
 int mbus_write_fc(const struct ad_point *pt, size_t n, bool multiple_always)
 {
-	if (pt->area == AD_AREA_COIL)
+	if (mbus_pt(pt)->area == AD_AREA_COIL)
 		return n == 1 && !multiple_always ? MBUS_FC_WRITE_COIL : MBUS_FC_WRITE_COILS;
 	return n == 1 && !multiple_always ? MBUS_FC_WRITE_REGISTER : MBUS_FC_WRITE_REGISTERS;
 }

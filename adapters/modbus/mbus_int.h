@@ -11,6 +11,7 @@
 #define FIELDMQ_MBUS_INT_H
 
 #include "adapters/adapter.h"
+#include "adapters/modbus/mbus_map.h"
 
 /* Protocol limits (Modbus Application Protocol V1.1b3, 6.1 - 6.4). */
 #define MBUS_MAX_READ_REGS 125

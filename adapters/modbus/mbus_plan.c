@@ -12,10 +12,10 @@ static int cmp_points(const void *a, const void *b)
 	const struct ad_point *p = *(const struct ad_point *const *)a;
 	const struct ad_point *q = *(const struct ad_point *const *)b;
 
-	if (p->area != q->area)
-		return p->area < q->area ? -1 : 1;
-	if (p->address != q->address)
-		return p->address < q->address ? -1 : 1;
+	if (mbus_pt(p)->area != mbus_pt(q)->area)
+		return mbus_pt(p)->area < mbus_pt(q)->area ? -1 : 1;
+	if (mbus_pt(p)->address != mbus_pt(q)->address)
+		return mbus_pt(p)->address < mbus_pt(q)->address ? -1 : 1;
 	/* Wider first, then file order is lost; ties are harmless. */
 	return (int)ad_point_regs(q) - (int)ad_point_regs(p);
 }
@@ -25,10 +25,12 @@ static unsigned int limit_for(const struct ad_device *dev, enum ad_area area)
 	unsigned int lim;
 
 	if (area == AD_AREA_COIL || area == AD_AREA_DISCRETE) {
-		lim = dev->max_bits_per_read ? dev->max_bits_per_read : MBUS_MAX_READ_BITS;
+		lim = mbus_dev(dev)->max_bits_per_read ? mbus_dev(dev)->max_bits_per_read
+						       : MBUS_MAX_READ_BITS;
 		return GW_MIN(lim, MBUS_MAX_READ_BITS);
 	}
-	lim = dev->max_regs_per_read ? dev->max_regs_per_read : MBUS_MAX_READ_REGS;
+	lim = mbus_dev(dev)->max_regs_per_read ? mbus_dev(dev)->max_regs_per_read
+					       : MBUS_MAX_READ_REGS;
 	return GW_MIN(lim, MBUS_MAX_READ_REGS);
 }
 
@@ -48,26 +50,28 @@ int mbus_plan(const struct ad_device *dev, const struct ad_point **order, struct
 		uint32_t w = ad_point_regs(pt);
 		uint32_t lim, pend;
 
-		if (pt->area >= __AD_AREA_MAX) {
+		if (mbus_pt(pt)->area >= __AD_AREA_MAX) {
 			*bad = pt;
 			return -EINVAL;
 		}
-		lim = limit_for(dev, pt->area);
-		pend = (uint32_t)pt->address + w;
+		lim = limit_for(dev, mbus_pt(pt)->area);
+		pend = (uint32_t)mbus_pt(pt)->address + w;
 		if (w == 0 || w > lim || pend > 0x10000) {
 			*bad = pt;
 			return -EMSGSIZE;
 		}
-		if (cur && !dev->one_request_per_point && cur->area == pt->area &&
-		    pt->address <= end + dev->max_gap && GW_MAX(end, pend) - cur->address <= lim) {
+		if (cur && !mbus_dev(dev)->one_request_per_point &&
+		    cur->area == mbus_pt(pt)->area &&
+		    mbus_pt(pt)->address <= end + mbus_dev(dev)->max_gap &&
+		    GW_MAX(end, pend) - cur->address <= lim) {
 			end = GW_MAX(end, pend);
 			cur->count = (uint16_t)(end - cur->address);
 			cur->n_pts++;
 			continue;
 		}
 		cur = &reqs[n++];
-		cur->area = pt->area;
-		cur->address = pt->address;
+		cur->area = mbus_pt(pt)->area;
+		cur->address = mbus_pt(pt)->address;
 		cur->count = (uint16_t)w;
 		cur->first = i;
 		cur->n_pts = 1;
@@ -82,7 +86,7 @@ unsigned int mbus_health_update(struct mbus_health *h, const struct ad_device *d
 				int64_t now_ms)
 {
 	unsigned int act = 0;
-	unsigned int limit = dev->retries ? dev->retries : 1;
+	unsigned int limit = mbus_dev(dev)->retries ? mbus_dev(dev)->retries : 1;
 
 	if (ok) {
 		if (h->state != MBUS_ONLINE)
@@ -99,8 +103,9 @@ unsigned int mbus_health_update(struct mbus_health *h, const struct ad_device *d
 		h->state = MBUS_OFFLINE;
 		act |= MBUS_ACT_OFFLINE;
 	}
-	if (dev->degrade_after && h->fails >= dev->degrade_after && dev->degrade_for_ms) {
-		h->skip_until = now_ms + dev->degrade_for_ms;
+	if (mbus_dev(dev)->degrade_after && h->fails >= mbus_dev(dev)->degrade_after &&
+	    mbus_dev(dev)->degrade_for_ms) {
+		h->skip_until = now_ms + mbus_dev(dev)->degrade_for_ms;
 		act |= MBUS_ACT_DEGRADE;
 	}
 	return act;

@@ -18,6 +18,7 @@
 #define FIELDMQ_MODBUS_ADAPTER_H
 
 #include "adapters/adapter.h"
+#include "adapters/modbus/mbus_map.h"
 
 /*
  * Create the adapter for the devices of @map whose protocol is modbus. The
@@ -26,7 +27,7 @@
  * Returns NULL when out of memory or when a device cannot be planned (a point
  * wider than one request allows; the reason is logged with file:line).
  */
-struct ad_adapter *ad_modbus_new(uv_loop_t *loop, const struct ad_map *map,
+struct ad_adapter *ad_modbus_new(struct uv_loop_s *loop, const struct ad_map *map,
 				 const struct gw_logger *log, const struct ad_sink *sink);
 
 /* Counters, for $SYS figures and the benchmark. Read on the loop thread. */

@@ -19,6 +19,7 @@
 #include <fcntl.h>
 
 #include <modbus.h>
+#include <uv.h>
 
 #include "mbus_int.h"
 #include "modbus_adapter.h"
@@ -169,7 +170,8 @@ static const char *err_text(int err, uint8_t exc)
 
 static bool is_rtu_line(const struct mb_bus *b)
 {
-	return b->cfg->type == AD_BUS_RTU || b->cfg->type == AD_BUS_RTU_OVER_TCP;
+	return mbus_bus(b->cfg)->type == AD_BUS_RTU ||
+	       mbus_bus(b->cfg)->type == AD_BUS_RTU_OVER_TCP;
 }
 
 static void transport_close(struct mb_bus *b)
@@ -194,8 +196,8 @@ static int rot_connect(struct mb_bus *b)
 	char port[8];
 	int fd = -1, rc;
 
-	snprintf(port, sizeof(port), "%u", b->cfg->port);
-	rc = getaddrinfo(b->cfg->host, port, &hints, &res);
+	snprintf(port, sizeof(port), "%u", mbus_bus(b->cfg)->port);
+	rc = getaddrinfo(mbus_bus(b->cfg)->host, port, &hints, &res);
 	if (rc)
 		return -EHOSTUNREACH;
 	rc = -ECONNREFUSED;
@@ -215,7 +217,7 @@ static int rot_connect(struct mb_bus *b)
 		}
 		pfd.fd = fd;
 		pfd.events = POLLOUT;
-		if (poll(&pfd, 1, (int)b->cfg->timeout_ms) <= 0) {
+		if (poll(&pfd, 1, (int)mbus_bus(b->cfg)->timeout_ms) <= 0) {
 			rc = -ETIMEDOUT;
 			goto next;
 		}
@@ -257,7 +259,7 @@ static int rot_xfer(struct mb_bus *b, uint8_t unit, const uint8_t *pdu, size_t p
 	rc = mbus_rtu_encode(&w, unit, pdu, pdu_len);
 	if (rc)
 		return rc;
-	deadline = mono_ms() + b->cfg->timeout_ms;
+	deadline = mono_ms() + mbus_bus(b->cfg)->timeout_ms;
 	while (sent < w.len) {
 		k = send(b->fd, adu + sent, w.len - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (k < 0 && errno != EAGAIN && errno != EINTR)
@@ -303,31 +305,33 @@ static int rot_xfer(struct mb_bus *b, uint8_t unit, const uint8_t *pdu, size_t p
 static int lm_open(struct mb_bus *b)
 {
 	const struct ad_bus *c = b->cfg;
+	const struct mbus_bus *mc = mbus_bus(c);
 	char port[8];
 
 	if (b->connected)
 		return 0;
 	if (!b->ctx) {
-		if (c->type == AD_BUS_TCP) {
-			snprintf(port, sizeof(port), "%u", c->port);
-			b->ctx = modbus_new_tcp_pi(c->host, port);
+		if (mc->type == AD_BUS_TCP) {
+			snprintf(port, sizeof(port), "%u", mc->port);
+			b->ctx = modbus_new_tcp_pi(mc->host, port);
 		} else {
-			b->ctx = modbus_new_rtu(
-				c->device, (int)c->baud, c->parity ? c->parity : 'N',
-				c->data_bits ? c->data_bits : 8, c->stop_bits ? c->stop_bits : 1);
+			b->ctx = modbus_new_rtu(mc->device, (int)mc->baud,
+						mc->parity ? mc->parity : 'N',
+						mc->data_bits ? mc->data_bits : 8,
+						mc->stop_bits ? mc->stop_bits : 1);
 		}
 		if (!b->ctx)
 			return -errno ? -errno : -ENOMEM;
-		modbus_set_response_timeout(b->ctx, c->timeout_ms / 1000,
-					    (c->timeout_ms % 1000) * 1000);
+		modbus_set_response_timeout(b->ctx, mc->timeout_ms / 1000,
+					    (mc->timeout_ms % 1000) * 1000);
 	}
 	if (modbus_connect(b->ctx) == -1)
 		return -errno;
-	if (c->type == AD_BUS_RTU && c->rs485 &&
+	if (mc->type == AD_BUS_RTU && mc->rs485 &&
 	    modbus_rtu_set_serial_mode(b->ctx, MODBUS_RTU_RS485) == -1)
 		gw_log(b->ad->base.log, LOG_WARNING, MOD,
 		       "bus %s: cannot switch %s to RS485 mode (%s), using RS232", c->name,
-		       c->device, strerror(errno));
+		       mc->device, strerror(errno));
 	b->connected = true;
 	return 0;
 }
@@ -342,7 +346,7 @@ static int lm_fail(struct mb_bus *b, uint8_t *exc)
 		*exc = (uint8_t)(e - MODBUS_ENOBASE);
 		return -EEXC;
 	}
-	if (b->cfg->type == AD_BUS_TCP || (e != ETIMEDOUT && e != EMBBADCRC)) {
+	if (mbus_bus(b->cfg)->type == AD_BUS_TCP || (e != ETIMEDOUT && e != EMBBADCRC)) {
 		modbus_close(b->ctx);
 		b->connected = false;
 	} else {
@@ -358,8 +362,8 @@ static int lm_fail(struct mb_bus *b, uint8_t *exc)
 /* Waits out the silence an RTU line needs between frames. */
 static void turnaround(struct mb_bus *b)
 {
-	if (is_rtu_line(b) && b->cfg->turnaround_ms)
-		sleep_ms(b->last_io + b->cfg->turnaround_ms - mono_ms());
+	if (is_rtu_line(b) && mbus_bus(b->cfg)->turnaround_ms)
+		sleep_ms(b->last_io + mbus_bus(b->cfg)->turnaround_ms - mono_ms());
 }
 
 static const uint8_t read_fc[__AD_AREA_MAX] = {
@@ -375,7 +379,7 @@ static int bus_read(struct mb_bus *b, uint8_t unit, const struct mbus_req *rq, u
 	int rc, i;
 
 	turnaround(b);
-	if (b->cfg->type == AD_BUS_RTU_OVER_TCP) {
+	if (mbus_bus(b->cfg)->type == AD_BUS_RTU_OVER_TCP) {
 		uint8_t pdu[8], buf[MBUS_RTU_MAX_ADU];
 		struct gw_writer w;
 		struct mbus_frame f;
@@ -425,11 +429,11 @@ static int bus_read(struct mb_bus *b, uint8_t unit, const struct mbus_req *rq, u
 
 static int bus_write(struct mb_bus *b, uint8_t unit, struct mb_job *j)
 {
-	uint16_t addr = j->pt->address;
+	uint16_t addr = mbus_pt(j->pt)->address;
 	int rc, i;
 
 	turnaround(b);
-	if (b->cfg->type == AD_BUS_RTU_OVER_TCP) {
+	if (mbus_bus(b->cfg)->type == AD_BUS_RTU_OVER_TCP) {
 		uint8_t pdu[MBUS_RTU_MAX_ADU], buf[MBUS_RTU_MAX_ADU];
 		struct gw_writer w;
 		struct mbus_frame f;
@@ -496,15 +500,16 @@ static int read_split(struct mb_bus *b, struct mb_job *j, int i)
 	for (k = rq->first; k < rq->first + rq->n_pts; k++) {
 		const struct ad_point *pt = d->order[k];
 		struct mbus_req one = { .area = rq->area,
-					.address = pt->address,
+					.address = mbus_pt(pt)->address,
 					.count = (uint16_t)ad_point_regs(pt) };
 
 		if (fatal) {
 			j->pt_err[k] = fatal;
 			continue;
 		}
-		j->pt_err[k] = bus_read(b, d->cfg->unit_id, &one,
-					j->data + r->off + (pt->address - rq->address), &exc);
+		j->pt_err[k] =
+			bus_read(b, mbus_dev(d->cfg)->unit_id, &one,
+				 j->data + r->off + (mbus_pt(pt)->address - rq->address), &exc);
 		r->extra++;
 		if (j->pt_err[k]) {
 			r->extra_failed++;
@@ -531,7 +536,8 @@ static void run_poll(struct mb_bus *b, struct mb_job *j)
 			r->ts = gw_now_ms();
 			continue;
 		}
-		r->err = bus_read(b, d->cfg->unit_id, &d->reqs[i], j->data + r->off, &r->exc);
+		r->err = bus_read(b, mbus_dev(d->cfg)->unit_id, &d->reqs[i], j->data + r->off,
+				  &r->exc);
 		r->split = false;
 		if (r->err == -EEXC && d->reqs[i].n_pts > 1)
 			fatal = read_split(b, j, i);
@@ -562,7 +568,7 @@ static void worker_main(void *arg)
 			run_poll(b, j);
 		} else {
 			j->exc = 0;
-			j->err = bus_write(b, j->dev->cfg->unit_id, j);
+			j->err = bus_write(b, mbus_dev(j->dev->cfg)->unit_id, j);
 			j->ts = gw_now_ms();
 		}
 		uv_mutex_lock(&ad->done_lock);
@@ -655,7 +661,7 @@ static void poll_done(struct mb_dev *d)
 		d->req_err[i] = r->err - r->exc;
 		for (k = rq->first; k < rq->first + rq->n_pts; k++) {
 			const struct ad_point *pt = d->order[k];
-			unsigned int off = pt->address - rq->address;
+			unsigned int off = mbus_pt(pt)->address - rq->address;
 			int e = r->split ? j->pt_err[k] : r->err;
 			uint8_t sbuf[2 * MBUS_MAX_READ_REGS];
 			struct ad_value v;
@@ -681,7 +687,7 @@ static void poll_done(struct mb_dev *d)
 			mark_bad(d, k, ts);
 	if (act & MBUS_ACT_BAD)
 		gw_log(ad->base.log, LOG_WARNING, MOD, "device %s (unit %u on %s): %s", c->name,
-		       c->unit_id, c->bus->name, err_text(transport_err, 0));
+		       mbus_dev(c)->unit_id, c->bus->name, err_text(transport_err, 0));
 	if (act & MBUS_ACT_ONLINE) {
 		gw_log(ad->base.log, LOG_INFO, MOD, "device %s online", c->name);
 		ad->stats.devices_online++;
@@ -695,10 +701,10 @@ static void poll_done(struct mb_dev *d)
 		if (ad->base.sink.on_status)
 			ad->base.sink.on_status(ad->base.sink.arg, c, false);
 	}
-	if ((act & MBUS_ACT_DEGRADE) && d->health.fails == c->degrade_after)
+	if ((act & MBUS_ACT_DEGRADE) && d->health.fails == mbus_dev(c)->degrade_after)
 		gw_log(ad->base.log, LOG_INFO, MOD,
 		       "device %s: %u failed polls, retrying every %u ms", c->name, d->health.fails,
-		       c->degrade_for_ms);
+		       mbus_dev(c)->degrade_for_ms);
 }
 
 static void write_done(struct mb_adapter *ad, struct mb_job *j)
@@ -998,7 +1004,7 @@ static int mb_command(struct ad_adapter *a, const struct ad_point *pt, const str
 	j->dev = d;
 	j->pt = pt;
 	j->token = token;
-	j->fc = (uint8_t)mbus_write_fc(pt, j->n, d->cfg->write_multiple_always);
+	j->fc = (uint8_t)mbus_write_fc(pt, j->n, mbus_dev(d->cfg)->write_multiple_always);
 	j->value = *value;
 	if (value->type == AD_VAL_STRING) {
 		/* mbus_encode bounded the length by the point's width. */
@@ -1068,7 +1074,7 @@ static int dev_init(struct mb_adapter *ad, struct mb_dev *d, const struct ad_dev
 	return 0;
 }
 
-struct ad_adapter *ad_modbus_new(uv_loop_t *loop, const struct ad_map *map,
+struct ad_adapter *ad_modbus_new(struct uv_loop_s *loop, const struct ad_map *map,
 				 const struct gw_logger *log, const struct ad_sink *sink)
 {
 	struct mb_adapter *ad = NULL;

@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "adapters/modbus/mbus_map.h"
 #include "gateway/config.h"
 
 static char dir[256];
@@ -113,20 +114,20 @@ static void test_shipped_example(void **state)
 	assert_true(cfg.devmap->map.n_devices >= 1);
 	d = cfg.devmap->map.devices[0];
 	assert_string_equal(d->name, "boiler");
-	assert_int_equal(d->bus->type, AD_BUS_TCP);
+	assert_int_equal(mbus_bus(d->bus)->type, AD_BUS_TCP);
 	assert_true(d->bus->implicit);
-	assert_int_equal(d->bus->port, 15020);
+	assert_int_equal(mbus_bus(d->bus)->port, 15020);
 	pt = gw_devmap_point(d, gw_slice_cstr("temperature"));
 	assert_non_null(pt);
 	assert_int_equal(pt->type, AD_PT_FLOAT32);
-	assert_int_equal(pt->address, 0);
-	assert_int_equal(pt->area, AD_AREA_INPUT);
+	assert_int_equal(mbus_pt(pt)->address, 0);
+	assert_int_equal(mbus_pt(pt)->area, AD_AREA_INPUT);
 	assert_string_equal(pt->unit, "°C");
 	assert_true(pt->deadband == 0.2);
 	pt = gw_devmap_point(d, gw_slice_cstr("uptime"));
 	assert_non_null(pt);
 	assert_int_equal(pt->publish, AD_PUB_EVERY_POLL);
-	assert_int_equal(pt->area, AD_AREA_INPUT);
+	assert_int_equal(mbus_pt(pt)->area, AD_AREA_INPUT);
 	gw_config_free(&cfg);
 }
 
@@ -156,22 +157,22 @@ static void test_defaults_and_inheritance(void **state)
 	assert_int_equal(cfg.store.queue_max_messages, 1000000);
 	d = cfg.devmap->map.devices[0];
 	assert_string_equal(d->bus->name, "line1");
-	assert_int_equal(d->bus->baud, 19200);
-	assert_int_equal(d->bus->parity, 'E');
-	assert_int_equal(d->bus->type, AD_BUS_RTU);
-	assert_int_equal(d->unit_id, 7);
+	assert_int_equal(mbus_bus(d->bus)->baud, 19200);
+	assert_int_equal(mbus_bus(d->bus)->parity, 'E');
+	assert_int_equal(mbus_bus(d->bus)->type, AD_BUS_RTU);
+	assert_int_equal(mbus_dev(d)->unit_id, 7);
 	assert_int_equal(d->poll_ms, 1000);
 	pt = gw_devmap_point(d, gw_slice_cstr("p"));
-	assert_int_equal(pt->address, 0); /* register 1 with address_base = 1 */
-	assert_int_equal(pt->byte_order, AD_BO_CDAB);
+	assert_int_equal(mbus_pt(pt)->address, 0); /* register 1 with address_base = 1 */
+	assert_int_equal(mbus_pt(pt)->byte_order, AD_BO_CDAB);
 	assert_int_equal(pt->publish, AD_PUB_EVERY_POLL);
 	assert_int_equal(pt->index, 0);
 	pt = gw_devmap_point(d, gw_slice_cstr("q"));
-	assert_int_equal(pt->byte_order, AD_BO_DCBA);
+	assert_int_equal(mbus_pt(pt)->byte_order, AD_BO_DCBA);
 	assert_int_equal(pt->publish, AD_PUB_ON_CHANGE);
 	pt = gw_devmap_point(d, gw_slice_cstr("s"));
-	assert_true(pt->string_swap);
-	assert_int_equal(pt->length, 4);
+	assert_true(mbus_pt(pt)->string_swap);
+	assert_int_equal(mbus_pt(pt)->length, 4);
 	assert_null(gw_devmap_point(d, gw_slice_cstr("nope")));
 	gw_config_free(&cfg);
 }

@@ -286,43 +286,46 @@ static struct ad_point *find_pt(const char *path)
 static void add_bus(char *arg)
 {
 	struct ad_bus *b = calloc(1, sizeof(*b));
+	struct mbus_bus *mb = calloc(1, sizeof(*mb));
 	char *k, *v;
 
 	b->name = strsep(&arg, ",");
-	b->type = AD_BUS_TCP;
-	b->host = "127.0.0.1";
-	b->port = 502;
-	b->baud = 9600;
-	b->parity = 'N';
-	b->data_bits = 8;
-	b->stop_bits = 1;
-	b->timeout_ms = 500;
-	b->turnaround_ms = 0;
+	b->protocol = AD_PROTO_MODBUS;
+	b->ext = mb;
+	mb->type = AD_BUS_TCP;
+	mb->host = "127.0.0.1";
+	mb->port = 502;
+	mb->baud = 9600;
+	mb->parity = 'N';
+	mb->data_bits = 8;
+	mb->stop_bits = 1;
+	mb->timeout_ms = 500;
+	mb->turnaround_ms = 0;
 	while ((k = next_kv(&arg, &v))) {
 		if (!strcmp(k, "type"))
-			b->type = !strcmp(v, "rtu")	       ? AD_BUS_RTU
-				  : !strcmp(v, "rtu_over_tcp") ? AD_BUS_RTU_OVER_TCP
-							       : AD_BUS_TCP;
+			mb->type = !strcmp(v, "rtu")		? AD_BUS_RTU
+				   : !strcmp(v, "rtu_over_tcp") ? AD_BUS_RTU_OVER_TCP
+								: AD_BUS_TCP;
 		else if (!strcmp(k, "host"))
-			b->host = v;
+			mb->host = v;
 		else if (!strcmp(k, "port"))
-			b->port = (uint16_t)num(v);
+			mb->port = (uint16_t)num(v);
 		else if (!strcmp(k, "device"))
-			b->device = v;
+			mb->device = v;
 		else if (!strcmp(k, "baud"))
-			b->baud = (uint32_t)num(v);
+			mb->baud = (uint32_t)num(v);
 		else if (!strcmp(k, "parity"))
-			b->parity = v[0];
+			mb->parity = v[0];
 		else if (!strcmp(k, "data"))
-			b->data_bits = (uint8_t)num(v);
+			mb->data_bits = (uint8_t)num(v);
 		else if (!strcmp(k, "stop"))
-			b->stop_bits = (uint8_t)num(v);
+			mb->stop_bits = (uint8_t)num(v);
 		else if (!strcmp(k, "rs485"))
-			b->rs485 = num(v) != 0;
+			mb->rs485 = num(v) != 0;
 		else if (!strcmp(k, "timeout"))
-			b->timeout_ms = (uint32_t)num(v);
+			mb->timeout_ms = (uint32_t)num(v);
 		else if (!strcmp(k, "turnaround"))
-			b->turnaround_ms = (uint32_t)num(v);
+			mb->turnaround_ms = (uint32_t)num(v);
 		else
 			die("unknown bus key", k);
 	}
@@ -332,46 +335,49 @@ static void add_bus(char *arg)
 static void add_dev(char *arg)
 {
 	struct ad_device *d = calloc(1, sizeof(*d));
+	struct mbus_device *md = calloc(1, sizeof(*md));
 	char *k, *v;
 
 	d->name = strsep(&arg, ",");
 	d->protocol = AD_PROTO_MODBUS;
-	d->unit_id = 1;
+	d->ext = md;
+	md->unit_id = 1;
 	d->poll_ms = 1000;
-	d->byte_order = AD_BO_ABCD;
-	d->max_regs_per_read = 125;
-	d->max_bits_per_read = 2000;
-	d->max_gap = 10;
-	d->retries = 1;
-	d->degrade_after = 3;
-	d->degrade_for_ms = 60000;
+	md->byte_order = AD_BO_ABCD;
+	md->max_regs_per_read = 125;
+	md->max_bits_per_read = 2000;
+	md->max_gap = 10;
+	md->retries = 1;
+	md->degrade_after = 3;
+	md->degrade_for_ms = 60000;
 	d->publish = AD_PUB_ON_CHANGE;
+	d->stale_ms = 3 * d->poll_ms;
 	d->points = calloc(MAX_ITEMS, sizeof(*d->points));
 	while ((k = next_kv(&arg, &v))) {
 		if (!strcmp(k, "bus"))
 			d->bus = find_bus(v);
 		else if (!strcmp(k, "unit"))
-			d->unit_id = (uint8_t)num(v);
+			md->unit_id = (uint8_t)num(v);
 		else if (!strcmp(k, "poll"))
 			d->poll_ms = (uint32_t)num(v);
 		else if (!strcmp(k, "retries"))
-			d->retries = (uint8_t)num(v);
+			md->retries = (uint8_t)num(v);
 		else if (!strcmp(k, "degrade_after"))
-			d->degrade_after = (uint16_t)num(v);
+			md->degrade_after = (uint16_t)num(v);
 		else if (!strcmp(k, "degrade_for"))
-			d->degrade_for_ms = (uint32_t)num(v);
+			md->degrade_for_ms = (uint32_t)num(v);
 		else if (!strcmp(k, "max_gap"))
-			d->max_gap = (uint16_t)num(v);
+			md->max_gap = (uint16_t)num(v);
 		else if (!strcmp(k, "max_regs"))
-			d->max_regs_per_read = (uint16_t)num(v);
+			md->max_regs_per_read = (uint16_t)num(v);
 		else if (!strcmp(k, "max_bits"))
-			d->max_bits_per_read = (uint16_t)num(v);
+			md->max_bits_per_read = (uint16_t)num(v);
 		else if (!strcmp(k, "one"))
-			d->one_request_per_point = num(v) != 0;
+			md->one_request_per_point = num(v) != 0;
 		else if (!strcmp(k, "wma"))
-			d->write_multiple_always = num(v) != 0;
+			md->write_multiple_always = num(v) != 0;
 		else if (!strcmp(k, "bo"))
-			d->byte_order = order_of(v);
+			md->byte_order = order_of(v);
 		else
 			die("unknown device key", k);
 	}
@@ -383,6 +389,7 @@ static void add_dev(char *arg)
 static void add_pt(char *arg)
 {
 	struct ad_point *p = calloc(1, sizeof(*p));
+	struct mbus_point *mp = calloc(1, sizeof(*mp));
 	char *path = strsep(&arg, ",");
 	char *slash = strchr(path, '/');
 	static const char *const areas[] = { "coil", "discrete", "input", "holding" };
@@ -398,7 +405,8 @@ static void add_pt(char *arg)
 	*slash = 0;
 	p->device = find_dev(path);
 	p->name = slash + 1;
-	p->area = AD_AREA_HOLDING;
+	p->ext = mp;
+	mp->area = AD_AREA_HOLDING;
 	p->type = AD_PT_UINT16;
 	p->scale = 1.0;
 	p->publish = AD_PUB_ON_CHANGE;
@@ -408,9 +416,9 @@ static void add_pt(char *arg)
 				;
 			if (i == 4)
 				die("bad area", v);
-			p->area = (enum ad_area)i;
+			mp->area = (enum ad_area)i;
 		} else if (!strcmp(k, "addr")) {
-			p->address = (uint16_t)num(v);
+			mp->address = (uint16_t)num(v);
 		} else if (!strcmp(k, "type")) {
 			for (i = 0; i < GW_ARRAY_SIZE(types) && strcmp(v, types[i]); i++)
 				;
@@ -418,14 +426,14 @@ static void add_pt(char *arg)
 				die("bad type", v);
 			p->type = (enum ad_point_type)i;
 		} else if (!strcmp(k, "bo")) {
-			p->byte_order = order_of(v);
+			mp->byte_order = order_of(v);
 			bo_set = true;
 		} else if (!strcmp(k, "bit")) {
-			p->bit = (uint8_t)num(v);
+			mp->bit = (uint8_t)num(v);
 		} else if (!strcmp(k, "len")) {
-			p->length = (uint16_t)num(v);
+			mp->length = (uint16_t)num(v);
 		} else if (!strcmp(k, "swap")) {
-			p->string_swap = num(v) != 0;
+			mp->string_swap = num(v) != 0;
 		} else if (!strcmp(k, "scale")) {
 			p->scale = strtod(v, NULL);
 		} else if (!strcmp(k, "offset")) {
@@ -437,7 +445,7 @@ static void add_pt(char *arg)
 		}
 	}
 	if (!bo_set)
-		p->byte_order = p->device->byte_order;
+		mp->byte_order = mbus_dev(p->device)->byte_order;
 	if (p->device->n_points == MAX_ITEMS)
 		die("too many points", path);
 	p->device->points[p->device->n_points++] = p;

@@ -176,12 +176,8 @@ static int store(struct sim *s, int unit, enum ad_area area, unsigned int addr,
 		 const struct ad_value *v)
 {
 	modbus_mapping_t *m = unit_map(s, unit);
-	struct ad_point pt = { .area = AD_AREA_HOLDING,
-			       .type = type,
-			       .byte_order = bo,
-			       .scale = 1.0,
-			       .writable = true,
-			       .string_swap = swap };
+	struct mbus_point mp = { .area = AD_AREA_HOLDING, .byte_order = bo, .string_swap = swap };
+	struct ad_point pt = { .type = type, .scale = 1.0, .writable = true, .ext = &mp };
 	uint16_t regs[MBUS_MAX_READ_REGS];
 	const char *why = NULL;
 	size_t n = 0, i;
@@ -190,9 +186,9 @@ static int store(struct sim *s, int unit, enum ad_area area, unsigned int addr,
 	if (!m)
 		return -ENOMEM;
 	if (type == AD_PT_STRING)
-		pt.length = (uint16_t)((v->s.len + 1) / 2);
+		mp.length = (uint16_t)((v->s.len + 1) / 2);
 	if (area == AD_AREA_COIL || area == AD_AREA_DISCRETE)
-		pt.area = AD_AREA_COIL;
+		mp.area = AD_AREA_COIL;
 	if (type == AD_PT_BIT)
 		pt.type = AD_PT_UINT16;
 	rc = mbus_encode(&pt, v, regs, GW_ARRAY_SIZE(regs), &n, &why);

@@ -14,17 +14,26 @@
 
 #include "adapters/modbus/mbus_int.h"
 
+/* The Modbus parts of the points mkpt() makes (what the loader hangs on ->ext). */
+static struct mbus_point mpool[1024];
+static unsigned int mnext;
+
+#define M(pt) ((struct mbus_point *)(pt)->ext)
+
 static struct ad_point mkpt(enum ad_area area, uint16_t addr, enum ad_point_type type,
 			    enum ad_byte_order bo)
 {
+	struct mbus_point *m = &mpool[mnext++ % GW_ARRAY_SIZE(mpool)];
 	struct ad_point p;
 
 	memset(&p, 0, sizeof(p));
+	memset(m, 0, sizeof(*m));
 	p.name = "p";
-	p.area = area;
-	p.address = addr;
+	p.ext = m;
+	m->area = area;
+	m->address = addr;
 	p.type = type;
-	p.byte_order = bo;
+	m->byte_order = bo;
 	p.scale = 1.0;
 	p.writable = true;
 	return p;
@@ -92,11 +101,11 @@ static void test_decode_bits(void **state)
 	roundtrip(&p, &r, 1);
 	p = mkpt(AD_AREA_HOLDING, 0, AD_PT_BIT, AD_BO_ABCD);
 	r = 0x8004;
-	p.bit = 2;
+	M(&p)->bit = 2;
 	assert_true(dec(&p, &r, 1).b);
-	p.bit = 15;
+	M(&p)->bit = 15;
 	assert_true(dec(&p, &r, 1).b);
-	p.bit = 3;
+	M(&p)->bit = 3;
 	assert_false(dec(&p, &r, 1).b);
 	/* A bool on a register area, or a number on a coil, is a map error. */
 	{
@@ -172,7 +181,7 @@ static void test_decode_64bit_orders(void **state)
 		struct ad_point p = mkpt(AD_AREA_INPUT, 0, AD_PT_UINT64, orders[i]);
 		struct ad_value v = dec(&p, u64[i], 4);
 
-		p.area = AD_AREA_HOLDING;
+		M(&p)->area = AD_AREA_HOLDING;
 		assert_int_equal(v.type, AD_VAL_UINT);
 		assert_true(v.u == 0x0102030405060708ull);
 		roundtrip(&p, u64[i], 4);
@@ -206,13 +215,13 @@ static void test_decode_string(void **state)
 	uint8_t small[4];
 
 	(void)state;
-	p.length = 4;
+	M(&p)->length = 4;
 	v = dec(&p, hi, 4);
 	assert_int_equal(v.type, AD_VAL_STRING);
 	assert_int_equal(v.s.len, 5);
 	assert_memory_equal(v.s.p, "ABCDE", 5);
 	roundtrip(&p, hi, 4);
-	p.string_swap = true;
+	M(&p)->string_swap = true;
 	v = dec(&p, lo, 4);
 	assert_int_equal(v.s.len, 5);
 	assert_memory_equal(v.s.p, "ABCDE", 5);
@@ -274,7 +283,7 @@ static void test_encode_refusals(void **state)
 	assert_int_equal(enc(&p, vd, out, &why), -ERANGE);
 	/* A number to a string. */
 	p.type = AD_PT_STRING;
-	p.length = 1;
+	M(&p)->length = 1;
 	assert_int_equal(enc(&p, vi, out, &why), -EINVAL);
 	assert_int_equal(enc(&p, vs, out, &why), -ERANGE); /* 3 bytes into 2 */
 	/* Read-only points and areas. */
@@ -322,6 +331,7 @@ static void test_write_fc(void **state)
 
 struct fixture {
 	struct ad_device dev;
+	struct mbus_device mdev;
 	struct ad_point pts[300];
 	struct ad_point *pp[300];
 	const struct ad_point *order[300];
@@ -334,8 +344,9 @@ static void dev_reset(void)
 {
 	memset(&fx, 0, sizeof(fx));
 	fx.dev.name = "d";
-	fx.dev.max_regs_per_read = 125;
-	fx.dev.max_gap = 10;
+	fx.dev.ext = &fx.mdev;
+	fx.mdev.max_regs_per_read = 125;
+	fx.mdev.max_gap = 10;
 	fx.dev.points = fx.pp;
 }
 
@@ -344,7 +355,7 @@ static void add(enum ad_area area, uint16_t addr, enum ad_point_type type, uint1
 	struct ad_point *p = &fx.pts[fx.dev.n_points];
 
 	*p = mkpt(area, addr, type, AD_BO_ABCD);
-	p->length = len;
+	M(p)->length = len;
 	fx.pp[fx.dev.n_points++] = p;
 }
 
@@ -367,7 +378,7 @@ static void test_plan_coalesce(void **state)
 	assert_int_equal(plan(), 1);
 	assert_int_equal(fx.reqs[0].count, 100);
 	assert_int_equal(fx.reqs[0].n_pts, 100);
-	fx.dev.one_request_per_point = true;
+	fx.mdev.one_request_per_point = true;
 	assert_int_equal(plan(), 100);
 
 	/* 100 float32 = 200 registers: split at 125 -> 62 points + 38 points. */
@@ -378,9 +389,9 @@ static void test_plan_coalesce(void **state)
 	assert_int_equal(fx.reqs[0].count, 124);
 	assert_int_equal(fx.reqs[1].address, 1124);
 	assert_int_equal(fx.reqs[1].count, 76);
-	fx.dev.max_regs_per_read = 0; /* default */
+	fx.mdev.max_regs_per_read = 0; /* default */
 	assert_int_equal(plan(), 2);
-	fx.dev.max_regs_per_read = 500; /* capped by the protocol */
+	fx.mdev.max_regs_per_read = 500; /* capped by the protocol */
 	assert_int_equal(plan(), 2);
 
 	/* Gaps: <= max_gap merges, more splits; areas never merge. Unsorted input. */
@@ -400,14 +411,14 @@ static void test_plan_coalesce(void **state)
 	assert_int_equal(fx.reqs[3].count, 13);
 	assert_int_equal(fx.reqs[3].n_pts, 3);
 	assert_int_equal(fx.reqs[3].area, AD_AREA_HOLDING);
-	fx.dev.max_gap = 0;
+	fx.mdev.max_gap = 0;
 	assert_int_equal(plan(), 5);
-	fx.dev.max_gap = 100;
+	fx.mdev.max_gap = 100;
 	assert_int_equal(plan(), 3);
 
 	/* Bits: up to 2000 coils in one request. */
 	dev_reset();
-	fx.dev.max_gap = 2000;
+	fx.mdev.max_gap = 2000;
 	add(AD_AREA_DISCRETE, 1999, AD_PT_BOOL, 0);
 	add(AD_AREA_DISCRETE, 0, AD_PT_BOOL, 0);
 	add(AD_AREA_DISCRETE, 2000, AD_PT_BOOL, 0);
@@ -415,7 +426,7 @@ static void test_plan_coalesce(void **state)
 	assert_int_equal(fx.reqs[0].count, 2000);
 	assert_int_equal(fx.reqs[0].n_pts, 2);
 	assert_int_equal(fx.reqs[1].address, 2000);
-	fx.dev.max_bits_per_read = 100; /* 0 alone; 1999 and 2000 together */
+	fx.mdev.max_bits_per_read = 100; /* 0 alone; 1999 and 2000 together */
 	assert_int_equal(plan(), 2);
 	assert_int_equal(fx.reqs[1].count, 2);
 }
@@ -440,7 +451,8 @@ static void test_plan_limits(void **state)
 
 static void test_health(void **state)
 {
-	struct ad_device d = { .retries = 2, .degrade_after = 3, .degrade_for_ms = 60000 };
+	struct mbus_device md = { .retries = 2, .degrade_after = 3, .degrade_for_ms = 60000 };
+	struct ad_device d = { .ext = &md };
 	struct mbus_health h = { 0 };
 
 	(void)state;
@@ -459,8 +471,8 @@ static void test_health(void **state)
 
 	/* A device that never answers goes offline without ever being online. */
 	memset(&h, 0, sizeof(h));
-	d.retries = 1;
-	d.degrade_after = 0;
+	md.retries = 1;
+	md.degrade_after = 0;
 	assert_int_equal(mbus_health_update(&h, &d, false, 0), MBUS_ACT_BAD | MBUS_ACT_OFFLINE);
 	assert_int_equal(mbus_health_update(&h, &d, false, 0), 0);
 }
