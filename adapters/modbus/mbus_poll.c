@@ -174,7 +174,7 @@ static void cycle_done(struct mbus_line *l, struct mbus_pdev *d, struct mbus_clo
 		d->req_err[i] = r->err - r->exc;
 		for (k = rq->first; k < rq->first + rq->n_pts; k++) {
 			const struct ad_point *pt = d->order[k];
-			unsigned int off = pt->address - rq->address;
+			unsigned int off = mbus_pt(pt)->address - rq->address;
 			int e = r->split ? d->pt_err[k] : r->err;
 			uint8_t sbuf[2 * MBUS_MAX_READ_REGS];
 			struct ad_value v;
@@ -220,7 +220,7 @@ static void cycle_done(struct mbus_line *l, struct mbus_pdev *d, struct mbus_clo
 		if (l->ops->on_status)
 			l->ops->on_status(l->arg, c, false);
 	}
-	if ((act & MBUS_ACT_DEGRADE) && d->health.fails == c->degrade_after) {
+	if ((act & MBUS_ACT_DEGRADE) && d->health.fails == mbus_dev(c)->degrade_after) {
 		struct mbus_note n = { .kind = MBUS_NOTE_DEGRADED,
 				       .dev = c,
 				       .fails = d->health.fails };
@@ -255,12 +255,12 @@ static bool cycle_next(struct mbus_line *l, struct mbus_pdev *d, struct mbus_clo
 				d->pt_err[d->split++] = d->fatal;
 				continue;
 			}
-			l->x = (struct mbus_xfer){ .unit = d->cfg->unit_id,
+			l->x = (struct mbus_xfer){ .unit = mbus_dev(d->cfg)->unit_id,
 						   .fc = read_fc[rq->area],
-						   .addr = pt->address,
+						   .addr = mbus_pt(pt)->address,
 						   .count = (uint16_t)ad_point_regs(pt),
 						   .dst = d->data + r->off +
-							  (pt->address - rq->address) };
+							  (mbus_pt(pt)->address - rq->address) };
 			return true;
 		}
 		r->exc = 0;
@@ -274,7 +274,7 @@ static bool cycle_next(struct mbus_line *l, struct mbus_pdev *d, struct mbus_clo
 			d->cur++;
 			continue;
 		}
-		l->x = (struct mbus_xfer){ .unit = d->cfg->unit_id,
+		l->x = (struct mbus_xfer){ .unit = mbus_dev(d->cfg)->unit_id,
 					   .fc = read_fc[rq->area],
 					   .addr = rq->address,
 					   .count = rq->count,
@@ -393,9 +393,9 @@ static void kick(struct mbus_line *l, struct mbus_clock now)
 		} else {
 			struct mbus_write *w = container_of(l->cur, struct mbus_write, job);
 
-			l->x = (struct mbus_xfer){ .unit = w->dev->cfg->unit_id,
+			l->x = (struct mbus_xfer){ .unit = mbus_dev(w->dev->cfg)->unit_id,
 						   .fc = w->fc,
-						   .addr = w->pt->address,
+						   .addr = mbus_pt(w->pt)->address,
 						   .count = (uint16_t)w->n,
 						   .vals = w->regs };
 		}
@@ -549,7 +549,7 @@ int mbus_line_write(struct mbus_line *l, struct mbus_pdev *d, struct mbus_write 
 	w->dev = d;
 	w->pt = pt;
 	w->token = token;
-	w->fc = (uint8_t)mbus_write_fc(pt, w->n, d->cfg->write_multiple_always);
+	w->fc = (uint8_t)mbus_write_fc(pt, w->n, mbus_dev(d->cfg)->write_multiple_always);
 	w->value = *v;
 	if (v->type == AD_VAL_STRING) {
 		/* mbus_encode bounded the length by the point's width. */

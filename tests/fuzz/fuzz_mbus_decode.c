@@ -19,6 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint16_t regs[MBUS_MAX_READ_REGS], out[MBUS_MAX_WRITE_REGS];
 	uint8_t sbuf[2 * MBUS_MAX_READ_REGS];
 	struct ad_point pt;
+	struct mbus_point mp;
 	struct ad_value v;
 	const char *why;
 	size_t n, i, nout;
@@ -26,13 +27,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 5)
 		return 0;
 	memset(&pt, 0, sizeof(pt));
+	memset(&mp, 0, sizeof(mp));
 	pt.name = "p";
-	pt.area = (enum ad_area)(data[0] % __AD_AREA_MAX);
+	pt.ext = &mp;
+	mp.area = (enum ad_area)(data[0] % __AD_AREA_MAX);
 	pt.type = (enum ad_point_type)(data[1] % __AD_PT_MAX);
-	pt.byte_order = (enum ad_byte_order)(1 + data[2] % (__AD_BO_MAX - 1));
-	pt.bit = data[3] & 0x1F; /* 16-31 are invalid on purpose */
-	pt.length = (uint16_t)(data[4] & 0x7F);
-	pt.string_swap = data[2] & 0x80;
+	mp.byte_order = (enum ad_byte_order)(1 + data[2] % (__AD_BO_MAX - 1));
+	mp.bit = data[3] & 0x1F; /* 16-31 are invalid on purpose */
+	mp.length = (uint16_t)(data[4] & 0x7F);
+	mp.string_swap = data[2] & 0x80;
 	pt.scale = scales[(data[3] >> 5) & 3];
 	pt.offset = data[3] & 0x80 ? 0.5 : 0;
 	pt.writable = data[0] & 0x80;

@@ -63,8 +63,11 @@ struct fake {
 	uint16_t *data;
 	struct ad_modbus_stats stats;
 	struct ad_bus bus;
+	struct mbus_bus mbus;
 	struct ad_device dev;
+	struct mbus_device mdev;
 	struct ad_point pts[MAX_PTS];
+	struct mbus_point mpts[MAX_PTS];
 	struct ad_point *ptrs[MAX_PTS];
 };
 
@@ -228,14 +231,17 @@ static struct ad_point *add_pt(struct fake *f, const char *name, enum ad_area ar
 			       enum ad_point_type type)
 {
 	struct ad_point *p = &f->pts[f->dev.n_points];
+	struct mbus_point *m = &f->mpts[f->dev.n_points];
 
 	memset(p, 0, sizeof(*p));
+	memset(m, 0, sizeof(*m));
 	p->name = (char *)name;
 	p->device = &f->dev;
-	p->area = area;
-	p->address = addr;
+	p->ext = m;
+	m->area = area;
+	m->address = addr;
 	p->type = type;
-	p->byte_order = AD_BO_ABCD;
+	m->byte_order = AD_BO_ABCD;
 	p->scale = 1.0;
 	p->writable = true;
 	f->ptrs[f->dev.n_points++] = p;
@@ -248,13 +254,15 @@ static struct fake *fake_new(uint32_t poll_ms)
 
 	assert_non_null(f);
 	f->bus.name = "b";
-	f->bus.type = AD_BUS_TCP;
+	f->bus.ext = &f->mbus;
+	f->mbus.type = AD_BUS_TCP;
+	f->dev.ext = &f->mdev;
 	f->dev.name = "d";
 	f->dev.bus = &f->bus;
-	f->dev.unit_id = 1;
+	f->mdev.unit_id = 1;
 	f->dev.poll_ms = poll_ms;
-	f->dev.max_gap = 10;
-	f->dev.retries = 1;
+	f->mdev.max_gap = 10;
+	f->mdev.retries = 1;
 	f->dev.points = f->ptrs;
 	f->exc_lo = f->exc_hi = -1;
 	f->now.mono_ms = 1000;
@@ -349,7 +357,7 @@ static void test_one_request_per_point(void **state)
 	add_pt(f, "a", AD_AREA_HOLDING, 0, AD_PT_UINT16);
 	add_pt(f, "b", AD_AREA_HOLDING, 1, AD_PT_UINT16);
 	add_pt(f, "c", AD_AREA_HOLDING, 2, AD_PT_UINT16);
-	f->dev.one_request_per_point = true;
+	f->mdev.one_request_per_point = true;
 	fake_start(f, 500, 0);
 	run(f, 250);
 	assert_int_equal(f->stats.polls, 3);
@@ -450,7 +458,7 @@ static void test_dies_and_returns(void **state)
 	(void)state;
 	a = add_pt(f, "a", AD_AREA_HOLDING, 0, AD_PT_UINT16);
 	b = add_pt(f, "b", AD_AREA_INPUT, 30, AD_PT_FLOAT32);
-	f->dev.retries = 2;
+	f->mdev.retries = 2;
 	f->delay_ms = 5;
 	fake_start(f, 100, 0);
 	run(f, 1000);
@@ -505,8 +513,8 @@ static void test_degrade(void **state)
 
 	(void)state;
 	a = add_pt(f, "a", AD_AREA_HOLDING, 0, AD_PT_UINT16);
-	f->dev.degrade_after = 2;
-	f->dev.degrade_for_ms = 5000;
+	f->mdev.degrade_after = 2;
+	f->mdev.degrade_for_ms = 5000;
 	f->dead = true;
 	fake_start(f, 100, 0);
 	run(f, 1500);
@@ -585,7 +593,7 @@ static void test_writes(void **state)
 	fl = add_pt(f, "fl", AD_AREA_HOLDING, 202, AD_PT_FLOAT32);
 	coil = add_pt(f, "coil", AD_AREA_COIL, 1, AD_PT_BOOL);
 	s = add_pt(f, "s", AD_AREA_HOLDING, 210, AD_PT_STRING);
-	s->length = 2;
+	((struct mbus_point *)s->ext)->length = 2;
 	ro = add_pt(f, "ro", AD_AREA_HOLDING, 220, AD_PT_UINT16);
 	ro->writable = false;
 	f->delay_ms = 2;
