@@ -1,0 +1,553 @@
+/*
+ * serial_parse.c - the five line parsers (regex, csv, kv, json, nmea): does
+ * a line belong to a device, and what value does it carry for each point.
+ *
+ * A line is split or decoded once (struct ser_line) and offered to every
+ * device of its port. Values are slices of the line until converted.
+ */
+#include <cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapters/serial/serial_int.h"
+
+const char *const ser_parser_names[__SER_PARSE_MAX] = {
+	[SER_PARSE_REGEX] = "regex", [SER_PARSE_CSV] = "csv",	[SER_PARSE_KV] = "kv",
+	[SER_PARSE_JSON] = "json",   [SER_PARSE_NMEA] = "nmea",
+};
+
+void ser_line_init(struct ser_line *l, const uint8_t *p, size_t len)
+{
+	l->p = p;
+	l->len = len;
+	l->csv_done = l->json_done = l->nmea_done = false;
+	l->n_fields = 0;
+	l->json = NULL;
+	l->nmea_rc = 0;
+}
+
+void ser_line_fini(struct ser_line *l)
+{
+	if (l->json)
+		cJSON_Delete(l->json);
+	l->json = NULL;
+}
+
+static bool matches(const regex_t *re, const struct ser_line *l, regmatch_t *m, size_t nm)
+{
+#ifdef REG_STARTEND
+	/* Bytes after a NUL inside the line still count. */
+	regmatch_t one[1];
+
+	if (!nm) {
+		m = one;
+		nm = 1;
+	}
+	m[0].rm_so = 0;
+	m[0].rm_eo = (regoff_t)l->len;
+	return regexec(re, (const char *)l->p, nm, m, REG_STARTEND) == 0;
+#else
+	return regexec(re, (const char *)l->p, nm, m, 0) == 0;
+#endif
+}
+
+static void result_text(const struct ser_point *pt, const uint8_t *p, size_t len,
+			struct ser_result *r)
+{
+	r->found = ser_convert_text(pt->type, pt->scale, pt->offset, p, len, &r->value) ? SER_BAD
+											: SER_OK;
+}
+
+/* ------------------------------------------------------------------ regex */
+
+static int parse_regex(struct ser_dev *d, struct ser_line *l, struct ser_result *res)
+{
+	regmatch_t m[SER_MAX_GROUPS];
+	unsigned int i;
+
+	if (!d->match || !matches(d->match, l, m, GW_MIN(d->n_groups + 1, SER_MAX_GROUPS)))
+		return 0;
+	for (i = 0; i < d->n_points; i++) {
+		const struct ser_point *pt = &d->points[i];
+		const regmatch_t *g;
+
+		if (pt->group > d->n_groups || pt->group >= SER_MAX_GROUPS) {
+			res[i].found = SER_ABSENT;
+			continue;
+		}
+		g = &m[pt->group];
+		if (g->rm_so < 0 || g->rm_eo < g->rm_so) {
+			res[i].found = SER_ABSENT; /* an optional group that took no part */
+			continue;
+		}
+		result_text(pt, l->p + g->rm_so, (size_t)(g->rm_eo - g->rm_so), &res[i]);
+	}
+	return 1;
+}
+
+/* -------------------------------------------------------------------- csv */
+
+/* Split the line at @sep; a field in double quotes may hold the separator. */
+static void csv_split(struct ser_line *l, uint8_t sep)
+{
+	size_t i = 0;
+
+	l->n_fields = 0;
+	l->csv_sep = sep;
+	l->csv_done = true;
+	while (l->n_fields < SER_MAX_FIELDS) {
+		struct gw_slice *f = &l->fields[l->n_fields++];
+
+		if (i < l->len && l->p[i] == '"') {
+			size_t j = i + 1;
+
+			while (j < l->len) {
+				if (l->p[j] == '"') {
+					if (j + 1 < l->len && l->p[j + 1] == '"') {
+						j += 2;
+						continue;
+					}
+					break;
+				}
+				j++;
+			}
+			f->p = l->p + i + 1;
+			f->len = j - i - 1;
+			i = j < l->len ? j + 1 : j;
+			while (i < l->len && l->p[i] != sep)
+				i++;
+		} else {
+			const uint8_t *e = memchr(l->p + i, sep, l->len - i);
+			size_t j = e ? (size_t)(e - l->p) : l->len;
+
+			f->p = l->p + i;
+			f->len = j - i;
+			i = j;
+		}
+		if (i >= l->len)
+			break;
+		i++; /* the separator */
+		if (i == l->len) {
+			/* A trailing separator ends with one empty field. */
+			if (l->n_fields < SER_MAX_FIELDS) {
+				l->fields[l->n_fields].p = l->p + i;
+				l->fields[l->n_fields].len = 0;
+				l->n_fields++;
+			}
+			break;
+		}
+	}
+}
+
+static struct gw_slice trim(struct gw_slice s)
+{
+	while (s.len && (s.p[0] == ' ' || s.p[0] == '\t')) {
+		s.p++;
+		s.len--;
+	}
+	while (s.len && (s.p[s.len - 1] == ' ' || s.p[s.len - 1] == '\t'))
+		s.len--;
+	return s;
+}
+
+/* The field equal to @name, 1-based, or 0. */
+static unsigned int csv_find(const struct ser_line *l, const char *name)
+{
+	unsigned int i;
+
+	for (i = 0; i < l->n_fields; i++)
+		if (gw_slice_eq_cstr(trim(l->fields[i]), name))
+			return i + 1;
+	return 0;
+}
+
+/*
+ * A header line names every column the points ask for by name: it sets
+ * their column numbers (a device may print it again, e.g. after a reset).
+ */
+static bool csv_header(struct ser_dev *d, const struct ser_line *l)
+{
+	unsigned int i, named = 0;
+
+	for (i = 0; i < d->n_points; i++) {
+		if (d->points[i].column || !d->points[i].column_name)
+			continue;
+		named++;
+		if (!csv_find(l, d->points[i].column_name))
+			return false;
+	}
+	if (!named)
+		return false;
+	for (i = 0; i < d->n_points; i++)
+		if (!d->points[i].column && d->points[i].column_name)
+			d->points[i].col_found = csv_find(l, d->points[i].column_name);
+	return true;
+}
+
+static int parse_csv(struct ser_dev *d, struct ser_line *l, struct ser_result *res)
+{
+	unsigned int i;
+
+	if (d->match && !matches(d->match, l, NULL, 0))
+		return 0;
+	if (!l->csv_done || l->csv_sep != d->separator)
+		csv_split(l, d->separator);
+	if (d->header && csv_header(d, l))
+		return 2;
+	for (i = 0; i < d->n_points; i++) {
+		const struct ser_point *pt = &d->points[i];
+		unsigned int col = pt->column ? pt->column : pt->col_found;
+
+		if (!col) {
+			res[i].found = SER_ABSENT; /* named column, no header seen yet */
+			continue;
+		}
+		if (col > l->n_fields) {
+			res[i].found = SER_BAD; /* a short line */
+			continue;
+		}
+		result_text(pt, l->fields[col - 1].p, l->fields[col - 1].len, &res[i]);
+	}
+	return 1;
+}
+
+/* --------------------------------------------------------------------- kv */
+
+/* The value of @key in "k1=v1;k2=v2", or false. */
+static bool kv_find(const struct ser_dev *d, const struct ser_line *l, const char *key,
+		    struct gw_slice *val)
+{
+	const uint8_t *p = l->p, *end = l->p + l->len;
+	size_t klen = strlen(key);
+
+	while (p < end) {
+		const uint8_t *pair = p, *sep;
+		struct gw_slice k;
+
+		while (p < end && !strchr(d->pair_seps, *p))
+			p++;
+		/* pair .. p is one pair; split at the first key separator. */
+		for (sep = pair; sep < p && !strchr(d->kv_seps, *sep); sep++)
+			;
+		k.p = pair;
+		k.len = (size_t)(sep - pair);
+		k = trim(k);
+		if (sep < p && k.len == klen && !memcmp(k.p, key, klen)) {
+			val->p = sep + 1;
+			val->len = (size_t)(p - sep - 1);
+			return true;
+		}
+		if (p < end)
+			p++;
+	}
+	return false;
+}
+
+static int parse_kv(struct ser_dev *d, struct ser_line *l, struct ser_result *res)
+{
+	unsigned int i, found = 0;
+
+	if (d->match && !matches(d->match, l, NULL, 0))
+		return 0;
+	if (memchr(l->p, '\0', l->len))
+		return 0; /* strchr below would take a NUL as a separator */
+	for (i = 0; i < d->n_points; i++) {
+		const struct ser_point *pt = &d->points[i];
+		struct gw_slice v;
+
+		if (!pt->key || !kv_find(d, l, pt->key, &v)) {
+			res[i].found = SER_ABSENT;
+			continue;
+		}
+		found++;
+		result_text(pt, v.p, v.len, &res[i]);
+	}
+	return found ? 1 : 0;
+}
+
+/* ------------------------------------------------------------------- json */
+
+/* Does the escaped pointer token tok[0..n) name @key? (~0 is '~', ~1 is '/') */
+static bool token_eq(const char *tok, size_t n, const char *key)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		char c = tok[i++];
+
+		if (c == '~') {
+			if (i >= n)
+				return false;
+			c = tok[i] == '0' ? '~' : tok[i] == '1' ? '/' : 0;
+			i++;
+			if (!c)
+				return false;
+		}
+		if (*key++ != c)
+			return false;
+	}
+	return *key == '\0';
+}
+
+const void *ser_json_get(const void *root, const char *ptr)
+{
+	const cJSON *j = root;
+
+	if (!j || !ptr)
+		return NULL;
+	while (*ptr) {
+		const char *tok, *e;
+		size_t n;
+
+		if (*ptr != '/')
+			return NULL;
+		tok = ptr + 1;
+		e = strchr(tok, '/');
+		n = e ? (size_t)(e - tok) : strlen(tok);
+		ptr = tok + n;
+		if (cJSON_IsArray(j)) {
+			size_t idx = 0, i;
+			const cJSON *c;
+
+			/* [RFC 6901 4]: digits, no leading zeros; "-" names no element. */
+			if (!n || (n > 1 && tok[0] == '0') || n > 9)
+				return NULL;
+			for (i = 0; i < n; i++) {
+				if (tok[i] < '0' || tok[i] > '9')
+					return NULL;
+				idx = idx * 10 + (size_t)(tok[i] - '0');
+			}
+			for (c = j->child; c && idx; c = c->next)
+				idx--;
+			j = c;
+		} else if (cJSON_IsObject(j)) {
+			const cJSON *c;
+
+			for (c = j->child; c; c = c->next)
+				if (c->string && token_eq(tok, n, c->string))
+					break;
+			j = c;
+		} else {
+			return NULL;
+		}
+		if (!j)
+			return NULL;
+	}
+	return j;
+}
+
+int ser_jmatch_parse(char *s, struct ser_dev *d, const char **why)
+{
+	char *p = s;
+
+	d->n_jmatch = 0;
+	while (*p) {
+		char *eq, *next;
+
+		if (*p != '/') {
+			*why = "match: json terms are /pointer=value, comma-separated";
+			return -EINVAL;
+		}
+		if (d->n_jmatch >= SER_MAX_MATCH) {
+			*why = "match: more than 8 terms";
+			return -EINVAL;
+		}
+		next = strstr(p, ",/");
+		if (next)
+			*next = '\0';
+		eq = strchr(p, '=');
+		if (!eq) {
+			*why = "match: a term has no '=' (/pointer=value)";
+			return -EINVAL;
+		}
+		*eq = '\0';
+		d->jmatch[d->n_jmatch].pointer = p;
+		d->jmatch[d->n_jmatch].value = eq + 1;
+		d->n_jmatch++;
+		p = next ? next + 1 : eq + 1 + strlen(eq + 1);
+	}
+	return 0;
+}
+
+/* Does JSON value @j print as @want? Numbers compare by value, so "1234" matches 1234.0. */
+static bool jvalue_eq(const cJSON *j, const char *want)
+{
+	char *end;
+	double d;
+
+	if (cJSON_IsString(j))
+		return !strcmp(j->valuestring, want);
+	if (cJSON_IsNumber(j)) {
+		d = strtod(want, &end);
+		return end != want && !*end && d == j->valuedouble;
+	}
+	if (cJSON_IsTrue(j))
+		return !strcmp(want, "true");
+	if (cJSON_IsFalse(j))
+		return !strcmp(want, "false");
+	if (cJSON_IsNull(j))
+		return !strcmp(want, "null");
+	return false;
+}
+
+static void json_result(const struct ser_point *pt, const cJSON *j, struct ser_result *r)
+{
+	int rc;
+
+	if (cJSON_IsNumber(j)) {
+		if (pt->type == AD_PT_STRING) {
+			/* cJSON keeps no text of a number: print the shortest form back. */
+			int n = 0, prec;
+
+			for (prec = 1; prec <= 17; prec++) {
+				n = snprintf(r->text, sizeof(r->text), "%.*g", prec,
+					     j->valuedouble);
+				if (strtod(r->text, NULL) == j->valuedouble)
+					break;
+			}
+			r->value.type = AD_VAL_STRING;
+			r->value.s.p = (const uint8_t *)r->text;
+			r->value.s.len = n > 0 ? (size_t)n : 0;
+			r->found = SER_OK;
+			return;
+		}
+		rc = ser_convert_num(pt->type, pt->scale, pt->offset, j->valuedouble, &r->value);
+	} else if (cJSON_IsBool(j)) {
+		rc = pt->type == AD_PT_STRING
+			     ? ser_convert_text(
+				       pt->type, 1, 0,
+				       (const uint8_t *)(cJSON_IsTrue(j) ? "true" : "false"),
+				       cJSON_IsTrue(j) ? 4 : 5, &r->value)
+			     : ser_convert_num(pt->type, pt->scale, pt->offset, cJSON_IsTrue(j),
+					       &r->value);
+	} else if (cJSON_IsString(j)) {
+		rc = ser_convert_text(pt->type, pt->scale, pt->offset,
+				      (const uint8_t *)j->valuestring, strlen(j->valuestring),
+				      &r->value);
+	} else {
+		rc = -EINVAL; /* null, object, array */
+	}
+	r->found = rc ? SER_BAD : SER_OK;
+}
+
+static int parse_json(struct ser_dev *d, struct ser_line *l, struct ser_result *res)
+{
+	unsigned int i, found = 0;
+
+	if (!l->json_done) {
+		l->json_done = true;
+		/* A line that does not start like JSON is not worth the allocation. */
+		if (l->len && (l->p[0] == '{' || l->p[0] == '['))
+			l->json = cJSON_ParseWithLength((const char *)l->p, l->len);
+	}
+	if (!l->json)
+		return -EBADMSG;
+	for (i = 0; i < d->n_jmatch; i++) {
+		const cJSON *j = ser_json_get(l->json, d->jmatch[i].pointer);
+
+		if (!j || !jvalue_eq(j, d->jmatch[i].value))
+			return 0;
+	}
+	for (i = 0; i < d->n_points; i++) {
+		const cJSON *j = ser_json_get(l->json, d->points[i].json_pointer);
+
+		if (!j) {
+			res[i].found = SER_ABSENT;
+			continue;
+		}
+		found++;
+		json_result(&d->points[i], j, &res[i]);
+	}
+	return found || d->n_jmatch ? 1 : 0;
+}
+
+/* ------------------------------------------------------------------- nmea */
+
+static void utc_text(double t, char *buf, size_t cap)
+{
+	int64_t s = (int64_t)floor(t), days, z, era, doe, yoe, doy, mp;
+	unsigned int sod, ms;
+	int y, m, dd;
+
+	days = s / 86400 - (s % 86400 < 0);
+	sod = (unsigned int)(s - days * 86400);
+	ms = (unsigned int)llround((t - (double)s) * 1000);
+	if (ms > 999)
+		ms = 999;
+	/* Howard Hinnant's civil_from_days. */
+	z = days + 719468;
+	era = (z >= 0 ? z : z - 146096) / 146097;
+	doe = z - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	y = (int)(yoe + era * 400);
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	dd = (int)(doy - (153 * mp + 2) / 5 + 1);
+	m = (int)(mp < 10 ? mp + 3 : mp - 9);
+	y += m <= 2;
+	snprintf(buf, cap, "%04d-%02d-%02dT%02u:%02u:%02u.%03uZ", y, m, dd, sod / 3600,
+		 sod / 60 % 60, sod % 60, ms);
+}
+
+static int parse_nmea(struct ser_dev *d, struct ser_line *l, struct ser_result *res)
+{
+	unsigned int i, found = 0;
+
+	if (!l->nmea_done) {
+		l->nmea_done = true;
+		l->nmea_rc = ser_nmea_decode(l->p, l->len, &l->nmea);
+	}
+	if (l->nmea_rc < 0)
+		return l->len && l->p[0] == '$' ? -EBADMSG : 0;
+	if (l->nmea_rc == 0)
+		return 0;
+	if (d->match && !matches(d->match, l, NULL, 0))
+		return 0;
+	for (i = 0; i < d->n_points; i++) {
+		const struct ser_point *pt = &d->points[i];
+		uint32_t bit = 1u << pt->field;
+
+		if (!(l->nmea.has & bit)) {
+			res[i].found = SER_ABSENT;
+			continue;
+		}
+		found++;
+		if (l->nmea.bad & bit) {
+			res[i].found = SER_BAD;
+			continue;
+		}
+		if (pt->field == SER_NMEA_UTC && pt->type == AD_PT_STRING) {
+			utc_text(l->nmea.v[SER_NMEA_UTC], res[i].text, sizeof(res[i].text));
+			res[i].value.type = AD_VAL_STRING;
+			res[i].value.s = gw_slice_cstr(res[i].text);
+			res[i].found = SER_OK;
+			continue;
+		}
+		res[i].found = ser_convert_num(pt->type, pt->scale, pt->offset,
+					       l->nmea.v[pt->field], &res[i].value)
+				       ? SER_BAD
+				       : SER_OK;
+	}
+	return found ? 1 : 0;
+}
+
+int ser_parse(struct ser_dev *d, struct ser_line *l, struct ser_result *res)
+{
+	switch (d->parser) {
+	case SER_PARSE_REGEX:
+		return parse_regex(d, l, res);
+	case SER_PARSE_CSV:
+		return parse_csv(d, l, res);
+	case SER_PARSE_KV:
+		return parse_kv(d, l, res);
+	case SER_PARSE_JSON:
+		return parse_json(d, l, res);
+	case SER_PARSE_NMEA:
+		return parse_nmea(d, l, res);
+	default:
+		return 0;
+	}
+}
