@@ -2,7 +2,7 @@
  * serial_int.h - the serial adapter's private interface: the framer (bytes to
  * frames), the five parsers (regex, csv, kv, json, nmea), value conversion,
  * the command formatter and the per-port state machine (hotplug, polls,
- * commands, staleness), all sans-I/O with the time passed in.
+ * commands), all sans-I/O with the time passed in.
  *
  * Nothing declared here allocates, logs, reads a clock or touches libuv. The
  * json parser hands the frame to cJSON, which allocates its tree with the
@@ -250,15 +250,13 @@ struct ser_dev {
 	const char *kv_seps;	  /* kv: any of these separates a key from its value */
 	struct ser_point *points; /* caller-owned */
 	unsigned int n_points;
-	/* polling and staleness (state machine) */
+	/* polling (state machine) */
 	uint32_t poll_ms;	 /* 0: the device talks by itself */
 	const uint8_t *poll_cmd; /* NULL: no query */
 	size_t poll_cmd_len;
-	uint32_t stale_ms; /* 0: never stale */
 	int64_t next_poll;
 	bool poll_queued;
-	int64_t last_seen;
-	bool stale;
+	int64_t last_seen; /* when a line of this device last came */
 	bool online;
 	bool status_known;
 	unsigned int timeouts; /* in a row */
@@ -330,7 +328,7 @@ enum ser_port_state {
 struct ser_port_stats {
 	uint64_t lines;	       /* frames parsed */
 	uint64_t unmatched;    /* frames no device took */
-	uint64_t readings;     /* values reported (good, bad or stale) */
+	uint64_t readings;     /* values reported (good or bad) */
 	uint64_t bad_values;   /* fields that did not parse */
 	uint64_t bad_lines;    /* not JSON, bad NMEA checksum */
 	uint64_t polls;	       /* poll commands sent */
@@ -426,7 +424,7 @@ void ser_port_data(struct ser_port *p, const uint8_t *data, size_t n, int64_t no
 /* The port failed (EOF, read or write error, hang-up): close, reopen later. */
 void ser_port_failed(struct ser_port *p, int64_t now, int err);
 
-/* Timers: reopen, polls, request timeout, idle framing, staleness. */
+/* Timers: reopen, polls, request timeout, idle framing. */
 void ser_port_tick(struct ser_port *p, int64_t now);
 
 /* When ser_port_tick() is next needed (absolute ms), or -1. */

@@ -2,7 +2,8 @@
  * serial_port.c - one serial line (or raw TCP serial server) as a state
  * machine: open with backoff and reopen when it goes away (hotplug), frames
  * to the devices sharing the line, polls with one request in flight,
- * commands, timeouts and staleness. Sans-I/O: the glue performs the I/O the
+ * commands and timeouts. Staleness is the gateway's (device->stale_ms, set
+ * by the serial device check from stale_after or poll). Sans-I/O: the glue performs the I/O the
  * ops ask for and reports back with the time; tests drive it with a fake
  * clock.
  */
@@ -155,7 +156,6 @@ static void deliver(struct ser_port *p, struct ser_dev *d, const struct ser_resu
 	unsigned int i;
 
 	d->last_seen = p->now;
-	d->stale = false;
 	for (i = 0; i < d->n_points; i++) {
 		struct ser_point *pt = &d->points[i];
 
@@ -238,14 +238,9 @@ static void on_frame(void *arg, const uint8_t *frame, size_t len)
 
 void ser_port_start(struct ser_port *p, int64_t now)
 {
-	unsigned int i;
-
 	p->now = now;
 	if (p->state == SER_PORT_STOPPED || p->state == SER_PORT_OPENING)
 		return;
-	for (i = 0; i < p->n_devs; i++)
-		if (!p->devs[i].last_seen)
-			p->devs[i].last_seen = now;
 	p->state = SER_PORT_OPENING;
 	p->ops->open(p->arg);
 }
@@ -345,26 +340,6 @@ static void due_polls(struct ser_port *p)
 	}
 }
 
-static void due_stale(struct ser_port *p)
-{
-	unsigned int i, j;
-
-	for (i = 0; i < p->n_devs; i++) {
-		struct ser_dev *d = &p->devs[i];
-
-		if (!d->stale_ms || d->stale || p->now - d->last_seen <= (int64_t)d->stale_ms)
-			continue;
-		d->stale = true;
-		for (j = 0; j < d->n_points; j++) {
-			struct ser_point *pt = &d->points[j];
-			static const struct ad_value none = { .type = AD_VAL_NONE };
-
-			if (pt->has_good && !pt->bad)
-				report(p, d, pt, &none, AD_Q_STALE);
-		}
-	}
-}
-
 void ser_port_tick(struct ser_port *p, int64_t now)
 {
 	p->now = now;
@@ -380,7 +355,6 @@ void ser_port_tick(struct ser_port *p, int64_t now)
 			timeout(p);
 		due_polls(p);
 	}
-	due_stale(p);
 	kick(p);
 }
 
@@ -410,8 +384,6 @@ int64_t ser_port_deadline(const struct ser_port *p)
 
 		if (p->state == SER_PORT_OPEN && d->poll_cmd && d->poll_ms)
 			EARLIEST(d->next_poll);
-		if (d->stale_ms && !d->stale)
-			EARLIEST(d->last_seen + d->stale_ms + 1);
 	}
 #undef EARLIEST
 	return t;

@@ -2,8 +2,8 @@
  * test_serial_port.c - the per-port state machine with a fake clock and fake
  * I/O: hotplug (missing at start, backoff, disappears, returns), devices
  * sharing a line, polls with one request in flight and timeouts, commands
- * with and without write_response, a port that fails on write, staleness,
- * bad values reported once, and the counters.
+ * with and without write_response, a port that fails on write, bad values
+ * reported once, noise, and the counters.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -217,33 +217,23 @@ static void test_hotplug(void **state)
 	assert_int_equal(ser_port_deadline(&f.port), -1);
 }
 
-static void test_bad_once_and_stale(void **state)
+static void test_bad_once(void **state)
 {
 	static struct fake f;
 	int64_t t = 1000;
 
 	(void)state;
 	setup_kv(&f);
-	kvdevs[0].stale_ms = 3000;
 	ser_port_start(&f.port, t);
 	events(&f);
 	data(&f, "t=1\nt=x\nt=y\nt=2\n", t);
 	assert_string_equal(events(&f), "r0.0=1 good|r0.0 bad|r0.0=2 good");
 	assert_int_equal(f.port.st.bad_values, 2);
-	/* stale after stale_after of silence, once */
-	assert_int_equal(ser_port_deadline(&f.port), t + 3001);
-	ser_port_tick(&f.port, t + 3000);
+	assert_int_equal(kvdevs[0].last_seen, t);
+	/* binary noise and a wrong baud rate: counted, nothing reported */
+	data(&f, "\x01\xff\xfe\x80=\x13;\n\xc3\x28\n", t);
 	assert_string_equal(events(&f), "");
-	ser_port_tick(&f.port, t + 3001);
-	assert_string_equal(events(&f), "r0.0 stale");
-	ser_port_tick(&f.port, t + 9000);
-	assert_string_equal(events(&f), "");
-	data(&f, "t=3\n", t + 9500);
-	assert_string_equal(events(&f), "r0.0=3 good");
-	/* a device that never said anything has nothing to make stale */
-	kvdevs[1].stale_ms = 10;
-	ser_port_tick(&f.port, t + 20000);
-	assert_string_equal(events(&f), "r0.0 stale");
+	assert_int_equal(f.port.st.unmatched, 2);
 }
 
 /* Two SCPI-style instruments on one line, each asked in turn. */
@@ -422,7 +412,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hotplug),
-		cmocka_unit_test(test_bad_once_and_stale),
+		cmocka_unit_test(test_bad_once),
 		cmocka_unit_test(test_polls),
 		cmocka_unit_test(test_commands),
 		cmocka_unit_test(test_idle_framing_through_port),
