@@ -28,7 +28,7 @@ static struct ser_point fpoint(void)
 static int parse(struct ser_dev *d, const char *s, struct ser_result *res)
 {
 	struct ser_line l;
-	uint8_t buf[512];
+	static uint8_t buf[512]; /* results point into it after the call */
 	size_t n = strlen(s);
 	int rc;
 
