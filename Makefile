@@ -2,7 +2,7 @@
 #
 #   make            build build/fieldmq (and the test simulators)
 #   make run        deps + build + run with etc/fieldmq.ini, data under ./var/
-#   make test       test-deps + build + unit tests, fuzz corpus replay, integration tests, format check
+#   make test       test-deps + build + unit tests, fuzz corpus replay, integration tests, format and layering checks
 #   make asan       the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench      benchmarks against Mosquitto (writes BENCHMARKS.md figures to build/bench/)
 #   make install    $(DESTDIR)$(PREFIX)/sbin/fieldmq and $(DESTDIR)/etc/fieldmq/
@@ -136,7 +136,13 @@ check: test-bins
 test: test-deps
 	$(MAKE) test-bins
 	$(MAKE) format-check
+	$(MAKE) layering
 	$(MAKE) check
+
+# DESIGN.md section 2 checked: includes by folder, pure files and core headers
+# without libuv/sqlite3/libmodbus, no clock/malloc/logger calls in pure files.
+layering: $(LIBFILES)
+	@BUILD=$(BUILD) CC="$(CC)" CPPFLAGS="$(ALL_CPPFLAGS)" CFLAGS="$(WARN) $(PKG_CFLAGS)" tests/layering.sh
 
 ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 asan: test-deps
@@ -215,7 +221,7 @@ install: $(BUILD)/fieldmq
 clean:
 	rm -rf build
 
-.PHONY: fuzz-libs all sims test-bins check test asan fuzz bench run deps test-deps format-check format install clean
+.PHONY: layering fuzz-libs all sims test-bins check test asan fuzz bench run deps test-deps format-check format install clean
 .SECONDARY:
 .DELETE_ON_ERROR:
 

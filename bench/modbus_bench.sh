@@ -13,13 +13,18 @@
 #            excluded); requests/poll = requests the simulator logged in the
 #            window (--verbose) / (readings / POINTS); CPU% = fieldmq's
 #            utime+stime (/proc/PID/stat) over the window; RSS = its VmRSS at
-#            the end of the window.
+#            the end of the window; threads = its Threads (/proc/PID/status) then.
+# PROCS (default "probe fieldmq") and MODES (default "coalesced
+# one_request_per_point") pick the rows; FIELDMQ (default $BUILD/fieldmq) the daemon.
 # "naive" requests/poll is POINTS (one request per point). Keep SECONDS a
 # multiple of POLL: every device polls once per POLL, so a window of whole
 # periods holds whole cycles.
 # Usage: bench/modbus_bench.sh [DEVICES] [POINTS] [POLL_MS] [SECONDS]
 set -eu
 : "${BUILD:=build}"
+: "${PROCS:=probe fieldmq}"
+: "${MODES:=coalesced one_request_per_point}"
+: "${FIELDMQ:=$BUILD/fieldmq}"
 DEVICES=${1:-100}
 POINTS=${2:-100}
 POLL=${3:-1000}
@@ -49,8 +54,8 @@ port=$(freeport)
 sim=$!
 waitfor "$out/sim.out" ready
 
-row() { # PROCESS MODE POINTS/S REQ/POLL CPU% RSS_MB NOTE...
-	printf "%-8s %-22s %8.0f %9.1f %7.1f %7.1f  %s\n" "$1" "$2" "$3" "$4" "$5" "$6" "${*:7}"
+row() { # PROCESS MODE POINTS/S REQ/POLL CPU% RSS_MB THREADS NOTE...
+	printf "%-8s %-22s %8.0f %9.1f %7.1f %7.1f %7s  %s\n" "$1" "$2" "$3" "$4" "$5" "$6" "$7" "${*:8}"
 }
 
 probe() { # mode one_request_per_point
@@ -60,7 +65,11 @@ probe() { # mode one_request_per_point
 		args+=(--bus "b$d,type=tcp,port=$port,timeout=1000" --dev "d$d,bus=b$d,poll=$POLL,one=$2")
 		for p in $(seq 0 $((POINTS - 1))); do args+=(--pt "d$d/p$p,addr=$p"); done
 	done
-	/usr/bin/time -f "%e %U %S %M" -o "$out/time" "$BUILD/sim/modbus_probe" "${args[@]}" >"$out/ev" 2>"$out/err"
+	/usr/bin/time -f "%e %U %S %M" -o "$out/time" "$BUILD/sim/modbus_probe" "${args[@]}" >"$out/ev" 2>"$out/err" &
+	local tp=$! thr=?
+	sleep $((SECS / 2))
+	thr=$(awk '/^Threads:/ { print $2 }' /proc/$(pgrep -P $tp modbus_probe | head -1)/status 2>/dev/null || echo ?)
+	wait $tp
 	read -r el us sy rss <"$out/time"
 	IFS='|' read -r pps rpp cpu mb note < <(tail -1 "$out/ev" | /usr/bin/python3 -c '
 import json, sys
@@ -70,7 +79,7 @@ print("%.1f|%.2f|%.2f|%.2f|peak RSS; %d polls in %.0f s, %d failures, %d overrun
       % (s["readings"] / secs, s["requests"] / polls, 100 * (us + sy) / el, rss / 1024,
          s["polls"], secs, s["failures"], s["overruns"]))
 ' "$el" "$us" "$sy" "$rss" "$SECS")
-	row probe "$1" "$pps" "$rpp" "$cpu" "$mb" "$note"
+	row probe "$1" "$pps" "$rpp" "$cpu" "$mb" "${thr:-?}" "$note"
 }
 
 # The daemon's simulator logs every request (--verbose): its request counter.
@@ -80,7 +89,7 @@ vsim=$!
 waitfor "$out/vsim.out" ready
 
 daemon() { # mode yes|no
-	local dir=$out/fieldmq-$1 bport t0 t1 c0 c1 r0 r1 rss
+	local dir=$out/fieldmq-$1 bport t0 t1 c0 c1 r0 r1 rss thr
 	mkdir -p "$dir/devices.d" "$dir/data"
 	bport=$(freeport)
 	cat >"$dir/fieldmq.ini" <<-EOF
@@ -105,7 +114,7 @@ daemon() { # mode yes|no
 			close(f)
 		}
 	}'
-	"$BUILD/fieldmq" -c "$dir/fieldmq.ini" >"$dir/fieldmq.log" 2>&1 &
+	"$FIELDMQ" -c "$dir/fieldmq.ini" >"$dir/fieldmq.log" 2>&1 &
 	fq=$!
 	for _ in $(seq 50); do
 		mosquitto_sub -p "$bport" -t 'fieldmq/bench/#' -F '%U %t' >"$dir/sub" 2>"$dir/sub.err" &
@@ -122,6 +131,7 @@ daemon() { # mode yes|no
 	sleep "$SECS"
 	r1=$(simreqs "$out/vsim.err") c1=$(cputicks $fq) t1=$(date +%s.%N)
 	rss=$(awk '/^VmRSS:/ { print $2 }' /proc/$fq/status)
+	thr=$(awk '/^Threads:/ { print $2 }' /proc/$fq/status)
 	stop $fq $sub
 	fq= sub=
 	IFS='|' read -r pps rpp cpu mb note < <(awk -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" \
@@ -132,15 +142,21 @@ daemon() { # mode yes|no
 			printf "%.1f|%.2f|%.2f|%.2f|VmRSS; %d readings, %d requests in %.1f s\n", n / secs,
 			       n ? (r1 - r0) * P / n : 0, 100 * (c1 - c0) / hz / secs, rss / 1024, n, r1 - r0, secs
 		}' "$dir/sub")
-	row fieldmq "$1" "$pps" "$rpp" "$cpu" "$mb" "$note"
+	row fieldmq "$1" "$pps" "$rpp" "$cpu" "$mb" "$thr" "$note"
 	if [ -s "$dir/fieldmq.log" ]; then sed 's/^/  fieldmq log: /' "$dir/fieldmq.log" | head -5; fi
 }
 
 echo "modbus: $DEVICES devices x $POINTS uint16 points every ${POLL} ms, Modbus TCP to modbus_sim on 127.0.0.1;"
 echo "naive (one request per point) = $POINTS requests/poll. probe: the adapter alone for ${SECS} s;"
 echo "fieldmq: the daemon, readings counted at an MQTT subscriber over ${SECS} s after ${WARM} s of warm-up."
-printf "%-8s %-22s %8s %9s %7s %7s  %s\n" process mode points/s req/poll "CPU %" "RSS MB" notes
-probe coalesced 0
-probe one_request_per_point 1
-daemon coalesced no
-daemon one_request_per_point yes
+printf "%-8s %-22s %8s %9s %7s %7s %7s  %s\n" process mode points/s req/poll "CPU %" "RSS MB" threads notes
+for proc in $PROCS; do
+	for mode in $MODES; do
+		one=0
+		[ "$mode" = one_request_per_point ] && one=1
+		case $proc in
+		probe) probe "$mode" $one ;;
+		fieldmq) daemon "$mode" "$([ $one = 1 ] && echo yes || echo no)" ;;
+		esac
+	done
+done

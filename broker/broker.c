@@ -649,7 +649,7 @@ void brk_config_defaults(struct brk_config *cfg)
 	cfg->persist = true;
 }
 
-int brk__init(struct brk *b, uv_loop_t *loop, const struct brk_config *cfg,
+int brk__init(struct brk *b, struct uv_loop_s *loop, const struct brk_config *cfg,
 	      const struct gw_logger *lg)
 {
 	unsigned int i;

@@ -9,9 +9,11 @@
 #ifndef FIELDMQ_BROKER_H
 #define FIELDMQ_BROKER_H
 
-#include <uv.h>
-
 #include "gateway/base/base.h"
+
+/* libuv's loop, by its struct name: the core holds a pointer for the glue
+ * and never includes <uv.h> (DESIGN.md section 2). */
+struct uv_loop_s;
 
 struct brk;
 struct brk_client;
@@ -142,7 +144,7 @@ typedef void (*brk_deliver_fn)(void *arg, const struct brk_delivery *d);
  * brk_new - create a broker on @loop with a copy of @cfg. @lg may be NULL.
  * Returns 0 and *out, or -ENOMEM / -EINVAL (a bad listen address).
  */
-int brk_new(uv_loop_t *loop, const struct brk_config *cfg, const struct gw_logger *lg,
+int brk_new(struct uv_loop_s *loop, const struct brk_config *cfg, const struct gw_logger *lg,
 	    struct brk **out);
 
 /* brk_start - bind every listener. -EADDRINUSE etc. from libuv on failure. */
@@ -237,7 +239,7 @@ enum brk_msg_state {
 };
 
 /*
- * Hooks main.c installs so retained messages and persistent sessions survive
+ * Hooks the gateway installs (gateway/persist.c, wired in gateway.c) so retained messages and persistent sessions survive
  * a restart (the broker does not include store/). Each is called on the loop
  * thread and must not block; blobs are broker-defined and opaque to the store.
  */

@@ -473,7 +473,7 @@ struct brk_client {
 };
 
 struct brk {
-	uv_loop_t *loop;
+	struct uv_loop_s *loop;
 	struct brk_config cfg;
 	char *listen_copy[BRK_MAX_LISTENERS];
 	const struct gw_logger *lg;
@@ -518,7 +518,7 @@ struct brk {
 };
 
 /* Core entry points shared by session.c, broker.c and broker_uv.c. */
-int brk__init(struct brk *b, uv_loop_t *loop, const struct brk_config *cfg,
+int brk__init(struct brk *b, struct uv_loop_s *loop, const struct brk_config *cfg,
 	      const struct gw_logger *lg);
 void brk__fini(struct brk *b);
 /* Route @m published by @from (NULL: the broker itself). @hold collects in-process holds. */

@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <uv.h>
+
 #include "broker/broker_int.h"
 #include "broker/mqtt_codec.h"
 
@@ -755,7 +757,7 @@ void brk_stop(struct brk *b)
 		/*
 		 * Detach the session now, not in the close callback, so a
 		 * persistent session's pending messages reach the persistence
-		 * hooks while main.c still has them installed.
+		 * hooks while the gateway still has them installed.
 		 */
 		if (c->s && c->s->conn == c) {
 			struct brk_session *s = c->s;

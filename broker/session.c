@@ -8,6 +8,7 @@
  * into; only the partial tail of a read is copied.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "broker/broker_int.h"

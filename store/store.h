@@ -50,7 +50,7 @@ struct st_config {
 
 /*
  * st_config_defaults - DESIGN.md defaults: path "fieldmq.db" (a static string,
- * not freed: main.c replaces it with {data_dir}/fieldmq.db), 1000000
+ * not freed: the config loader replaces it with {data_dir}/fieldmq.db), 1000000
  * messages, 256 MiB, drop_oldest, 100 ms, sync_full off.
  */
 void st_config_defaults(struct st_config *cfg);

@@ -2,7 +2,8 @@
  * mqttsn.h - the MQTT-SN gateway of fieldmq ([mqttsn] in fieldmq.ini): UDP
  * clients become in-process sessions of the embedded broker.
  *
- * main.c fills a struct mqttsn_config from the INI file, creates the server
+ * gateway/gateway.c (the composition root) fills a struct mqttsn_config from
+ * the parsed [mqttsn] section, creates the server
  * with the loop and the broker, starts it, and stops it before the broker.
  * Everything runs on the loop thread.
  */
@@ -26,7 +27,7 @@ struct mqttsn_predef {
 
 /*
  * [mqttsn]. Strings and the predefined table are borrowed: they must outlive
- * the server (main.c keeps its parsed config until exit).
+ * the server (the gateway keeps its parsed config until exit).
  */
 struct mqttsn_config {
 	const char *listen;		/* "0.0.0.0:1884", "[::]:1884" */

@@ -2,6 +2,7 @@
  * test_broker.c - the in-process API (broker.h) and the persistence hooks,
  * on a broker without sockets.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -3,6 +3,7 @@
  * fake clock: CONNECT/CONNACK, QoS flows, holds deferring PUBACK, keepalive,
  * will delay, takeover, flow control and in-process clients.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

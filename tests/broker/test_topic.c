@@ -1,6 +1,8 @@
 /*
  * test_topic.c - the subscription tree and the retained messages.
  */
+#include <errno.h>
+#include <stdio.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

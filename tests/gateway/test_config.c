@@ -2,6 +2,7 @@
  * test_config.c - loading fieldmq.ini and device maps: defaults, templates,
  * inheritance, and errors that name file:line.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

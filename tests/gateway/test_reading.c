@@ -2,6 +2,7 @@
  * test_reading.c - payload rendering (JSON escaping, NaN/Inf, unicode units,
  * long strings), every publish policy, command parsing and results.
  */
+#include <errno.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
