@@ -31,7 +31,7 @@ WARN := -std=gnu11 -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes \
 	-Wmissing-declarations -Werror
 PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS))
 PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS))
-ALL_CPPFLAGS = -I. -D_GNU_SOURCE -DFIELDMQ_VERSION='"$(VERSION)"' $(CPPFLAGS)
+ALL_CPPFLAGS = -I. -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DFIELDMQ_VERSION='"$(VERSION)"' $(CPPFLAGS)
 ALL_CFLAGS = $(WARN) $(CFLAGS) $(SAN) $(PKG_CFLAGS)
 ALL_LIBS = $(PKG_LIBS) $(MBEDTLS_LIBS) -lpthread -lm
 CMOCKA_CFLAGS = $(shell $(PKG_CONFIG) --cflags cmocka)
@@ -199,6 +199,78 @@ deps:
 	$(call install_pkgs,$(RUN_DEB_PKGS))
 test-deps:
 	$(call install_pkgs,$(RUN_DEB_PKGS) $(TEST_DEB_PKGS))
+
+# ---------------------------------------------------- packages and platforms
+# make cross ARCH=arm64|armhf|s390x   build/cross-ARCH/: the daemon, every unit test and fuzz replay,
+#                                     built with Debian's cross compiler against Debian's ARCH libraries
+# make cross-test ARCH=...            run them all under qemu-user-static
+# make dist                           build/fieldmq-VERSION.tar.gz (the OpenWrt package's source)
+# make deb                            build/deb/fieldmq_VERSION-1_ARCH.deb (dpkg-buildpackage, debian/)
+# make package-test                   OpenWrt package checks, .deb build + install + systemd checks
+ARCH ?= armhf
+CROSS_TRIPLET_arm64 := aarch64-linux-gnu
+CROSS_TRIPLET_armhf := arm-linux-gnueabihf
+CROSS_TRIPLET_s390x := s390x-linux-gnu
+CROSS_QEMU_arm64 := qemu-aarch64-static
+CROSS_QEMU_armhf := qemu-arm-static
+CROSS_QEMU_s390x := qemu-s390x-static
+CROSS_T = $(CROSS_TRIPLET_$(ARCH))
+CROSS_BUILD = build/cross-$(ARCH)
+CROSS_SYSROOT = $(CURDIR)/$(CROSS_BUILD)/sysroot
+CROSS_LIBDIR = $(CROSS_SYSROOT)/usr/lib/$(CROSS_T)
+# What a cross build needs on the host (the ARCH libraries are unpacked by tests/cross/sysroot.sh).
+CROSS_DEB_PKGS = qemu-user-static $(foreach a,armhf s390x,gcc-$(CROSS_TRIPLET_$(a)) libc6-dev-$(a)-cross)
+# The sub-make's environment carries pkg-config's sysroot, so $(shell $(PKG_CONFIG) ...) sees it.
+CROSS_ENV = PKG_CONFIG_SYSROOT_DIR=$(CROSS_SYSROOT) \
+	PKG_CONFIG_LIBDIR=$(CROSS_LIBDIR)/pkgconfig:$(CROSS_SYSROOT)/usr/share/pkgconfig
+CROSS_VARS = BUILD=$(CROSS_BUILD) CC=$(CROSS_T)-gcc AR=$(CROSS_T)-ar CFLAGS="$(CROSS_CFLAGS)" \
+	CPPFLAGS="-isystem $(CROSS_SYSROOT)/usr/include -isystem $(CROSS_SYSROOT)/usr/include/$(CROSS_T)" \
+	LDFLAGS="-L$(CROSS_LIBDIR) -Wl,-rpath-link,$(CROSS_LIBDIR)"
+CROSS_CFLAGS ?= -O2 -g
+# qemu-user runs a foreign binary with the cross C library and the unpacked libraries.
+CROSS_RUN = $(CROSS_QEMU_$(ARCH)) -L /usr/$(CROSS_T) -E LD_LIBRARY_PATH=$(CROSS_LIBDIR)
+
+cross-check-arch:
+	@test -n "$(CROSS_T)" || { echo "ARCH must be arm64, armhf or s390x"; exit 1; }
+$(CROSS_BUILD)/sysroot/.done: tests/cross/sysroot.sh
+	tests/cross/sysroot.sh $(ARCH) $(CROSS_SYSROOT)
+	touch $@
+cross: cross-check-arch cross-deps
+	$(MAKE) $(CROSS_BUILD)/sysroot/.done
+	$(CROSS_ENV) $(MAKE) $(CROSS_VARS) $(CROSS_BUILD)/fieldmq $(UNIT_BINS:$(BUILD)/%=$(CROSS_BUILD)/%) \
+		$(FUZZ_BINS:$(BUILD)/%=$(CROSS_BUILD)/%)
+	file $(CROSS_BUILD)/fieldmq
+cross-test: cross
+	BUILD=$(CROSS_BUILD) PYTHON=$(PYTHON) SKIP_INTEGRATION=1 TEST_WRAPPER="$(CROSS_RUN)" \
+		tests/run_tests.sh $(UNIT_BINS:$(BUILD)/%=$(CROSS_BUILD)/%) -- $(FUZZ_BINS:$(BUILD)/%=$(CROSS_BUILD)/%)
+cross-deps:
+	@added=; for a in armhf s390x arm64; do dpkg --print-foreign-architectures | grep -qx $$a && continue; \
+		[ "$$(id -u)" = 0 ] || { echo "run as root: dpkg --add-architecture $$a"; exit 1; }; \
+		dpkg --add-architecture $$a; added=1; done; \
+	if [ -n "$$added" ]; then apt-get update; fi
+	$(call install_pkgs,$(CROSS_DEB_PKGS) file)
+
+
+# The release tarball: the tracked files but openwrt/ (whose PKG_HASH is this tarball's sha256),
+# reproducible (names sorted, owner 0, mtime of the last commit, gzip without a time stamp).
+DIST = build/fieldmq-$(VERSION).tar.gz
+dist:
+	@mkdir -p build
+	git ls-files -z | grep -zv '^openwrt/' | LC_ALL=C tar --null -T - --sort=name \
+		--transform 's|^|fieldmq-$(VERSION)/|' --owner=0 --group=0 --numeric-owner --mode=go-w \
+		--mtime=@$$(git log -1 --format=%ct 2>/dev/null || echo 0) -cf - | gzip -9n > $(DIST).tmp
+	mv $(DIST).tmp $(DIST)
+	cd build && sha256sum fieldmq-$(VERSION).tar.gz | tee fieldmq-$(VERSION).tar.gz.sha256
+# Writes the tarball's version and sha256 into the OpenWrt package (at a release).
+openwrt-hash: dist
+	sed -i -e "s|^PKG_VERSION:=.*|PKG_VERSION:=$(VERSION)|" \
+		-e "s|^PKG_HASH:=.*|PKG_HASH:=$$(cut -d' ' -f1 $(DIST).sha256)|" openwrt/net/fieldmq/Makefile
+
+package-test: all
+	tests/packaging/test_openwrt.sh
+
+.PHONY: cross-check-arch cross cross-test cross-deps dist openwrt-hash package-test
+# ------------------------------------------------ end of packages and platforms
 
 # --------------------------------------------------------------------- style
 FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)

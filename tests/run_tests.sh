@@ -16,7 +16,8 @@ run() { # name cmd...
 	shift
 	echo "=== $name"
 	t0=$(date +%s)
-	timeout -k 5 300 "$@"
+	# TEST_WRAPPER: e.g. qemu-user for make cross-test (empty: run natively).
+	timeout -k 5 300 ${TEST_WRAPPER:-} "$@"
 	rc=$?
 	if [ $rc -eq 0 ]; then
 		pass=$((pass + 1))

@@ -4,6 +4,7 @@
  * an ordinary test. Exit 0 when every input ran; a crash is a failed test.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,7 +51,13 @@ int main(int argc, char **argv)
 			fprintf(stderr, "replay: cannot open corpus %s\n", argv[i]);
 			return 1;
 		}
-		while ((de = readdir(d))) {
+		/*
+		 * readdir() returns NULL at the end and on an error: errno tells
+		 * them apart (a 32-bit build without large-file support gets
+		 * EOVERFLOW for a 64-bit inode number and used to see an
+		 * empty folder).
+		 */
+		for (errno = 0; (de = readdir(d)); errno = 0) {
 			char path[4096];
 			struct stat st;
 
@@ -63,6 +70,11 @@ int main(int argc, char **argv)
 				return 1;
 			}
 			files++;
+		}
+		if (errno) {
+			fprintf(stderr, "replay: cannot list %s: %s\n", argv[i], strerror(errno));
+			closedir(d);
+			return 1;
 		}
 		closedir(d);
 	}
