@@ -1,7 +1,8 @@
 /*
  * gateway.h - the daemon object: it owns the loop, the configuration, the
  * broker, the store, the uplink and the adapters, and runs the reading path
- * between them. Built and driven by main.c.
+ * between them. gateway.c is the composition root, where the modules are
+ * wired together; main.c only parses the command line and drives it.
  */
 #ifndef FIELDMQ_GATEWAY_H
 #define FIELDMQ_GATEWAY_H

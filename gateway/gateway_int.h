@@ -1,0 +1,111 @@
+/*
+ * gateway_int.h - the daemon object's body, shared by the files of the
+ * gateway that act on it: gateway.c (the composition root: builds and wires
+ * the modules, runs the lifecycle of adapters and services), reading_path.c
+ * (adapter readings and statuses to topics, the publish policy, staleness)
+ * and commands.c (.../set to the adapter of the point's protocol, results
+ * back). Included by those files only.
+ *
+ * Threads: everything here runs on the loop thread.
+ */
+#ifndef FIELDMQ_GATEWAY_INT_H
+#define FIELDMQ_GATEWAY_INT_H
+
+#include <uv.h>
+
+#include "adapters/adapter.h"
+#include "adapters/mqttsn/mqttsn.h"
+#include "broker/broker.h"
+#include "gateway/config.h"
+#include "gateway/gateway.h"
+#include "gateway/reading.h"
+
+#define GW_TOPIC_MAX 1024
+#define GW_PAYLOAD_MAX 2048
+
+struct st_store;
+struct gw_persist;
+struct gw_uplink;
+
+/* What the gateway knows of a device between readings. */
+struct gw_devstate {
+	bool known;
+	bool online;
+};
+
+/*
+ * One adapter of the registry as it runs: created from gw_drivers[proto]
+ * when the map has devices of that protocol. @g and @old let the stop
+ * callback find its way back.
+ */
+struct gw_slot {
+	struct gw *g;
+	struct ad_adapter *a;
+	bool old; /* serving the map being replaced */
+};
+
+/* Optional parts of the daemon, started and stopped through one table (gateway.c). */
+enum gw_service_id {
+	GW_SVC_MQTTSN,
+	__GW_SVC_MAX,
+};
+
+struct gw {
+	uv_loop_t *loop;
+	struct gw_config cfg;
+	struct gw_logger *log;
+	struct brk *broker;
+	struct st_store *store;
+	struct gw_persist *persist;
+	struct gw_uplink *uplink;
+	/* services */
+	struct mqttsn_server *mqttsn;
+	struct mqttsn_predef predefined[GW_MAX_PREDEFINED];
+	int64_t last_sys_ms;
+	/* adapters, indexed by enum ad_protocol */
+	struct gw_slot adapters[__AD_PROTO_MAX];
+	struct gw_slot old_adapters[__AD_PROTO_MAX]; /* closing after a reload */
+	unsigned int old_closing;		     /* of old_adapters, still closing */
+	struct gw_devmap *old_map;		     /* freed once old_closing is 0 */
+	/* reading path (reading_path.c) */
+	struct gw_point_state *points; /* one per map point */
+	struct gw_devstate *devices;   /* one per map device */
+	/* commands (commands.c) */
+	struct brk_client *cmd_client;
+	struct gw_list cmds;
+	uv_signal_t sig_term, sig_int, sig_hup;
+	uv_timer_t tick;
+	bool stopping;
+	int exit_code;
+	char status_topic[GW_TOPIC_MAX];
+};
+
+/* Publishes through the broker's in-process API; 0 or -errno. */
+int gw__publish(struct gw *g, const char *topic, const void *payload, size_t len, uint8_t qos,
+		bool retain, const struct brk_msg_props *props);
+
+/* ------------------------------------------------------- reading_path.c */
+
+/* The sink every adapter gets (readings, statuses, command results). */
+void gw__sink(struct gw *g, struct ad_sink *out);
+
+/* Per-point and per-device state for @dm; 0 or -ENOMEM. Free with gw__map_state_free(). */
+int gw__map_state_new(const struct gw_devmap *dm, struct gw_point_state **pts,
+		      struct gw_devstate **devs);
+void gw__map_state_free(struct gw_point_state *pts, unsigned int n, struct gw_devstate *devs);
+
+/* Every second: stale points, $SYS figures. */
+void gw__check_stale(struct gw *g, int64_t now_mono_ms);
+
+/* ----------------------------------------------------------- commands.c */
+
+/* Subscribes to <prefix>/+/+/set; 0 or -errno. */
+int gw__commands_start(struct gw *g);
+/* Unsubscribes (the pending commands are answered by their adapters as they stop). */
+void gw__commands_stop(struct gw *g);
+/* Frees the pending commands (at free time, after every adapter stopped). */
+void gw__commands_free(struct gw *g);
+/* sink->on_cmd_done */
+void gw__on_cmd_done(void *arg, void *token, const struct ad_cmd_result *res);
+
+#endif
