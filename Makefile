@@ -180,7 +180,10 @@ RUN_DEB_PKGS := gcc make pkg-config libuv1-dev libmodbus-dev libcoap3-dev libmbe
 # What the tests and benchmarks need on top (make test, make bench, .ci/run).
 TEST_DEB_PKGS := libcmocka-dev libcoap3-bin sqlite3 mosquitto python3 python3-paho-mqtt \
 	python3-pymodbus python3-scapy socat openssl clang-format iproute2 procps \
-	golang-go golang-github-eclipse-paho.mqtt.golang-dev
+	golang-go golang-github-eclipse-paho.mqtt.golang-dev nodejs
+# npm packages of the tests (MQTT.js): tests/integration/node/package-lock.json.
+NODE_TEST_DIR := tests/integration/node
+NODE_MODULES := $(NODE_TEST_DIR)/node_modules/.package-lock.json
 
 # install_pkgs PACKAGES: install what is missing (as root) or print the command.
 define install_pkgs
@@ -199,6 +202,15 @@ deps:
 	$(call install_pkgs,$(RUN_DEB_PKGS))
 test-deps:
 	$(call install_pkgs,$(RUN_DEB_PKGS) $(TEST_DEB_PKGS))
+	@# npm comes with Debian's npm package, or inside a nodejs that provides it.
+	@command -v npm >/dev/null || { if [ "$$(id -u)" = 0 ]; then \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y npm; else \
+		echo "missing npm; run as root: apt-get install -y npm"; exit 1; fi; }
+	$(MAKE) node-deps
+node-deps: $(NODE_MODULES)
+$(NODE_MODULES): $(NODE_TEST_DIR)/package.json $(NODE_TEST_DIR)/package-lock.json
+	cd $(NODE_TEST_DIR) && npm ci --no-audit --no-fund
+	touch $@
 
 # ---------------------------------------------------- packages and platforms
 # make cross ARCH=arm64|armhf|s390x   build/cross-ARCH/: the daemon, every unit test and fuzz replay,
@@ -293,7 +305,7 @@ install: $(BUILD)/fieldmq
 clean:
 	rm -rf build
 
-.PHONY: layering fuzz-libs all sims test-bins check test asan fuzz bench run deps test-deps format-check format install clean
+.PHONY: layering fuzz-libs all sims test-bins check test asan fuzz bench run deps test-deps node-deps format-check format install clean
 .SECONDARY:
 .DELETE_ON_ERROR:
 

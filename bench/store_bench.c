@@ -175,7 +175,7 @@ int main(int argc, char **argv)
 				   (int)(i % 500));
 
 		r.topic = (struct gw_slice){ (const uint8_t *)topic, (size_t)len };
-		err = st_queue_append(b.st, &r, on_done, &b, NULL);
+		err = st_queue_append(b.st, &r, 0, on_done, &b, NULL);
 		if (err) {
 			fprintf(stderr, "append: %s\n", strerror(-err));
 			return 1;

@@ -640,6 +640,8 @@ void brk_config_defaults(struct brk_config *cfg)
 	cfg->max_connections = 1024;
 	cfg->max_packet_size = 1024 * 1024;
 	cfg->max_inflight = 32;
+	cfg->receive_maximum = 65535;
+	cfg->max_held_acks = 1000;
 	cfg->max_queued_messages = 1000;
 	cfg->max_queued_bytes = 16ull * 1024 * 1024;
 	cfg->max_keepalive = 65535;
@@ -757,6 +759,7 @@ void brk__sys_publish(struct brk *b, int64_t now)
 	sys_pub(b, "$SYS/broker/messages/dropped", "%" PRIu64, st.dropped);
 	if (b->cfg.acl)
 		sys_pub(b, "$SYS/fieldmq/broker/acl_denied", "%" PRIu64, st.acl_denied);
+	sys_pub(b, "$SYS/fieldmq/broker/read_pauses", "%" PRIu64, st.read_pauses);
 }
 
 void brk__timed(struct brk *b, int64_t now)

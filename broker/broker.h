@@ -31,7 +31,9 @@ struct brk_config {
 	bool allow_anonymous;
 	uint32_t max_connections;
 	uint32_t max_packet_size;
-	uint16_t max_inflight;
+	uint16_t max_inflight;	  /* outgoing: QoS 1/2 messages in flight to each client */
+	uint16_t receive_maximum; /* incoming, 5.0: announced; exceeding it is DISCONNECT 0x93 */
+	uint32_t max_held_acks;	  /* a connection owed this many PUBACK/PUBREC is not read */
 	uint32_t max_queued_messages;
 	uint64_t max_queued_bytes;
 	uint16_t max_keepalive;
@@ -301,6 +303,8 @@ struct brk_stats {
 	uint64_t malformed, protocol_errors, dropped;
 	/* Refused by the ACL: PUBLISHes, subscriptions and wills. */
 	uint64_t acl_denied;
+	/* Times a connection was not read because it was owed max_held_acks acks. */
+	uint64_t read_pauses;
 };
 
 void brk_get_stats(const struct brk *b, struct brk_stats *out);

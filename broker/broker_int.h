@@ -320,6 +320,7 @@ struct brk_session {
 	struct gw_list acks;	 /* brk_hold we owe the publisher */
 	struct gw_list inq;	 /* brk_inq */
 	uint32_t n_inflight, n_queued;
+	uint32_t n_acks; /* on acks: PUBACK / PUBREC held, e.g. until the store commits */
 	uint64_t queued_bytes;
 	uint64_t next_seq;
 	uint16_t next_pid;
@@ -375,6 +376,14 @@ struct brk_conn_ops {
 	void (*close)(struct brk_conn *c);
 	/* Optional: the peer's address for logs, into buf (kept out of the idle conn). */
 	void (*peer)(struct brk_conn *c, char *buf, size_t n);
+	/*
+	 * Optional: stop (@on) or resume reading the transport. The protocol
+	 * stops reading a connection whose session is owed max_held_acks acks
+	 * and resumes once they went out; input already read is still handled.
+	 * Called outside brk__conn_input too (from a hold's release): the glue
+	 * must not feed input from inside this call.
+	 */
+	void (*pause)(struct brk_conn *c, bool on);
 };
 
 enum brk_conn_state {
@@ -417,8 +426,13 @@ struct brk_conn {
 	bool will_ok : 1; /* a close now is abnormal: the will goes out */
 	bool req_problem : 1;
 	bool counted : 1; /* counted in clients_connected */
+	bool paused : 1;  /* reading stopped: too many acks held (keepalive not enforced) */
 	uint16_t keepalive;
-	uint16_t inflight_in; /* QoS > 0 PUBLISHes not yet acknowledged by us */
+	/*
+	 * 5.0: QoS > 0 PUBLISHes not yet acknowledged by us (QoS 2 until
+	 * PUBCOMP), against our Receive Maximum. 3.1.1 has none: not counted.
+	 */
+	uint16_t inflight_in;
 	int64_t last_rx;
 	struct brk_rbuf *rbuf; /* read side: a partial packet only */
 	/* Write side: bytes in the broker's stage (see struct brk), then *out. */

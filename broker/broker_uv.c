@@ -476,10 +476,28 @@ static void ops_peer(struct brk_conn *c, char *buf, size_t n)
 	peer_name(&container_of(c, struct brk_uvconn, c)->tcp, buf, n);
 }
 
+/*
+ * Flow control (see conn_flow in session.c): while paused the socket is not
+ * read, so its receive buffer fills and TCP stops the client. Resuming only
+ * restarts reading: the next bytes come through on_read, never from here.
+ */
+static void ops_pause(struct brk_conn *c, bool on)
+{
+	struct brk_uvconn *uc = container_of(c, struct brk_uvconn, c);
+
+	if (uv_is_closing((uv_handle_t *)&uc->tcp))
+		return;
+	if (on)
+		uv_read_stop((uv_stream_t *)&uc->tcp);
+	else if (uv_read_start((uv_stream_t *)&uc->tcp, on_alloc, on_read))
+		conn_close_now(uc);
+}
+
 static const struct brk_conn_ops uv_conn_ops = {
 	.want_flush = ops_want_flush,
 	.close = ops_close,
 	.peer = ops_peer,
+	.pause = ops_pause,
 };
 
 static void on_connection(uv_stream_t *server, int status)

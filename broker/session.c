@@ -319,6 +319,14 @@ void brk__conn_kick(struct brk_conn *c, uint8_t reason)
 }
 
 /* A bad packet: count it and close this connection only. */
+/* The Receive Maximum we announce to 5.0 clients (0 in a config: none, 65535). */
+static unsigned int recv_max(const struct brk *b)
+{
+	return b->cfg.receive_maximum ? b->cfg.receive_maximum : 65535;
+}
+
+static void conn_flow(struct brk_conn *c);
+
 static void conn_fail(struct brk_conn *c, int err, uint8_t reason)
 {
 	if (err == -EBADMSG || reason == MQTT_RC_MALFORMED)
@@ -837,6 +845,7 @@ struct brk_hold *brk__hold_new(struct brk_session *s, uint16_t pid, uint8_t kind
 	h->pid = pid;
 	h->kind = kind;
 	gw_list_add_tail(&s->acks, &h->link);
+	s->n_acks++;
 	return h;
 }
 
@@ -846,6 +855,8 @@ void brk__holds_detach(struct brk *b, struct gw_list *acks)
 		struct brk_hold *h = gw_list_first(acks, struct brk_hold, link);
 
 		gw_list_del(&h->link);
+		if (h->s && h->s->n_acks)
+			h->s->n_acks--;
 		h->s = NULL;
 		/* A hold still taken is freed by its last brk_hold_release(). */
 		if (h->refs)
@@ -853,6 +864,26 @@ void brk__holds_detach(struct brk *b, struct gw_list *acks)
 		else
 			brk__node_put(b, h);
 	}
+}
+
+/*
+ * Flow control of a publisher whose acks are held (the uplink holds each
+ * forwarded QoS >= 1 PUBACK / PUBREC until the store has committed it): its
+ * connection is not read while its session is owed max_held_acks acks, so
+ * TCP slows the client down instead of the broker dropping it; reading
+ * resumes when they go out. Other connections are not affected.
+ */
+static void conn_flow(struct brk_conn *c)
+{
+	const struct brk *b = c->b;
+	bool over = c->s && b->cfg.max_held_acks && c->s->n_acks >= b->cfg.max_held_acks;
+
+	if (over == c->paused || c->state != BRK_CS_CONNECTED || !c->ops->pause)
+		return;
+	c->paused = over;
+	if (over)
+		c->b->st.read_pauses++;
+	c->ops->pause(c, over);
 }
 
 void brk__hold_release_acks(struct brk_session *s)
@@ -863,6 +894,8 @@ void brk__hold_release_acks(struct brk_session *s)
 		if (h->refs)
 			break;
 		gw_list_del(&h->link);
+		if (s->n_acks)
+			s->n_acks--;
 		if (s->conn && s->conn->state == BRK_CS_CONNECTED) {
 			brk__conn_send_ack(s->conn, h->kind, h->pid, h->reason);
 			/* A failed PUBREC ends the QoS 2 exchange too [MQTT-4.3.3]. */
@@ -871,6 +904,8 @@ void brk__hold_release_acks(struct brk_session *s)
 		}
 		brk__node_put(s->b, h);
 	}
+	if (s->conn && s->conn->paused)
+		conn_flow(s->conn);
 }
 
 void brk_hold_release(struct brk_hold *h)
@@ -998,8 +1033,12 @@ static void on_publish(struct brk_conn *c, struct mqtt_pkt *p, int64_t now)
 		}
 	}
 	if (pb->qos) {
-		/* [MQTT-3.3.4-7] more unacknowledged QoS > 0 than our Receive Maximum. */
-		if (c->inflight_in >= (b->cfg.max_inflight ? b->cfg.max_inflight : 65535)) {
+		/*
+		 * [MQTT-3.3.4-9] more unacknowledged QoS > 0 than the Receive
+		 * Maximum we announced. 3.1.1 has no such limit: a 3.1.1 client
+		 * is slowed down (conn_flow), never dropped for it.
+		 */
+		if (c->proto == MQTT_V5 && c->inflight_in >= recv_max(b)) {
 			conn_fail(c, -EPROTO, MQTT_RC_RECEIVE_MAX_EXCEEDED);
 			return;
 		}
@@ -1025,7 +1064,8 @@ static void on_publish(struct brk_conn *c, struct mqtt_pkt *p, int64_t now)
 		}
 		if (denied && c->proto == MQTT_V5)
 			h->reason = MQTT_RC_NOT_AUTHORIZED;
-		c->inflight_in++;
+		if (c->proto == MQTT_V5)
+			c->inflight_in++;
 	}
 	if (denied)
 		goto out;
@@ -1057,8 +1097,10 @@ static void on_publish(struct brk_conn *c, struct mqtt_pkt *p, int64_t now)
 		b->st.dropped++;
 	}
 out:
-	if (h)
+	if (h) {
 		brk_hold_release(h);
+		conn_flow(c);
+	}
 }
 
 /* -------------------------------------------------------- SUBSCRIBE */
@@ -1367,9 +1409,10 @@ static void on_connect(struct brk_conn *c, struct mqtt_pkt *p, int64_t now)
 	b->st.clients_total = b->n_sessions;
 
 	if (c->proto == MQTT_V5) {
-		if (b->cfg.max_inflight) {
+		/* Absent means 65535 [MQTT-3.2.2.3.3]. */
+		if (recv_max(b) < 65535) {
 			ack.has_receive_maximum = true;
-			ack.receive_maximum = b->cfg.max_inflight;
+			ack.receive_maximum = recv_max(b);
 		}
 		if (b->cfg.max_topic_alias) {
 			ack.has_topic_alias_max = true;
@@ -1649,7 +1692,13 @@ void brk__conn_input(struct brk_conn *c, const uint8_t *data, size_t len, int64_
 
 void brk__conn_tick(struct brk_conn *c, int64_t now)
 {
-	/* [MQTT-3.1.2-22] one and a half keep alive periods without a packet. */
+	/*
+	 * [MQTT-3.1.2-22] one and a half keep alive periods without a packet;
+	 * not while we do not read it (conn_flow): the wait is ours, and the
+	 * period starts again when reading resumes.
+	 */
+	if (c->paused)
+		c->last_rx = now;
 	if (c->state == BRK_CS_CONNECTED && c->keepalive &&
 	    now - c->last_rx > (int64_t)c->keepalive * 1500) {
 		char peer[64];

@@ -59,6 +59,7 @@ struct gw_store_config {
 	uint64_t queue_max_bytes;
 	enum gw_overflow overflow;
 	uint64_t sync_interval_ms;
+	int synchronous; /* 0 normal, 1 full (fsync every commit) */
 };
 
 struct gw_uplink_config {

@@ -96,6 +96,7 @@ static void open_store(struct gw *g)
 	stc.queue_max_bytes = sc->queue_max_bytes;
 	stc.overflow = sc->overflow == GW_OVERFLOW_DROP_NEWEST ? ST_DROP_NEWEST : ST_DROP_OLDEST;
 	stc.sync_interval_ms = sc->sync_interval_ms;
+	stc.sync_full = sc->synchronous == 1;
 	rc = st_open(g->loop, &stc, g->log, &g->store);
 	if (rc) {
 		gw_log(g->log, LOG_ERR, MOD,

@@ -1191,7 +1191,7 @@ static void store_append(struct gw_upl *u, const struct st_record *rec, void *ho
 		release(u, hold);
 		return;
 	}
-	rc = u->ops->q_append(u->arg, rec, &id);
+	rc = u->ops->q_append(u->arg, rec, hold != NULL, &id);
 	if (rc) {
 		/* -ENOBUFS: refused by drop_newest, counted by the store. */
 		if (rc != -ENOBUFS)

@@ -71,11 +71,13 @@ struct gw_upl_ops {
 
 	/*
 	 * The store's uplink queue (all three NULL: no store, messages are
-	 * kept in memory only). q_append: as st_queue_append; its completion
-	 * is gw_upl_on_appended(). q_peek: as st_queue_peek; its completion is
-	 * gw_upl_on_peeked(). q_ack: as st_queue_ack.
+	 * kept in memory only). q_append: as st_queue_append, @waited when a
+	 * local publisher's ack waits on it (ST_WAITED: commit as soon as the
+	 * store is idle); its completion is gw_upl_on_appended(). q_peek: as
+	 * st_queue_peek; its completion is gw_upl_on_peeked(). q_ack: as
+	 * st_queue_ack.
 	 */
-	int (*q_append)(void *arg, const struct st_record *rec, uint64_t *id);
+	int (*q_append)(void *arg, const struct st_record *rec, bool waited, uint64_t *id);
 	int (*q_peek)(void *arg, uint64_t after_id, size_t max_n);
 	int (*q_ack)(void *arg, uint64_t id);
 

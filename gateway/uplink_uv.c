@@ -440,11 +440,11 @@ static void on_st_peeked(void *arg, int status, const struct st_qrecord *recs, s
 	after(up);
 }
 
-static int op_q_append(void *arg, const struct st_record *rec, uint64_t *id)
+static int op_q_append(void *arg, const struct st_record *rec, bool waited, uint64_t *id)
 {
 	struct gw_uplink *up = arg;
 
-	return st_queue_append(up->st, rec, on_st_appended, up, id);
+	return st_queue_append(up->st, rec, waited ? ST_WAITED : 0, on_st_appended, up, id);
 }
 
 static int op_q_peek(void *arg, uint64_t after_id, size_t max_n)

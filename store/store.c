@@ -5,7 +5,11 @@
  *
  * Writes are operations appended to one ordered list (the pending batch).
  * A commit moves the whole list to the job and runs it as one transaction
- * on the thread pool; meanwhile new writes collect in a fresh batch. If the
+ * on the thread pool; meanwhile new writes collect in a fresh batch. When
+ * to commit is sched.c's decision: as soon as the writer is idle if anybody
+ * waits on an operation of the batch (the commit then starts right before
+ * the loop next polls, so everything read in this loop iteration joins it),
+ * else at the end of the sync interval. If the
  * transaction fails (disk full, read-only file system, I/O error), its
  * operations go back in front of the pending batch and are retried every
  * sync interval, the failure is logged once and counted, and the queue's
@@ -57,14 +61,17 @@ struct st_store {
 	struct st_config cfg;
 	const struct gw_logger *lg;
 	struct st__db *db;
-	uv_timer_t timer;
+	uv_timer_t timer;  /* armed for the sched's next time while it is later than now */
+	uv_prepare_t soon; /* active: commit right before the loop polls */
+	int64_t timer_at;  /* loop time the timer is armed for, 0 = stopped */
+	struct st__sched sched;
+	unsigned int n_handles; /* handles open; the store is freed when the last one closed */
 
 	struct batch pending;
 	struct batch infl; /* counters of the batch in flight; its ops are in commit.ops */
 	struct st__commit commit;
 	uv_work_t commit_work;
 	bool committing;
-	bool due; /* the sync interval has elapsed since the batch began */
 
 	struct gw_list peeks;
 	struct peek_req *peek_cur;
@@ -84,12 +91,14 @@ struct st_store {
 	bool failing;
 	bool closing;
 	bool close_tried; /* a commit during close failed: give up on the rest */
-	bool timer_closed;
+	bool handles_closed;
 	st_close_fn close_cb;
 	void *close_arg;
 };
 
 static void schedule(struct st_store *st);
+static void schedule_at(struct st_store *st, bool now_ok);
+static void timer_stop(struct st_store *st);
 static void maybe_finish_close(struct st_store *st);
 
 /* ----------------------------------------------------------- configuration */
@@ -136,6 +145,13 @@ static void batch_add(struct batch *b, struct st__op *op)
 	b->bytes += sizeof(*op) + op->key_len + st__op_size(op);
 	if (op->kind == ST__OP_Q_ACK)
 		b->ack_count++;
+}
+
+/* A new op joins the pending batch (and the commit policy hears of it). */
+static void pending_add(struct st_store *st, struct st__op *op)
+{
+	batch_add(&st->pending, op);
+	st__sched_add(&st->sched, (int64_t)uv_now(st->loop), op->waited);
 }
 
 /* Index a queue insert; 0 or -ENOMEM (nothing changed then). */
@@ -307,6 +323,7 @@ static void enforce_pending(struct st_store *st)
 		b->bytes -= sizeof(*op) + st__op_size(op);
 		b->ins_count--;
 		b->ins_bytes -= st__op_size(op);
+		st__sched_forget(&st->sched, op->waited);
 		st->dropped_unsaved++;
 		if (op->cb)
 			gw_list_add_tail(&st->notices, &op->node);
@@ -348,6 +365,7 @@ static void commit_done(uv_work_t *req, int status)
 		c->rc = status; /* cancelled: cannot happen for queued work we own */
 		snprintf(c->err, sizeof(c->err), "%s", uv_strerror(status));
 	}
+	st__sched_done(&st->sched, (int64_t)uv_now(st->loop), !c->rc);
 	if (!c->rc) {
 		st->stats.commits++;
 		st->stats.ops_committed += c->written;
@@ -392,10 +410,11 @@ static void start_commit(struct st_store *st)
 	struct st__commit *c = &st->commit;
 	int err;
 
-	st->due = false;
-	uv_timer_stop(&st->timer);
+	timer_stop(st);
+	uv_prepare_stop(&st->soon);
 	if (gw_list_empty(&st->pending.ops))
 		return;
+	st__sched_start(&st->sched);
 	gw_list_init(&c->ops);
 	gw_list__add(&c->ops, st->pending.ops.prev, st->pending.ops.next);
 	c->ops.next->prev = &c->ops;
@@ -422,34 +441,74 @@ static void start_commit(struct st_store *st)
 	}
 }
 
+/* Commit now if the policy says so (the loop is about to poll). */
+static void on_soon(uv_prepare_t *h)
+{
+	struct st_store *st = container_of(h, struct st_store, soon);
+
+	uv_prepare_stop(&st->soon);
+	flush_notices(st);
+	schedule_at(st, true);
+}
+
 static void on_timer(uv_timer_t *t)
 {
 	struct st_store *st = container_of(t, struct st_store, timer);
 
-	st->due = true;
+	st->timer_at = 0;
 	flush_notices(st);
-	schedule(st);
+	schedule_at(st, true);
 }
 
-/* Decide whether to commit now, at the end of the interval, or not at all. */
-static void schedule(struct st_store *st)
+static void timer_stop(struct st_store *st)
+{
+	if (st->timer_at) {
+		uv_timer_stop(&st->timer);
+		st->timer_at = 0;
+	}
+}
+
+/*
+ * Follow sched.c: commit now (@now_ok: we are right before the poll or in
+ * a timer, with everything of this loop iteration in the batch), soon (the
+ * prepare handle: before the loop next polls), at a later time (the timer),
+ * or not at all. Owed callbacks of dropped ops go out soon too.
+ */
+static void schedule_at(struct st_store *st, bool now_ok)
 {
 	bool large = st->pending.n_ops >= BATCH_MAX_OPS || st->pending.bytes >= BATCH_MAX_BYTES;
+	int64_t now, at;
 
 	if (st->closing)
 		return;
-	if (gw_list_empty(&st->pending.ops) && gw_list_empty(&st->notices)) {
-		st->due = false;
-		uv_timer_stop(&st->timer);
+	now = (int64_t)uv_now(st->loop);
+	at = st__sched_next(&st->sched, now, large);
+	if (at < 0) {
+		timer_stop(st);
+		if (!gw_list_empty(&st->notices))
+			uv_prepare_start(&st->soon, on_soon);
 		return;
 	}
-	/* While commits fail, retry on the interval only, however large the batch. */
-	if (!st->committing && (st->due || (large && !st->failing))) {
-		start_commit(st);
+	if (at <= now) {
+		timer_stop(st);
+		if (now_ok)
+			start_commit(st);
+		else
+			uv_prepare_start(&st->soon, on_soon);
 		return;
 	}
-	if (!uv_is_active((uv_handle_t *)&st->timer) && !st->due)
-		uv_timer_start(&st->timer, on_timer, st->cfg.sync_interval_ms, 0);
+	if (!gw_list_empty(&st->notices))
+		uv_prepare_start(&st->soon, on_soon);
+	/* Timer times are loop times + 1, so 0 means stopped. */
+	if (st->timer_at != at + 1) {
+		uv_timer_start(&st->timer, on_timer, (uint64_t)(at - now), 0);
+		st->timer_at = at + 1;
+	}
+}
+
+static void schedule(struct st_store *st)
+{
+	schedule_at(st, false);
 }
 
 /* ---------------------------------------------------------- integrity check */
@@ -560,8 +619,8 @@ int st_queue_peek(struct st_store *st, uint64_t after_id, size_t max_n, st_peek_
 
 /* ------------------------------------------------------------------- writes */
 
-int st_queue_append(struct st_store *st, const struct st_record *rec, st_done_fn cb, void *arg,
-		    uint64_t *id_out)
+int st_queue_append(struct st_store *st, const struct st_record *rec, unsigned int flags,
+		    st_done_fn cb, void *arg, uint64_t *id_out)
 {
 	uint64_t size = (uint64_t)rec->topic.len + rec->payload.len + rec->props.len;
 	struct st__op *op;
@@ -582,12 +641,13 @@ int st_queue_append(struct st_store *st, const struct st_record *rec, st_done_fn
 	op->id = st->next_id;
 	op->cb = cb;
 	op->arg = arg;
+	op->waited = cb && (flags & ST_WAITED);
 	if (batch_index(&st->pending, op)) {
 		gw_free(op);
 		return -ENOMEM;
 	}
 	st->next_id++;
-	batch_add(&st->pending, op);
+	pending_add(st, op);
 	if (id_out)
 		*id_out = op->id;
 	if (st->cfg.overflow == ST_DROP_OLDEST)
@@ -629,7 +689,7 @@ int st_queue_ack(struct st_store *st, uint64_t id)
 		return -ENOMEM;
 	op->id = id;
 	op->n_ids = 1;
-	batch_add(&st->pending, op);
+	pending_add(st, op);
 	schedule(st);
 	return 0;
 }
@@ -646,7 +706,7 @@ static int add_op(struct st_store *st, uint8_t kind, const char *key, uint64_t i
 	if (!op)
 		return -ENOMEM;
 	op->id = id;
-	batch_add(&st->pending, op);
+	pending_add(st, op);
 	schedule(st);
 	return 0;
 }
@@ -709,8 +769,8 @@ int st_flush(struct st_store *st, st_done_fn cb, void *arg)
 		return -ENOMEM;
 	op->cb = cb;
 	op->arg = arg;
-	batch_add(&st->pending, op);
-	st->due = true;
+	op->waited = true;
+	pending_add(st, op);
 	schedule(st);
 	return 0;
 }
@@ -764,9 +824,13 @@ int st_open(uv_loop_t *loop, const struct st_config *cfg, const struct gw_logger
 	if (err)
 		goto fail;
 	st->next_id = st->meta.last_id + 1;
+	st__sched_init(&st->sched, cfg->sync_interval_ms);
 	err = uv_timer_init(loop, &st->timer);
 	if (err)
 		goto fail;
+	st->n_handles++;
+	uv_prepare_init(loop, &st->soon);
+	st->n_handles++;
 	st->stats.check_result = 1;
 	if (!uv_queue_work(loop, &st->check_work, check_work, check_done))
 		st->checking = true;
@@ -781,12 +845,14 @@ fail:
 	return err;
 }
 
-static void on_timer_closed(uv_handle_t *h)
+static void on_handle_closed(uv_handle_t *h)
 {
-	struct st_store *st = container_of((uv_timer_t *)h, struct st_store, timer);
+	struct st_store *st = h->data;
 	st_close_fn cb = st->close_cb;
 	void *arg = st->close_arg;
 
+	if (--st->n_handles)
+		return;
 	st__db_close(st->db);
 	batch_reset(&st->pending);
 	batch_reset(&st->infl);
@@ -800,7 +866,7 @@ static void maybe_finish_close(struct st_store *st)
 {
 	struct gw_list *pos, *tmp;
 
-	if (st->committing || st->peek_cur || st->checking || st->timer_closed)
+	if (st->committing || st->peek_cur || st->checking || st->handles_closed)
 		return;
 	if (!gw_list_empty(&st->pending.ops) && !st->close_tried) {
 		start_commit(st);
@@ -814,8 +880,11 @@ static void maybe_finish_close(struct st_store *st)
 		gw_free(r);
 	}
 	flush_notices(st);
-	st->timer_closed = true;
-	uv_close((uv_handle_t *)&st->timer, on_timer_closed);
+	st->handles_closed = true;
+	st->timer.data = st;
+	st->soon.data = st;
+	uv_close((uv_handle_t *)&st->timer, on_handle_closed);
+	uv_close((uv_handle_t *)&st->soon, on_handle_closed);
 }
 
 void st_close(struct st_store *st, st_close_fn cb, void *arg)
@@ -825,7 +894,8 @@ void st_close(struct st_store *st, st_close_fn cb, void *arg)
 	st->closing = true;
 	st->close_cb = cb;
 	st->close_arg = arg;
-	uv_timer_stop(&st->timer);
+	timer_stop(st);
+	uv_prepare_stop(&st->soon);
 	if (st->checking)
 		st__db_check_interrupt(st->db);
 	maybe_finish_close(st);

@@ -8,8 +8,12 @@
  *
  * Threads: every function here is called on the loop thread. Writes never
  * touch the disk on the caller's stack: they join an in-memory pending batch
- * that a group commit writes in one transaction on the libuv thread pool, at
- * most every sync_interval_ms (sooner when the batch is large). Completion
+ * that a group commit writes in one transaction on the libuv thread pool.
+ * When: as soon as no commit is running if the batch holds a write somebody
+ * waits on (ST_WAITED appends, st_flush), right before the loop next polls so
+ * that everything of the current loop iteration joins; writes that arrive
+ * while a commit runs form the next batch. Writes nobody waits on wait at
+ * most sync_interval_ms (sooner when the batch is large). Completion
  * callbacks run on the loop thread once their transaction has committed.
  * Queue reads (st_queue_peek) run on the thread pool too, on a second
  * connection. Only st_open(), the st_*_load() functions and the last step of
@@ -20,7 +24,8 @@
  * transaction whose callback has fired survives a crash of the process
  * (kill -9): the WAL is in the OS page cache. Power loss may roll back the
  * last transactions before the next checkpoint; set sync_full to fsync every
- * commit (synchronous=FULL) where that matters more than throughput.
+ * commit (synchronous=FULL) where that matters more than throughput: then a
+ * callback fires only once its transaction is on the disk.
  */
 #ifndef FIELDMQ_STORE_H
 #define FIELDMQ_STORE_H
@@ -44,8 +49,9 @@ struct st_config {
 	uint64_t queue_max_messages;
 	uint64_t queue_max_bytes; /* sum of topic + payload + props lengths */
 	enum st_overflow overflow;
-	uint64_t sync_interval_ms; /* group-commit window; 0 = commit every loop turn */
-	bool sync_full;		   /* fsync each commit (power-loss safe, slower) */
+	uint64_t
+		sync_interval_ms; /* longest wait of a write nobody waits on; 0 = every loop turn */
+	bool sync_full;		  /* fsync each commit (power-loss safe, slower) */
 };
 
 /*
@@ -127,11 +133,16 @@ void st_close(struct st_store *st, st_close_fn cb, void *arg);
  */
 typedef void (*st_done_fn)(void *arg, uint64_t id, int status);
 
+/* st_queue_append flags */
+#define ST_WAITED 1u /* somebody waits on @cb (a publisher's ack): commit as soon as idle */
+
 /*
  * st_queue_append - queue a copy of @rec at the tail. *id_out (may be NULL)
  * receives its id at once. @cb (may be NULL) fires on the loop thread after
  * the transaction holding the record has committed - never before this call
- * has returned, and exactly once if this call returns 0.
+ * has returned, and exactly once if this call returns 0. @flags: ST_WAITED
+ * when an acknowledgement waits on @cb (then the commit starts as soon as
+ * the writer is idle); 0 for a record that may wait up to sync_interval_ms.
  *
  * When the queue is full (queue_max_messages or queue_max_bytes): with
  * drop_newest the record is refused; with drop_oldest the oldest records are
@@ -141,8 +152,8 @@ typedef void (*st_done_fn)(void *arg, uint64_t id, int status);
  * not fire), -EMSGSIZE (the record alone exceeds queue_max_bytes), -ENOMEM,
  * -ESHUTDOWN (closing).
  */
-int st_queue_append(struct st_store *st, const struct st_record *rec, st_done_fn cb, void *arg,
-		    uint64_t *id_out);
+int st_queue_append(struct st_store *st, const struct st_record *rec, unsigned int flags,
+		    st_done_fn cb, void *arg, uint64_t *id_out);
 
 /*
  * Result of a peek: @n records (0 when the queue holds nothing after the
@@ -250,7 +261,8 @@ struct st_stats {
 void st_get_stats(const struct st_store *st, struct st_stats *out);
 
 /*
- * st_flush - start a commit now instead of waiting for the interval; @cb
+ * st_flush - commit as soon as the writer is idle (as an ST_WAITED append
+ * does) instead of waiting for the interval; @cb
  * (may be NULL) fires once everything written before this call has
  * committed (with id 0, status 0). While commits fail it keeps waiting, as
  * the writes do. Returns 0, -ENOMEM, -ESHUTDOWN.

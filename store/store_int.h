@@ -42,7 +42,8 @@ struct st__op {
 	uint32_t key_len, topic_len, payload_len, props_len;
 	uint8_t kind, qos;
 	bool retain;
-	bool skip; /* a queue insert acknowledged before it was written */
+	bool skip;   /* a queue insert acknowledged before it was written */
+	bool waited; /* somebody waits on its callback: commit as soon as idle */
 	/*
 	 * ST__OP_Q_ACK: the op deletes ids id .. id + n_ids - 1. Acks come in
 	 * id order while the uplink drains, so consecutive ones are merged
@@ -97,6 +98,40 @@ struct st__commit {
 	uint64_t drop_upto;   /* every queue id <= this is gone (0 = none) */
 	uint64_t written;     /* operations written */
 };
+
+/*
+ * The commit policy (sched.c): pure, over an injected clock in ms. The
+ * store reports every operation that joins the pending batch (add), leaves
+ * it unwritten (forget: dropped by drop_oldest), goes to the pool (start)
+ * and comes back (done); st__sched_next says when to commit.
+ */
+struct st__sched {
+	uint64_t interval_ms; /* sync_interval: the longest wait of an op nobody waits on */
+	int64_t oldest;	      /* when the first op of the pending batch came */
+	int64_t failed_at;    /* when the last commit failed */
+	uint64_t n_ops;	      /* ops in the pending batch */
+	uint64_t n_waited;    /* of which somebody waits on */
+	uint64_t infl_ops, infl_waited; /* the same for the commit in flight */
+	bool committing;
+	bool failing;
+};
+
+void st__sched_init(struct st__sched *s, uint64_t interval_ms);
+/* An op joined the pending batch at @now; @waited: its completion is waited on. */
+void st__sched_add(struct st__sched *s, int64_t now, bool waited);
+/* An op left the pending batch without being written. */
+void st__sched_forget(struct st__sched *s, bool waited);
+/* The whole pending batch went to the pool as one commit. */
+void st__sched_start(struct st__sched *s);
+/* The commit in flight ended at @now; when !@ok its ops are pending again. */
+void st__sched_done(struct st__sched *s, int64_t now, bool ok);
+/*
+ * st__sched_next - when the pending batch should be committed, seen at
+ * @now: -1 never (nothing pending, or a commit is in flight: ask again when
+ * it is done), @now for at once, else the later time. @large: the batch is
+ * big enough to go at once (ignored while commits fail).
+ */
+int64_t st__sched_next(const struct st__sched *s, int64_t now, bool large);
 
 struct st__db;
 

@@ -21,6 +21,8 @@
 struct fconn {
 	struct brk_conn c;
 	bool closed;
+	bool paused;	     /* ops->pause said so: the glue would not read */
+	unsigned int pauses; /* calls of ops->pause(c, true) */
 	uint8_t out[8192];
 	size_t out_len, out_off;
 };
@@ -35,7 +37,17 @@ static void f_close(struct brk_conn *c)
 	container_of(c, struct fconn, c)->closed = true;
 }
 
-static const struct brk_conn_ops fops = { f_want_flush, f_close, NULL };
+static void f_pause(struct brk_conn *c, bool on)
+{
+	struct fconn *f = container_of(c, struct fconn, c);
+
+	assert_true(on != f->paused);
+	f->paused = on;
+	if (on)
+		f->pauses++;
+}
+
+static const struct brk_conn_ops fops = { f_want_flush, f_close, NULL, f_pause };
 
 struct env {
 	struct brk b;
@@ -229,15 +241,21 @@ static void test_connect_v5_assigned_id_and_limits(void **state)
 	struct fconn *f;
 
 	e->b.cfg.max_keepalive = 30;
+	e->b.cfg.receive_maximum = 100;
 	f = connect_v(e, "", MQTT_V5, true, 120, NULL, &a);
 	assert_int_equal(a.connack.reason_code, 0);
 	assert_true(a.props.has_assigned_client_id);
 	assert_true(a.props.assigned_client_id.len > 0);
 	assert_true(a.props.has_server_keep_alive);
 	assert_int_equal(a.props.server_keep_alive, 30);
+	/* Our Receive Maximum, not max_inflight (the outgoing window, 4 here). */
 	assert_true(a.props.has_receive_maximum);
-	assert_int_equal(a.props.receive_maximum, 4);
+	assert_int_equal(a.props.receive_maximum, 100);
 	assert_int_equal(f->c.keepalive, 30);
+	/* The default, 65535, is announced by leaving the property out. */
+	e->b.cfg.receive_maximum = 65535;
+	connect_v(e, "d", MQTT_V5, true, 60, NULL, &a);
+	assert_false(a.props.has_receive_maximum);
 }
 
 static void test_empty_id_v311_persistent_rejected(void **state)
@@ -363,6 +381,134 @@ static void test_hold_defers_puback(void **state)
 	fc_close(e, p);
 	brk_hold_release(hd.h[2]);
 	brk_client_free(ic, false);
+}
+
+/* An in-process subscriber that holds every QoS >= 1 delivery, as the uplink does. */
+struct big_holder {
+	struct brk_hold *h[256];
+	unsigned int n;
+};
+
+static void big_deliver(void *arg, const struct brk_delivery *d)
+{
+	struct big_holder *hd = arg;
+
+	if (d->hold) {
+		assert_true(hd->n < GW_ARRAY_SIZE(hd->h));
+		hd->h[hd->n++] = brk_hold_take(d);
+	}
+}
+
+static void release_all(struct big_holder *hd)
+{
+	unsigned int i;
+
+	for (i = 0; i < hd->n; i++)
+		brk_hold_release(hd->h[i]);
+	hd->n = 0;
+}
+
+/*
+ * Issue 10: held acks slow a publisher down (its connection is not read),
+ * they never disconnect it. max_held_acks 8: the 8th held ack pauses reading;
+ * releasing them sends every PUBACK in order and resumes. While paused, the
+ * keepalive is not enforced (the silence is ours).
+ */
+static void test_flow_held_acks_pause(void **state)
+{
+	struct env *e = *state;
+	struct big_holder hd = { .n = 0 };
+	struct brk_client_opts o = { .client_id = "uplink", .deliver = big_deliver, .arg = &hd };
+	struct brk_client *ic;
+	struct mqtt_pkt a;
+	struct fconn *p, *q;
+	unsigned int i;
+
+	e->b.cfg.max_held_acks = 8;
+	assert_int_equal(brk_client_new(&e->b, &o, &ic, NULL), 0);
+	assert_int_equal(brk_client_subscribe(ic, S("fwd/#"), 1, 0, 0), 0);
+	p = connect_v(e, "pub", MQTT_V311, true, 10, NULL, &a);
+	q = connect_v(e, "other", MQTT_V311, true, 10, NULL, &a);
+	for (i = 1; i <= 7; i++)
+		publish(e, p, "fwd/a", "x", 1, (uint16_t)i);
+	assert_false(p->paused);
+	publish(e, p, "fwd/a", "x", 2, 8);
+	assert_true(p->paused);
+	assert_int_equal(e->b.st.read_pauses, 1);
+	/* What was read already is still handled: more holds, no disconnection. */
+	for (i = 9; i <= 40; i++)
+		publish(e, p, "fwd/a", "x", 1, (uint16_t)i);
+	assert_false(p->closed);
+	assert_int_equal(hd.n, 40);
+	assert_int_equal(p->c.s->n_acks, 40);
+	assert_false(next_pkt(p, &a));
+	/* Other connections are not affected. */
+	publish(e, q, "fwd/b", "y", 1, 1);
+	assert_false(q->paused);
+	/* 30 s without a packet: a paused connection is not dropped for it. */
+	e->now += 30000;
+	brk__tick(&e->b, e->now);
+	assert_false(p->closed);
+	release_all(&hd);
+	assert_false(p->paused);
+	for (i = 1; i <= 40; i++) {
+		assert_true(next_pkt(p, &a));
+		assert_int_equal(a.type, i == 8 ? MQTT_PUBREC : MQTT_PUBACK);
+		assert_int_equal(a.packet_id, i);
+	}
+	assert_false(next_pkt(p, &a));
+	assert_int_equal(p->c.s->n_acks, 0);
+	/* The keepalive counts again from the resume. */
+	e->now += 14000;
+	brk__tick(&e->b, e->now);
+	assert_false(p->closed);
+	brk_client_free(ic, false);
+}
+
+/*
+ * 3.1.1 has no Receive Maximum: many QoS 1 and 2 exchanges open at once are
+ * fine. A 5.0 client that exceeds the one we announced gets 0x93
+ * [MQTT-3.3.4-9].
+ */
+static void test_flow_receive_maximum(void **state)
+{
+	struct env *e = *state;
+	struct mqtt_pkt a;
+	struct fconn *v3, *v5;
+	unsigned int i;
+
+	e->b.cfg.receive_maximum = 3;
+	v3 = connect_v(e, "v3", MQTT_V311, true, 0, NULL, &a);
+	for (i = 1; i <= 100; i++) {
+		publish(e, v3, "t", "x", 2, (uint16_t)i); /* no PUBREL: each stays open */
+		assert_true(next_pkt(v3, &a));
+		assert_int_equal(a.type, MQTT_PUBREC);
+	}
+	assert_false(v3->closed);
+	v5 = connect_v(e, "v5", MQTT_V5, true, 0, NULL, &a);
+	assert_true(a.props.has_receive_maximum);
+	assert_int_equal(a.props.receive_maximum, 3);
+	for (i = 1; i <= 3; i++) {
+		publish(e, v5, "t", "x", 2, (uint16_t)i);
+		assert_true(next_pkt(v5, &a));
+		assert_int_equal(a.type, MQTT_PUBREC);
+	}
+	/* A completed exchange frees its slot. */
+	ack(e, v5, MQTT_PUBREL, 1);
+	assert_true(next_pkt(v5, &a));
+	assert_int_equal(a.type, MQTT_PUBCOMP);
+	publish(e, v5, "t", "x", 1, 4);
+	assert_true(next_pkt(v5, &a));
+	assert_int_equal(a.type, MQTT_PUBACK);
+	publish(e, v5, "t", "x", 2, 5);
+	assert_true(next_pkt(v5, &a));
+	assert_false(v5->closed);
+	/* The 4th open exchange. */
+	publish(e, v5, "t", "x", 2, 6);
+	assert_true(v5->closed);
+	assert_true(next_pkt(v5, &a));
+	assert_int_equal(a.type, MQTT_DISCONNECT);
+	assert_int_equal(a.disconnect.reason_code, MQTT_RC_RECEIVE_MAX_EXCEEDED);
 }
 
 static void test_keepalive_fake_clock(void **state)
@@ -1132,6 +1278,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_persist_inflight_restore, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pool_steady_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flow_held_acks_pause, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flow_receive_maximum, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -101,6 +101,10 @@ static void test_shipped_example(void **state)
 	assert_int_equal(cfg.broker.max_queued_bytes, 16 << 20);
 	assert_int_equal(cfg.broker.sys_interval_ms, 10000);
 	assert_int_equal(cfg.store.sync_interval_ms, 100);
+	assert_int_equal(cfg.store.synchronous, 0);
+	assert_int_equal(cfg.broker.max_inflight, 32);
+	assert_int_equal(cfg.broker.receive_maximum, 65535);
+	assert_int_equal(cfg.broker.max_held_acks, 1000);
 	assert_int_equal(cfg.uplink.protocol, 5);
 	assert_int_equal(cfg.uplink.n_forward, 1);
 	assert_string_equal(cfg.uplink.forward[0].filter, "fieldmq/#");
@@ -154,6 +158,9 @@ static void test_defaults_and_inheritance(void **state)
 	assert_non_null(strstr(cfg.gateway.data_dir, "/data"));
 	assert_int_equal(strncmp(cfg.gateway.data_dir, dir, strlen(dir)), 0);
 	assert_int_equal(cfg.broker.max_inflight, 32);
+	assert_int_equal(cfg.broker.receive_maximum, 65535);
+	assert_int_equal(cfg.broker.max_held_acks, 1000);
+	assert_int_equal(cfg.store.synchronous, 0);
 	assert_true(cfg.broker.allow_anonymous);
 	assert_int_equal(cfg.store.queue_max_messages, 1000000);
 	d = cfg.devmap->map.devices[0];
@@ -197,6 +204,14 @@ static void test_errors_main(void **state)
 		     "main.ini:2: [broker] listen: '127.0.0.1': expected HOST:PORT");
 	expect_error("[broker]\nmax_inflight = 0\n", NULL,
 		     "main.ini:2: [broker] max_inflight: '0': expected an integer from 1 to 65535");
+	expect_error(
+		"[broker]\nreceive_maximum = 0\n", NULL,
+		"main.ini:2: [broker] receive_maximum: '0': expected an integer from 1 to 65535");
+	expect_error(
+		"[broker]\nmax_held_acks = 0\n", NULL,
+		"main.ini:2: [broker] max_held_acks: '0': expected an integer from 1 to 1000000");
+	expect_error("[store]\nsynchronous = off\n", NULL,
+		     "main.ini:2: [store] synchronous: 'off': expected normal | full");
 	expect_error("[broker]\npersist = yes\npersist = no\n", NULL,
 		     "main.ini:3: [broker] persist: duplicate key");
 	expect_error("id = x\n", NULL, "main.ini:1: id: key outside of any section");

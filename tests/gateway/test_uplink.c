@@ -24,6 +24,7 @@ struct frec {
 	char payload[64];
 	uint8_t qos;
 	bool retain;
+	bool waited; /* appended with a publisher's ack waiting on it */
 	bool acked;
 	bool committed; /* strict store: visible to a peek */
 	bool deleted;	/* strict store: its ack has committed */
@@ -71,7 +72,7 @@ static void f_close(void *arg)
 	((struct fake *)arg)->closes++;
 }
 
-static int f_append(void *arg, const struct st_record *rec, uint64_t *id)
+static int f_append(void *arg, const struct st_record *rec, bool waited, uint64_t *id)
 {
 	struct fake *f = arg;
 	struct frec *r = &f->recs[f->n_recs++];
@@ -83,6 +84,7 @@ static int f_append(void *arg, const struct st_record *rec, uint64_t *id)
 	memcpy(r->payload, rec->payload.p, rec->payload.len);
 	r->qos = rec->qos;
 	r->retain = rec->retain;
+	r->waited = waited;
 	*id = r->id;
 	return 0;
 }
@@ -506,6 +508,8 @@ static void test_hold_until_commit(void **state)
 	local_msg(u, "fieldmq/gw1/a", "1", 1, &dummy_hold);
 	assert_int_equal(F.n_recs, 1);
 	assert_string_equal(F.recs[0].topic, "site/fieldmq/gw1/a");
+	/* The store is told that an ack waits: it commits as soon as it is idle. */
+	assert_true(F.recs[0].waited);
 	/* Sent at once from memory, but the publisher waits for the commit. */
 	expect_type(&p, MQTT_PUBLISH);
 	assert_int_equal(F.holds, 0);
@@ -515,6 +519,10 @@ static void test_hold_until_commit(void **state)
 	assert_false(F.recs[0].acked);
 	feed_ack(u, MQTT_PUBACK, p.packet_id);
 	assert_true(F.recs[0].acked);
+	/* A reading nobody waits on (no hold) may wait for the sync interval. */
+	local_msg(u, "fieldmq/gw1/b", "2", 1, NULL);
+	assert_int_equal(F.n_recs, 2);
+	assert_false(F.recs[1].waited);
 	gw_upl_free(u);
 }
 
@@ -531,9 +539,9 @@ static void test_backlog_before_live(void **state)
 	u = mk(&c, &store_ops);
 	/* Two records left by an earlier run. */
 	rec.payload = GW_SLICE_STR("1");
-	f_append(&F, &rec, &id);
+	f_append(&F, &rec, false, &id);
 	rec.payload = GW_SLICE_STR("2");
-	f_append(&F, &rec, &id);
+	f_append(&F, &rec, false, &id);
 	gw_upl_start(u, now);
 	connect_up(u, true, 0);
 	assert_int_equal(F.peeks, 1);
@@ -614,7 +622,7 @@ static void test_drain_rate(void **state)
 	u = mk(&c, &store_ops);
 	for (i = 0; i < 50; i++) {
 		rec.payload = GW_SLICE_STR("x");
-		f_append(&F, &rec, &id);
+		f_append(&F, &rec, false, &id);
 	}
 	gw_upl_start(u, now);
 	connect_up(u, true, 0);
@@ -637,7 +645,7 @@ static void test_drain_rate(void **state)
 	u = mk(&c, &store_ops);
 	for (i = 0; i < 50; i++) {
 		rec.payload = GW_SLICE_STR("x");
-		f_append(&F, &rec, &id);
+		f_append(&F, &rec, false, &id);
 	}
 	gw_upl_start(u, now);
 	connect_up(u, true, 0);

@@ -444,7 +444,9 @@ def test_receive_maximum_outbound():
 
 
 def test_receive_maximum_inbound_exceeded():
-    with Broker("-i", "2") as b:
+    # -r: the Receive Maximum we announce ([broker] receive_maximum), not -i
+    # (max_inflight, the outgoing window).
+    with Broker("-r", "2") as b:
         r = Raw(b, 5)
         _, _, body = r.connect("flood")
         assert b"\x21\x00\x02" in body, "CONNACK Receive Maximum 2"
@@ -461,7 +463,7 @@ def test_disconnect_reaches_client_still_sending():
     broker used to close the socket at once, so the client's next write got a
     reset / EPIPE instead of the reason code. Now it shuts down its side, drops
     what still comes, and closes when the client does or 2 s later."""
-    with Broker("-i", "2") as b:
+    with Broker("-r", "2") as b:
         r = Raw(b, 5)
         r.connect("flood2")
         for pid in (1, 2, 3):

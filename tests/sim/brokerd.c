@@ -92,7 +92,7 @@ int main(int argc, char **argv)
 
 	brk_config_defaults(&cfg);
 	gw_logger_init(&lg, LOG_WARNING, GW_LOG_STDERR);
-	while ((opt = getopt(argc, argv, "p:6as:q:k:m:i:t:A:Rv")) != -1) {
+	while ((opt = getopt(argc, argv, "p:6as:q:k:m:i:r:H:t:A:Rv")) != -1) {
 		switch (opt) {
 		case 'p':
 			port = atoi(optarg);
@@ -117,6 +117,12 @@ int main(int argc, char **argv)
 			break;
 		case 'i':
 			cfg.max_inflight = (uint16_t)strtoul(optarg, NULL, 10);
+			break;
+		case 'r':
+			cfg.receive_maximum = (uint16_t)strtoul(optarg, NULL, 10);
+			break;
+		case 'H':
+			cfg.max_held_acks = (uint32_t)strtoul(optarg, NULL, 10);
 			break;
 		case 't':
 			cfg.max_topic_alias = (uint16_t)strtoul(optarg, NULL, 10);
