@@ -40,7 +40,7 @@ CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka)
 # ------------------------------------------------------------------ modules
 # Each module is a folder compiled into one static library. Link order is
 # top to bottom: a module may use only those listed after it.
-MODULES := gw ad_modbus ad_mqttsn ad_coap ad_serial store broker base
+MODULES := gw ad_modbus ad_mqttsn ad_coap ad_serial store broker tls base
 gw_DIR := gateway
 ad_modbus_DIR := adapters/modbus
 ad_mqttsn_DIR := adapters/mqttsn
@@ -48,6 +48,7 @@ ad_coap_DIR := adapters/coap
 ad_serial_DIR := adapters/serial
 store_DIR := store
 broker_DIR := broker
+tls_DIR := gateway/tls
 base_DIR := gateway/base
 
 # Which libraries the tests of a folder link (the folder's module and what it may use).
@@ -71,7 +72,9 @@ endef
 $(foreach m,$(MODULES),$(eval $(call module_rules,$(m))))
 
 LIBFILES := $(foreach m,$(MODULES),$(BUILD)/lib$(m).a)
-libs_of = $(foreach m,$(1),$(BUILD)/lib$(m).a)
+# A module's own dependencies come right after it: the broker's TLS transports use tls.
+MODULE_DEPS_broker := tls
+libs_of = $(foreach m,$(1),$(BUILD)/lib$(m).a $(foreach d,$(MODULE_DEPS_$(m)),$(BUILD)/lib$(d).a))
 
 # ------------------------------------------------------------------- daemon
 all: $(BUILD)/fieldmq sims

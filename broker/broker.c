@@ -634,7 +634,7 @@ void brk__route(struct brk *b, struct brk_msg *m, struct brk_session *from, stru
 void brk_config_defaults(struct brk_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->listen[0] = (char *)"127.0.0.1:1883";
+	cfg->listen[0].url = (char *)"127.0.0.1:1883";
 	cfg->n_listen = 1;
 	cfg->allow_anonymous = true;
 	cfg->max_connections = 1024;
@@ -651,6 +651,44 @@ void brk_config_defaults(struct brk_config *cfg)
 	cfg->persist = true;
 }
 
+/* Each string of a listener's configuration, NULL ones included. */
+#define LISTENER_STRINGS(l)                                                                        \
+	{                                                                                          \
+		&(l)->url, &(l)->name, &(l)->tls.cert_file, &(l)->tls.key_file, &(l)->tls.ca_file, \
+			&(l)->ws_path                                                              \
+	}
+
+static void listener_free(struct brk_listener_cfg *l)
+{
+	char **v[] = LISTENER_STRINGS(l);
+	size_t i;
+
+	for (i = 0; i < GW_ARRAY_SIZE(v); i++) {
+		gw_free(*v[i]);
+		*v[i] = NULL;
+	}
+}
+
+/* *@dst = @src with strings of its own (@dst's are NULL). 0 or -ENOMEM. */
+static int listener_copy(struct brk_listener_cfg *dst, const struct brk_listener_cfg *src)
+{
+	struct brk_listener_cfg tmp = *src;
+	char **from[] = LISTENER_STRINGS(&tmp);
+	char **to[] = LISTENER_STRINGS(dst);
+	size_t i;
+
+	*dst = tmp;
+	for (i = 0; i < GW_ARRAY_SIZE(to); i++) {
+		*to[i] = *from[i] ? gw_strdup(*from[i]) : NULL;
+		if (*from[i] && !*to[i]) {
+			while (++i < GW_ARRAY_SIZE(to))
+				*to[i] = NULL;
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
 int brk__init(struct brk *b, struct uv_loop_s *loop, const struct brk_config *cfg,
 	      const struct gw_logger *lg)
 {
@@ -665,12 +703,11 @@ int brk__init(struct brk *b, struct uv_loop_s *loop, const struct brk_config *cf
 	gw_list_init(&b->loose_holds);
 	if (b->cfg.n_listen > BRK_MAX_LISTENERS)
 		return -EINVAL;
-	for (i = 0; i < b->cfg.n_listen; i++) {
-		b->listen_copy[i] = gw_strdup(cfg->listen[i] ? cfg->listen[i] : "");
-		if (!b->listen_copy[i])
+	/* The listeners' strings are the broker's own copies, freed by brk__fini. */
+	memset(b->cfg.listen, 0, sizeof(b->cfg.listen));
+	for (i = 0; i < b->cfg.n_listen; i++)
+		if (listener_copy(&b->cfg.listen[i], &cfg->listen[i]))
 			goto nomem;
-		b->cfg.listen[i] = b->listen_copy[i];
-	}
 	if (brk__tree_init(&b->tree) || sessions_grow(b))
 		goto nomem;
 	/* Allocated before any connection, so that it sits below them all. */
@@ -709,10 +746,8 @@ void brk__fini(struct brk *b)
 	b->matches.v = NULL;
 	gw_free(b->stage.buf);
 	memset(&b->stage, 0, sizeof(b->stage));
-	for (i = 0; i < BRK_MAX_LISTENERS; i++) {
-		gw_free(b->listen_copy[i]);
-		b->listen_copy[i] = NULL;
-	}
+	for (i = 0; i < BRK_MAX_LISTENERS; i++)
+		listener_free(&b->cfg.listen[i]);
 }
 
 static void sys_pub(struct brk *b, const char *topic, const char *fmt, ...)
@@ -735,6 +770,19 @@ static void sys_pub(struct brk *b, const char *topic, const char *fmt, ...)
 	pub.payload = (struct gw_slice){ (const uint8_t *)val, (size_t)GW_MIN(n, 63) };
 	pub.retain = true;
 	brk_publish(b, &pub);
+}
+
+/* Has some listener of @b this transport? */
+static bool has_transport(const struct brk *b, enum brk_transport kind)
+{
+	struct sockaddr_storage ss;
+	enum brk_transport k;
+	unsigned int i;
+
+	for (i = 0; i < b->cfg.n_listen; i++)
+		if (!brk_listen_parse(b->cfg.listen[i].url, &k, &ss) && k == kind)
+			return true;
+	return false;
 }
 
 void brk__sys_publish(struct brk *b, int64_t now)
@@ -760,6 +808,10 @@ void brk__sys_publish(struct brk *b, int64_t now)
 	if (b->cfg.acl)
 		sys_pub(b, "$SYS/fieldmq/broker/acl_denied", "%" PRIu64, st.acl_denied);
 	sys_pub(b, "$SYS/fieldmq/broker/read_pauses", "%" PRIu64, st.read_pauses);
+	if (has_transport(b, BRK_TR_MQTTS) || has_transport(b, BRK_TR_WSS))
+		sys_pub(b, "$SYS/fieldmq/broker/tls_failed", "%" PRIu64, st.tls_failed);
+	if (has_transport(b, BRK_TR_WS) || has_transport(b, BRK_TR_WSS))
+		sys_pub(b, "$SYS/fieldmq/broker/ws_refused", "%" PRIu64, st.ws_refused);
 }
 
 void brk__timed(struct brk *b, int64_t now)

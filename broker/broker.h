@@ -9,6 +9,8 @@
 #ifndef FIELDMQ_BROKER_H
 #define FIELDMQ_BROKER_H
 
+#include <sys/socket.h>
+
 #include "gateway/base/base.h"
 
 /* libuv's loop, by its struct name: the core holds a pointer for the glue
@@ -24,10 +26,52 @@ struct brk_acl;
 
 #define BRK_MAX_LISTENERS 8
 
+/* What a listener speaks: MQTT over TCP, TLS, WebSocket, WebSocket over TLS. */
+enum brk_transport {
+	BRK_TR_MQTT,
+	BRK_TR_MQTTS,
+	BRK_TR_WS,
+	BRK_TR_WSS,
+	__BRK_TR_MAX,
+};
+
+/* TLS settings of a listener (DESIGN.md 4): paths, read when the broker is created. */
+struct brk_tls_cfg {
+	char *cert_file, *key_file; /* both needed by mqtts:// and wss:// */
+	char *ca_file;		    /* client certificates are verified against it */
+	bool require_certificate;
+	bool use_identity_as_username; /* the client certificate's CN is the user name */
+};
+
+/*
+ * One listener: a "listen" entry of [broker] (with [broker]'s TLS keys) or
+ * a [listener:NAME] section (with its own).
+ */
+struct brk_listener_cfg {
+	char *url;  /* HOST:PORT (mqtt://) or an mqtt:// mqtts:// ws:// wss:// URL */
+	char *name; /* the NAME of [listener:NAME]; NULL for a [broker] listen entry */
+	struct brk_tls_cfg tls;
+	char *ws_path; /* ws:// and wss://: the HTTP path of the upgrade; NULL: /mqtt */
+};
+
+/*
+ * brk_listen_parse - split a listener URL: "HOST:PORT", "[V6]:PORT", or
+ * "mqtt://", "mqtts://", "ws://", "wss://" (and "tcp://", as mqtt://)
+ * followed by one of those; an empty HOST is 0.0.0.0. A URL path after the
+ * port (ws://host:port/path) is refused: the path is ws_path's. Pure. 0, or
+ * -EINVAL (unknown scheme, bad host or port).
+ */
+int brk_listen_parse(const char *url, enum brk_transport *kind, struct sockaddr_storage *addr);
+
 struct brk_config {
-	/* "127.0.0.1:1883", "[::]:1883"; later tls://, ws://, wss:// prefixes. */
-	char *listen[BRK_MAX_LISTENERS];
+	struct brk_listener_cfg listen[BRK_MAX_LISTENERS];
 	unsigned int n_listen;
+	/*
+	 * [broker]'s TLS and WebSocket keys: the config loader copies them into
+	 * each listener made by [broker] listen (the broker reads only listen[]).
+	 */
+	struct brk_tls_cfg tls;
+	char *ws_path;
 	bool allow_anonymous;
 	uint32_t max_connections;
 	uint32_t max_packet_size;
@@ -305,6 +349,8 @@ struct brk_stats {
 	uint64_t acl_denied;
 	/* Times a connection was not read because it was owed max_held_acks acks. */
 	uint64_t read_pauses;
+	/* Transports: TLS handshakes that failed, WebSocket upgrades refused. */
+	uint64_t tls_failed, ws_refused;
 };
 
 void brk_get_stats(const struct brk *b, struct brk_stats *out);

@@ -384,6 +384,12 @@ struct brk_conn_ops {
 	 * must not feed input from inside this call.
 	 */
 	void (*pause)(struct brk_conn *c, bool on);
+	/*
+	 * Optional: a user name the transport established (a TLS client
+	 * certificate's CN with use_identity_as_username), which replaces
+	 * CONNECT's; NULL: none.
+	 */
+	const char *(*identity)(struct brk_conn *c);
 };
 
 enum brk_conn_state {
@@ -489,7 +495,6 @@ struct brk_client {
 struct brk {
 	struct uv_loop_s *loop;
 	struct brk_config cfg;
-	char *listen_copy[BRK_MAX_LISTENERS];
 	const struct gw_logger *lg;
 	struct brk_tree tree;
 	struct brk_matches matches;

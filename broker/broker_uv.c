@@ -17,6 +17,13 @@
  * Closes: a connection the protocol closes (after its DISCONNECT or failed
  * CONNACK) lingers, see struct brk_uvlinger; one the peer closed or that
  * failed is closed at once.
+ * Listeners: every kind (mqtt://, mqtts://, ws://, wss://) accepts into the
+ * same connection object and the same protocol machine. A plain MQTT
+ * connection has no transport state at all; the others carry a struct
+ * brk_xport (TLS session, WebSocket state) that sits between the socket and
+ * the protocol: bytes read go through it up to brk__conn_input, output is
+ * gathered from the stage and c->out, framed and encrypted into its own
+ * buffer and written from there.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -28,22 +35,65 @@
 
 #include "broker/broker_int.h"
 #include "broker/mqtt_codec.h"
+#include "broker/ws.h"
+#include "gateway/tls/tls.h"
 
 #define READ_BUF_SIZE (64 * 1024)
+/* Plaintext out of TLS, and output gathered for framing / encryption, at a time. */
+#define XBUF_SIZE (16 * 1024)
+/* The longest WebSocket upgrade request head. */
+#define HTTP_MAX (8 * 1024)
 /* How long a lingering connection waits for the peer to close its side. */
 #define LINGER_MS 2000
 
-enum brk_lkind {
-	BRK_L_TCP,
-	/* Later: BRK_L_TLS, BRK_L_WS, BRK_L_WSS share the connection code. */
+static const char *const tr_names[__BRK_TR_MAX] = {
+	[BRK_TR_MQTT] = "mqtt",
+	[BRK_TR_MQTTS] = "mqtts",
+	[BRK_TR_WS] = "ws",
+	[BRK_TR_WSS] = "wss",
 };
 
+/* A listener: its socket, what it speaks, its TLS configuration (mqtts, wss). */
 struct brk_listener {
 	uv_tcp_t tcp;
 	struct brk_uv *u;
-	enum brk_lkind kind;
+	const struct brk_listener_cfg *cfg; /* in u->b.cfg */
+	enum brk_transport kind;
 	struct sockaddr_storage addr;
+	struct gw_tls_conf *tls;
 	bool open;
+};
+
+/* Where a connection with a transport stands. */
+enum brk_xphase {
+	XP_TLS,	 /* TLS handshake */
+	XP_HTTP, /* waiting for the WebSocket upgrade request */
+	XP_OPEN, /* MQTT bytes flow */
+	XP_DONE, /* closing: nothing more is read */
+};
+
+/*
+ * The transport of a TLS or WebSocket connection, allocated at accept.
+ * obuf collects bytes for the socket (ciphertext, or frames of plain ws);
+ * when a write starts it swaps with wbuf, the batch in flight, as c->out
+ * does with brk_uvwr for plain connections. Both are given back once idle.
+ */
+struct brk_xport {
+	struct brk_listener *l;
+	struct gw_tls *tls; /* NULL: ws:// */
+	uint8_t phase;	    /* enum brk_xphase */
+	bool ws;
+	bool close_sent; /* a WebSocket Close frame was queued */
+	bool flushing;	 /* inside xconn_flush: sends need no mark_dirty */
+	uint16_t close_code;
+	char *identity; /* the client certificate's CN (use_identity_as_username) */
+	char peer[48];	/* for the log lines of a failed handshake, when the peer may be gone */
+	uint8_t *http;	/* the upgrade request while incomplete */
+	uint32_t http_len;
+	struct brk_ws_rx rx;
+	uint8_t *obuf, *wbuf;
+	size_t olen, ocap, wlen, wcap;
+	uv_write_t wreq;
 };
 
 struct brk_uv {
@@ -64,6 +114,7 @@ struct brk_uv {
 	uv_buf_t *iov;	       /* scratch for uv_write, which copies the array */
 	unsigned int cap_iov;
 	uint8_t *rbuf;
+	uint8_t *xbuf; /* XBUF_SIZE: TLS plaintext in, output to frame and encrypt */
 	unsigned int open_handles;
 	bool started;
 };
@@ -91,6 +142,7 @@ struct brk_uvconn {
 	struct brk_conn c;
 	uv_tcp_t tcp;
 	struct brk_uvwr *w;
+	struct brk_xport *x; /* NULL: plain MQTT over TCP */
 };
 
 /*
@@ -121,29 +173,36 @@ static inline struct brk_uv *conn_uv(const struct brk_uvconn *uc)
 }
 
 static void conn_flush(struct brk_uvconn *uc);
+static void xconn_flush(struct brk_uvconn *uc);
+static void xconn_input(struct brk_uvconn *uc, uint8_t *p, size_t n);
 
 /* ------------------------------------------------------------ addresses */
 
-/*
- * Parses "host:port", "[v6]:port", with an optional "tcp://" or "mqtt://"
- * prefix. tls://, ws:// and wss:// are recognised and refused until their
- * transports exist. 0 or -EINVAL.
- */
-static int parse_listen(const char *spec, enum brk_lkind *kind, struct sockaddr_storage *ss)
+int brk_listen_parse(const char *url, enum brk_transport *kind, struct sockaddr_storage *ss)
 {
+	static const struct {
+		const char *scheme;
+		enum brk_transport kind;
+	} schemes[] = {
+		{ "mqtt://", BRK_TR_MQTT }, { "tcp://", BRK_TR_MQTT }, { "mqtts://", BRK_TR_MQTTS },
+		{ "ws://", BRK_TR_WS },	    { "wss://", BRK_TR_WSS },
+	};
 	char host[64];
-	const char *p = spec, *colon;
+	const char *p = url, *colon;
 	long port;
 	char *end;
-	size_t hl;
+	size_t hl, i;
 
-	*kind = BRK_L_TCP;
-	if (!strncmp(p, "tcp://", 6))
-		p += 6;
-	else if (!strncmp(p, "mqtt://", 7))
-		p += 7;
-	else if (strstr(p, "://"))
-		return -EINVAL;
+	*kind = BRK_TR_MQTT;
+	if (strstr(p, "://")) {
+		for (i = 0; i < GW_ARRAY_SIZE(schemes); i++)
+			if (!strncmp(p, schemes[i].scheme, strlen(schemes[i].scheme)))
+				break;
+		if (i == GW_ARRAY_SIZE(schemes))
+			return -EINVAL;
+		*kind = schemes[i].kind;
+		p += strlen(schemes[i].scheme);
+	}
 	if (*p == '[') {
 		const char *rb = strchr(p, ']');
 
@@ -212,12 +271,28 @@ static void on_kick(uv_idle_t *h)
 	(void)h; /* its being active is what counts: the poll does not block */
 }
 
+static void xport_free(struct brk_uvconn *uc)
+{
+	struct brk_xport *x = uc->x;
+
+	if (!x)
+		return;
+	gw_tls_free(x->tls);
+	gw_free(x->identity);
+	gw_free(x->http);
+	gw_free(x->obuf);
+	gw_free(x->wbuf);
+	gw_free(x);
+	uc->x = NULL;
+}
+
 static void on_conn_close(uv_handle_t *h)
 {
 	struct brk_uvconn *uc = h->data;
 	struct brk_uv *u = conn_uv(uc);
 
 	conn_detach(uc);
+	xport_free(uc);
 	gw_free(uc);
 	u->open_handles--;
 }
@@ -237,6 +312,7 @@ static void on_linger_close(uv_handle_t *h)
 	struct brk_uv *u = conn_uv(l->uc);
 
 	gw_list_del(&l->link);
+	xport_free(l->uc);
 	gw_free(l->uc);
 	gw_free(l);
 	u->open_handles--;
@@ -332,6 +408,10 @@ static void conn_flush(struct brk_uvconn *uc)
 	unsigned int i;
 	int rc;
 
+	if (uc->x) {
+		xconn_flush(uc);
+		return;
+	}
 	if (c->writing || uv_is_closing((uv_handle_t *)&uc->tcp))
 		return;
 	if (c->stage_len) {
@@ -443,7 +523,10 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 
 	(void)buf;
 	if (nread > 0) {
-		brk__conn_input(&uc->c, conn_uv(uc)->rbuf, (size_t)nread, gw_mono_ms());
+		if (uc->x)
+			xconn_input(uc, conn_uv(uc)->rbuf, (size_t)nread);
+		else
+			brk__conn_input(&uc->c, conn_uv(uc)->rbuf, (size_t)nread, gw_mono_ms());
 		return;
 	}
 	if (nread < 0) {
@@ -493,12 +576,433 @@ static void ops_pause(struct brk_conn *c, bool on)
 		conn_close_now(uc);
 }
 
+static const char *ops_identity(struct brk_conn *c)
+{
+	struct brk_xport *x = container_of(c, struct brk_uvconn, c)->x;
+
+	return x ? x->identity : NULL;
+}
+
 static const struct brk_conn_ops uv_conn_ops = {
 	.want_flush = ops_want_flush,
 	.close = ops_close,
 	.peer = ops_peer,
 	.pause = ops_pause,
+	.identity = ops_identity,
 };
+
+/* ------------------------------------------------------------ transports */
+
+/* Bytes for the socket, after what is queued. 0 or -ENOMEM. */
+static int xout(struct brk_uvconn *uc, const void *p, size_t n)
+{
+	struct brk_xport *x = uc->x;
+
+	if (x->ocap - x->olen < n) {
+		size_t nc = x->ocap ? x->ocap : 4096;
+		uint8_t *b;
+
+		while (nc - x->olen < n)
+			nc *= 2;
+		b = gw_realloc(x->obuf, nc);
+		if (!b)
+			return -ENOMEM;
+		x->obuf = b;
+		x->ocap = nc;
+	}
+	memcpy(x->obuf + x->olen, p, n);
+	x->olen += n;
+	if (!x->flushing && !uc->c.dirty)
+		mark_dirty(uc);
+	return 0;
+}
+
+/* mbedTLS's ciphertext goes to the socket's queue. */
+static int tls_send(void *arg, const void *p, size_t len)
+{
+	return xout(arg, p, len);
+}
+
+/* Bytes of the connection's byte stream: encrypted when TLS carries it. */
+static int xsend(struct brk_uvconn *uc, const void *p, size_t n)
+{
+	return uc->x->tls ? gw_tls_write(uc->x->tls, p, n) : xout(uc, p, n);
+}
+
+/* One WebSocket frame of @op around @n bytes at @p. */
+static int ws_send(struct brk_uvconn *uc, uint8_t op, const void *p, size_t n)
+{
+	uint8_t h[10 + 125];
+	size_t hl = brk_ws_frame_header(h, op, n);
+
+	/* Small frames (control frames, short packets) in one piece: one TLS record. */
+	if (n <= 125) {
+		memcpy(h + hl, p, n);
+		return xsend(uc, h, hl + n);
+	}
+	return xsend(uc, h, hl) ?: xsend(uc, p, n);
+}
+
+/* MQTT bytes out: framed on WebSocket, encrypted on TLS. */
+static int xsend_mqtt(struct brk_uvconn *uc, const void *p, size_t n)
+{
+	return uc->x->ws ? ws_send(uc, BRK_WS_BINARY, p, n) : xsend(uc, p, n);
+}
+
+/* Queue a WebSocket Close frame with @code (once). */
+static void ws_close(struct brk_uvconn *uc, uint16_t code)
+{
+	uint8_t b[2] = { (uint8_t)(code >> 8), (uint8_t)code };
+
+	if (uc->x->close_sent)
+		return;
+	uc->x->close_sent = true;
+	ws_send(uc, BRK_WS_CLOSE, b, code == 1005 ? 0 : 2);
+}
+
+/* Stop reading and close once what is queued is written (from on_check). */
+static void xconn_end(struct brk_uvconn *uc)
+{
+	uc->x->phase = XP_DONE;
+	uc->c.state = BRK_CS_CLOSING;
+	uc->c.last_rx = gw_mono_ms();
+	uv_read_stop((uv_stream_t *)&uc->tcp);
+	if (!uc->c.dirty)
+		mark_dirty(uc);
+}
+
+static void on_xwrite(uv_write_t *req, int status)
+{
+	struct brk_uvconn *uc = req->data;
+	struct brk_xport *x = uc->x;
+
+	uc->c.writing = 0;
+	x->wlen = 0;
+	if (status < 0) {
+		conn_close_now(uc);
+		return;
+	}
+	if (brk__conn_pending(&uc->c) || x->olen) {
+		conn_flush(uc);
+		return;
+	}
+	/* Caught up: an idle connection keeps no output buffers. */
+	gw_free(x->wbuf);
+	x->wbuf = NULL;
+	x->wcap = 0;
+	if (uc->c.state == BRK_CS_CLOSING)
+		conn_close_linger(uc);
+}
+
+/*
+ * Gather @uc's output (its staged bytes, then c->out) in XBUF_SIZE pieces,
+ * frame and encrypt them into x->obuf, and write x->obuf unless a write is
+ * in flight (on_xwrite calls again). Closes the connection on an error.
+ */
+static void xconn_flush(struct brk_uvconn *uc)
+{
+	struct brk_conn *c = &uc->c;
+	struct brk_xport *x = uc->x;
+	struct brk_uv *u = conn_uv(uc);
+	size_t fill = 0;
+	unsigned int i;
+	uint8_t *tmp;
+	int rc = 0;
+
+	if (uv_is_closing((uv_handle_t *)&uc->tcp))
+		return;
+	x->flushing = true;
+	if (x->phase == XP_OPEN || x->phase == XP_DONE) {
+		if (c->stage_len) {
+			const uint8_t *p = u->b.stage.buf + c->stage_off;
+			size_t n = c->stage_len;
+
+			while (!rc && n) {
+				size_t k = GW_MIN(n, (size_t)XBUF_SIZE);
+
+				rc = xsend_mqtt(uc, p, k);
+				p += k;
+				n -= k;
+			}
+			rc = brk__conn_unstage(c, c->stage_len) ?: rc;
+		}
+		if (c->out && c->out->total) {
+			for (i = 0; !rc && i < c->out->n; i++) {
+				struct brk_oseg *sg = &c->out->segs[i];
+				const uint8_t *p =
+					(sg->m ? (const uint8_t *)sg->m->payload : c->out->buf) +
+					sg->off;
+				size_t n = sg->len;
+
+				while (!rc && n) {
+					size_t k = GW_MIN(n, (size_t)XBUF_SIZE - fill);
+
+					memcpy(u->xbuf + fill, p, k);
+					fill += k;
+					p += k;
+					n -= k;
+					if (fill == XBUF_SIZE) {
+						rc = xsend_mqtt(uc, u->xbuf, fill);
+						fill = 0;
+					}
+				}
+			}
+			if (!rc && fill)
+				rc = xsend_mqtt(uc, u->xbuf, fill);
+			brk__obuf_reset(c->out);
+		}
+		if (c->out)
+			brk__conn_out_free(c);
+		if (!rc && x->ws && c->state == BRK_CS_CLOSING && x->phase == XP_OPEN)
+			ws_close(uc, x->close_code ? x->close_code : BRK_WS_CLOSE_NORMAL);
+	}
+	x->flushing = false;
+	if (rc) {
+		conn_close_now(uc);
+		return;
+	}
+	if (c->writing || !x->olen)
+		return;
+	/* Swap: what accumulated becomes the batch in flight. */
+	tmp = x->wbuf;
+	x->wbuf = x->obuf;
+	x->obuf = tmp;
+	x->wlen = x->olen;
+	x->olen = 0;
+	{
+		size_t cap = x->wcap;
+
+		x->wcap = x->ocap;
+		x->ocap = cap;
+	}
+	{
+		uv_buf_t b = uv_buf_init((char *)x->wbuf, (unsigned int)x->wlen);
+
+		x->wreq.data = uc;
+		rc = uv_write(&x->wreq, (uv_stream_t *)&uc->tcp, &b, 1, on_xwrite);
+	}
+	if (rc) {
+		x->wlen = 0;
+		conn_close_now(uc);
+		return;
+	}
+	c->writing = x->wlen;
+}
+
+/* A refused or failed transport: one line with the reason (counted by the caller). */
+static void xlog(struct brk_uvconn *uc, const char *what, const char *why)
+{
+	brk__log(&conn_uv(uc)->b, LOG_WARNING, "%s on %s: %s: %s", uc->x->peer, uc->x->l->cfg->url,
+		 what, why);
+}
+
+/* WebSocket frames in: MQTT bytes to the protocol, control frames answered. */
+static void ws_input(struct brk_uvconn *uc, uint8_t *p, size_t n)
+{
+	struct brk_xport *x = uc->x;
+
+	while (n && x->phase == XP_OPEN && uc->c.state != BRK_CS_CLOSING) {
+		struct brk_ws_event ev;
+		int rc = brk_ws_decode(&x->rx, p, n, &ev);
+
+		if (rc < 0) {
+			char why[48];
+
+			snprintf(why, sizeof(why), "closing with %u", ev.code);
+			xlog(uc, "bad WebSocket frame", why);
+			x->close_code = ev.code;
+			ws_close(uc, ev.code);
+			xconn_end(uc);
+			return;
+		}
+		switch (ev.type) {
+		case BRK_WS_EV_DATA:
+			brk__conn_input(&uc->c, (uint8_t *)ev.data.p, ev.data.len, gw_mono_ms());
+			break;
+		case BRK_WS_EV_PING:
+			/* [RFC 6455 5.5.2] a Pong with the Ping's payload. */
+			if (ws_send(uc, BRK_WS_PONG, ev.data.p, ev.data.len))
+				conn_close_now(uc);
+			uc->c.last_rx = gw_mono_ms();
+			break;
+		case BRK_WS_EV_CLOSE:
+			/* [5.5.1] echo the code, then close: the peer closed without DISCONNECT. */
+			ws_close(uc, ev.code);
+			xconn_end(uc);
+			return;
+		default:
+			break;
+		}
+		p += rc;
+		n -= (size_t)rc;
+	}
+}
+
+/* The upgrade request, possibly in pieces: answered once complete. */
+static void http_input(struct brk_uvconn *uc, uint8_t *p, size_t n)
+{
+	struct brk_uv *u = conn_uv(uc);
+	struct brk_xport *x = uc->x;
+	const char *path = x->l->cfg->ws_path ? x->l->cfg->ws_path : "/mqtt";
+	struct brk_http_req req;
+	const uint8_t *data = p;
+	size_t len = n, resp_len = 0;
+	char resp[512];
+	int rc;
+
+	if (x->http || !brk_http_parse_request(p, n, &req)) {
+		/* Incomplete: keep it (bounded), parse what has come so far. */
+		if (x->http_len + n > HTTP_MAX) {
+			u->b.st.ws_refused++;
+			xlog(uc, "WebSocket upgrade refused", "request head too long");
+			xconn_end(uc);
+			return;
+		}
+		if (!x->http && !(x->http = gw_malloc(HTTP_MAX))) {
+			conn_close_now(uc);
+			return;
+		}
+		memcpy(x->http + x->http_len, p, n);
+		x->http_len += (uint32_t)n;
+		data = x->http;
+		len = x->http_len;
+	}
+	rc = brk_http_parse_request(data, len, &req);
+	if (rc == 0)
+		return;
+	if (rc > 0)
+		rc = brk_ws_handshake(&req, path, resp, sizeof(resp), &resp_len) ?: rc;
+	if (resp_len && xsend(uc, resp, resp_len)) {
+		conn_close_now(uc);
+		return;
+	}
+	if (rc < 0) {
+		u->b.st.ws_refused++;
+		xlog(uc, "WebSocket upgrade refused",
+		     rc == -ENOENT	      ? "wrong path"
+		     : rc == -EPROTONOSUPPORT ? "WebSocket version not 13"
+		     : rc == -EMSGSIZE	      ? "too many header lines"
+					      : "not a valid mqtt upgrade");
+		xconn_end(uc);
+		return;
+	}
+	x->phase = XP_OPEN;
+	/* Frames the client sent right behind its request. */
+	if ((size_t)rc < len) {
+		size_t rest = len - (size_t)rc;
+
+		if (data == p) {
+			ws_input(uc, p + rc, rest);
+		} else {
+			memmove(x->http, x->http + rc, rest);
+			ws_input(uc, x->http, rest);
+		}
+	}
+	gw_free(x->http);
+	x->http = NULL;
+	x->http_len = 0;
+}
+
+/* Bytes of the connection's stream (after TLS): the upgrade, frames, or MQTT. */
+static void plain_input(struct brk_uvconn *uc, uint8_t *p, size_t n)
+{
+	struct brk_xport *x = uc->x;
+
+	if (!x->ws)
+		brk__conn_input(&uc->c, p, n, gw_mono_ms());
+	else if (x->phase == XP_HTTP)
+		http_input(uc, p, n);
+	else if (x->phase == XP_OPEN)
+		ws_input(uc, p, n);
+}
+
+/* The TLS handshake is done: the client certificate's name, if it is the user name. */
+static int tls_ready(struct brk_uvconn *uc)
+{
+	struct brk_xport *x = uc->x;
+	char cn[256];
+
+	x->phase = x->ws ? XP_HTTP : XP_OPEN;
+	if (!x->l->cfg->tls.use_identity_as_username)
+		return 0;
+	if (gw_tls_peer_cn(x->tls, cn, sizeof(cn))) {
+		xlog(uc, "TLS refused",
+		     "use_identity_as_username: no usable CN in the certificate");
+		return -EACCES;
+	}
+	x->identity = gw_strdup(cn);
+	return x->identity ? 0 : -ENOMEM;
+}
+
+/* Bytes read from a connection with a transport. */
+static void xconn_input(struct brk_uvconn *uc, uint8_t *p, size_t n)
+{
+	struct brk_uv *u = conn_uv(uc);
+	struct brk_xport *x = uc->x;
+	char why[256];
+	int rc;
+
+	if (x->phase == XP_DONE)
+		return;
+	if (!x->tls) {
+		plain_input(uc, p, n);
+		return;
+	}
+	if (gw_tls_feed(x->tls, p, n)) {
+		conn_close_now(uc);
+		return;
+	}
+	if (x->phase == XP_TLS) {
+		rc = gw_tls_handshake(x->tls, why, sizeof(why));
+		if (rc == 0)
+			return;
+		if (rc < 0) {
+			u->b.st.tls_failed++;
+			xlog(uc, "TLS handshake failed", why);
+			xconn_end(uc);
+			return;
+		}
+		if (tls_ready(uc)) {
+			u->b.st.tls_failed++;
+			xconn_end(uc);
+			return;
+		}
+	}
+	while (x->phase != XP_DONE && uc->c.state != BRK_CS_CLOSING) {
+		rc = gw_tls_read(x->tls, u->xbuf, XBUF_SIZE, why, sizeof(why));
+		if (rc == 0)
+			break;
+		if (rc == -ECONNRESET) {
+			/* close_notify: the peer is done, as on EOF. */
+			conn_close_now(uc);
+			return;
+		}
+		if (rc < 0) {
+			xlog(uc, "TLS error", why);
+			conn_close_now(uc);
+			return;
+		}
+		plain_input(uc, u->xbuf, (size_t)rc);
+	}
+	gw_tls_trim(x->tls);
+}
+
+/* The transport of a connection accepted on @l (not mqtt://). 0 or -ENOMEM. */
+static int xport_new(struct brk_uvconn *uc, struct brk_listener *l)
+{
+	struct brk_xport *x = gw_calloc(1, sizeof(*x));
+
+	if (!x)
+		return -ENOMEM;
+	uc->x = x;
+	x->l = l;
+	x->ws = l->kind == BRK_TR_WS || l->kind == BRK_TR_WSS;
+	x->phase = l->tls ? XP_TLS : x->ws ? XP_HTTP : XP_OPEN;
+	peer_name(&uc->tcp, x->peer, sizeof(x->peer));
+	if (l->tls && gw_tls_server_new(l->tls, tls_send, uc, &x->tls))
+		return -ENOMEM;
+	return 0;
+}
 
 static void on_connection(uv_stream_t *server, int status)
 {
@@ -524,6 +1028,10 @@ static void on_connection(uv_stream_t *server, int status)
 	}
 	brk__conn_init(&uc->c, &u->b, &uv_conn_ops);
 	uv_tcp_nodelay(&uc->tcp, 1);
+	if (l->kind != BRK_TR_MQTT && xport_new(uc, l)) {
+		conn_close_now(uc);
+		return;
+	}
 	/* Connections that never send CONNECT are bounded too. */
 	if (u->b.cfg.max_connections &&
 	    u->b.st.clients_connected >= (uint64_t)u->b.cfg.max_connections * 2) {
@@ -664,30 +1172,45 @@ int brk_new(uv_loop_t *loop, const struct brk_config *cfg, const struct gw_logge
 	gw_list_init(&u->linger);
 	for (i = 0; i < cfg->n_listen; i++) {
 		struct brk_listener *l = &u->lst[i];
+		const struct brk_listener_cfg *lc = &u->b.cfg.listen[i];
 
-		rc = parse_listen(u->b.cfg.listen[i], &l->kind, &l->addr);
+		l->u = u;
+		l->cfg = lc;
+		u->n_lst = i + 1;
+		rc = brk_listen_parse(lc->url, &l->kind, &l->addr);
 		if (rc) {
-			brk__log(&u->b, LOG_ERR, "bad listen address '%s'", u->b.cfg.listen[i]);
+			brk__log(&u->b, LOG_ERR, "bad listen address '%s'", lc->url);
 			goto fail;
 		}
-		l->u = u;
+		if (l->kind == BRK_TR_MQTTS || l->kind == BRK_TR_WSS) {
+			rc = gw_tls_server_conf_new(lc->tls.cert_file, lc->tls.key_file,
+						    lc->tls.ca_file, lc->tls.require_certificate,
+						    lg, &l->tls);
+			if (rc) {
+				brk__log(&u->b, LOG_ERR, "listener %s: no TLS", lc->url);
+				goto fail;
+			}
+		}
 	}
-	u->n_lst = cfg->n_listen;
 	/* Scratch allocated up front, so that it sits below the connections. */
 	u->rbuf = gw_malloc(READ_BUF_SIZE);
+	u->xbuf = gw_malloc(XBUF_SIZE);
 	u->cap_dirty = 256;
 	u->dirty = gw_malloc(u->cap_dirty * sizeof(*u->dirty));
 	u->cap_iov = 64;
 	u->iov = gw_malloc(u->cap_iov * sizeof(*u->iov));
-	if (!u->rbuf || !u->dirty || !u->iov) {
+	if (!u->rbuf || !u->xbuf || !u->dirty || !u->iov) {
 		rc = -ENOMEM;
 		goto fail;
 	}
 	*out = &u->b;
 	return 0;
 fail:
+	for (i = 0; i < u->n_lst; i++)
+		gw_tls_conf_free(u->lst[i].tls);
 	brk__fini(&u->b);
 	gw_free(u->rbuf);
+	gw_free(u->xbuf);
 	gw_free(u->dirty);
 	gw_free(u->iov);
 	gw_free(u);
@@ -728,11 +1251,12 @@ int brk_start(struct brk *b)
 		if (!rc)
 			rc = uv_listen((uv_stream_t *)&l->tcp, 128, on_connection);
 		if (rc) {
-			brk__log(b, LOG_ERR, "listen %s: %s", b->cfg.listen[i], uv_strerror(rc));
+			brk__log(b, LOG_ERR, "listen %s: %s", l->cfg->url, uv_strerror(rc));
 			return rc;
 		}
-		snprintf(name, sizeof(name), "%s", b->cfg.listen[i]);
-		brk__log(b, LOG_INFO, "listening on %s", name);
+		snprintf(name, sizeof(name), "%s", l->cfg->url);
+		brk__log(b, LOG_INFO, "listening on %s (%s%s%s)", name, tr_names[l->kind],
+			 l->cfg->name ? ", listener " : "", l->cfg->name ? l->cfg->name : "");
 	}
 	if (b->cfg.sys_interval_ms)
 		brk__sys_publish(b, gw_mono_ms());
@@ -800,12 +1324,16 @@ void brk_stop(struct brk *b)
 void brk_free(struct brk *b)
 {
 	struct brk_uv *u;
+	unsigned int i;
 
 	if (!b)
 		return;
 	u = b->uv;
+	for (i = 0; i < u->n_lst; i++)
+		gw_tls_conf_free(u->lst[i].tls);
 	brk__fini(b);
 	gw_free(u->rbuf);
+	gw_free(u->xbuf);
 	gw_free(u->dirty);
 	gw_free(u->iov);
 	gw_free(u);

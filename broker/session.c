@@ -1284,6 +1284,11 @@ static void on_connect(struct brk_conn *c, struct mqtt_pkt *p, int64_t now)
 
 	memset(&ack, 0, sizeof(ack));
 	c->proto = p->version;
+	/* use_identity_as_username: the transport's user name, not CONNECT's. */
+	if (c->ops->identity && c->ops->identity(c)) {
+		cn->has_username = true;
+		cn->username = gw_slice_cstr(c->ops->identity(c));
+	}
 	if (id.len == 0) {
 		/* [MQTT-3.1.3-7/8] 3.1.1: an empty id needs a clean session; 3.1 has none. */
 		if (c->proto == MQTT_V31 || (c->proto == MQTT_V311 && !cn->clean_start)) {

@@ -111,6 +111,7 @@ enum sect {
 	S_BUS,
 	S_DEVICE,
 	S_POINT,
+	S_LISTENER,
 	S_BAD, /* unknown or malformed: its keys are skipped (one error said it) */
 	__S_MAX,
 };
@@ -175,6 +176,7 @@ struct parse {
 	struct dev_tmp *cur_dev; /* the device whose common keys are being applied */
 	uint64_t seen_global[__S_MAX];
 	unsigned int sect_line[__S_MAX];
+	unsigned int listener_line[BRK_MAX_LISTENERS]; /* of [listener:NAME], by index */
 	FILE *f;
 	/* every dev_tmp / pt_tmp / bus_tmp across files, in file order */
 	struct dev_tmp **devs;
@@ -399,40 +401,87 @@ static char *trim(char *s)
 	return s;
 }
 
+/* One listener URL, checked by the broker's own parser. 0 or -EINVAL (said). */
+static int listen_url_ok(struct parse *p, const char *what, const char *url)
+{
+	enum brk_transport kind;
+	struct sockaddr_storage ss;
+
+	if (brk_listen_parse(url, &kind, &ss)) {
+		errorf(p, p->line,
+		       "%s: '%s': expected HOST:PORT, [IPV6]:PORT or an mqtt:// mqtts:// ws:// wss:// URL of one (no path: see ws_path)",
+		       what, url);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* [broker] listen: replaces the listeners it made before; [listener:NAME] ones stay. */
 static int k_listen(struct ad_parse *ap, void *base, const struct ad_key *k, const char *val)
 {
 	struct parse *p = P(ap);
 	struct brk_config *bc = base;
 	char buf[1024], *save = NULL, *tok;
+	unsigned int i, n = 0, added = 0;
 
 	(void)k;
 	snprintf(buf, sizeof(buf), "%s", val);
-	bc->n_listen = 0;
+	for (i = 0; i < bc->n_listen; i++) {
+		if (!bc->listen[i].name)
+			continue;
+		p->listener_line[n] = p->listener_line[i];
+		bc->listen[n++] = bc->listen[i];
+	}
+	bc->n_listen = n;
 	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		char *t = trim(tok);
 
-		if (strstr(t, "://")) {
-			errorf(p, p->line,
-			       "[broker] listen: '%s': only plain TCP listeners (HOST:PORT) are supported in this version",
-			       t);
+		if (listen_url_ok(p, "[broker] listen", t))
 			return -EINVAL;
-		}
-		if (!hostport_ok(t, true)) {
-			errorf(p, p->line,
-			       "[broker] listen: '%s': expected HOST:PORT or [IPV6]:PORT", t);
-			return -EINVAL;
-		}
 		if (bc->n_listen == BRK_MAX_LISTENERS) {
-			errorf(p, p->line, "[broker] listen: at most %d listeners",
+			errorf(p, p->line, "[broker] listen: at most %d listeners in all",
 			       BRK_MAX_LISTENERS);
 			return -EINVAL;
 		}
-		bc->listen[bc->n_listen++] = arena_strdup(p->arena, t);
+		memset(&bc->listen[bc->n_listen], 0, sizeof(bc->listen[0]));
+		bc->listen[bc->n_listen++].url = arena_strdup(p->arena, t);
+		added++;
 	}
-	if (!bc->n_listen) {
+	if (!added) {
 		errorf(p, p->line, "[broker] listen: expected at least one HOST:PORT");
 		return -EINVAL;
 	}
+	return 0;
+}
+
+/* [listener:NAME] url */
+static int k_lurl(struct ad_parse *ap, void *base, const struct ad_key *k, const char *val)
+{
+	struct parse *p = P(ap);
+	struct brk_listener_cfg *l = base;
+
+	(void)k;
+	if (listen_url_ok(p, "url", val))
+		return -EINVAL;
+	l->url = arena_strdup(p->arena, val);
+	return 0;
+}
+
+/* ws_path: an absolute path without a query. */
+static int k_ws_path(struct ad_parse *ap, void *base, const struct ad_key *k, const char *val)
+{
+	struct parse *p = P(ap);
+	char **dst = (char **)((char *)base + k->off);
+	const char *c;
+
+	for (c = val; *c; c++)
+		if (*c <= 0x20 || *c >= 0x7f || *c == '?' || *c == '#')
+			break;
+	if (val[0] != '/' || *c) {
+		errorf(p, p->line, "ws_path: '%s': expected an absolute path such as /mqtt", val);
+		return -EINVAL;
+	}
+	*dst = arena_strdup(p->arena, val);
 	return 0;
 }
 
@@ -754,6 +803,37 @@ static const struct ad_key broker_keys[] = {
 	  .max = 0 },
 	{ .name = "persist", .type = K_BOOL, .off = BK(persist) },
 	{ .name = "acl_file", .type = K_CUSTOM, .off = 0, .fn = k_acl_file },
+	{ .name = "cert_file", .type = K_PATH, .off = BK(tls.cert_file) },
+	{ .name = "key_file", .type = K_PATH, .off = BK(tls.key_file) },
+	{ .name = "ca_file", .type = K_PATH, .off = BK(tls.ca_file) },
+	{ .name = "require_certificate", .type = K_BOOL, .off = BK(tls.require_certificate) },
+	{ .name = "use_identity_as_username",
+	  .type = K_BOOL,
+	  .off = BK(tls.use_identity_as_username) },
+	{ .name = "ws_path",
+	  .type = K_CUSTOM,
+	  .off = BK(ws_path),
+	  .fn = k_ws_path,
+	  .flag = F_KEEP },
+	{ .name = NULL },
+};
+
+/* [listener:NAME]: one more listener with TLS and WebSocket keys of its own. */
+#define LK(f) offsetof(struct brk_listener_cfg, f)
+static const struct ad_key listener_keys[] = {
+	{ .name = "url", .type = K_CUSTOM, .off = 0, .fn = k_lurl, .flag = F_KEEP },
+	{ .name = "cert_file", .type = K_PATH, .off = LK(tls.cert_file) },
+	{ .name = "key_file", .type = K_PATH, .off = LK(tls.key_file) },
+	{ .name = "ca_file", .type = K_PATH, .off = LK(tls.ca_file) },
+	{ .name = "require_certificate", .type = K_BOOL, .off = LK(tls.require_certificate) },
+	{ .name = "use_identity_as_username",
+	  .type = K_BOOL,
+	  .off = LK(tls.use_identity_as_username) },
+	{ .name = "ws_path",
+	  .type = K_CUSTOM,
+	  .off = LK(ws_path),
+	  .fn = k_ws_path,
+	  .flag = F_KEEP },
 	{ .name = NULL },
 };
 
@@ -1264,6 +1344,31 @@ static void begin_section(struct parse *p, const char *name)
 		return;
 	}
 	colon = strchr(name, ':');
+	if (colon && p->main_file && p->cfg && !strncmp(name, "listener:", 9)) {
+		struct brk_config *bc = &p->cfg->broker;
+		struct brk_listener_cfg *l;
+
+		if (!id_chars_ok(colon + 1, true)) {
+			errorf(p, p->line,
+			       "[%s]: listener name: expected letters, digits, '_', '-' or '.'",
+			       name);
+			return;
+		}
+		if (bc->n_listen == BRK_MAX_LISTENERS) {
+			errorf(p, p->line, "[%s]: at most %d listeners in all", name,
+			       BRK_MAX_LISTENERS);
+			return;
+		}
+		p->listener_line[bc->n_listen] = p->line;
+		l = &bc->listen[bc->n_listen++];
+		memset(l, 0, sizeof(*l));
+		l->name = arena_strdup(p->arena, colon + 1);
+		p->obj = l;
+		p->kind = S_LISTENER;
+		p->seen_global[S_LISTENER] = 0;
+		p->sect_line[S_LISTENER] = p->line;
+		return;
+	}
 	if (colon && p->main_file) {
 		errorf(p, p->line,
 		       "[%s]: buses, devices and points belong in the device-map files named by [gateway] devices",
@@ -1497,6 +1602,10 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	case S_DEVICE:
 	case S_POINT:
 		return record_key(p, name, value);
+	case S_LISTENER:
+		keys = KEYS(listener_keys);
+		base = p->obj;
+		break;
 	default:
 		return 1;
 	}
@@ -2032,6 +2141,49 @@ static void parse_init(struct parse *p, const struct ad_driver *drivers, char *e
 		err[0] = '\0';
 }
 
+/*
+ * The [broker] listen entries take [broker]'s TLS and WebSocket keys; then
+ * every listener must have what its kind needs. Errors point at [broker] or
+ * at the [listener:NAME] line.
+ */
+static void listeners_finish(struct parse *p, struct brk_config *bc)
+{
+	unsigned int i;
+
+	for (i = 0; i < bc->n_listen; i++) {
+		struct brk_listener_cfg *l = &bc->listen[i];
+		const struct brk_tls_cfg *t = &l->tls;
+		struct sockaddr_storage ss;
+		enum brk_transport kind;
+		unsigned int line = p->sect_line[S_BROKER];
+		char what[96];
+
+		if (!l->name) {
+			l->tls = bc->tls;
+			l->ws_path = bc->ws_path;
+			snprintf(what, sizeof(what), "[broker] listen %s", l->url);
+		} else {
+			line = p->listener_line[i];
+			snprintf(what, sizeof(what), "[listener:%s]", l->name);
+		}
+		if (!l->url) {
+			errorf(p, line, "%s url: required", what);
+			continue;
+		}
+		if (brk_listen_parse(l->url, &kind, &ss))
+			continue; /* said where it was set */
+		if ((kind == BRK_TR_MQTTS || kind == BRK_TR_WSS) &&
+		    (!t->cert_file || !*t->cert_file || !t->key_file || !*t->key_file))
+			errorf(p, line, "%s: a TLS listener needs cert_file and key_file", what);
+		if (t->require_certificate && (!t->ca_file || !*t->ca_file))
+			errorf(p, line, "%s: require_certificate = yes needs ca_file", what);
+		if (t->use_identity_as_username && !t->require_certificate)
+			errorf(p, line,
+			       "%s: use_identity_as_username = yes needs require_certificate = yes",
+			       what);
+	}
+}
+
 int gw_config_load(const char *path, struct gw_config *cfg, char *err, size_t errlen)
 {
 	return gw_config_load_drivers(path, gw_drivers, cfg, err, errlen);
@@ -2092,6 +2244,7 @@ int gw_config_load_drivers(const char *path, const struct ad_driver *drivers, st
 		errorf(&p, p.sect_line[S_GATEWAY],
 		       "[gateway] topic_prefix: '%s': expected a topic without '+' or '#'",
 		       cfg->gateway.topic_prefix);
+	listeners_finish(&p, &cfg->broker);
 	rc = load_devices(&p, cfg->gateway.devices, cfg->gateway.publish);
 	arena_free(p.tmp);
 	if (rc)

@@ -15,6 +15,7 @@
 
 #include "gateway/base/base.h"
 #include "gateway/config.h"
+#include "gateway/tls/tls.h"
 #include "gateway/gateway.h"
 
 #define DEFAULT_CONFIG "/etc/fieldmq/fieldmq.ini"
@@ -58,7 +59,7 @@ int main(int argc, char **argv)
 			check = true;
 			break;
 		case 'V':
-			printf("fieldmq %s\n", FIELDMQ_VERSION);
+			printf("fieldmq %s (%s)\n", FIELDMQ_VERSION, gw_tls_library());
 			return 0;
 		case 'h':
 			usage(stdout);

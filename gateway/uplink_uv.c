@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gateway/tls.h"
+#include "gateway/tls/tls.h"
 #include "gateway/uplink.h"
 
 #define MOD "uplink"

@@ -47,7 +47,9 @@ static void f_pause(struct brk_conn *c, bool on)
 		f->pauses++;
 }
 
-static const struct brk_conn_ops fops = { f_want_flush, f_close, NULL, f_pause };
+static const struct brk_conn_ops fops = { .want_flush = f_want_flush,
+					  .close = f_close,
+					  .pause = f_pause };
 
 struct env {
 	struct brk b;

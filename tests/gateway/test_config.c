@@ -96,7 +96,7 @@ static void test_shipped_example(void **state)
 	assert_string_equal(cfg.gateway.data_dir, "etc/../var");
 	assert_string_equal(cfg.store.path, "etc/../var/fieldmq.db");
 	assert_int_equal(cfg.broker.n_listen, 1);
-	assert_string_equal(cfg.broker.listen[0], "127.0.0.1:1883");
+	assert_string_equal(cfg.broker.listen[0].url, "127.0.0.1:1883");
 	assert_int_equal(cfg.broker.max_packet_size, 1 << 20);
 	assert_int_equal(cfg.broker.max_queued_bytes, 16 << 20);
 	assert_int_equal(cfg.broker.sys_interval_ms, 10000);
@@ -278,6 +278,63 @@ static void test_acl_file(void **state)
 	gw_config_free(&cfg);
 }
 
+static void test_listeners(void **state)
+{
+	struct gw_config cfg;
+	char err[4096];
+	const struct brk_listener_cfg *l;
+
+	(void)state;
+	/* [broker] listen entries take [broker]'s TLS keys; a [listener:NAME] has its own. */
+	write_file("main.ini",
+		   "[listener:mtls]\nurl = mqtts://0.0.0.0:8884\ncert_file = s.crt\n"
+		   "key_file = s.key\nca_file = /etc/ca.crt\nrequire_certificate = yes\n"
+		   "use_identity_as_username = yes\n"
+		   "[broker]\nlisten = 127.0.0.1:1883, mqtts://[::1]:8883, ws://:8080\n"
+		   "cert_file = tls/b.crt\nkey_file = tls/b.key\nws_path = /ws\n");
+	write_file("devices.d/a.ini", "");
+	if (load(&cfg, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(cfg.broker.n_listen, 4);
+	l = &cfg.broker.listen[0];
+	assert_string_equal(l->name, "mtls");
+	assert_string_equal(l->url, "mqtts://0.0.0.0:8884");
+	assert_non_null(strstr(l->tls.cert_file, "/s.crt"));
+	assert_string_equal(l->tls.ca_file, "/etc/ca.crt");
+	assert_true(l->tls.require_certificate);
+	assert_true(l->tls.use_identity_as_username);
+	assert_null(l->ws_path);
+	l = &cfg.broker.listen[2];
+	assert_null(l->name);
+	assert_string_equal(l->url, "mqtts://[::1]:8883");
+	assert_non_null(strstr(l->tls.cert_file, "/tls/b.crt"));
+	assert_false(l->tls.require_certificate);
+	assert_string_equal(cfg.broker.listen[3].ws_path, "/ws");
+	gw_config_free(&cfg);
+
+	expect_error("[broker]\nlisten = tls://1.2.3.4:1\n", NULL,
+		     "main.ini:2: [broker] listen: 'tls://1.2.3.4:1': expected HOST:PORT");
+	expect_error("[broker]\nlisten = ws://1.2.3.4:1/mqtt\n", NULL,
+		     "main.ini:2: [broker] listen: 'ws://1.2.3.4:1/mqtt'");
+	expect_error(
+		"[broker]\nlisten = mqtts://127.0.0.1:8883\n", NULL,
+		"main.ini:1: [broker] listen mqtts://127.0.0.1:8883: a TLS listener needs cert_file and key_file");
+	expect_error("[gateway]\nid = a\n[listener:x]\ncert_file = a\n", NULL,
+		     "main.ini:3: [listener:x] url: required");
+	expect_error("[listener:x]\nurl = wss://127.0.0.1:1\ncert_file = a\nkey_file = b\n"
+		     "require_certificate = yes\n",
+		     NULL, "main.ini:1: [listener:x]: require_certificate = yes needs ca_file");
+	expect_error(
+		"[listener:x]\nurl = mqtt://127.0.0.1:1\nuse_identity_as_username = yes\n", NULL,
+		"main.ini:1: [listener:x]: use_identity_as_username = yes needs require_certificate");
+	expect_error("[listener:x]\nurl = ws://127.0.0.1:1\nws_path = mqtt\n", NULL,
+		     "main.ini:3: ws_path: 'mqtt': expected an absolute path");
+	expect_error("[listener:x]\nurl = ws://127.0.0.1:1\nbogus = 1\n", NULL,
+		     "main.ini:3: [listener:x] bogus: unknown key");
+	expect_error("[listener:x]\nurl = ws://127.0.0.1:1\nurl = ws://127.0.0.1:2\n", NULL,
+		     "main.ini:3: [listener:x] url: duplicate key");
+}
+
 static void test_errors_devices(void **state)
 {
 	(void)state;
@@ -377,6 +434,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_errors_main, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors_devices, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_acl_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_listeners, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_errors_reported, setup, teardown),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test_setup_teardown(test_devmap_reload, setup, teardown),

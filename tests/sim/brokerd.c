@@ -146,10 +146,10 @@ int main(int argc, char **argv)
 	}
 	snprintf(l4, sizeof(l4), "127.0.0.1:%d", port);
 	snprintf(l6, sizeof(l6), "[::1]:%d", port);
-	cfg.listen[0] = l4;
+	cfg.listen[0].url = l4;
 	cfg.n_listen = 1;
 	if (v6) {
-		cfg.listen[1] = l6;
+		cfg.listen[1].url = l6;
 		cfg.n_listen = 2;
 	}
 	signal(SIGPIPE, SIG_IGN); /* as gateway/main.c: EPIPE closes that connection only */

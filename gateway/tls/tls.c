@@ -10,6 +10,7 @@
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
+#include <mbedtls/oid.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/x509_crt.h>
@@ -18,7 +19,7 @@
 #include <psa/crypto.h>
 #endif
 
-#include "gateway/tls.h"
+#include "gateway/tls/tls.h"
 
 #define MOD "tls"
 #define SYSTEM_CA_PATH "/etc/ssl/certs"
@@ -52,16 +53,12 @@ static bool set(const char *s)
 	return s && *s;
 }
 
-int gw_tls_conf_new(const char *ca_file, const char *cert_file, const char *key_file, bool insecure,
-		    const struct gw_logger *lg, struct gw_tls_conf **out)
+/* Entropy, the random generator and empty containers. 0 or -EINVAL (logged). */
+static int conf_init(struct gw_tls_conf *c, const char *pers, const struct gw_logger *lg)
 {
-	static const char pers[] = "fieldmq-uplink";
-	struct gw_tls_conf *c = gw_calloc(1, sizeof(*c));
 	char why[160];
 	int rc;
 
-	if (!c)
-		return -ENOMEM;
 #if MBEDTLS_VERSION_MAJOR >= 3 && defined(MBEDTLS_PSA_CRYPTO_C)
 	/* TLS 1.3 in mbedTLS 3.x runs on PSA crypto, which must be initialised once. */
 	psa_crypto_init();
@@ -73,12 +70,79 @@ int gw_tls_conf_new(const char *ca_file, const char *cert_file, const char *key_
 	mbedtls_pk_init(&c->key);
 	mbedtls_ssl_config_init(&c->conf);
 	rc = mbedtls_ctr_drbg_seed(&c->drbg, mbedtls_entropy_func, &c->entropy,
-				   (const unsigned char *)pers, sizeof(pers) - 1);
+				   (const unsigned char *)pers, strlen(pers));
 	if (rc) {
 		describe(rc, why, sizeof(why));
 		gw_log(lg, LOG_ERR, MOD, "cannot seed the random generator: %s", why);
-		goto fail;
+		return -EINVAL;
 	}
+	return 0;
+}
+
+/* Our own certificate chain and key. 0 or -EINVAL (logged with the file name). */
+static int load_own(struct gw_tls_conf *c, const char *cert_file, const char *key_file,
+		    const struct gw_logger *lg)
+{
+	char why[160];
+	int rc;
+
+	rc = mbedtls_x509_crt_parse_file(&c->cert, cert_file);
+	if (rc) {
+		describe(rc, why, sizeof(why));
+		gw_log(lg, LOG_ERR, MOD, "cert_file %s: %s", cert_file, why);
+		return -EINVAL;
+	}
+#if MBEDTLS_VERSION_MAJOR >= 3
+	rc = mbedtls_pk_parse_keyfile(&c->key, key_file, NULL, mbedtls_ctr_drbg_random, &c->drbg);
+#else
+	rc = mbedtls_pk_parse_keyfile(&c->key, key_file, NULL);
+#endif
+	if (rc) {
+		describe(rc, why, sizeof(why));
+		gw_log(lg, LOG_ERR, MOD, "key_file %s: %s", key_file, why);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Defaults for @endpoint, our random generator, and our certificate if loaded. */
+static int conf_setup(struct gw_tls_conf *c, int endpoint, const char *cert_file,
+		      const char *key_file, const struct gw_logger *lg)
+{
+	char why[160];
+	int rc;
+
+	rc = mbedtls_ssl_config_defaults(&c->conf, endpoint, MBEDTLS_SSL_TRANSPORT_STREAM,
+					 MBEDTLS_SSL_PRESET_DEFAULT);
+	if (rc) {
+		describe(rc, why, sizeof(why));
+		gw_log(lg, LOG_ERR, MOD, "cannot configure TLS: %s", why);
+		return -EINVAL;
+	}
+	mbedtls_ssl_conf_rng(&c->conf, mbedtls_ctr_drbg_random, &c->drbg);
+	if (set(cert_file)) {
+		rc = mbedtls_ssl_conf_own_cert(&c->conf, &c->cert, &c->key);
+		if (rc) {
+			describe(rc, why, sizeof(why));
+			gw_log(lg, LOG_ERR, MOD, "cert_file %s and key_file %s: %s", cert_file,
+			       key_file, why);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int gw_tls_conf_new(const char *ca_file, const char *cert_file, const char *key_file, bool insecure,
+		    const struct gw_logger *lg, struct gw_tls_conf **out)
+{
+	struct gw_tls_conf *c = gw_calloc(1, sizeof(*c));
+	char why[160];
+	int rc;
+
+	if (!c)
+		return -ENOMEM;
+	if (conf_init(c, "fieldmq-uplink", lg))
+		goto fail;
 	if (set(ca_file)) {
 		rc = mbedtls_x509_crt_parse_file(&c->ca, ca_file);
 		if (rc) {
@@ -100,46 +164,64 @@ int gw_tls_conf_new(const char *ca_file, const char *cert_file, const char *key_
 		gw_log(lg, LOG_ERR, MOD, "cert_file and key_file go together: set both or neither");
 		goto fail;
 	}
-	if (set(cert_file)) {
-		rc = mbedtls_x509_crt_parse_file(&c->cert, cert_file);
-		if (rc) {
-			describe(rc, why, sizeof(why));
-			gw_log(lg, LOG_ERR, MOD, "cert_file %s: %s", cert_file, why);
-			goto fail;
-		}
-#if MBEDTLS_VERSION_MAJOR >= 3
-		rc = mbedtls_pk_parse_keyfile(&c->key, key_file, NULL, mbedtls_ctr_drbg_random,
-					      &c->drbg);
-#else
-		rc = mbedtls_pk_parse_keyfile(&c->key, key_file, NULL);
-#endif
-		if (rc) {
-			describe(rc, why, sizeof(why));
-			gw_log(lg, LOG_ERR, MOD, "key_file %s: %s", key_file, why);
-			goto fail;
-		}
-	}
-	rc = mbedtls_ssl_config_defaults(&c->conf, MBEDTLS_SSL_IS_CLIENT,
-					 MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
-	if (rc) {
-		describe(rc, why, sizeof(why));
-		gw_log(lg, LOG_ERR, MOD, "cannot configure TLS: %s", why);
+	if (set(cert_file) && load_own(c, cert_file, key_file, lg))
 		goto fail;
-	}
-	mbedtls_ssl_conf_rng(&c->conf, mbedtls_ctr_drbg_random, &c->drbg);
+	if (conf_setup(c, MBEDTLS_SSL_IS_CLIENT, cert_file, key_file, lg))
+		goto fail;
 	/* DESIGN.md 6: the chain and the name are checked unless tls_insecure = yes. */
 	mbedtls_ssl_conf_authmode(&c->conf,
 				  insecure ? MBEDTLS_SSL_VERIFY_NONE : MBEDTLS_SSL_VERIFY_REQUIRED);
 	mbedtls_ssl_conf_ca_chain(&c->conf, &c->ca, NULL);
-	if (set(cert_file)) {
-		rc = mbedtls_ssl_conf_own_cert(&c->conf, &c->cert, &c->key);
+	*out = c;
+	return 0;
+fail:
+	gw_tls_conf_free(c);
+	return -EINVAL;
+}
+
+int gw_tls_server_conf_new(const char *cert_file, const char *key_file, const char *ca_file,
+			   bool require_cert, const struct gw_logger *lg, struct gw_tls_conf **out)
+{
+	struct gw_tls_conf *c;
+	char why[160];
+	int rc;
+
+	if (!set(cert_file) || !set(key_file)) {
+		gw_log(lg, LOG_ERR, MOD, "a TLS listener needs cert_file and key_file");
+		return -EINVAL;
+	}
+	if (require_cert && !set(ca_file)) {
+		gw_log(lg, LOG_ERR, MOD, "require_certificate needs ca_file");
+		return -EINVAL;
+	}
+	c = gw_calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	if (conf_init(c, "fieldmq-broker", lg) || load_own(c, cert_file, key_file, lg))
+		goto fail;
+	if (set(ca_file)) {
+		rc = mbedtls_x509_crt_parse_file(&c->ca, ca_file);
 		if (rc) {
 			describe(rc, why, sizeof(why));
-			gw_log(lg, LOG_ERR, MOD, "cert_file %s and key_file %s: %s", cert_file,
-			       key_file, why);
+			gw_log(lg, LOG_ERR, MOD, "ca_file %s: %s", ca_file, why);
 			goto fail;
 		}
 	}
+	if (conf_setup(c, MBEDTLS_SSL_IS_SERVER, cert_file, key_file, lg))
+		goto fail;
+	/*
+	 * Client certificates: asked for and verified only when required
+	 * (Mosquitto's require_certificate); otherwise none is requested.
+	 */
+	mbedtls_ssl_conf_authmode(&c->conf, require_cert ? MBEDTLS_SSL_VERIFY_REQUIRED
+							 : MBEDTLS_SSL_VERIFY_NONE);
+	if (set(ca_file))
+		mbedtls_ssl_conf_ca_chain(&c->conf, &c->ca, NULL);
+#if defined(MBEDTLS_SSL_SESSION_TICKETS) && defined(MBEDTLS_SSL_SRV_C) && \
+	MBEDTLS_VERSION_MAJOR >= 3 && defined(MBEDTLS_SSL_PROTO_TLS1_3)
+	/* No ticket keys are set up: TLS 1.3 must not promise tickets it cannot issue. */
+	mbedtls_ssl_conf_new_session_tickets(&c->conf, 0);
+#endif
 	*out = c;
 	return 0;
 fail:
@@ -209,6 +291,57 @@ int gw_tls_new(struct gw_tls_conf *c, const char *host, gw_tls_send_fn send, voi
 	mbedtls_ssl_set_bio(&t->ssl, t, bio_send, bio_recv, NULL);
 	*out = t;
 	return 0;
+}
+
+int gw_tls_server_new(struct gw_tls_conf *c, gw_tls_send_fn send, void *arg, struct gw_tls **out)
+{
+	struct gw_tls *t = gw_calloc(1, sizeof(*t));
+
+	if (!t)
+		return -ENOMEM;
+	mbedtls_ssl_init(&t->ssl);
+	t->send = send;
+	t->arg = arg;
+	if (mbedtls_ssl_setup(&t->ssl, &c->conf)) {
+		gw_tls_free(t);
+		return -ENOMEM;
+	}
+	mbedtls_ssl_set_bio(&t->ssl, t, bio_send, bio_recv, NULL);
+	*out = t;
+	return 0;
+}
+
+int gw_tls_peer_cn(struct gw_tls *t, char *buf, size_t n)
+{
+	const mbedtls_x509_crt *crt = mbedtls_ssl_get_peer_cert(&t->ssl);
+	const mbedtls_x509_name *nm;
+
+	if (!crt || !n)
+		return -ENOENT;
+	for (nm = &crt->subject; nm; nm = nm->next) {
+		if (MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &nm->oid))
+			continue;
+		if (nm->val.len >= n || memchr(nm->val.p, 0, nm->val.len))
+			return -EINVAL;
+		memcpy(buf, nm->val.p, nm->val.len);
+		buf[nm->val.len] = 0;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+const char *gw_tls_version(struct gw_tls *t)
+{
+	return mbedtls_ssl_get_version(&t->ssl);
+}
+
+void gw_tls_trim(struct gw_tls *t)
+{
+	if (t->in_len)
+		return;
+	gw_free(t->in);
+	t->in = NULL;
+	t->in_cap = t->in_off = 0;
 }
 
 void gw_tls_free(struct gw_tls *t)
@@ -319,6 +452,15 @@ int gw_tls_write(struct gw_tls *t, const void *p, size_t len)
 		len -= (size_t)rc;
 	}
 	return 0;
+}
+
+const char *gw_tls_library(void)
+{
+#if defined(MBEDTLS_SSL_PROTO_TLS1_3)
+	return MBEDTLS_VERSION_STRING_FULL ", TLS 1.2 and 1.3";
+#else
+	return MBEDTLS_VERSION_STRING_FULL ", TLS 1.2";
+#endif
 }
 
 void gw_tls_close_notify(struct gw_tls *t)
