@@ -281,10 +281,22 @@ openwrt-hash: dist
 	sed -i -e "s|^PKG_VERSION:=.*|PKG_VERSION:=$(VERSION)|" \
 		-e "s|^PKG_HASH:=.*|PKG_HASH:=$$(cut -d' ' -f1 $(DIST).sha256)|" openwrt/net/fieldmq/Makefile
 
+# The Debian package, built from the dist tarball in build/deb/ (dpkg-buildpackage puts its
+# output beside the source folder).
+DEB_DEB_PKGS := debhelper dpkg-dev
+deb: dist
+	$(call install_pkgs,$(DEB_DEB_PKGS))
+	rm -rf build/deb && mkdir -p build/deb
+	tar -C build/deb -xzf $(DIST)
+	cd build/deb/fieldmq-$(VERSION) && dpkg-buildpackage -us -uc -b
+	ls -l build/deb/*.deb
+
 package-test: all
 	tests/packaging/test_openwrt.sh
+	$(MAKE) deb
+	tests/packaging/test_deb.sh
 
-.PHONY: cross-check-arch cross cross-test cross-deps dist openwrt-hash package-test
+.PHONY: cross-check-arch cross cross-test cross-deps dist openwrt-hash package-test deb
 # ------------------------------------------------ end of packages and platforms
 
 # --------------------------------------------------------------------- style

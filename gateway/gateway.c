@@ -21,6 +21,7 @@
 #include "adapters/mqttsn/mqttsn.h"
 #include "broker/broker.h"
 #include "gateway/gateway_int.h"
+#include "gateway/notify.h"
 #include "gateway/persist.h"
 #include "gateway/uplink.h"
 #include "store/store.h"
@@ -235,12 +236,27 @@ static void publish_sys(struct gw *g)
 	}
 }
 
+/* systemd's STATUS=: devices online and the uplink's state (sent when it changes). */
+static void notify_state(struct gw *g)
+{
+	struct gw_uplink_stats us = { 0 };
+	unsigned int i, online = 0;
+
+	for (i = 0; i < g->cfg.devmap->map.n_devices; i++)
+		online += g->devices[i].known && g->devices[i].online;
+	if (g->uplink)
+		gw_uplink_get_stats(g->uplink, &us);
+	gw_notify_state(g->notify, online, g->cfg.devmap->map.n_devices,
+			g->uplink ? us.connected : -1, us.queued);
+}
+
 static void on_tick(uv_timer_t *t)
 {
 	struct gw *g = container_of(t, struct gw, tick);
 	int64_t now = gw_mono_ms();
 
 	gw__check_stale(g, now);
+	notify_state(g);
 	if (g->cfg.broker.sys_interval_ms &&
 	    now - g->last_sys_ms >= (int64_t)g->cfg.broker.sys_interval_ms) {
 		g->last_sys_ms = now;
@@ -488,6 +504,10 @@ int gw_gateway_start(struct gw *g)
 	if (rc)
 		return rc;
 	uv_timer_start(&g->tick, on_tick, 1000, 1000);
+	/* The listeners are up: systemd may start what comes after us. */
+	gw_notify_new(g->loop, g->log, &g->notify);
+	gw_notify_ready(g->notify);
+	notify_state(g);
 	gw_log(g->log, LOG_INFO, MOD, "fieldmq %s started as %s (%u devices, %u points)",
 	       FIELDMQ_VERSION, g->cfg.gateway.id, g->cfg.devmap->map.n_devices,
 	       g->cfg.devmap->map.n_points);
@@ -501,6 +521,7 @@ void gw_gateway_stop(struct gw *g)
 	if (g->stopping)
 		return;
 	g->stopping = true;
+	gw_notify_stopping(g->notify);
 	/* Goodbye to the cloud first; the store's last callbacks still reach the uplink. */
 	gw_uplink_stop(g->uplink);
 	if (g->cmd_client && g->broker)
@@ -548,6 +569,7 @@ void gw_gateway_free(struct gw *g)
 	for (i = 0; i < __GW_SVC_MAX; i++)
 		services[i].free(g);
 	gw_uplink_free(g->uplink);
+	gw_notify_free(g->notify);
 	if (g->broker)
 		brk_free(g->broker);
 	gw__map_state_free(g->points, g->cfg.devmap ? g->cfg.devmap->map.n_points : 0, g->devices);

@@ -70,6 +70,7 @@ struct gw {
 	/* reading path (reading_path.c) */
 	struct gw_point_state *points; /* one per map point */
 	struct gw_devstate *devices;   /* one per map device */
+	struct gw_notify *notify;      /* systemd: NULL outside it */
 	/* commands (commands.c) */
 	struct brk_client *cmd_client;
 	struct gw_list cmds;
