@@ -140,7 +140,27 @@ test: test-deps
 	$(MAKE) test-bins
 	$(MAKE) format-check
 	$(MAKE) layering
+	$(MAKE) test-mbedtls3
 	$(MAKE) check
+
+# mbedTLS 3.6 (OpenWrt's) beside Debian 12's 2.28: Debian 13's libmbedtls-dev and
+# runtime libraries, fetched with apt-get download and unpacked with dpkg -x into
+# build/mbedtls3/root (tests/mbedtls3/fetch.sh; never installed), fieldmq and the
+# TLS / WebSocket tests built against them in build/mbedtls3/build and run there.
+MBEDTLS3_ROOT = $(abspath build/mbedtls3/root)
+MBEDTLS3_LIB = $(MBEDTLS3_ROOT)/usr/lib/$(shell $(CC) -dumpmachine)
+MBEDTLS3_BUILD = build/mbedtls3/build
+MBEDTLS3_UNITS = $(MBEDTLS3_BUILD)/tests/broker/test_ws $(MBEDTLS3_BUILD)/tests/broker/test_http
+MBEDTLS3_FUZZ = $(MBEDTLS3_BUILD)/fuzz/fuzz_ws_frame $(MBEDTLS3_BUILD)/fuzz/fuzz_http_request
+test-mbedtls3:
+	tests/mbedtls3/fetch.sh build/mbedtls3
+	$(MAKE) BUILD=$(MBEDTLS3_BUILD) CPPFLAGS="-I$(MBEDTLS3_ROOT)/usr/include" \
+		LDFLAGS="-L$(MBEDTLS3_LIB) -Wl,-rpath,$(MBEDTLS3_LIB)" \
+		$(MBEDTLS3_BUILD)/fieldmq $(MBEDTLS3_UNITS) $(MBEDTLS3_FUZZ)
+	$(MBEDTLS3_BUILD)/fieldmq --version | grep -qi 'mbed TLS 3\.6'
+	BUILD=$(MBEDTLS3_BUILD) PYTHON=$(PYTHON) INTEGRATION="tests/integration/test_broker_tls.py \
+		tests/integration/test_broker_ws.py tests/integration/test_uplink_tls.py" \
+		tests/run_tests.sh $(MBEDTLS3_UNITS) -- $(MBEDTLS3_FUZZ)
 
 # DESIGN.md section 2 checked: includes by folder, pure files and core headers
 # without libuv/sqlite3/libmodbus, no clock/malloc/logger calls in pure files.
@@ -320,7 +340,7 @@ install: $(BUILD)/fieldmq
 clean:
 	rm -rf build
 
-.PHONY: layering fuzz-libs all sims test-bins check test asan fuzz bench run deps test-deps node-deps format-check format install clean
+.PHONY: layering fuzz-libs all sims test-bins check test test-mbedtls3 asan fuzz bench run deps test-deps node-deps format-check format install clean
 .SECONDARY:
 .DELETE_ON_ERROR:
 
