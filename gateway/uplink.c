@@ -939,6 +939,12 @@ static bool token_ready(struct gw_upl *u, int64_t now)
 }
 
 /* The message is done with (acknowledged, refused or expired): forget it everywhere. */
+/* The glue's wall clock (ms since the epoch), 0 when it gives none. */
+static int64_t wall_ms(const struct gw_upl *u)
+{
+	return u->ops->wall_ms ? u->ops->wall_ms(u->arg) : 0;
+}
+
 static void msg_done(struct gw_upl *u, struct upl_msg *m)
 {
 	if (m->id)
@@ -978,7 +984,7 @@ static int send_msg(struct gw_upl *u, struct upl_msg *m, bool resume, int64_t no
 		p.props.has_payload_format = bp.has_payload_format;
 		p.props.payload_format = bp.payload_format;
 		if (bp.has_expiry) {
-			int64_t wall = at ? gw_now_ms() : 0;
+			int64_t wall = at ? wall_ms(u) : 0;
 			uint64_t age = at && wall > at ? (uint64_t)(wall - at) / 1000 : 0;
 
 			/* [MQTT-3.3.2-5] an expired message is not sent; the rest is what is left. */
@@ -1243,7 +1249,7 @@ void gw_upl_on_local(struct gw_upl *u, const struct brk_delivery *d, void *hold,
 	tl = map_topic(d->topic, u->local_prefix, u->remote_prefix, topic, sizeof(topic));
 	pl = tl < 0 ? tl
 		    : build_blob(u, d->props, pbuf, sizeof(pbuf), &heap,
-				 d->props && d->props->has_expiry ? gw_now_ms() : 0);
+				 d->props && d->props->has_expiry ? wall_ms(u) : 0);
 	if (tl < 0 || pl < 0) {
 		note_drop(u, "topic or properties too long");
 		release(u, hold);

@@ -23,7 +23,8 @@
 #ifndef FIELDMQ_UPLINK_H
 #define FIELDMQ_UPLINK_H
 
-#include <uv.h>
+/* libuv's loop by its struct name: the core (uplink.c) never includes <uv.h>. */
+struct uv_loop_s;
 
 #include "broker/broker.h"
 #include "gateway/base/base.h"
@@ -87,6 +88,12 @@ struct gw_upl_ops {
 	void (*hold_release)(void *arg, void *hold);
 	/* A random 32-bit number for the backoff jitter. */
 	uint32_t (*random)(void *arg);
+	/*
+	 * The wall clock, ms since the Unix epoch: a message expiry is stored
+	 * with the time it was queued and what is left of it is sent (the core
+	 * reads no clock itself). NULL: no wall clock, expiries go unchanged.
+	 */
+	int64_t (*wall_ms)(void *arg);
 };
 
 /*
@@ -162,9 +169,9 @@ struct gw_uplink;
  * material (ca_file, cert_file, key_file) at once, so a bad file is an error
  * here. Returns 0 and *out, -ENOMEM, -EINVAL (TLS material, logged).
  */
-int gw_uplink_new(uv_loop_t *loop, const struct gw_uplink_config *cfg, const char *status_topic,
-		  struct brk *b, struct st_store *st, const struct gw_logger *lg,
-		  struct gw_uplink **out);
+int gw_uplink_new(struct uv_loop_s *loop, const struct gw_uplink_config *cfg,
+		  const char *status_topic, struct brk *b, struct st_store *st,
+		  const struct gw_logger *lg, struct gw_uplink **out);
 
 /* Subscribe locally and start connecting. 0 or -errno. */
 int gw_uplink_start(struct gw_uplink *up);

@@ -14,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <uv.h>
+
 #include "gateway/tls/tls.h"
 #include "gateway/uplink.h"
 
@@ -488,6 +490,13 @@ static uint32_t op_random(void *arg)
 	return (uint32_t)((up->rnd * 2685821657736338717ull) >> 32);
 }
 
+/* The core's wall clock (message expiries). */
+static int64_t op_wall_ms(void *arg)
+{
+	(void)arg;
+	return gw_now_ms();
+}
+
 static const struct gw_upl_ops store_ops = {
 	.connect = op_connect,
 	.send = op_send,
@@ -499,6 +508,7 @@ static const struct gw_upl_ops store_ops = {
 	.local_publish = op_local_publish,
 	.hold_release = op_hold_release,
 	.random = op_random,
+	.wall_ms = op_wall_ms,
 };
 
 static const struct gw_upl_ops memory_ops = {
@@ -509,6 +519,7 @@ static const struct gw_upl_ops memory_ops = {
 	.local_publish = op_local_publish,
 	.hold_release = op_hold_release,
 	.random = op_random,
+	.wall_ms = op_wall_ms,
 };
 
 /* ----------------------------------------------------------- local side */

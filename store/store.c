@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <uv.h>
+
 #include "store_int.h"
 
 #define LOGM "store"

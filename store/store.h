@@ -30,7 +30,8 @@
 #ifndef FIELDMQ_STORE_H
 #define FIELDMQ_STORE_H
 
-#include <uv.h>
+/* libuv's loop by its struct name (store.c includes <uv.h>; users need not). */
+struct uv_loop_s;
 
 #include "gateway/base/base.h"
 
@@ -108,7 +109,7 @@ struct st_qrecord {
  * cannot be opened or created, e.g. a read-only or missing directory; the
  * log says why).
  */
-int st_open(uv_loop_t *loop, const struct st_config *cfg, const struct gw_logger *lg,
+int st_open(struct uv_loop_s *loop, const struct st_config *cfg, const struct gw_logger *lg,
 	    struct st_store **out);
 
 typedef void (*st_close_fn)(void *arg);

@@ -26,7 +26,7 @@ cd "$(dirname "$0")/.."
 PURE="gateway/base/rw.c adapters/modbus/mbus_codec.c adapters/modbus/mbus_plan.c
 	adapters/modbus/mbus_rtu.c adapters/modbus/mbus_poll.c broker/http.c broker/ws.c"
 PURE="$PURE $(ls broker/*_codec.c adapters/*/*_codec.c 2>/dev/null | tr '\n' ' ')"
-CORES="broker/topic.c broker/acl.c adapters/mqttsn/mqttsn_gw.c"
+CORES="broker/topic.c broker/acl.c adapters/mqttsn/mqttsn_gw.c gateway/uplink.c"
 CORE_HEADERS="gateway/base/base.h broker/broker.h broker/broker_int.h broker/mqtt_codec.h
 	broker/http.h broker/ws.h gateway/tls/tls.h
 	adapters/adapter.h adapters/modbus/modbus_adapter.h adapters/modbus/mbus_int.h

@@ -449,10 +449,15 @@ int mbus_line_response(struct mbus_line *l, struct mbus_clock now, const struct 
 	if (!l->outstanding)
 		return -ESTALE;
 	if (f->unit != l->x.unit)
-		return mbus_line_result(l, now, -EPROTO, 0);
-	if (f->exception)
+		rc = -EPROTO;
+	else if (f->exception)
 		return mbus_line_result(l, now, -MBUS_EEXC, f->exception);
-	rc = mbus_rsp_parse(f, l->x.fc, l->x.addr, l->x.count, l->x.vals ? NULL : l->x.dst);
+	else
+		rc = mbus_rsp_parse(f, l->x.fc, l->x.addr, l->x.count, l->x.vals ? NULL : l->x.dst);
+	/* An answer that does not fit the question: the stream is out of
+	 * step (or the device confused); start the next request afresh. */
+	if (rc && l->ops->reset)
+		l->ops->reset(l->arg);
 	return mbus_line_result(l, now, rc, 0);
 }
 
@@ -523,6 +528,12 @@ int64_t mbus_line_due(struct mbus_line *l, struct mbus_clock now)
 	else if (l->cur || !gw_list_empty(&l->queue))
 		next = GW_MIN(next, l->quiet_until);
 	return next;
+}
+
+void mbus_line_sent(struct mbus_line *l, struct mbus_clock now)
+{
+	if (l->outstanding && l->timeout_ms)
+		l->deadline = now.mono_ms + l->timeout_ms;
 }
 
 /* ---------------------------------------------------------------- writes */

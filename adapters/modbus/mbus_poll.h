@@ -70,8 +70,9 @@ struct mbus_write;
  *       mbus_line_response / _result / _error, or the poller times it out),
  *       or -errno when it could not start (taken as that transport error).
  *       @x and what it points to stay valid until the request ends.
- * reset: the poller gave up on the request in flight (timeout): drop
- *       the transport so a late answer cannot be taken for the next one.
+ * reset: the poller gave up on the request in flight (a timeout, or an
+ *       answer that does not fit: wrong unit, malformed): drop the transport
+ *       so a late or stray answer cannot be taken for the next request.
  * on_write_done: @w ended with @res; the poller no longer holds @w.
  */
 struct mbus_poll_ops {
@@ -210,6 +211,13 @@ int mbus_line_response(struct mbus_line *l, struct mbus_clock now, const struct 
  */
 int mbus_line_result(struct mbus_line *l, struct mbus_clock now, int err, uint8_t exc);
 int mbus_line_error(struct mbus_line *l, struct mbus_clock now, int err);
+
+/*
+ * The request in flight has just been sent, later than ops->send asked (the
+ * transport had to connect first): its timeout counts again from @now, so
+ * connecting and answering each get the bus timeout, as with libmodbus.
+ */
+void mbus_line_sent(struct mbus_line *l, struct mbus_clock now);
 
 /*
  * Queue a write of @v to @pt of device @d, with @w (the glue's, zeroed or

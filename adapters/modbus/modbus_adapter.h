@@ -10,9 +10,11 @@
  *   a->ops->stop(a, done_cb, arg);           // done_cb once every handle closed
  *   a->ops->free(a);                         // after done_cb (or if never started)
  *
- * Every bus with a modbus device gets one worker thread: libmodbus calls
- * block, so requests run there, one at a time per bus, and results come back
- * to the loop through a uv_async. All sink callbacks run on the loop thread.
+ * Each bus is polled by the sans-I/O poller of mbus_poll.c, one request at a
+ * time. Modbus TCP and RTU-over-TCP buses live on the loop (no thread); a
+ * serial RTU bus runs libmodbus on one worker thread of its own, whose
+ * results come back to the loop through a uv_async. All sink callbacks run
+ * on the loop thread.
  */
 #ifndef FIELDMQ_MODBUS_ADAPTER_H
 #define FIELDMQ_MODBUS_ADAPTER_H

@@ -1,6 +1,8 @@
 /*
  * test_persist.c - the properties blob kept with persisted messages.
  */
+#include <errno.h>
+#include <stdio.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -3,6 +3,7 @@
  * transport (bytes out are decoded with the broker's codec, bytes in are
  * encoded with it), a fake store and a fake local broker.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -133,6 +134,15 @@ static uint32_t f_random(void *arg)
 	return ((struct fake *)arg)->rnd;
 }
 
+/* The wall clock the core is given (message expiries). */
+static int64_t wall;
+
+static int64_t f_wall(void *arg)
+{
+	(void)arg;
+	return wall;
+}
+
 static const struct gw_upl_ops store_ops = {
 	.connect = f_connect,
 	.send = f_send,
@@ -143,6 +153,7 @@ static const struct gw_upl_ops store_ops = {
 	.local_publish = f_local,
 	.hold_release = f_release,
 	.random = f_random,
+	.wall_ms = f_wall,
 };
 
 static const struct gw_upl_ops mem_ops = {
@@ -152,6 +163,7 @@ static const struct gw_upl_ops mem_ops = {
 	.local_publish = f_local,
 	.hold_release = f_release,
 	.random = f_random,
+	.wall_ms = f_wall,
 };
 
 static struct fake F;
@@ -603,6 +615,48 @@ static void test_offline_goes_to_store(void **state)
 	local_msg(u, "fieldmq/b", "q0", 0, NULL);
 	assert_int_equal(F.n_recs, 1);
 	assert_int_equal(F.recs[0].qos, 0);
+	gw_upl_free(u);
+}
+
+/*
+ * A message expiry counts the time the message waited (by the wall clock the
+ * glue gives the core, not one the core reads): what is left is sent, an
+ * expired message is not [MQTT-3.3.2-5], [MQTT-3.3.2-6].
+ */
+static void test_expiry_by_injected_wall_clock(void **state)
+{
+	struct brk_msg_props props = { .has_expiry = true, .expiry = 100 };
+	struct gw_uplink_config c;
+	struct brk_delivery d;
+	struct gw_upl *u;
+	struct mqtt_pkt p;
+
+	(void)state;
+	cfg_init(&c);
+	u = mk(&c, &mem_ops);
+	gw_upl_start(u, now);
+	gw_upl_on_transport_down(u, -ECONNREFUSED, now);
+	memset(&d, 0, sizeof(d));
+	d.qos = 1;
+	d.props = &props;
+	wall = 1700000000000;
+	d.topic = gw_slice_cstr("fieldmq/a");
+	d.payload = gw_slice_cstr("kept");
+	gw_upl_on_local(u, &d, NULL, now);
+	props.expiry = 10;
+	d.topic = gw_slice_cstr("fieldmq/b");
+	d.payload = gw_slice_cstr("expired");
+	gw_upl_on_local(u, &d, NULL, now);
+	/* 30 s pass on the wall clock while the cloud is away. */
+	wall += 30000;
+	now = gw_upl_deadline(u);
+	gw_upl_on_timer(u, now);
+	connect_up(u, false, 0);
+	expect_type(&p, MQTT_PUBLISH);
+	assert_true(gw_slice_eq_cstr(p.publish.payload, "kept"));
+	assert_true(p.props.has_message_expiry);
+	assert_int_equal(p.props.message_expiry, 70);
+	assert_false(next_pkt(&p));
 	gw_upl_free(u);
 }
 
@@ -1196,6 +1250,7 @@ int main(void)
 		cmocka_unit_test(test_hold_until_commit),
 		cmocka_unit_test(test_backlog_before_live),
 		cmocka_unit_test(test_offline_goes_to_store),
+		cmocka_unit_test(test_expiry_by_injected_wall_clock),
 		cmocka_unit_test(test_drain_rate),
 		cmocka_unit_test(test_prefixes_and_loop),
 		cmocka_unit_test(test_keepalive),

@@ -68,6 +68,10 @@ def main():
                                 "--regs", "tests/sim/modbus_regs.ini"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(sim)
+        # The first polls must find the simulator: a refused connection at start
+        # degrades the device for degrade_for, which a loaded machine can stretch
+        # past the waits below.
+        check("simulator listens", wait_port(mport))
         log = open(os.path.join(tmp, "log"), "w")
         fmq = subprocess.Popen([BUILD + "/fieldmq", "-c", os.path.join(tmp, "fieldmq.ini")],
                                stdout=log, stderr=log)

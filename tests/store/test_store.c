@@ -22,6 +22,7 @@
 
 #include <cmocka.h>
 #include <sqlite3.h>
+#include <uv.h>
 
 #include "store/store_int.h"
 

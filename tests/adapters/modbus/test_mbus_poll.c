@@ -450,6 +450,29 @@ static void test_late_answer(void **state)
 	fake_free(f);
 }
 
+static void test_sent_after_connect(void **state)
+{
+	struct fake *f = fake_new(1000);
+
+	(void)state;
+	add_pt(f, "a", AD_AREA_HOLDING, 0, AD_PT_UINT16);
+	f->delay_ms = 150;
+	fake_start(f, 100, 0);
+	run(f, 1);
+	/* The transport connected for 80 ms before the request went out: the
+	 * answer 150 ms after the send is late for the send, not for the wire. */
+	f->now.mono_ms += 79;
+	f->now.wall_ms += 79;
+	f->answer_at = f->now.mono_ms + 90;
+	mbus_line_sent(&f->line, f->now);
+	run(f, 200);
+	assert_int_equal(f->resets, 0);
+	assert_int_equal(f->stats.failures, 0);
+	assert_int_equal(f->n_status, 1);
+	assert_true(f->status[0]);
+	fake_free(f);
+}
+
 static void test_dies_and_returns(void **state)
 {
 	struct fake *f = fake_new(200);
@@ -725,6 +748,7 @@ int main(void)
 		cmocka_unit_test(test_split_on_exception),
 		cmocka_unit_test(test_single_point_exception),
 		cmocka_unit_test(test_late_answer),
+		cmocka_unit_test(test_sent_after_connect),
 		cmocka_unit_test(test_dies_and_returns),
 		cmocka_unit_test(test_transport_error_stops_cycle),
 		cmocka_unit_test(test_degrade),
