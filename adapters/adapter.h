@@ -219,6 +219,7 @@ enum ad_key_type {
 #define AD_KF_NONNEG 1	      /* AD_K_DOUBLE: >= 0 */
 #define AD_KF_KEEP_IF_EMPTY 2 /* AD_K_CUSTOM: "key =" keeps the default instead of calling @fn */
 #define AD_KF_SECRET 4	      /* never printed by --check-config -v */
+#define AD_KF_ZERO_UNSET 8 /* a number without a default: 0 means "not given" (printed as such) */
 
 struct ad_parse;
 struct ad_key;

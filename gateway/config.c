@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <glob.h>
+#include <inttypes.h>
 #include <ini.h>
 #include <limits.h>
 #include <stdio.h>
@@ -703,275 +704,583 @@ static int k_topic(struct ad_parse *ap, void *base, const struct ad_key *k, cons
 	return 0;
 }
 
+/* Printers of the custom keys above, for --check-config -v. */
+static void show_str(const void *obj, const struct ad_key *k, char *buf, size_t n)
+{
+	const char *v = *(char *const *)((const char *)obj + k->off);
+
+	snprintf(buf, n, "%s", v ? v : "");
+}
+
+static void show_listen(const void *obj, const struct ad_key *k, char *buf, size_t n)
+{
+	const struct brk_config *bc = obj;
+	size_t pos = 0;
+	unsigned int i;
+
+	(void)k;
+	buf[0] = '\0';
+	for (i = 0; i < bc->n_listen && pos + 1 < n; i++)
+		if (!bc->listen[i].name) /* [listener:NAME] ones are printed as sections */
+			pos += (size_t)snprintf(buf + pos, n - pos, "%s%s", pos ? ", " : "",
+						bc->listen[i].url);
+}
+
+static void show_filters(const struct gw_filter *f, unsigned int nf, char *buf, size_t n)
+{
+	size_t pos = 0;
+	unsigned int i;
+
+	buf[0] = '\0';
+	for (i = 0; i < nf && pos + 1 < n; i++)
+		pos += (size_t)snprintf(buf + pos, n - pos, "%s%s %u", i ? ", " : "", f[i].filter,
+					f[i].qos);
+}
+
+static void show_forward(const void *obj, const struct ad_key *k, char *buf, size_t n)
+{
+	const struct gw_uplink_config *u = obj;
+
+	(void)k;
+	show_filters(u->forward, u->n_forward, buf, n);
+}
+
+static void show_subscribe(const void *obj, const struct ad_key *k, char *buf, size_t n)
+{
+	const struct gw_uplink_config *u = obj;
+
+	(void)k;
+	show_filters(u->subscribe, u->n_subscribe, buf, n);
+}
+
 #define GK(f) offsetof(struct gw_gateway_config, f)
-static const struct ad_key gateway_keys[] = {
-	{ .name = "id", .type = K_CUSTOM, .off = GK(id), .fn = k_id, .flag = F_KEEP },
-	{ .name = "topic_prefix", .type = K_CUSTOM, .off = GK(topic_prefix), .fn = k_topic },
-	{ .name = "data_dir", .type = K_PATH, .off = GK(data_dir) },
-	{ .name = "devices", .type = K_PATH, .off = GK(devices) },
-	{ .name = "log_level",
-	  .type = K_ENUM,
-	  .off = GK(log_level),
-	  .size = 4,
-	  .enums = log_levels,
-	  .enum_vals = log_level_vals },
-	{ .name = "log_target",
-	  .type = K_ENUM,
-	  .off = GK(log_target),
-	  .size = 4,
-	  .enums = log_targets },
-	{ .name = "payload", .type = K_ENUM, .off = GK(payload), .size = 4, .enums = payloads },
-	{ .name = "publish",
-	  .type = K_ENUM,
-	  .off = GK(publish),
-	  .size = 4,
-	  .enums = publishes + 1,
-	  .enum_base = 1 },
-	{ .name = "heartbeat",
-	  .type = K_DUR,
-	  .off = GK(heartbeat_ms),
-	  .size = 8,
-	  .min = 1,
-	  .max = 0 },
-	{ .name = NULL },
+enum {
+	KG_ID,
+	KG_TOPIC_PREFIX,
+	KG_DATA_DIR,
+	KG_DEVICES,
+	KG_LOG_LEVEL,
+	KG_LOG_TARGET,
+	KG_PAYLOAD,
+	KG_PUBLISH,
+	KG_HEARTBEAT,
+	__KG_MAX,
+};
+
+static const struct ad_key gateway_keys[__KG_MAX] = {
+	[KG_ID] = { .name = "id",
+		    .type = K_CUSTOM,
+		    .off = GK(id),
+		    .fn = k_id,
+		    .show = show_str,
+		    .flag = F_KEEP,
+		    .help = "default: the host name" },
+	[KG_TOPIC_PREFIX] = { .name = "topic_prefix",
+			      .type = K_CUSTOM,
+			      .off = GK(topic_prefix),
+			      .fn = k_topic,
+			      .show = show_str,
+			      .def = "fieldmq/{id}" },
+	[KG_DATA_DIR] = { .name = "data_dir",
+			  .type = K_PATH,
+			  .off = GK(data_dir),
+			  .def = "/var/lib/fieldmq" },
+	[KG_DEVICES] = { .name = "devices",
+			 .type = K_PATH,
+			 .off = GK(devices),
+			 .def = "devices.d/*.ini",
+			 .help = "glob of device-map files, relative to this file" },
+	[KG_LOG_LEVEL] = { .name = "log_level",
+			   .type = K_ENUM,
+			   .off = GK(log_level),
+			   .size = 4,
+			   .enums = log_levels,
+			   .enum_vals = log_level_vals,
+			   .def = "info" },
+	[KG_LOG_TARGET] = { .name = "log_target",
+			    .type = K_ENUM,
+			    .off = GK(log_target),
+			    .size = 4,
+			    .enums = log_targets,
+			    .def = "stderr" },
+	[KG_PAYLOAD] = { .name = "payload",
+			 .type = K_ENUM,
+			 .off = GK(payload),
+			 .size = 4,
+			 .enums = payloads,
+			 .def = "json" },
+	[KG_PUBLISH] = { .name = "publish",
+			 .type = K_ENUM,
+			 .off = GK(publish),
+			 .size = 4,
+			 .enums = publishes + 1,
+			 .enum_base = 1,
+			 .def = "on_change" },
+	[KG_HEARTBEAT] = { .name = "heartbeat",
+			   .type = K_DUR,
+			   .off = GK(heartbeat_ms),
+			   .size = 8,
+			   .min = 1,
+			   .max = 0,
+			   .def = "5m",
+			   .help = "period of on_change_or_period" },
 };
 
 #define BK(f) offsetof(struct brk_config, f)
-static const struct ad_key broker_keys[] = {
-	{ .name = "listen", .type = K_CUSTOM, .off = 0, .fn = k_listen, .flag = F_KEEP },
-	{ .name = "allow_anonymous", .type = K_BOOL, .off = BK(allow_anonymous) },
-	{ .name = "max_connections",
-	  .type = K_INT,
-	  .off = BK(max_connections),
-	  .size = 4,
-	  .min = 1,
-	  .max = 1000000 },
-	{ .name = "max_packet_size",
-	  .type = K_SIZE,
-	  .off = BK(max_packet_size),
-	  .size = 4,
-	  .min = 16,
-	  .max = 268435460 },
-	{ .name = "max_inflight",
-	  .type = K_INT,
-	  .off = BK(max_inflight),
-	  .size = 2,
-	  .min = 1,
-	  .max = 65535 },
-	{ .name = "receive_maximum",
-	  .type = K_INT,
-	  .off = BK(receive_maximum),
-	  .size = 2,
-	  .min = 1,
-	  .max = 65535 },
-	{ .name = "max_held_acks",
-	  .type = K_INT,
-	  .off = BK(max_held_acks),
-	  .size = 4,
-	  .min = 1,
-	  .max = 1000000 },
-	{ .name = "max_queued_messages",
-	  .type = K_INT,
-	  .off = BK(max_queued_messages),
-	  .size = 4,
-	  .min = 0,
-	  .max = 100000000 },
-	{ .name = "max_queued_bytes",
-	  .type = K_SIZE,
-	  .off = BK(max_queued_bytes),
-	  .size = 8,
-	  .min = 0,
-	  .max = 0 },
-	{ .name = "max_keepalive",
-	  .type = K_INT,
-	  .off = BK(max_keepalive),
-	  .size = 2,
-	  .min = 0,
-	  .max = 65535 },
-	{ .name = "max_topic_alias",
-	  .type = K_INT,
-	  .off = BK(max_topic_alias),
-	  .size = 2,
-	  .min = 0,
-	  .max = 65535 },
-	{ .name = "retain_available", .type = K_BOOL, .off = BK(retain_available) },
-	{ .name = "sys_interval",
-	  .type = K_DUR,
-	  .off = BK(sys_interval_ms),
-	  .size = 8,
-	  .min = 0,
-	  .max = 0 },
-	{ .name = "persist", .type = K_BOOL, .off = BK(persist) },
-	{ .name = "acl_file", .type = K_CUSTOM, .off = 0, .fn = k_acl_file },
-	{ .name = "cert_file", .type = K_PATH, .off = BK(tls.cert_file) },
-	{ .name = "key_file", .type = K_PATH, .off = BK(tls.key_file) },
-	{ .name = "ca_file", .type = K_PATH, .off = BK(tls.ca_file) },
-	{ .name = "require_certificate", .type = K_BOOL, .off = BK(tls.require_certificate) },
-	{ .name = "use_identity_as_username",
-	  .type = K_BOOL,
-	  .off = BK(tls.use_identity_as_username) },
-	{ .name = "ws_path",
-	  .type = K_CUSTOM,
-	  .off = BK(ws_path),
-	  .fn = k_ws_path,
-	  .flag = F_KEEP },
-	{ .name = NULL },
+enum {
+	KB_LISTEN,
+	KB_ALLOW_ANONYMOUS,
+	KB_MAX_CONNECTIONS,
+	KB_MAX_PACKET_SIZE,
+	KB_MAX_INFLIGHT,
+	KB_RECEIVE_MAXIMUM,
+	KB_MAX_HELD_ACKS,
+	KB_MAX_QUEUED_MESSAGES,
+	KB_MAX_QUEUED_BYTES,
+	KB_MAX_KEEPALIVE,
+	KB_MAX_TOPIC_ALIAS,
+	KB_RETAIN_AVAILABLE,
+	KB_SYS_INTERVAL,
+	KB_PERSIST,
+	KB_ACL_FILE,
+	KB_CERT_FILE,
+	KB_KEY_FILE,
+	KB_CA_FILE,
+	KB_REQUIRE_CERTIFICATE,
+	KB_USE_IDENTITY_AS_USERNAME,
+	KB_WS_PATH,
+	__KB_MAX,
+};
+
+static const struct ad_key broker_keys[__KB_MAX] = {
+	[KB_LISTEN] = { .name = "listen",
+			.type = K_CUSTOM,
+			.off = 0,
+			.fn = k_listen,
+			.show = show_listen,
+			.flag = F_KEEP,
+			.def = "127.0.0.1:1883" },
+	[KB_ALLOW_ANONYMOUS] = { .name = "allow_anonymous",
+				 .type = K_BOOL,
+				 .off = BK(allow_anonymous),
+				 .def = "yes" },
+	[KB_MAX_CONNECTIONS] = { .name = "max_connections",
+				 .type = K_INT,
+				 .off = BK(max_connections),
+				 .size = 4,
+				 .min = 1,
+				 .max = 1000000,
+				 .def = "1024" },
+	[KB_MAX_PACKET_SIZE] = { .name = "max_packet_size",
+				 .type = K_SIZE,
+				 .off = BK(max_packet_size),
+				 .size = 4,
+				 .min = 16,
+				 .max = 268435460,
+				 .def = "1M" },
+	[KB_MAX_INFLIGHT] = { .name = "max_inflight",
+			      .type = K_INT,
+			      .off = BK(max_inflight),
+			      .size = 2,
+			      .min = 1,
+			      .max = 65535,
+			      .def = "32" },
+	[KB_RECEIVE_MAXIMUM] = { .name = "receive_maximum",
+				 .type = K_INT,
+				 .off = BK(receive_maximum),
+				 .size = 2,
+				 .min = 1,
+				 .max = 65535,
+				 .def = "65535" },
+	[KB_MAX_HELD_ACKS] = { .name = "max_held_acks",
+			       .type = K_INT,
+			       .off = BK(max_held_acks),
+			       .size = 4,
+			       .min = 1,
+			       .max = 1000000,
+			       .def = "1000" },
+	[KB_MAX_QUEUED_MESSAGES] = { .name = "max_queued_messages",
+				     .type = K_INT,
+				     .off = BK(max_queued_messages),
+				     .size = 4,
+				     .min = 0,
+				     .max = 100000000,
+				     .def = "1000",
+				     .help = "per offline session" },
+	[KB_MAX_QUEUED_BYTES] = { .name = "max_queued_bytes",
+				  .type = K_SIZE,
+				  .off = BK(max_queued_bytes),
+				  .size = 8,
+				  .min = 0,
+				  .max = 0,
+				  .def = "16M" },
+	[KB_MAX_KEEPALIVE] = { .name = "max_keepalive",
+			       .type = K_INT,
+			       .off = BK(max_keepalive),
+			       .size = 2,
+			       .min = 0,
+			       .max = 65535,
+			       .def = "65535" },
+	[KB_MAX_TOPIC_ALIAS] = { .name = "max_topic_alias",
+				 .type = K_INT,
+				 .off = BK(max_topic_alias),
+				 .size = 2,
+				 .min = 0,
+				 .max = 65535,
+				 .def = "64" },
+	[KB_RETAIN_AVAILABLE] = { .name = "retain_available",
+				  .type = K_BOOL,
+				  .off = BK(retain_available),
+				  .def = "yes" },
+	[KB_SYS_INTERVAL] = { .name = "sys_interval",
+			      .type = K_DUR,
+			      .off = BK(sys_interval_ms),
+			      .size = 8,
+			      .min = 0,
+			      .max = 0,
+			      .def = "10s" },
+	[KB_PERSIST] = { .name = "persist", .type = K_BOOL, .off = BK(persist), .def = "yes" },
+	[KB_ACL_FILE] = { .name = "acl_file",
+			  .type = K_CUSTOM,
+			  .off = 0,
+			  .fn = k_acl_file,
+			  .help = "Mosquitto's acl_file syntax" },
+	[KB_CERT_FILE] = { .name = "cert_file",
+			   .type = K_PATH,
+			   .off = BK(tls.cert_file),
+			   .help = "for mqtts:// and wss:// listeners" },
+	[KB_KEY_FILE] = { .name = "key_file", .type = K_PATH, .off = BK(tls.key_file) },
+	[KB_CA_FILE] = { .name = "ca_file",
+			 .type = K_PATH,
+			 .off = BK(tls.ca_file),
+			 .help = "client certificates are verified against it" },
+	[KB_REQUIRE_CERTIFICATE] = { .name = "require_certificate",
+				     .type = K_BOOL,
+				     .off = BK(tls.require_certificate),
+				     .def = "no" },
+	[KB_USE_IDENTITY_AS_USERNAME] = { .name = "use_identity_as_username",
+					  .type = K_BOOL,
+					  .off = BK(tls.use_identity_as_username),
+					  .def = "no" },
+	[KB_WS_PATH] = { .name = "ws_path",
+			 .type = K_CUSTOM,
+			 .off = BK(ws_path),
+			 .fn = k_ws_path,
+			 .show = show_str,
+			 .flag = F_KEEP,
+			 .def = "/mqtt" },
 };
 
 /* [listener:NAME]: one more listener with TLS and WebSocket keys of its own. */
+enum {
+	KL_URL,
+	KL_CERT_FILE,
+	KL_KEY_FILE,
+	KL_CA_FILE,
+	KL_REQUIRE_CERTIFICATE,
+	KL_USE_IDENTITY_AS_USERNAME,
+	KL_WS_PATH,
+	__KL_MAX,
+};
+
 #define LK(f) offsetof(struct brk_listener_cfg, f)
-static const struct ad_key listener_keys[] = {
-	{ .name = "url", .type = K_CUSTOM, .off = 0, .fn = k_lurl, .flag = F_KEEP },
-	{ .name = "cert_file", .type = K_PATH, .off = LK(tls.cert_file) },
-	{ .name = "key_file", .type = K_PATH, .off = LK(tls.key_file) },
-	{ .name = "ca_file", .type = K_PATH, .off = LK(tls.ca_file) },
-	{ .name = "require_certificate", .type = K_BOOL, .off = LK(tls.require_certificate) },
-	{ .name = "use_identity_as_username",
-	  .type = K_BOOL,
-	  .off = LK(tls.use_identity_as_username) },
-	{ .name = "ws_path",
-	  .type = K_CUSTOM,
-	  .off = LK(ws_path),
-	  .fn = k_ws_path,
-	  .flag = F_KEEP },
-	{ .name = NULL },
+static const struct ad_key listener_keys[__KL_MAX] = {
+	[KL_URL] = { .name = "url",
+		     .type = K_CUSTOM,
+		     .off = LK(url),
+		     .fn = k_lurl,
+		     .show = show_str,
+		     .flag = F_KEEP },
+	[KL_CERT_FILE] = { .name = "cert_file",
+			   .type = K_PATH,
+			   .off = LK(tls.cert_file),
+			   .help = "for mqtts:// and wss:// listeners" },
+	[KL_KEY_FILE] = { .name = "key_file", .type = K_PATH, .off = LK(tls.key_file) },
+	[KL_CA_FILE] = { .name = "ca_file",
+			 .type = K_PATH,
+			 .off = LK(tls.ca_file),
+			 .help = "client certificates are verified against it" },
+	[KL_REQUIRE_CERTIFICATE] = { .name = "require_certificate",
+				     .type = K_BOOL,
+				     .off = LK(tls.require_certificate),
+				     .def = "no" },
+	[KL_USE_IDENTITY_AS_USERNAME] = { .name = "use_identity_as_username",
+					  .type = K_BOOL,
+					  .off = LK(tls.use_identity_as_username),
+					  .def = "no" },
+	[KL_WS_PATH] = { .name = "ws_path",
+			 .type = K_CUSTOM,
+			 .off = LK(ws_path),
+			 .fn = k_ws_path,
+			 .show = show_str,
+			 .flag = F_KEEP,
+			 .help = "default: /mqtt" },
 };
 
 #define SK(f) offsetof(struct gw_store_config, f)
-static const struct ad_key store_keys[] = {
-	{ .name = "path", .type = K_STR, .off = SK(path) },
-	{ .name = "queue_max_messages",
-	  .type = K_INT,
-	  .off = SK(queue_max_messages),
-	  .size = 8,
-	  .min = 1,
-	  .max = 1000000000LL },
-	{ .name = "queue_max_bytes",
-	  .type = K_SIZE,
-	  .off = SK(queue_max_bytes),
-	  .size = 8,
-	  .min = 1024,
-	  .max = 0 },
-	{ .name = "overflow", .type = K_ENUM, .off = SK(overflow), .size = 4, .enums = overflows },
-	{ .name = "sync_interval",
-	  .type = K_DUR,
-	  .off = SK(sync_interval_ms),
-	  .size = 8,
-	  .min = 1,
-	  .max = 60000 },
-	{ .name = "synchronous",
-	  .type = K_ENUM,
-	  .off = SK(synchronous),
-	  .size = 4,
-	  .enums = synchronous_modes },
-	{ .name = NULL },
+enum {
+	KS_PATH,
+	KS_QUEUE_MAX_MESSAGES,
+	KS_QUEUE_MAX_BYTES,
+	KS_OVERFLOW,
+	KS_SYNC_INTERVAL,
+	KS_SYNCHRONOUS,
+	__KS_MAX,
+};
+
+static const struct ad_key store_keys[__KS_MAX] = {
+	[KS_PATH] = { .name = "path",
+		      .type = K_STR,
+		      .off = SK(path),
+		      .def = "{data_dir}/fieldmq.db" },
+	[KS_QUEUE_MAX_MESSAGES] = { .name = "queue_max_messages",
+				    .type = K_INT,
+				    .off = SK(queue_max_messages),
+				    .size = 8,
+				    .min = 1,
+				    .max = 1000000000LL,
+				    .def = "1000000" },
+	[KS_QUEUE_MAX_BYTES] = { .name = "queue_max_bytes",
+				 .type = K_SIZE,
+				 .off = SK(queue_max_bytes),
+				 .size = 8,
+				 .min = 1024,
+				 .max = 0,
+				 .def = "256M" },
+	[KS_OVERFLOW] = { .name = "overflow",
+			  .type = K_ENUM,
+			  .off = SK(overflow),
+			  .size = 4,
+			  .enums = overflows,
+			  .def = "drop_oldest" },
+	[KS_SYNC_INTERVAL] = { .name = "sync_interval",
+			       .type = K_DUR,
+			       .off = SK(sync_interval_ms),
+			       .size = 8,
+			       .min = 1,
+			       .max = 60000,
+			       .def = "100ms" },
+	[KS_SYNCHRONOUS] = { .name = "synchronous",
+			     .type = K_ENUM,
+			     .off = SK(synchronous),
+			     .size = 4,
+			     .enums = synchronous_modes,
+			     .def = "normal" },
 };
 
 #define UK(f) offsetof(struct gw_uplink_config, f)
-static const struct ad_key uplink_keys[] = {
-	{ .name = "enabled", .type = K_BOOL, .off = UK(enabled) },
-	{ .name = "url", .type = K_CUSTOM, .off = 0, .fn = k_url, .flag = F_KEEP },
-	{ .name = "client_id", .type = K_STR, .off = UK(client_id) },
-	{ .name = "username", .type = K_STR, .off = UK(username) },
-	{ .name = "password", .type = K_STR, .off = UK(password) },
-	{ .name = "ca_file", .type = K_PATH, .off = UK(ca_file) },
-	{ .name = "cert_file", .type = K_PATH, .off = UK(cert_file) },
-	{ .name = "key_file", .type = K_PATH, .off = UK(key_file) },
-	{ .name = "tls_insecure", .type = K_BOOL, .off = UK(tls_insecure) },
-	{ .name = "protocol",
-	  .type = K_ENUM,
-	  .off = UK(protocol),
-	  .size = 1,
-	  .enums = protocols_up,
-	  .enum_vals = protocols_up_vals },
-	{ .name = "keepalive",
-	  .type = K_DUR,
-	  .off = UK(keepalive_ms),
-	  .size = 8,
-	  .min = 0,
-	  .max = 65535000 },
-	{ .name = "session_expiry",
-	  .type = K_DUR,
-	  .off = UK(session_expiry_ms),
-	  .size = 8,
-	  .min = 0,
-	  .max = 4294967295000LL },
-	{ .name = "forward", .type = K_CUSTOM, .off = 0, .fn = k_forward },
-	{ .name = "remote_prefix", .type = K_CUSTOM, .off = UK(remote_prefix), .fn = k_topic },
-	{ .name = "subscribe", .type = K_CUSTOM, .off = 0, .fn = k_subscribe },
-	{ .name = "local_prefix", .type = K_CUSTOM, .off = UK(local_prefix), .fn = k_topic },
-	{ .name = "queue", .type = K_ENUM, .off = UK(queue), .size = 4, .enums = upqueues },
-	{ .name = "queue_qos0", .type = K_BOOL, .off = UK(queue_qos0) },
-	{ .name = "max_inflight",
-	  .type = K_INT,
-	  .off = UK(max_inflight),
-	  .size = 2,
-	  .min = 1,
-	  .max = 65535 },
-	{ .name = "drain_rate",
-	  .type = K_INT,
-	  .off = UK(drain_rate),
-	  .size = 4,
-	  .min = 0,
-	  .max = 10000000 },
-	{ .name = "reconnect_min",
-	  .type = K_DUR,
-	  .off = UK(reconnect_min_ms),
-	  .size = 8,
-	  .min = 10,
-	  .max = 0 },
-	{ .name = "reconnect_max",
-	  .type = K_DUR,
-	  .off = UK(reconnect_max_ms),
-	  .size = 8,
-	  .min = 10,
-	  .max = 0 },
-	{ .name = NULL },
+enum {
+	KU_ENABLED,
+	KU_URL,
+	KU_CLIENT_ID,
+	KU_USERNAME,
+	KU_PASSWORD,
+	KU_CA_FILE,
+	KU_CERT_FILE,
+	KU_KEY_FILE,
+	KU_TLS_INSECURE,
+	KU_PROTOCOL,
+	KU_KEEPALIVE,
+	KU_SESSION_EXPIRY,
+	KU_FORWARD,
+	KU_REMOTE_PREFIX,
+	KU_SUBSCRIBE,
+	KU_LOCAL_PREFIX,
+	KU_QUEUE,
+	KU_QUEUE_QOS0,
+	KU_MAX_INFLIGHT,
+	KU_DRAIN_RATE,
+	KU_RECONNECT_MIN,
+	KU_RECONNECT_MAX,
+	__KU_MAX,
+};
+
+static const struct ad_key uplink_keys[__KU_MAX] = {
+	[KU_ENABLED] = { .name = "enabled", .type = K_BOOL, .off = UK(enabled), .def = "no" },
+	[KU_URL] = { .name = "url",
+		     .type = K_CUSTOM,
+		     .off = UK(url),
+		     .fn = k_url,
+		     .show = show_str,
+		     .flag = F_KEEP },
+	[KU_CLIENT_ID] = { .name = "client_id",
+			   .type = K_STR,
+			   .off = UK(client_id),
+			   .def = "{id}" },
+	[KU_USERNAME] = { .name = "username", .type = K_STR, .off = UK(username) },
+	[KU_PASSWORD] = { .name = "password",
+			  .type = K_STR,
+			  .off = UK(password),
+			  .flag = AD_KF_SECRET },
+	[KU_CA_FILE] = { .name = "ca_file", .type = K_PATH, .off = UK(ca_file) },
+	[KU_CERT_FILE] = { .name = "cert_file", .type = K_PATH, .off = UK(cert_file) },
+	[KU_KEY_FILE] = { .name = "key_file", .type = K_PATH, .off = UK(key_file) },
+	[KU_TLS_INSECURE] = { .name = "tls_insecure",
+			      .type = K_BOOL,
+			      .off = UK(tls_insecure),
+			      .def = "no" },
+	[KU_PROTOCOL] = { .name = "protocol",
+			  .type = K_ENUM,
+			  .off = UK(protocol),
+			  .size = 1,
+			  .enums = protocols_up,
+			  .enum_vals = protocols_up_vals,
+			  .def = "5" },
+	[KU_KEEPALIVE] = { .name = "keepalive",
+			   .type = K_DUR,
+			   .off = UK(keepalive_ms),
+			   .size = 8,
+			   .min = 0,
+			   .max = 65535000,
+			   .def = "60s" },
+	[KU_SESSION_EXPIRY] = { .name = "session_expiry",
+				.type = K_DUR,
+				.off = UK(session_expiry_ms),
+				.size = 8,
+				.min = 0,
+				.max = 4294967295000LL,
+				.def = "1d" },
+	[KU_FORWARD] = { .name = "forward",
+			 .type = K_CUSTOM,
+			 .off = 0,
+			 .fn = k_forward,
+			 .show = show_forward,
+			 .def = "fieldmq/# 1",
+			 .help = "local FILTER [QOS], comma-separated" },
+	[KU_REMOTE_PREFIX] = { .name = "remote_prefix",
+			       .type = K_CUSTOM,
+			       .off = UK(remote_prefix),
+			       .fn = k_topic,
+			       .show = show_str },
+	[KU_SUBSCRIBE] = { .name = "subscribe",
+			   .type = K_CUSTOM,
+			   .off = 0,
+			   .fn = k_subscribe,
+			   .show = show_subscribe,
+			   .help = "cloud FILTER [QOS], comma-separated" },
+	[KU_LOCAL_PREFIX] = { .name = "local_prefix",
+			      .type = K_CUSTOM,
+			      .off = UK(local_prefix),
+			      .fn = k_topic,
+			      .show = show_str },
+	[KU_QUEUE] = { .name = "queue",
+		       .type = K_ENUM,
+		       .off = UK(queue),
+		       .size = 4,
+		       .enums = upqueues,
+		       .def = "always" },
+	[KU_QUEUE_QOS0] = { .name = "queue_qos0",
+			    .type = K_BOOL,
+			    .off = UK(queue_qos0),
+			    .def = "yes" },
+	[KU_MAX_INFLIGHT] = { .name = "max_inflight",
+			      .type = K_INT,
+			      .off = UK(max_inflight),
+			      .size = 2,
+			      .min = 1,
+			      .max = 65535,
+			      .def = "32" },
+	[KU_DRAIN_RATE] = { .name = "drain_rate",
+			    .type = K_INT,
+			    .off = UK(drain_rate),
+			    .size = 4,
+			    .min = 0,
+			    .max = 10000000,
+			    .def = "0",
+			    .help = "msgs/s while draining, 0 = unlimited" },
+	[KU_RECONNECT_MIN] = { .name = "reconnect_min",
+			       .type = K_DUR,
+			       .off = UK(reconnect_min_ms),
+			       .size = 8,
+			       .min = 10,
+			       .max = 0,
+			       .def = "1s" },
+	[KU_RECONNECT_MAX] = { .name = "reconnect_max",
+			       .type = K_DUR,
+			       .off = UK(reconnect_max_ms),
+			       .size = 8,
+			       .min = 10,
+			       .max = 0,
+			       .def = "2m" },
 };
 
 #define MK(f) offsetof(struct gw_mqttsn_config, f)
-static const struct ad_key mqttsn_keys[] = {
-	{ .name = "enabled", .type = K_BOOL, .off = MK(enabled) },
-	{ .name = "listen", .type = K_CUSTOM, .off = MK(listen), .fn = k_hostport, .flag = F_KEEP },
-	{ .name = "gateway_id",
-	  .type = K_INT,
-	  .off = MK(gateway_id),
-	  .size = 1,
-	  .min = 0,
-	  .max = 255 },
-	{ .name = "advertise_interval",
-	  .type = K_DUR,
-	  .off = MK(advertise_interval_ms),
-	  .size = 8,
-	  .min = 0,
-	  .max = 0 },
-	{ .name = "multicast", .type = K_CUSTOM, .off = 0, .fn = k_multicast },
-	{ .name = "max_clients",
-	  .type = K_INT,
-	  .off = MK(max_clients),
-	  .size = 4,
-	  .min = 1,
-	  .max = 1000000 },
-	{ .name = "retry_interval",
-	  .type = K_DUR,
-	  .off = MK(retry_interval_ms),
-	  .size = 8,
-	  .min = 100,
-	  .max = 0 },
-	{ .name = "mountpoint", .type = K_CUSTOM, .off = MK(mountpoint), .fn = k_topic },
-	{ .name = "max_queued",
-	  .type = K_INT,
-	  .off = MK(max_queued),
-	  .size = 4,
-	  .min = 1,
-	  .max = 100000 },
-	{ .name = "max_retries",
-	  .type = K_INT,
-	  .off = MK(max_retries),
-	  .size = 4,
-	  .min = 1,
-	  .max = 100 },
-	{ .name = NULL },
+enum {
+	KM_ENABLED,
+	KM_LISTEN,
+	KM_GATEWAY_ID,
+	KM_ADVERTISE_INTERVAL,
+	KM_MULTICAST,
+	KM_MAX_CLIENTS,
+	KM_RETRY_INTERVAL,
+	KM_MOUNTPOINT,
+	KM_MAX_QUEUED,
+	KM_MAX_RETRIES,
+	__KM_MAX,
+};
+
+static const struct ad_key mqttsn_keys[__KM_MAX] = {
+	[KM_ENABLED] = { .name = "enabled", .type = K_BOOL, .off = MK(enabled), .def = "no" },
+	[KM_LISTEN] = { .name = "listen",
+			.type = K_CUSTOM,
+			.off = MK(listen),
+			.fn = k_hostport,
+			.show = show_str,
+			.flag = F_KEEP,
+			.def = "0.0.0.0:1884" },
+	[KM_GATEWAY_ID] = { .name = "gateway_id",
+			    .type = K_INT,
+			    .off = MK(gateway_id),
+			    .size = 1,
+			    .min = 0,
+			    .max = 255,
+			    .def = "1" },
+	[KM_ADVERTISE_INTERVAL] = { .name = "advertise_interval",
+				    .type = K_DUR,
+				    .off = MK(advertise_interval_ms),
+				    .size = 8,
+				    .min = 0,
+				    .max = 0,
+				    .def = "15m" },
+	[KM_MULTICAST] = { .name = "multicast",
+			   .type = K_CUSTOM,
+			   .off = MK(multicast),
+			   .fn = k_multicast,
+			   .show = show_str,
+			   .help = "e.g. 225.1.1.1:1883; empty = off" },
+	[KM_MAX_CLIENTS] = { .name = "max_clients",
+			     .type = K_INT,
+			     .off = MK(max_clients),
+			     .size = 4,
+			     .min = 1,
+			     .max = 1000000,
+			     .def = "1000" },
+	[KM_RETRY_INTERVAL] = { .name = "retry_interval",
+				.type = K_DUR,
+				.off = MK(retry_interval_ms),
+				.size = 8,
+				.min = 100,
+				.max = 0,
+				.def = "10s" },
+	[KM_MOUNTPOINT] = { .name = "mountpoint",
+			    .type = K_CUSTOM,
+			    .off = MK(mountpoint),
+			    .fn = k_topic,
+			    .show = show_str },
+	[KM_MAX_QUEUED] = { .name = "max_queued",
+			    .type = K_INT,
+			    .off = MK(max_queued),
+			    .size = 4,
+			    .min = 1,
+			    .max = 100000,
+			    .def = "100" },
+	[KM_MAX_RETRIES] = { .name = "max_retries",
+			     .type = K_INT,
+			     .off = MK(max_retries),
+			     .size = 4,
+			     .min = 1,
+			     .max = 100,
+			     .def = "5" },
 };
 
 /* ------------------------------------------------- device map: common keys */
@@ -1232,50 +1541,40 @@ static int set_key(struct parse *p, void *base, const struct ad_key *k, const ch
 
 /* -------------------------------------------------------------- sections */
 
-static void gateway_defaults(struct gw_gateway_config *g)
-{
-	g->log_level = LOG_INFO;
-	g->log_target = GW_LOG_STDERR;
-	g->payload = GW_PAYLOAD_JSON;
-	g->publish = AD_PUB_ON_CHANGE;
-	g->heartbeat_ms = 5 * 60 * 1000;
-}
+/*
+ * The main file's sections with key tables, in file order: where each
+ * section's struct is in struct gw_config. Their defaults are the rows'
+ * (applied before the file is read); --check-config -v prints them.
+ */
+static const struct main_sect {
+	const char *name;
+	enum sect kind;
+	struct ad_keys keys;
+	size_t off;
+} main_sects[] = {
+	{ "gateway",
+	  S_GATEWAY,
+	  { gateway_keys, __KG_MAX, 0 },
+	  offsetof(struct gw_config, gateway) },
+	{ "broker", S_BROKER, { broker_keys, __KB_MAX, 0 }, offsetof(struct gw_config, broker) },
+	{ "store", S_STORE, { store_keys, __KS_MAX, 0 }, offsetof(struct gw_config, store) },
+	{ "uplink", S_UPLINK, { uplink_keys, __KU_MAX, 0 }, offsetof(struct gw_config, uplink) },
+	{ "mqttsn", S_MQTTSN, { mqttsn_keys, __KM_MAX, 0 }, offsetof(struct gw_config, mqttsn) },
+};
 
-static void store_defaults(struct gw_store_config *s)
-{
-	s->queue_max_messages = 1000000;
-	s->queue_max_bytes = 256ULL << 20;
-	s->overflow = GW_OVERFLOW_DROP_OLDEST;
-	s->sync_interval_ms = 100;
-}
+static void apply_defaults(struct parse *p, const struct ad_keys *t, void *obj);
 
-static void uplink_defaults(struct gw_uplink_config *u)
+/* Every main section's defaults, from its rows (paths relative to the main file's folder). */
+static void main_defaults(struct parse *p)
 {
-	u->enabled = false;
-	u->protocol = 5;
-	u->keepalive_ms = 60000;
-	u->session_expiry_ms = 86400000;
-	u->forward[0].filter = (char *)"fieldmq/#";
-	u->forward[0].qos = 1;
-	u->n_forward = 1;
-	u->queue = GW_UPQ_ALWAYS;
-	u->queue_qos0 = true;
-	u->max_inflight = 32;
-	u->drain_rate = 0;
-	u->reconnect_min_ms = 1000;
-	u->reconnect_max_ms = 120000;
-}
+	unsigned int i;
 
-static void mqttsn_defaults(struct gw_mqttsn_config *m)
-{
-	m->enabled = false;
-	m->listen = (char *)"0.0.0.0:1884";
-	m->gateway_id = 1;
-	m->advertise_interval_ms = 15 * 60 * 1000;
-	m->max_clients = 1000;
-	m->max_queued = 100;
-	m->max_retries = 5;
-	m->retry_interval_ms = 10000;
+	brk_config_defaults(&p->cfg->broker); /* what has no key */
+	for (i = 0; i < GW_ARRAY_SIZE(main_sects); i++) {
+		snprintf(p->section, sizeof(p->section), "%s", main_sects[i].name);
+		apply_defaults(p, &main_sects[i].keys, (char *)p->cfg + main_sects[i].off);
+	}
+	p->section[0] = '\0';
 }
 
 static const struct {
@@ -1678,6 +1977,8 @@ static int parse_file(struct parse *p, const char *path, bool main_file)
 	p->kind = S_NONE;
 	p->obj = NULL;
 	p->section[0] = '\0';
+	if (main_file && p->cfg)
+		main_defaults(p);
 	p->f = fopen(path, "r");
 	if (!p->f) {
 		rc = -errno;
@@ -2206,24 +2507,10 @@ int gw_config_load_drivers(const char *path, const struct ad_driver *drivers, st
 	p.dm = cfg->devmap;
 	p.arena = &cfg->arena;
 	cfg->path = arena_strdup(&cfg->arena, path);
-	gateway_defaults(&cfg->gateway);
-	brk_config_defaults(&cfg->broker);
-	store_defaults(&cfg->store);
-	uplink_defaults(&cfg->uplink);
-	mqttsn_defaults(&cfg->mqttsn);
-	cfg->gateway.topic_prefix = (char *)"fieldmq/{id}";
-	cfg->gateway.data_dir = (char *)"/var/lib/fieldmq";
-	cfg->gateway.devices = NULL;
-	cfg->store.path = (char *)"{data_dir}/fieldmq.db";
-	cfg->uplink.client_id = (char *)"{id}";
 
 	rc = parse_file(&p, path, true);
 	if (rc == -ENOENT || rc == -EACCES || rc == -ENOMEM)
 		return rc;
-	if (!cfg->gateway.devices && p.dir) {
-		/* default: the devices.d folder beside the main file */
-		cfg->gateway.devices = resolve_path(&p, "devices.d/*.ini");
-	}
 	if (!cfg->gateway.id) {
 		default_id(id, sizeof(id));
 		cfg->gateway.id = arena_strdup(&cfg->arena, id);
@@ -2311,4 +2598,212 @@ struct ad_point *gw_devmap_point(const struct ad_device *dev, struct gw_slice na
 		if (gw_slice_eq_cstr(name, dev->points[i]->name))
 			return dev->points[i];
 	return NULL;
+}
+
+/* ------------------------------------------------ the effective configuration */
+
+static uint64_t get_int(const void *src, unsigned char size)
+{
+	switch (size) {
+	case 1:
+		return *(const uint8_t *)src;
+	case 2:
+		return *(const uint16_t *)src;
+	case 4:
+		return *(const uint32_t *)src;
+	default:
+		return *(const uint64_t *)src;
+	}
+}
+
+/* A duration in ms as it would be written: the largest unit that divides it. */
+static void fmt_duration(uint64_t ms, char *buf, size_t n)
+{
+	static const struct {
+		uint64_t ms;
+		const char *unit;
+	} units[] = { { 86400000, "d" }, { 3600000, "h" }, { 60000, "m" }, { 1000, "s" } };
+	unsigned int i;
+
+	for (i = 0; i < GW_ARRAY_SIZE(units); i++) {
+		if (ms && ms % units[i].ms == 0) {
+			snprintf(buf, n, "%" PRIu64 "%s", ms / units[i].ms, units[i].unit);
+			return;
+		}
+	}
+	snprintf(buf, n, "%" PRIu64 "ms", ms);
+}
+
+static void fmt_size(uint64_t v, char *buf, size_t n)
+{
+	static const char units[] = "GMK";
+	unsigned int i;
+
+	for (i = 0; i < 3; i++) {
+		uint64_t u = 1ULL << (10 * (3 - i));
+
+		if (v && v % u == 0) {
+			snprintf(buf, n, "%" PRIu64 "%c", v / u, units[i]);
+			return;
+		}
+	}
+	snprintf(buf, n, "%" PRIu64, v);
+}
+
+/* The shortest text that reads back as @d. */
+static void fmt_double(double d, char *buf, size_t n)
+{
+	int prec;
+
+	for (prec = 1; prec <= 17; prec++) {
+		snprintf(buf, n, "%.*g", prec, d);
+		if (strtod(buf, NULL) == d)
+			return;
+	}
+}
+
+/*
+ * Writes one key of @obj as "key = value" to @f; a key without a value
+ * (an absent string, a secret, a custom key without a printer) is written
+ * as a comment, so the output still reads as an INI file.
+ */
+static void print_key(FILE *f, const struct ad_driver *drivers, const void *obj,
+		      const struct ad_key *k)
+{
+	const void *src = (const char *)obj + k->off;
+	char buf[2048];
+	unsigned int i;
+	uint64_t v;
+
+	buf[0] = '\0';
+	if (k->flag & AD_KF_SECRET) {
+		if (k->type == K_STR && *(char *const *)src)
+			fprintf(f, "; %s = (set, not shown)\n", k->name);
+		return;
+	}
+	switch (k->type) {
+	case K_STR:
+	case K_PATH:
+		if (!*(char *const *)src) {
+			fprintf(f, "; %s = (none)\n", k->name);
+			return;
+		}
+		snprintf(buf, sizeof(buf), "%s", *(char *const *)src);
+		break;
+	case K_BOOL:
+		snprintf(buf, sizeof(buf), "%s", *(const bool *)src ? "yes" : "no");
+		break;
+	case K_DUR:
+		fmt_duration(get_int(src, k->size), buf, sizeof(buf));
+		break;
+	case K_SIZE:
+		fmt_size(get_int(src, k->size), buf, sizeof(buf));
+		break;
+	case K_INT:
+		v = get_int(src, k->size);
+		if (!v && (k->flag & AD_KF_ZERO_UNSET)) {
+			fprintf(f, "; %s = (none)\n", k->name);
+			return;
+		}
+		snprintf(buf, sizeof(buf), "%" PRIu64, v);
+		break;
+	case K_DOUBLE:
+		fmt_double(*(const double *)src, buf, sizeof(buf));
+		break;
+	case K_ENUM:
+		v = get_int(src, k->size);
+		snprintf(buf, sizeof(buf), "?");
+		for (i = 0; k->enums[i]; i++) {
+			if ((uint64_t)(k->enum_vals ? k->enum_vals[i] : (int)i + k->enum_base) ==
+			    v) {
+				snprintf(buf, sizeof(buf), "%s", k->enums[i]);
+				break;
+			}
+		}
+		break;
+	case K_CUSTOM:
+		if (k->fn == k_protocol) {
+			v = *(const enum ad_protocol *)src;
+			snprintf(buf, sizeof(buf), "%s",
+				 v < __AD_PROTO_MAX && drivers[v].name ? drivers[v].name : "?");
+		} else if (k->show) {
+			k->show(obj, k, buf, sizeof(buf));
+			if (!buf[0] && (k->flag & F_KEEP))
+				return; /* e.g. no bus = NAME */
+		} else {
+			fprintf(f, "; %s = (not shown)\n", k->name);
+			return;
+		}
+		break;
+	}
+	fprintf(f, "%s = %s\n", k->name, buf);
+}
+
+static void print_keys(FILE *f, const struct ad_driver *drivers, const struct ad_keys *t,
+		       const void *obj)
+{
+	unsigned int i;
+
+	for (i = 0; obj && i < t->n; i++)
+		if (t->rows[i].name)
+			print_key(f, drivers, obj, &t->rows[i]);
+}
+
+void gw_config_print(const struct gw_config *cfg, FILE *f)
+{
+	const struct ad_driver *drivers = cfg->drivers ? cfg->drivers : gw_drivers;
+	const struct ad_map *map = &cfg->devmap->map;
+	unsigned int i;
+
+	fprintf(f, "; %s: the effective configuration (defaults filled in)\n", cfg->path);
+	for (i = 0; i < GW_ARRAY_SIZE(main_sects); i++) {
+		fprintf(f, "\n[%s]\n", main_sects[i].name);
+		print_keys(f, drivers, &main_sects[i].keys, (const char *)cfg + main_sects[i].off);
+	}
+	for (i = 0; i < cfg->broker.n_listen; i++) {
+		const struct brk_listener_cfg *l = &cfg->broker.listen[i];
+		const struct ad_keys lk = { listener_keys, __KL_MAX, 0 };
+
+		if (!l->name)
+			continue;
+		fprintf(f, "\n[listener:%s]\n", l->name);
+		print_keys(f, drivers, &lk, l);
+	}
+	for (i = 0; i < cfg->mqttsn.n_predefined; i++)
+		fprintf(f, "%s%u = %s\n", i ? "" : "\n[mqttsn.predefined]\n",
+			cfg->mqttsn.predefined[i].id, cfg->mqttsn.predefined[i].topic);
+	fprintf(f,
+		"\n; device maps (%s): %u devices, %u points; effective values (inherited,\n"
+		"; protocol addresses after address_base)\n",
+		cfg->gateway.devices ? cfg->gateway.devices : "", map->n_devices, map->n_points);
+	for (i = 0; i < map->n_buses; i++) {
+		const struct ad_bus *b = map->buses[i];
+		const struct ad_schema *sc = drivers[b->protocol].schema;
+
+		if (b->implicit || !sc)
+			continue;
+		fprintf(f, "\n[bus:%s]\n", b->name);
+		print_keys(f, drivers, &common_bus, b);
+		print_keys(f, drivers, &sc->bus, b->ext);
+	}
+	for (i = 0; i < map->n_devices; i++) {
+		const struct ad_device *d = map->devices[i];
+		const struct ad_schema *sc = drivers[d->protocol].schema;
+		unsigned int j;
+
+		if (!sc)
+			continue;
+		fprintf(f, "\n[device:%s]\n", d->name);
+		print_keys(f, drivers, &common_device, d);
+		print_keys(f, drivers, &sc->device, d->ext);
+		if (d->bus && d->bus->implicit)
+			print_keys(f, drivers, &sc->bus, d->bus->ext);
+		for (j = 0; j < d->n_points; j++) {
+			const struct ad_point *pt = d->points[j];
+
+			fprintf(f, "\n[point:%s/%s]\n", d->name, pt->name);
+			print_keys(f, drivers, &common_point, pt);
+			print_keys(f, drivers, &sc->point, pt->ext);
+		}
+	}
 }

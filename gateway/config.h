@@ -8,6 +8,8 @@
 #ifndef FIELDMQ_CONFIG_H
 #define FIELDMQ_CONFIG_H
 
+#include <stdio.h>
+
 #include "adapters/adapter.h"
 #include "broker/broker.h"
 #include "gateway/base/base.h"
@@ -164,6 +166,15 @@ int gw_config_load_drivers(const char *path, const struct ad_driver *drivers, st
  */
 int gw_devmap_load(const struct gw_config *cfg, struct gw_devmap **out, char *err, size_t errlen);
 void gw_devmap_free(struct gw_devmap *dm);
+
+/*
+ * gw_config_print - the effective configuration of @cfg as INI text on @f:
+ * every key of every main section and of every bus, device and point, with
+ * the defaults filled in (from the key tables' rows: one source for every
+ * default) and the device maps' inherited values resolved. Secrets and
+ * absent values are written as comments. For fieldmq --check-config -v.
+ */
+void gw_config_print(const struct gw_config *cfg, FILE *f);
 
 /* Looks a device / point up by name; NULL when absent. */
 struct ad_device *gw_devmap_device(const struct gw_devmap *dm, struct gw_slice name);

@@ -26,7 +26,8 @@ static void usage(FILE *f)
 		   "  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
 		   "  -v, --verbose       log at debug level, whatever log_level says\n"
 		   "      --check-config  validate the configuration and device maps, then exit\n"
-		   "                      (0 valid, 2 invalid)\n"
+		   "                      (0 valid, 2 invalid); with -v, print the effective\n"
+		   "                      configuration (every key, defaults filled in)\n"
 		   "      --version       print the version and exit\n"
 		   "  -h, --help          this text\n");
 }
@@ -91,8 +92,10 @@ int main(int argc, char **argv)
 	}
 	free(err);
 	if (check) {
-		printf("%s: configuration OK (%u devices, %u points)\n", path,
-		       cfg.devmap->map.n_devices, cfg.devmap->map.n_points);
+		if (verbose)
+			gw_config_print(&cfg, stdout);
+		printf("%s%s: configuration OK (%u devices, %u points)\n", verbose ? "\n; " : "",
+		       path, cfg.devmap->map.n_devices, cfg.devmap->map.n_points);
 		gw_config_free(&cfg);
 		return 0;
 	}

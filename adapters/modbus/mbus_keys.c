@@ -280,6 +280,7 @@ static const struct ad_key point_rows[__MB_PT_MAX] = {
 			.size = 1,
 			.min = 0,
 			.max = 15,
+			.flag = AD_KF_ZERO_UNSET,
 			.help = "0-15, for type = bit" },
 	[MB_PT_LENGTH] = { .name = "length",
 			   .type = AD_K_INT,
@@ -287,6 +288,7 @@ static const struct ad_key point_rows[__MB_PT_MAX] = {
 			   .size = 2,
 			   .min = 1,
 			   .max = 123,
+			   .flag = AD_KF_ZERO_UNSET,
 			   .help = "registers, for type = string" },
 };
 

@@ -435,6 +435,162 @@ static void test_registered_defaults(void **state)
 	gw_config_free(&cfg);
 }
 
+/* With an empty main file every default comes from the rows, and they are DESIGN.md's. */
+static void test_main_defaults(void **state)
+{
+	struct gw_config cfg;
+	char err[4096], path[512], devs[512];
+
+	(void)state;
+	write_file("main.ini", "[gateway]\nid = g\n");
+	write_file("devices.d/a.ini", "");
+	snprintf(path, sizeof(path), "%s/main.ini", dir);
+	if (gw_config_load(path, &cfg, err, sizeof(err)))
+		fail_msg("%s", err);
+	snprintf(devs, sizeof(devs), "%s/devices.d/*.ini", dir);
+	assert_string_equal(cfg.gateway.topic_prefix, "fieldmq/g");
+	assert_string_equal(cfg.gateway.data_dir, "/var/lib/fieldmq");
+	assert_string_equal(cfg.gateway.devices, devs);
+	assert_int_equal(cfg.gateway.log_level, LOG_INFO);
+	assert_int_equal(cfg.gateway.log_target, GW_LOG_STDERR);
+	assert_int_equal(cfg.gateway.payload, GW_PAYLOAD_JSON);
+	assert_int_equal(cfg.gateway.publish, AD_PUB_ON_CHANGE);
+	assert_int_equal(cfg.gateway.heartbeat_ms, 5 * 60 * 1000);
+	assert_int_equal(cfg.broker.n_listen, 1);
+	assert_string_equal(cfg.broker.listen[0].url, "127.0.0.1:1883");
+	assert_true(cfg.broker.allow_anonymous);
+	assert_int_equal(cfg.broker.max_connections, 1024);
+	assert_int_equal(cfg.broker.max_packet_size, 1 << 20);
+	assert_int_equal(cfg.broker.max_inflight, 32);
+	assert_int_equal(cfg.broker.receive_maximum, 65535);
+	assert_int_equal(cfg.broker.max_held_acks, 1000);
+	assert_int_equal(cfg.broker.max_queued_messages, 1000);
+	assert_int_equal(cfg.broker.max_queued_bytes, 16 << 20);
+	assert_int_equal(cfg.broker.max_keepalive, 65535);
+	assert_int_equal(cfg.broker.max_topic_alias, 64);
+	assert_true(cfg.broker.retain_available);
+	assert_int_equal(cfg.broker.sys_interval_ms, 10000);
+	assert_true(cfg.broker.persist);
+	assert_null(cfg.broker.acl);
+	assert_string_equal(cfg.store.path, "/var/lib/fieldmq/fieldmq.db");
+	assert_int_equal(cfg.store.queue_max_messages, 1000000);
+	assert_int_equal(cfg.store.queue_max_bytes, 256ULL << 20);
+	assert_int_equal(cfg.store.overflow, GW_OVERFLOW_DROP_OLDEST);
+	assert_int_equal(cfg.store.sync_interval_ms, 100);
+	assert_int_equal(cfg.store.synchronous, 0);
+	assert_false(cfg.uplink.enabled);
+	assert_null(cfg.uplink.url);
+	assert_string_equal(cfg.uplink.client_id, "g");
+	assert_int_equal(cfg.uplink.protocol, 5);
+	assert_int_equal(cfg.uplink.keepalive_ms, 60000);
+	assert_int_equal(cfg.uplink.session_expiry_ms, 86400000);
+	assert_int_equal(cfg.uplink.n_forward, 1);
+	assert_string_equal(cfg.uplink.forward[0].filter, "fieldmq/#");
+	assert_int_equal(cfg.uplink.forward[0].qos, 1);
+	assert_int_equal(cfg.uplink.n_subscribe, 0);
+	assert_int_equal(cfg.uplink.queue, GW_UPQ_ALWAYS);
+	assert_true(cfg.uplink.queue_qos0);
+	assert_int_equal(cfg.uplink.max_inflight, 32);
+	assert_int_equal(cfg.uplink.drain_rate, 0);
+	assert_int_equal(cfg.uplink.reconnect_min_ms, 1000);
+	assert_int_equal(cfg.uplink.reconnect_max_ms, 120000);
+	assert_false(cfg.mqttsn.enabled);
+	assert_string_equal(cfg.mqttsn.listen, "0.0.0.0:1884");
+	assert_int_equal(cfg.mqttsn.gateway_id, 1);
+	assert_int_equal(cfg.mqttsn.advertise_interval_ms, 15 * 60 * 1000);
+	assert_null(cfg.mqttsn.multicast);
+	assert_int_equal(cfg.mqttsn.max_clients, 1000);
+	assert_int_equal(cfg.mqttsn.retry_interval_ms, 10000);
+	assert_int_equal(cfg.mqttsn.max_queued, 100);
+	assert_int_equal(cfg.mqttsn.max_retries, 5);
+	gw_config_free(&cfg);
+}
+
+/* Prints @cfg into a string (free() it). */
+static char *print_config(const struct gw_config *cfg)
+{
+	FILE *f = tmpfile();
+	char *buf;
+	long len;
+
+	assert_non_null(f);
+	gw_config_print(cfg, f);
+	len = ftell(f);
+	assert_true(len > 0);
+	buf = calloc(1, (size_t)len + 1);
+	assert_non_null(buf);
+	rewind(f);
+	assert_int_equal(fread(buf, 1, (size_t)len, f), (size_t)len);
+	fclose(f);
+	return buf;
+}
+
+/*
+ * --check-config -v: every key with its effective value, the adapters'
+ * keys included, secrets hidden; the printed text loads back to the same
+ * effective configuration.
+ */
+static void test_print_effective(void **state)
+{
+	struct gw_config cfg;
+	char err[4096], path[512];
+	char *out, *again, *maps;
+
+	(void)state;
+	write_file("main.ini", "[gateway]\nid = g\npublish = every_poll\ndata_dir = /tmp/x\n"
+			       "[uplink]\nurl = mqtt://h\npassword = hunter2\n"
+			       "[mqttsn.predefined]\n7 = a/b\n");
+	write_file("devices.d/a.ini", "[bus:l1]\nline = /dev/x\n"
+				      "[device:w]\nprotocol = fake\nurl = u\nbus = l1\ntag = x-t\n"
+				      "[point:w/t]\npath = /p\nscale = 0.1\n"
+				      "[device:m]\nhost = h\nport = 1502\naddress_base = 1\n"
+				      "[point:m/r]\naddress = 10\ntype = float32\n");
+	snprintf(path, sizeof(path), "%s/main.ini", dir);
+	if (gw_config_load_drivers(path, drivers, &cfg, err, sizeof(err)))
+		fail_msg("%s", err);
+	out = print_config(&cfg);
+	gw_config_free(&cfg);
+	assert_non_null(strstr(out, "\n[gateway]\nid = g\ntopic_prefix = fieldmq/g\n"));
+	assert_non_null(strstr(out, "\nheartbeat = 5m\n"));
+	assert_non_null(strstr(out, "\nmax_queued_bytes = 16M\n"));
+	assert_non_null(strstr(out, "\nsync_interval = 100ms\n"));
+	assert_non_null(strstr(out, "\nforward = fieldmq/# 1\n"));
+	assert_non_null(strstr(out, "\n; password = (set, not shown)\n"));
+	assert_null(strstr(out, "hunter2"));
+	assert_non_null(strstr(out, "\n; ca_file = (none)\n"));
+	assert_non_null(strstr(out, "\n[mqttsn.predefined]\n7 = a/b\n"));
+	assert_non_null(strstr(out, "\n[bus:l1]\nprotocol = fake\nline = /dev/x\nspeed = 10\n"));
+	assert_non_null(strstr(out,
+			       "\n[device:w]\nprotocol = fake\nbus = l1\npoll = 1s\n"
+			       "publish = every_poll\nurl = u\nmode = push\nkeepalive = 30s\n"));
+	assert_non_null(strstr(out, "\n[point:w/t]\ntype = float64\nscale = 0.1\n"));
+	assert_non_null(strstr(out, "\npath = /p\nobserve = yes\nformat = auto\n"));
+	/* Modbus: the implicit bus's keys under the device, addresses after address_base. */
+	assert_non_null(strstr(out, "\ntype = tcp\n; device = (none)\nbaud = 9600\n"));
+	assert_non_null(strstr(out, "\nhost = h\nport = 1502\n"));
+	assert_non_null(strstr(out, "\narea = holding\naddress = 9\nbyte_order = ABCD\n"
+				    "; bit = (none)\n; length = (none)\n"));
+
+	/* The device part loads back (address_base 0 now that addresses are protocol ones). */
+	maps = strstr(out, "\n[bus:l1]");
+	assert_non_null(maps);
+	write_file("devices.d/a.ini", maps);
+	{
+		char *ab = strstr(maps, "address_base = 1");
+
+		assert_non_null(ab);
+		ab[15] = '0';
+		write_file("devices.d/a.ini", maps);
+	}
+	if (gw_config_load_drivers(path, drivers, &cfg, err, sizeof(err)))
+		fail_msg("printed map does not load: %s", err);
+	again = print_config(&cfg);
+	gw_config_free(&cfg);
+	assert_string_equal(strstr(again, "\n[bus:l1]"), maps);
+	free(out);
+	free(again);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -443,6 +599,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fake_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_registry_gaps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_registered_defaults, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_main_defaults, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_print_effective, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

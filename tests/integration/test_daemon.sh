@@ -35,6 +35,9 @@ check "... and a valid config in /etc/fieldmq" "$FIELDMQ" --check-config -c "$T/
 check "... whose data_dir is /var/lib/fieldmq" grep -qx "data_dir = /var/lib/fieldmq" "$T/root/etc/fieldmq/fieldmq.ini"
 "$FIELDMQ" --check-config -c "$T/fieldmq.ini" > "$T/check.out" 2>&1
 check "--check-config accepts a valid file" test $? -eq 0
+"$FIELDMQ" --check-config -v -c "$T/fieldmq.ini" > "$T/effective.ini" 2>&1
+check "--check-config -v prints defaults of the main file" grep -qx "max_inflight = 32" "$T/effective.ini"
+check "... and of the device map (poll, the adapter's timeout)" bash -c "grep -qx 'poll = 200ms' '$T/effective.ini' && grep -qx 'timeout = 500ms' '$T/effective.ini'"
 check "--version prints the version" bash -c "'$FIELDMQ' --version | grep -q '^fieldmq [0-9]'"
 
 sed 's/^sys_interval/sys_intervall/' "$T/fieldmq.ini" > "$T/bad.ini"
