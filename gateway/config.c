@@ -1544,7 +1544,9 @@ static int set_key(struct parse *p, void *base, const struct ad_key *k, const ch
 /*
  * The main file's sections with key tables, in file order: where each
  * section's struct is in struct gw_config. Their defaults are the rows'
- * (applied before the file is read); --check-config -v prints them.
+ * (applied before the file is read); on_key() finds their keys here and
+ * --check-config -v prints them. A new main section is an enum sect value,
+ * a row in fixed_sections[] and a row here.
  */
 static const struct main_sect {
 	const char *name;
@@ -1865,7 +1867,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	struct ad_keys keys;
 	uint64_t *seen;
 	void *base = NULL;
-	unsigned int idx;
+	unsigned int idx, i;
 	char list[1024];
 
 	(void)section;
@@ -1877,26 +1879,6 @@ static int on_key(void *user, const char *section, const char *name, const char 
 		return 1;
 	case S_PREDEFINED:
 		return handle_predefined(p, name, value);
-	case S_GATEWAY:
-		keys = KEYS(gateway_keys);
-		base = &p->cfg->gateway;
-		break;
-	case S_BROKER:
-		keys = KEYS(broker_keys);
-		base = &p->cfg->broker;
-		break;
-	case S_STORE:
-		keys = KEYS(store_keys);
-		base = &p->cfg->store;
-		break;
-	case S_UPLINK:
-		keys = KEYS(uplink_keys);
-		base = &p->cfg->uplink;
-		break;
-	case S_MQTTSN:
-		keys = KEYS(mqttsn_keys);
-		base = &p->cfg->mqttsn;
-		break;
 	case S_BUS:
 	case S_DEVICE:
 	case S_POINT:
@@ -1906,7 +1888,14 @@ static int on_key(void *user, const char *section, const char *name, const char 
 		base = p->obj;
 		break;
 	default:
-		return 1;
+		/* A main section with a key table (main_sects): [gateway], [broker], ... */
+		for (i = 0; i < GW_ARRAY_SIZE(main_sects) && main_sects[i].kind != p->kind; i++)
+			;
+		if (i == GW_ARRAY_SIZE(main_sects))
+			return 1;
+		keys = main_sects[i].keys;
+		base = (char *)p->cfg + main_sects[i].off;
+		break;
 	}
 	seen = &p->seen_global[p->kind];
 	k = find_key(&keys, name, &idx);
