@@ -6,12 +6,14 @@
 #   modbus   bench/modbus_bench.sh   (points/s, requests per poll, CPU, RSS)
 #   mqttsn   bench/mqttsn_bench.sh   (QoS 0/1 publishes/s from 100 clients, RSS per client)
 #   uplink   bench/uplink_bench.sh   (drain rate to Mosquitto at QoS 1)
+#   acks     bench/acks_bench.sh     (forwarded QoS 1, PUBACK after commit, vs a Mosquitto bridge;
+#                                     the uplink's drain to a fast cloud)
 # ONLY="store modbus" runs a subset.
 set -u
 cd "$(dirname "$0")/.."
 : "${BUILD:=build}"
 export BUILD
-ONLY=${ONLY:-"broker store modbus mqttsn uplink"}
+ONLY=${ONLY:-"broker store modbus mqttsn uplink acks"}
 OUT=${OUT:-BENCHMARKS.md}
 [ -f "$OUT" ] || echo "# fieldmq benchmarks" > "$OUT"
 
@@ -56,5 +58,6 @@ for b in $ONLY; do
 	modbus) section modbus "Modbus adapter" bench/modbus_bench.sh 100 100 1000 5 ;;
 	mqttsn) section mqttsn-run "MQTT-SN gateway: the latest run" bench/mqttsn_bench.sh 100 5 1000 ;;
 	uplink) [ -x bench/uplink_bench.sh ] && section uplink "Uplink drain to Mosquitto" bench/uplink_bench.sh ;;
+	acks) section acks "Forwarded QoS 1 with durable acks, against a Mosquitto bridge" bench/acks_bench.sh ;;
 	esac
 done

@@ -29,6 +29,19 @@
 /* A batch this large is committed at once instead of at the next interval. */
 #define BATCH_MAX_OPS 8192
 #define BATCH_MAX_BYTES (4u << 20)
+/*
+ * With synchronous = normal a commit writes into the page cache and waits on
+ * no disk (checkpoints, which fsync, run on the pool: st__db_checkpoint), so
+ * a batch this small is committed on the loop thread: a stop-and-wait
+ * publisher's PUBACK then costs no hand-over to a pool thread and back (two
+ * thread wake-ups, the larger part of its latency on a busy machine). Larger
+ * batches, and every commit with synchronous = full (an fsync each), go to
+ * the pool.
+ */
+#define INLINE_MAX_OPS 64
+#define INLINE_MAX_BYTES (64u << 10)
+/* WAL pages after which a checkpoint is started (SQLite's own default). */
+#define CKPT_FRAMES 1000
 
 /* A queue insert in a batch, by id, so acks and drops find it quickly. */
 struct ins_ref {
@@ -81,6 +94,10 @@ struct st_store {
 
 	struct gw_list notices; /* ops dropped from memory whose callbacks are owed */
 
+	uv_work_t ckpt_work;
+	bool ckpt_running;
+	int ckpt_rc;
+
 	uv_work_t check_work;
 	bool checking;
 	int check_rc;
@@ -102,6 +119,7 @@ static void schedule(struct st_store *st);
 static void schedule_at(struct st_store *st, bool now_ok);
 static void timer_stop(struct st_store *st);
 static void maybe_finish_close(struct st_store *st);
+static void maybe_checkpoint(struct st_store *st);
 
 /* ----------------------------------------------------------- configuration */
 
@@ -378,6 +396,7 @@ static void commit_done(uv_work_t *req, int status)
 			       (unsigned long long)st->stats.commit_errors);
 		st->failing = false;
 		batch_reset(&st->infl);
+		maybe_checkpoint(st);
 		notify_ops(&c->ops, 0, c->drop_upto);
 	} else {
 		st->stats.commit_errors++;
@@ -407,9 +426,38 @@ static void commit_done(uv_work_t *req, int status)
 		schedule(st);
 }
 
+static void ckpt_work(uv_work_t *req)
+{
+	struct st_store *st = container_of(req, struct st_store, ckpt_work);
+
+	st->ckpt_rc = st__db_checkpoint(st->db);
+}
+
+static void ckpt_done(uv_work_t *req, int status)
+{
+	struct st_store *st = container_of(req, struct st_store, ckpt_work);
+
+	(void)status;
+	st->ckpt_running = false;
+	if (st->ckpt_rc)
+		gw_log(st->lg, LOG_DEBUG, LOGM, "checkpoint: %s", strerror(-st->ckpt_rc));
+	if (st->closing)
+		maybe_finish_close(st);
+}
+
+/* After a commit: a WAL grown past CKPT_FRAMES is checkpointed on the pool. */
+static void maybe_checkpoint(struct st_store *st)
+{
+	if (st->ckpt_running || st->closing || st__db_wal_frames(st->db) < CKPT_FRAMES)
+		return;
+	if (!uv_queue_work(st->loop, &st->ckpt_work, ckpt_work, ckpt_done))
+		st->ckpt_running = true;
+}
+
 static void start_commit(struct st_store *st)
 {
 	struct st__commit *c = &st->commit;
+	bool inline_ok;
 	int err;
 
 	timer_stop(st);
@@ -434,6 +482,13 @@ static void start_commit(struct st_store *st)
 		c->max_messages = c->max_bytes = 0;
 	}
 	st->committing = true;
+	inline_ok = !st->cfg.sync_full && st->infl.n_ops <= INLINE_MAX_OPS &&
+		    st->infl.bytes <= INLINE_MAX_BYTES;
+	if (inline_ok) {
+		st__db_commit(st->db, c);
+		commit_done(&st->commit_work, 0);
+		return;
+	}
 	err = uv_queue_work(st->loop, &st->commit_work, commit_work, commit_done);
 	if (err) {
 		/* Only with a bad loop; treat as a failed commit. */
@@ -868,7 +923,8 @@ static void maybe_finish_close(struct st_store *st)
 {
 	struct gw_list *pos, *tmp;
 
-	if (st->committing || st->peek_cur || st->checking || st->handles_closed)
+	if (st->committing || st->peek_cur || st->checking || st->ckpt_running ||
+	    st->handles_closed)
 		return;
 	if (!gw_list_empty(&st->pending.ops) && !st->close_tried) {
 		start_commit(st);

@@ -15,6 +15,13 @@
  * while a commit runs form the next batch. Writes nobody waits on wait at
  * most sync_interval_ms (sooner when the batch is large). Completion
  * callbacks run on the loop thread once their transaction has committed.
+ * With sync_full off, a small batch (64 operations, 64 KiB) is committed on
+ * the loop thread itself: in WAL mode with synchronous=NORMAL a commit
+ * writes into the page cache and waits on no disk, and skipping the hand-over
+ * to a pool thread and back halves a stop-and-wait publisher's latency.
+ * Checkpoints, which fsync, never run inside a commit: the store starts one
+ * on the thread pool, on a connection of its own, when the WAL passes 1000
+ * pages.
  * Queue reads (st_queue_peek) run on the thread pool too, on a second
  * connection. Only st_open(), the st_*_load() functions and the last step of
  * st_close() touch the disk synchronously; they are meant for start-up and

@@ -114,6 +114,8 @@ struct st__db {
 	sqlite3_stmt *peek;
 	sqlite3_stmt *meta_get;
 	sqlite3 *chk;	      /* the background integrity check's own connection */
+	sqlite3 *ckpt;	      /* checkpoints, on the pool, beside the writer */
+	int wal_frames;	      /* in the WAL after the last commit (the writer's wal hook) */
 	struct st__meta meta; /* as committed; touched by the commit thread only */
 	const struct gw_logger *lg;
 	char marker[4096]; /* <path>.check-failed */
@@ -202,6 +204,15 @@ static int user_version(sqlite3 *h, int *v)
 
 	*v = atoi(buf);
 	return rc;
+}
+
+/* After each commit of the writer: how long the WAL is (see st__db_checkpoint). */
+static int wal_hook(void *arg, sqlite3 *h, const char *name, int frames)
+{
+	(void)h;
+	(void)name;
+	((struct st__db *)arg)->wal_frames = frames;
+	return SQLITE_OK;
 }
 
 static int db_connect(const char *path, sqlite3 **out)
@@ -444,6 +455,7 @@ void st__db_close(struct st__db *db)
 	for (i = 0; i < __S_MAX; i++)
 		sqlite3_finalize(db->stmt[i]);
 	sqlite3_finalize(db->peek);
+	sqlite3_close_v2(db->ckpt);
 	sqlite3_close_v2(db->chk);
 	sqlite3_close_v2(db->rd);
 	/* The last connection to close checkpoints and removes the WAL. */
@@ -545,6 +557,22 @@ int st__db_open(const char *path, bool sync_full, const struct gw_logger *lg, st
 		rc = db_connect(path, &db->chk);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(db->chk, "PRAGMA query_only=1", NULL, NULL, NULL);
+	/*
+	 * Checkpoints leave the commits: a commit that also checkpointed (SQLite
+	 * does so past 1000 WAL pages) would copy the WAL into the database and
+	 * fsync both while acknowledgements wait on it. The store runs them on
+	 * the pool with their own connection instead (st__db_checkpoint), which
+	 * in WAL mode does not stop the writer.
+	 */
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db->wr, "PRAGMA wal_autocheckpoint=0", NULL, NULL, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_wal_hook(db->wr, wal_hook, db);
+		rc = db_connect(path, &db->ckpt);
+	}
+	/* A connection learns the file is in WAL mode when it first reads it. */
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db->ckpt, "SELECT count(*) FROM sqlite_schema", NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
 		gw_log(lg, LOG_ERR, LOGM, "database %s: %s", path,
 		       db->rd ? sqlite3_errmsg(db->rd) : sqlite3_errmsg(db->wr));
@@ -709,6 +737,18 @@ static int write_op(struct st__db *db, struct st__commit *c, struct st__op *op, 
 	if (rc == SQLITE_OK)
 		c->written += op->kind == ST__OP_Q_ACK ? GW_MAX(op->n_ids, 1u) : 1;
 	return rc;
+}
+
+int st__db_wal_frames(const struct st__db *db)
+{
+	return db->wal_frames;
+}
+
+int st__db_checkpoint(struct st__db *db)
+{
+	int rc = sqlite3_wal_checkpoint_v2(db->ckpt, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+
+	return rc == SQLITE_OK ? 0 : rc_errno(rc) ? rc_errno(rc) : -EIO;
 }
 
 void st__db_commit(struct st__db *db, struct st__commit *c)

@@ -144,8 +144,18 @@ int st__db_open(const char *path, bool sync_full, const struct gw_logger *lg, st
 		struct st__meta *meta);
 void st__db_close(struct st__db *db);
 
-/* Runs one transaction with every op of @c; on failure nothing is written. */
+/*
+ * Runs one transaction with every op of @c; on failure nothing is written.
+ * Never checkpoints (see st__db_checkpoint).
+ */
 void st__db_commit(struct st__db *db, struct st__commit *c);
+/* Pages in the WAL after the last commit. */
+int st__db_wal_frames(const struct st__db *db);
+/*
+ * A passive checkpoint on a connection of its own (thread pool; it may run
+ * beside a commit). 0, -EIO, -ENOMEM.
+ */
+int st__db_checkpoint(struct st__db *db);
 
 /*
  * Read up to @max_n queue records after @after on the read connection.

@@ -726,6 +726,49 @@ static void test_waited_commits_at_once(void **state)
 	close_sync(f);
 }
 
+static off_t file_size(const char *path)
+{
+	struct stat sb;
+
+	return stat(path, &sb) ? -1 : sb.st_size;
+}
+
+/*
+ * Commits never checkpoint (a checkpoint fsyncs while acks wait); the store
+ * checkpoints on the pool once the WAL passes 1000 pages, so the database
+ * file takes the records while the store runs and the WAL stays bounded.
+ * Small waited batches are committed on the loop thread: 1500 commits here.
+ */
+static void test_checkpoint_off_commit_path(void **state)
+{
+	struct fx *f = *state;
+	struct done_log w = { 0 };
+	struct st_config cfg;
+	char wal[160];
+	off_t db0;
+	int i, spins;
+
+	cfg_init(f, &cfg);
+	cfg.sync_interval_ms = 60000;
+	open_ok(f, &cfg);
+	snprintf(wal, sizeof(wal), "%s-wal", f->path);
+	db0 = file_size(f->path);
+	for (i = 0; i < 1500; i++) {
+		assert_int_equal(append_w(f, i, ST_WAITED, on_done, &w), 0);
+		while (w.n < i + 1)
+			uv_run(&f->loop, UV_RUN_ONCE);
+	}
+	assert_int_equal(w.n_ok, 1500);
+	assert_int_equal(stats(f).commits, 1500);
+	/* The checkpoint runs on the pool: give it a bounded while. */
+	for (spins = 0; spins < 100 && file_size(f->path) <= db0; spins++)
+		run_for(f, 20);
+	assert_true(file_size(f->path) > db0);
+	assert_true(file_size(wal) < (off_t)(64 << 20));
+	close_sync(f);
+	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM queue"), 1500);
+}
+
 /* synchronous = full: the same behaviour, every commit synced. */
 static void test_sync_full(void **state)
 {
@@ -1250,6 +1293,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_close_with_work, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_waited_commits_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_checkpoint_off_commit_path, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
