@@ -14,7 +14,7 @@
 
 #include <regex.h>
 
-#include "adapters/adapter.h"
+#include "adapters/serial/serial_adapter.h"
 
 #define SER_MAX_DELIM 8	    /* bytes of a line delimiter */
 #define SER_MAX_FIELDS 64   /* csv columns and kv pairs looked at per line */
@@ -315,6 +315,83 @@ const void *ser_json_get(const void *root, const char *ptr);
  * ends at a ',' followed by '/'. Returns 0 or -EINVAL with *why set.
  */
 int ser_jmatch_parse(char *s, struct ser_dev *d, const char **why);
+
+/* ------------------------------------------------------- device-map keys */
+
+enum ser_bus_type {
+	SER_BUS_SERIAL, /* a tty: /dev/ttyUSB0, /dev/serial/by-id/... */
+	SER_BUS_TCP,	/* a raw TCP serial server (ser2net, a Moxa NPort in TCP server mode) */
+	__SER_BUS_MAX,
+};
+
+enum ser_flow {
+	SER_FLOW_NONE,
+	SER_FLOW_RTSCTS,
+	SER_FLOW_XONXOFF,
+	__SER_FLOW_MAX,
+};
+
+/* [bus:] of a serial device, as the loader fills it (ad_bus->ext). */
+struct ser_bus {
+	enum ser_bus_type type;
+	char *device;
+	uint32_t baud;
+	uint8_t parity; /* 'N' 'E' 'O' */
+	uint8_t data_bits;
+	uint8_t stop_bits;
+	enum ser_flow flow;
+	char *host;
+	uint16_t port;
+	enum ser_framing framing;
+	char *delimiter; /* escaped, as written */
+	uint32_t length;
+	uint32_t idle_gap_ms;
+	char *start, *end; /* escaped, one byte each */
+	uint64_t max_frame;
+	int encoding; /* 0 text, 1 hex */
+	uint32_t timeout_ms;
+	uint32_t reopen_min_ms, reopen_max_ms;
+	struct ser_framer_conf fc; /* set by the bus check */
+};
+
+/* [device:] of protocol serial (ad_device->ext). */
+struct ser_device {
+	enum ser_parser parser;
+	char *match;
+	char *separator; /* csv, escaped */
+	bool header;
+	char *pair_separator, *kv_separator; /* kv, escaped */
+	char *poll_command;		     /* escaped */
+	uint32_t interval_ms;		     /* how often a device that talks by itself does */
+	uint32_t stale_after_ms;
+	char *write_command, *write_response; /* defaults of the device's rw points */
+	unsigned int n_groups;		      /* regex: groups in match (set by the check) */
+};
+
+/* [point:] of a serial device (ad_point->ext). */
+struct ser_point_keys {
+	uint8_t group;
+	char *column; /* a number, or a header name */
+	char *key;
+	char *json_pointer;
+	enum ser_nmea_field field;
+	char *write_command, *write_response; /* default: the device's */
+};
+
+static inline struct ser_bus *ser_bus_of(const struct ad_bus *b)
+{
+	return b->ext;
+}
+
+static inline struct ser_device *ser_device_of(const struct ad_device *d)
+{
+	return d->ext;
+}
+
+static inline struct ser_point_keys *ser_point_of(const struct ad_point *pt)
+{
+	return pt->ext;
+}
 
 /* ----------------------------------------------------------- port machine */
 
