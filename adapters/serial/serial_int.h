@@ -221,6 +221,7 @@ struct ser_point {
 	const char *key;	/* kv */
 	const char *json_pointer;
 	enum ser_nmea_field field;
+	bool hex; /* the bus has encoding = hex: integers in the text are hex digits */
 	/* commands (access = rw) */
 	bool writable;
 	const struct ser_fmt *write_fmt; /* NULL: not writable through the line */
@@ -297,8 +298,8 @@ void ser_line_fini(struct ser_line *l);
 /*
  * Parse @l for @d: 1 when the line is @d's (@res[i] filled for each of its
  * points), 0 when it is not, 2 for a csv header line taken (no values),
- * -EBADMSG for a line the parser cannot read at all (not JSON, a bad NMEA
- * checksum). @d's csv header map is updated; nothing else is written.
+ * -EBADMSG for a line that looks like the parser's but cannot be read (a
+ * '{' line that is not JSON, a '$' sentence with a bad checksum). @d's csv header map is updated; nothing else is written.
  */
 int ser_parse(struct ser_dev *d, struct ser_line *l, struct ser_result *res);
 

@@ -57,6 +57,17 @@ static bool matches(const regex_t *re, const struct ser_line *l, regmatch_t *m, 
 static void result_text(const struct ser_point *pt, const uint8_t *p, size_t len,
 			struct ser_result *r)
 {
+	char hex[SER_TEXT_MAX + 3];
+
+	if (pt->hex && pt->type >= AD_PT_INT16 && pt->type <= AD_PT_UINT64 && len &&
+	    len <= SER_TEXT_MAX) {
+		/* Integers cut out of a hex-encoded frame are hex digits. */
+		hex[0] = '0';
+		hex[1] = 'x';
+		memcpy(hex + 2, p, len);
+		p = (const uint8_t *)hex;
+		len += 2;
+	}
 	r->found = ser_convert_text(pt->type, pt->scale, pt->offset, p, len, &r->value) ? SER_BAD
 											: SER_OK;
 }
@@ -437,11 +448,12 @@ static int parse_json(struct ser_dev *d, struct ser_line *l, struct ser_result *
 {
 	unsigned int i, found = 0;
 
+	/* A line that does not start like JSON is another device's, not a bad one. */
+	if (!l->len || (l->p[0] != '{' && l->p[0] != '['))
+		return 0;
 	if (!l->json_done) {
 		l->json_done = true;
-		/* A line that does not start like JSON is not worth the allocation. */
-		if (l->len && (l->p[0] == '{' || l->p[0] == '['))
-			l->json = cJSON_ParseWithLength((const char *)l->p, l->len);
+		l->json = cJSON_ParseWithLength((const char *)l->p, l->len);
 	}
 	if (!l->json)
 		return -EBADMSG;

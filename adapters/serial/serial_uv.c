@@ -406,7 +406,11 @@ static int tty_open(const struct ser_bus *sb, int *out)
 			t.c_cflag |= CRTSCTS;
 		else if (sb->flow == SER_FLOW_XONXOFF)
 			t.c_iflag |= IXON | IXOFF;
-		t.c_cc[VMIN] = 0;
+		/*
+		 * VMIN 1: a non-blocking read with nothing to read fails with EAGAIN;
+		 * with VMIN 0 it returns 0, which is also what a hang-up returns.
+		 */
+		t.c_cc[VMIN] = 1;
 		t.c_cc[VTIME] = 0;
 		cfsetispeed(&t, sp);
 		cfsetospeed(&t, sp);
@@ -899,6 +903,7 @@ static int dev_build(struct sr_port *p, unsigned int di, const struct ad_device 
 		y->key = sp->key;
 		y->json_pointer = sp->json_pointer;
 		y->field = sp->field;
+		y->hex = p->sb->fc.hex;
 		y->writable = pt->writable;
 		if (pt->writable && wc && *wc) {
 			uint8_t buf[SER_MAX_CMD];

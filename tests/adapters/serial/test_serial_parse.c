@@ -76,6 +76,10 @@ static void test_regex(void **state)
 	assert_int_equal(parse(&d, "T=1.2.3 H=2", res), 1);
 	assert_int_equal(res[0].found, SER_BAD); /* matched, does not parse */
 	assert_int_equal(parse(&d, "hello", res), 0);
+	/* a hex-encoded frame: integers are hex digits */
+	pts[2].hex = true;
+	assert_int_equal(parse(&d, "T=1 H=2 P=1234", res), 1);
+	assert_int_equal(res[2].value.u, 0x1234);
 	regfree(&re);
 }
 
@@ -210,8 +214,9 @@ static void test_json(void **state)
 		parse(&d, "{\"model\":\"Acurite-Tower\",\"id\":99,\"temperature_C\":3}", res), 0);
 	assert_int_equal(
 		parse(&d, "{\"model\":\"Acurite-Tower\",\"id\":\"1234\",\"temperature_C\":3}", res),
-		1); /* a string matches by its text */
-	assert_int_equal(parse(&d, "not json", res), -EBADMSG);
+		1);					 /* a string matches by its text */
+	assert_int_equal(parse(&d, "not json", res), 0); /* another device's line */
+	assert_int_equal(parse(&d, "{not json", res), -EBADMSG);
 	assert_int_equal(parse(&d, "{\"model\":", res), -EBADMSG);
 	/* a value of the wrong kind is bad */
 	assert_int_equal(parse(&d,

@@ -1,0 +1,584 @@
+#!/usr/bin/env python3
+"""The serial adapter end to end, on real ttys: socat pty pairs (a tty on
+each side; the daemon opens one end, the test writes the other) and our line
+simulator (tests/sim/serial_sim) on a pty of its own and as a raw TCP serial
+server. One daemon serves every bus:
+
+  text  (socat pair): kv, csv by header name, regex and two rtl_433 JSON
+        sensors sharing one line; noise, an overlong line, a flood
+  gps   (socat pair): NMEA 0183 built by pynmea2 (Debian's python3-nmea2, an
+        independent implementation); a sentence with a bad checksum; socat
+        killed and restarted (hotplug: offline, then readings resume)
+  stx   (socat pair): framing = stx_etx
+  hex   (socat pair): framing = idle, encoding = hex
+  scpi  (serial_sim --pty, missing at start): poll_command queries, a rw
+        point through write_command / write_response; the pty vanishes and
+        returns
+  tcp   (serial_sim --tcp): type = tcp, killed and restarted
+
+Readings are checked on MQTT (values, units, quality, retained), counts in
+$SYS/fieldmq/serial/...; --check-config refuses bad serial keys with
+file:line."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import termios
+import time
+import tty
+
+import paho.mqtt.client as mqtt
+import pynmea2
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from itlib import free_port, stop_proc, wait_port  # noqa: E402
+
+BUILD = os.environ.get("BUILD", "build")
+FIELDMQ = os.environ.get("FIELDMQ", os.path.join(BUILD, "fieldmq"))
+SIM = os.path.join(BUILD, "sim", "serial_sim")
+fails = 0
+procs = []
+
+
+def check(desc, cond):
+    global fails
+    print(("ok - " if cond else "NOT OK - ") + desc, flush=True)
+    if not cond:
+        fails += 1
+
+
+def spawn(args, **kw):
+    p = subprocess.Popen(args, **kw)
+    procs.append(p)
+    return p
+
+
+def wait_for(pred, timeout=5.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    return None
+
+
+class Pair:
+    """A socat pty pair: the daemon opens `a`, the test writes `b`."""
+
+    def __init__(self, tmp, name):
+        self.a = os.path.join(tmp, name + ".a")
+        self.b = os.path.join(tmp, name + ".b")
+        self.p = None
+        self.fd = -1
+        self.start()
+
+    def start(self):
+        self.p = spawn(["socat", "pty,raw,echo=0,link=" + self.a, "pty,raw,echo=0,link=" + self.b])
+        if not wait_for(lambda: os.path.exists(self.a) and os.path.exists(self.b)):
+            raise AssertionError("socat made no ptys")
+        self.fd = os.open(self.b, os.O_RDWR | os.O_NOCTTY)
+        tty.setraw(self.fd)
+
+    def write(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        off = 0
+        while off < len(data):
+            off += os.write(self.fd, data[off:])
+
+    def kill(self):
+        os.close(self.fd)
+        self.fd = -1
+        stop_proc(self.p)
+        wait_for(lambda: not os.path.exists(self.a), 3)
+
+
+class Sub:
+    """Every message on the filters; the latest per topic."""
+
+    def __init__(self, port, filters):
+        self.msgs = []
+        self.c = mqtt.Client(client_id="", protocol=mqtt.MQTTv311)
+        self.c.on_message = lambda c, u, m: self.msgs.append(m)
+        self.c.connect("127.0.0.1", port)
+        for f in filters:
+            self.c.subscribe(f, qos=1)
+        self.c.loop_start()
+
+    def find(self, pred):
+        for m in reversed(list(self.msgs)):
+            if pred(m):
+                return m
+        return None
+
+    def wait(self, pred, timeout=5.0):
+        return wait_for(lambda: self.find(pred), timeout)
+
+    def value(self, topic, pred=lambda v: True, timeout=5.0):
+        """The JSON payload of the newest message on topic for which pred holds."""
+        def ok(m):
+            if m.topic != topic:
+                return False
+            try:
+                return pred(json.loads(m.payload))
+            except ValueError:
+                return False
+        m = self.wait(ok, timeout)
+        return json.loads(m.payload) if m else None
+
+    def text(self, topic, want, timeout=5.0):
+        return self.wait(lambda m: m.topic == topic and m.payload == want.encode(), timeout)
+
+    def figure(self, name, pred, timeout=5.0):
+        t = "$SYS/fieldmq/serial/" + name
+        m = self.wait(lambda m: m.topic == t and pred(int(m.payload)), timeout)
+        return int(m.payload) if m else None
+
+    def stop(self):
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+DEVICES = """
+[bus:text]
+type = serial
+device = {text}
+baud = 115200
+max_frame = 256
+
+[device:th1]
+protocol = serial
+bus = text
+parser = kv
+match = ^id=1;
+
+[point:th1/temp]
+key = temp
+unit = °C
+
+[point:th1/hum]
+key = hum
+type = uint16
+unit = %
+
+[device:logger]
+protocol = serial
+bus = text
+parser = csv
+header = yes
+match = ^(time,|[0-9]{{2}}:)
+
+[point:logger/temp]
+column = temp
+[point:logger/pres]
+column = 4
+type = int32
+
+[device:station]
+protocol = serial
+bus = text
+parser = regex
+match = ^T=([-0-9.]+) H=([0-9.]+)$
+
+[point:station/temp]
+group = 1
+deadband = 1
+[point:station/hum]
+group = 2
+
+[device:acurite]
+protocol = serial
+bus = text
+parser = json
+match = /model=Acurite-Tower,/id=1234
+
+[point:acurite/temperature]
+json_pointer = /temperature_C
+unit = °C
+[point:acurite/battery]
+json_pointer = /battery_ok
+type = bool
+
+[device:lacrosse]
+protocol = serial
+bus = text
+parser = json
+match = /model=LaCrosse-TX141THBv2,/id=77
+
+[point:lacrosse/temperature]
+json_pointer = /temperature_C
+
+[bus:gps]
+device = {gps}
+baud = 4800
+
+[device:gps]
+protocol = serial
+bus = gps
+parser = nmea
+stale_after = 3s
+
+[point:gps/lat]
+field = lat
+[point:gps/lon]
+field = lon
+[point:gps/alt]
+field = alt
+unit = m
+[point:gps/speed]
+field = speed
+unit = km/h
+[point:gps/sats]
+field = sats
+type = uint16
+[point:gps/fix]
+field = fix
+type = uint16
+[point:gps/hdop]
+field = hdop
+[point:gps/course]
+field = course
+[point:gps/utc]
+field = utc
+type = string
+
+[bus:stx]
+device = {stx}
+framing = stx_etx
+
+[device:stx]
+protocol = serial
+bus = stx
+parser = kv
+
+[point:stx/v]
+key = v
+
+[bus:hex]
+device = {hex}
+framing = idle
+idle_gap = 30ms
+encoding = hex
+
+[device:meter]
+protocol = serial
+bus = hex
+parser = regex
+match = ^AA01(....)
+
+[point:meter/count]
+group = 1
+type = uint16
+
+[bus:scpi]
+device = {scpi}
+timeout = 500ms
+reopen_min = 200ms
+reopen_max = 1s
+
+[device:dmm]
+protocol = serial
+bus = scpi
+parser = regex
+match = ^([-+0-9.E]+)$
+poll = 300ms
+poll_command = "MEAS:TEMP?\\r\\n"
+write_command = "SOUR:VOLT %.3f\\r\\n"
+write_response = ^OK
+
+[point:dmm/temp]
+group = 1
+unit = °C
+
+[point:dmm/volt]
+group = 1
+access = rw
+publish = every_poll
+
+[bus:net]
+type = tcp
+host = 127.0.0.1
+port = {tcp_port}
+reopen_min = 200ms
+reopen_max = 1s
+
+[device:net]
+protocol = serial
+bus = net
+parser = kv
+match = ^id=2;
+
+[point:net/temp]
+key = temp
+"""
+
+
+def nmea_lines():
+    """Sentences built by pynmea2, and the values pynmea2 reads back from them."""
+    gga = pynmea2.GGA("GP", "GGA", ("092750.000", "5321.6802", "N", "00630.3372", "W", "1", "8",
+                                    "1.03", "61.7", "M", "55.2", "M", "", ""))
+    rmc = pynmea2.RMC("GN", "RMC", ("092751.000", "A", "5321.6802", "N", "00630.3372", "W",
+                                    "12.5", "54.7", "071226", "", "", "A"))
+    vtg = pynmea2.VTG("GP", "VTG", ("054.7", "T", "034.4", "M", "005.5", "N", "010.2", "K", "A"))
+    gsa = pynmea2.GSA("GP", "GSA", ("A", "3", "04", "05", "", "09", "12", "", "", "24", "", "", "",
+                                    "", "2.5", "1.3", "2.1"))
+    return [str(s) for s in (gga, rmc, vtg, gsa)], pynmea2.parse(str(gga)), pynmea2.parse(str(rmc))
+
+
+def test_config_errors(tmp):
+    d = os.path.join(tmp, "bad")
+    os.makedirs(os.path.join(d, "devices.d"))
+    with open(os.path.join(d, "fieldmq.ini"), "w") as f:
+        f.write("[gateway]\nid = gw1\ndata_dir = data\n[broker]\nlisten = 127.0.0.1:1\n")
+    cases = [
+        ("[bus:x]\ndevice = /dev/null\nframing = line\ndelimiter =\n[device:a]\nprotocol = serial\n"
+         "bus = x\nparser = kv\n[point:a/b]\nkey = b\n", "delimiter"),
+        ("[device:a]\nprotocol = serial\ndevice = /dev/null\nparser = regex\nmatch = ^(x\n"
+         "[point:a/b]\ngroup = 1\n", "match"),
+        ("[device:a]\nprotocol = serial\ndevice = /dev/null\nparser = regex\nmatch = ^(x)$\n"
+         "[point:a/b]\ngroup = 2\n", "group"),
+        ("[device:a]\nprotocol = serial\ndevice = /dev/null\nparser = kv\n"
+         "[point:a/b]\nkey = b\naccess = rw\nwrite_command = SET %d %d\n", "write_command"),
+        ("[device:a]\nprotocol = serial\ndevice = /dev/null\nparser = nmea\n"
+         "[point:a/b]\nfield = altitude\n", "field"),
+        ("[device:a]\nprotocol = serial\ndevice = /dev/null\nparser = csv\n"
+         "[point:a/b]\nkey = b\n", "column"),
+        ("[device:a]\nprotocol = serial\ndevice = /dev/null\nparser = json\nmatch = model=x\n"
+         "[point:a/b]\njson_pointer = /t\n", "match"),
+    ]
+    for text, key in cases:
+        with open(os.path.join(d, "devices.d", "x.ini"), "w") as f:
+            f.write(text)
+        r = subprocess.run([FIELDMQ, "--check-config", "-c", os.path.join(d, "fieldmq.ini")],
+                           capture_output=True, timeout=20)
+        err = r.stderr.decode(errors="replace")
+        check("--check-config refuses %s (exit %d): %s" % (key, r.returncode, err.strip()[:150]),
+              r.returncode == 2 and key in err and "x.ini:" in err)
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="fieldmq-serial.")
+    port, tcp_port = free_port(), free_port()
+    fmq = None
+    try:
+        test_config_errors(tmp)
+        text, gps, stx, hexp = (Pair(tmp, n) for n in ("text", "gps", "stx", "hex"))
+        scpi = os.path.join(tmp, "scpi")  # made later: missing at start
+        tcp_sim = spawn([SIM, "--tcp", "127.0.0.1:%d" % tcp_port, "--mode", "kv", "--rate", "20"],
+                        stdout=subprocess.PIPE)
+        tcp_sim.stdout.readline()
+        os.mkdir(os.path.join(tmp, "devices.d"))
+        with open(os.path.join(tmp, "devices.d", "serial.ini"), "w") as f:
+            f.write(DEVICES.format(text=text.a, gps=gps.a, stx=stx.a, hex=hexp.a, scpi=scpi,
+                                   tcp_port=tcp_port))
+        with open(os.path.join(tmp, "fieldmq.ini"), "w") as f:
+            f.write("[gateway]\nid = gw1\ndata_dir = data\nlog_level = debug\n"
+                    "[broker]\nlisten = 127.0.0.1:%d\npersist = no\nsys_interval = 1s\n" % port)
+        log = open(os.path.join(tmp, "log"), "w")
+        fmq = spawn([FIELDMQ, "-c", os.path.join(tmp, "fieldmq.ini")], stdout=log, stderr=log)
+        check("broker listens", wait_port(port))
+        sub = Sub(port, ["fieldmq/gw1/#", "$SYS/fieldmq/serial/#"])
+        P = "fieldmq/gw1/"
+
+        # --- several devices sharing one line
+        check("text line devices online", sub.text(P + "th1/status", "online"))
+        text.write("id=1;temp=21.5;hum=40\r\nid=3;temp=99;hum=1\r\n")
+        v = sub.value(P + "th1/temp")
+        check("kv: temp 21.5 °C good: %s" % v,
+              v and v["value"] == 21.5 and v["unit"] == "°C" and v["quality"] == "good")
+        v = sub.value(P + "th1/hum")
+        check("kv: hum uint16 40: %s" % v, v and v["value"] == 40)
+        text.write("12:00,21.0,40,1013\r\ntime,temp,hum,pres\r\n12:01,22.5,41,1012\r\n")
+        v = sub.value(P + "logger/temp")
+        check("csv: column by header name (the line before the header gave none): %s" % v,
+              v and v["value"] == 22.5)
+        v = sub.value(P + "logger/pres", lambda v: v["value"] == 1012)
+        check("csv: column by number, int32", v is not None)
+        check("csv: the line before the header gave pres by number",
+              sub.value(P + "logger/pres", lambda v: v["value"] == 1013, 1) is not None)
+        text.write("T=20.0 H=50\r\nT=20.4 H=51\r\nT=21.2 H=52\r\n")
+        v = sub.value(P + "station/hum", lambda v: v["value"] == 52)
+        check("regex: group 2", v is not None)
+        temps = [json.loads(m.payload)["value"] for m in list(sub.msgs)
+                 if m.topic == P + "station/temp"]
+        check("regex: deadband 1 keeps 20.4 out: %s" % temps, temps == [20.0, 21.2])
+        text.write('{"time":"2026-12-07 10:00:00","model":"Acurite-Tower","id":1234,"channel":"A",'
+                   '"battery_ok":1,"temperature_C":18.3,"humidity":44}\n'
+                   '{"time":"2026-12-07 10:00:01","model":"LaCrosse-TX141THBv2","id":77,'
+                   '"temperature_C":4.5,"humidity":80}\n'
+                   '{"time":"2026-12-07 10:00:02","model":"Acurite-Tower","id":999,'
+                   '"temperature_C":-40}\n')
+        v = sub.value(P + "acurite/temperature")
+        check("json: rtl_433 Acurite id 1234 by match: %s" % v, v and v["value"] == 18.3)
+        v = sub.value(P + "acurite/battery")
+        check("json: battery_ok as bool", v and v["value"] is True)
+        v = sub.value(P + "lacrosse/temperature")
+        check("json: the other sensor on the same line: %s" % v, v and v["value"] == 4.5)
+        check("json: sensor id 999 matches no device",
+              all(json.loads(m.payload)["value"] != -40 for m in list(sub.msgs)
+                  if m.topic.endswith("temperature") and m.topic.startswith(P)))
+        text.write("id=1;temp=oops;hum=41\r\n")
+        v = sub.value(P + "th1/temp", lambda v: v["quality"] == "bad")
+        check("kv: a value that does not parse is bad, keeping the last good value: %s" % v,
+              v and v["value"] == 21.5)
+        text.write("id=1;temp=oops;hum=42\r\n")
+        time.sleep(0.3)
+        bads = [m for m in list(sub.msgs) if m.topic == P + "th1/temp"
+                and json.loads(m.payload)["quality"] == "bad"]
+        check("bad is reported once per change (%d)" % len(bads), len(bads) == 1)
+        late = Sub(port, [P + "th1/temp"])
+        m = late.wait(lambda m: m.topic == P + "th1/temp")
+        late.stop()
+        check("readings are retained, as Modbus ones", m and m.retain)
+
+        # --- bad input: noise, overlong, flood
+        before = sub.figure("overlong", lambda n: True, 3) or 0
+        text.write(b"\x00\xff\xfe\x80\x13garbage at the wrong baud\xc3\x28\r\n" + b"x" * 1000 +
+                   b"\r\nid=1;temp=23;hum=43\r\n")
+        check("after noise and an overlong line, lines parse again",
+              sub.value(P + "th1/temp", lambda v: v["value"] == 23) is not None)
+        check("overlong line counted", sub.figure("overlong", lambda n: n > before) is not None)
+        check("unmatched lines counted", sub.figure("unmatched", lambda n: n >= 2) is not None)
+        flood = "".join("id=1;temp=%d.5;hum=40\r\n" % (i % 30) for i in range(20000))
+        t0 = time.time()
+        text.write(flood)
+        check("a flood of 20000 lines is taken (%.2fs)" % (time.time() - t0),
+              sub.value(P + "th1/temp", lambda v: v["value"] == (19999 % 30) + 0.5, 20) is not None)
+        check("the daemon is alive after the flood", fmq.poll() is None)
+
+        # --- NMEA from pynmea2
+        lines, gga, rmc = nmea_lines()
+        gps.write("".join(s + "\r\n" for s in lines))
+        v = sub.value(P + "gps/lat")
+        check("nmea: lat as pynmea2 reads it: %s vs %s" % (v and v["value"], gga.latitude),
+              v and abs(v["value"] - gga.latitude) < 1e-9)
+        v = sub.value(P + "gps/lon")
+        check("nmea: lon (west negative)", v and abs(v["value"] - gga.longitude) < 1e-9)
+        v = sub.value(P + "gps/alt")
+        check("nmea: alt %s m" % gga.altitude, v and v["value"] == gga.altitude and v["unit"] == "m")
+        v = sub.value(P + "gps/sats")
+        check("nmea: sats %s" % gga.num_sats, v and v["value"] == int(gga.num_sats))
+        v = sub.value(P + "gps/fix")
+        check("nmea: fix quality %s" % gga.gps_qual, v and v["value"] == gga.gps_qual)
+        v = sub.value(P + "gps/speed", lambda v: abs(v["value"] - 10.2) < 1e-9)
+        check("nmea: speed 10.2 km/h from VTG", v is not None)
+        v = sub.value(P + "gps/course", lambda v: abs(v["value"] - 54.7) < 1e-9)
+        check("nmea: course 54.7", v is not None)
+        v = sub.value(P + "gps/hdop", lambda v: abs(v["value"] - 1.3) < 1e-9)
+        check("nmea: hdop 1.3 from GSA", v is not None)
+        v = sub.value(P + "gps/utc")
+        check("nmea: utc from RMC %s: %s" % (rmc.datetime, v and v["value"]),
+              v and v["value"] == rmc.datetime.strftime("%Y-%m-%dT%H:%M:%S.000Z"))
+        bad = lines[0][:-2] + ("00" if lines[0][-2:] != "00" else "11")
+        before = sub.figure("bad_lines", lambda n: True, 3) or 0
+        gps.write(bad + "\r\n")
+        check("nmea: a bad checksum is dropped and counted",
+              sub.figure("bad_lines", lambda n: n > before) is not None)
+
+        # --- stale after stale_after of silence
+        v = sub.value(P + "gps/lat", lambda v: v["quality"] == "stale", 8)
+        check("gps silent for stale_after: lat stale, keeping its value: %s" % v,
+              v and abs(v["value"] - gga.latitude) < 1e-9)
+
+        # --- hotplug on a socat pair: the ptys disappear and return
+        gps.kill()
+        check("gps pty gone: device offline", sub.text(P + "gps/status", "offline"))
+        check("$SYS: a port closed", sub.figure("closes", lambda n: n >= 1) is not None)
+        time.sleep(1.5)
+        check("the daemon did not exit on a missing port", fmq.poll() is None)
+        sub.msgs.clear()
+        gps.start()
+        check("gps pty back: device online again", sub.text(P + "gps/status", "online", 40))
+        gps.write("".join(s + "\r\n" for s in lines))
+        check("readings resume by themselves",
+              sub.value(P + "gps/lat", lambda v: v["quality"] == "good") is not None)
+
+        # --- STX/ETX framing, idle framing with hex encoding
+        stx.write(b"noise\x02v=7.5\x03junk\x02v=8")
+        v = sub.value(P + "stx/v")
+        check("stx_etx: the frame between STX and ETX: %s" % v, v and v["value"] == 7.5)
+        stx.write(b"\x02v=9\x03")
+        check("stx_etx: a new STX resynchronises",
+              sub.value(P + "stx/v", lambda v: v["value"] == 9) is not None)
+        hexp.write(b"\xaa\x01\x12\x34\x0d\x0a")
+        v = sub.value(P + "meter/count")
+        check("idle framing + hex encoding: 0x1234 = 4660: %s" % v, v and v["value"] == 0x1234)
+
+        # --- queries and commands on a pty that is missing at start
+        late = Sub(port, [P + "dmm/status"])
+        m = late.wait(lambda m: m.topic == P + "dmm/status")
+        late.stop()
+        check("scpi: a port missing at start makes its device offline (retained), not a failure",
+              m and m.payload == b"offline" and fmq.poll() is None)
+        scpi_sim = spawn([SIM, "--pty", scpi, "--mode", "scpi", "--rate", "0"],
+                         stdout=subprocess.PIPE)
+        scpi_sim.stdout.readline()
+        check("scpi: online when it answers", sub.text(P + "dmm/status", "online", 10))
+        v = sub.value(P + "dmm/temp")
+        check("scpi: poll_command answered, regex parsed: %s" % v,
+              v and 20 <= v["value"] <= 25 and v["quality"] == "good")
+        pub = mqtt.Client(client_id="", protocol=mqtt.MQTTv311)
+        pub.connect("127.0.0.1", port)
+        pub.loop_start()
+        pub.publish(P + "dmm/volt/set", "12.5", qos=1)
+        m = sub.wait(lambda m: m.topic == P + "dmm/volt/set/result")
+        r = json.loads(m.payload) if m else {}
+        check("scpi: write_command answered OK: %s" % r, r.get("ok") is True and r.get("value") == 12.5)
+        pub.publish(P + "dmm/volt/set", '"high"', qos=1)
+        m = sub.wait(lambda m: m.topic == P + "dmm/volt/set/result"
+                     and not json.loads(m.payload).get("ok"))
+        check("scpi: a string to %%.3f is refused: %s" % (m and m.payload), m is not None)
+        pub.publish(P + "dmm/temp/set", "1", qos=1)
+        m = sub.wait(lambda m: m.topic == P + "dmm/temp/set/result")
+        check("scpi: a read-only point refuses commands", m and b"read-only" in m.payload)
+        polls = sub.figure("polls", lambda n: n >= 3)
+        check("$SYS: polls counted (%s)" % polls, polls is not None)
+        # The instrument vanishes (USB unplugged) and returns.
+        scpi_sim.send_signal(signal.SIGUSR1)
+        check("scpi: unplugged -> offline", sub.text(P + "dmm/status", "offline", 10))
+        sub.msgs.clear()
+        scpi_sim.send_signal(signal.SIGUSR2)
+        check("scpi: plugged back -> online", sub.text(P + "dmm/status", "online", 10))
+        check("scpi: answers again",
+              sub.value(P + "dmm/temp", lambda v: v["quality"] == "good", 5) is not None)
+        pub.loop_stop()
+        pub.disconnect()
+
+        # --- a raw TCP serial server
+        v = sub.value(P + "net/temp", timeout=5)
+        check("tcp: readings from a raw TCP serial server: %s" % v, v and v["quality"] == "good")
+        stop_proc(tcp_sim)
+        check("tcp: server gone -> offline", sub.text(P + "net/status", "offline", 10))
+        tcp_sim = spawn([SIM, "--tcp", "127.0.0.1:%d" % tcp_port, "--mode", "kv", "--rate", "20"],
+                        stdout=subprocess.PIPE)
+        tcp_sim.stdout.readline()
+        check("tcp: server back -> online", sub.text(P + "net/status", "online", 10))
+
+        check("$SYS: ports open", sub.figure("ports/open", lambda n: n == 6, 5) is not None)
+        check("$SYS: per-bus lines", sub.wait(lambda m: m.topic ==
+                                               "$SYS/fieldmq/serial/bus/text/lines"
+                                               and int(m.payload) > 20000) is not None)
+        sub.stop()
+        stop_proc(fmq)
+        check("clean stop (exit %s)" % fmq.returncode, fmq.returncode == 0)
+        fmq = None
+    finally:
+        if fmq:
+            stop_proc(fmq)
+        for p in procs:
+            if p.poll() is None:
+                stop_proc(p)
+        if fails:
+            with open(os.path.join(tmp, "log")) as f:
+                sys.stderr.write(f.read()[-4000:])
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("%d failed" % fails)
+    return 1 if fails else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
