@@ -24,7 +24,9 @@ cd "$(dirname "$0")/.."
 : "${BUILD:=build}" "${CC:=cc}" "${CPPFLAGS:=-I. -D_GNU_SOURCE}" "${CFLAGS:=-std=gnu11}"
 
 PURE="gateway/base/rw.c adapters/modbus/mbus_codec.c adapters/modbus/mbus_plan.c
-	adapters/modbus/mbus_rtu.c adapters/modbus/mbus_poll.c broker/http.c broker/ws.c"
+	adapters/modbus/mbus_rtu.c adapters/modbus/mbus_poll.c broker/http.c broker/ws.c
+	adapters/serial/serial_frame.c adapters/serial/serial_nmea.c adapters/serial/serial_value.c
+	adapters/serial/serial_parse.c adapters/serial/serial_port.c adapters/serial/serial_keys.c"
 PURE="$PURE $(ls broker/*_codec.c adapters/*/*_codec.c 2>/dev/null | tr '\n' ' ')"
 CORES="broker/topic.c broker/acl.c adapters/mqttsn/mqttsn_gw.c gateway/uplink.c"
 CORE_HEADERS="gateway/base/base.h broker/broker.h broker/broker_int.h broker/mqtt_codec.h

@@ -303,6 +303,9 @@ void ser_line_fini(struct ser_line *l);
  */
 int ser_parse(struct ser_dev *d, struct ser_line *l, struct ser_result *res);
 
+/* ser_parse() for parser = json (serial_json.c). */
+int ser__parse_json(struct ser_dev *d, struct ser_line *l, struct ser_result *res);
+
 /*
  * The value at RFC 6901 pointer @ptr in @root (a cJSON *), or NULL. "" is
  * the whole document; ~1 is '/', ~0 is '~'; array indexes are decimal
