@@ -360,12 +360,31 @@ def test_config_errors(tmp):
               r.returncode == 2 and key in err and "x.ini:" in err)
 
 
+def test_examples(tmp):
+    """The etc/devices.d/serial-*.ini.example files are valid device maps."""
+    d = os.path.join(tmp, "examples")
+    os.makedirs(os.path.join(d, "devices.d"))
+    with open(os.path.join(d, "fieldmq.ini"), "w") as f:
+        f.write("[gateway]\nid = gw1\ndata_dir = data\n[broker]\nlisten = 127.0.0.1:1\n")
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    ex = sorted(n for n in os.listdir(os.path.join(root, "etc", "devices.d"))
+                if n.startswith("serial-") and n.endswith(".ini.example"))
+    for n in ex:
+        shutil.copy(os.path.join(root, "etc", "devices.d", n),
+                    os.path.join(d, "devices.d", n[:-len(".example")]))
+    r = subprocess.run([FIELDMQ, "--check-config", "-c", os.path.join(d, "fieldmq.ini")],
+                       capture_output=True, timeout=20)
+    check("the %d serial examples pass --check-config: %s" % (len(ex), r.stderr.decode()[-300:]),
+          len(ex) >= 4 and r.returncode == 0)
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="fieldmq-serial.")
     port, tcp_port = free_port(), free_port()
     fmq = None
     try:
         test_config_errors(tmp)
+        test_examples(tmp)
         text, gps, stx, hexp = (Pair(tmp, n) for n in ("text", "gps", "stx", "hex"))
         scpi = os.path.join(tmp, "scpi")  # made later: missing at start
         tcp_sim = spawn([SIM, "--tcp", "127.0.0.1:%d" % tcp_port, "--mode", "kv", "--rate", "20"],
