@@ -28,12 +28,33 @@
  *     struct ad_ops (start, stop, free, command, optional reload).
  *  5. One line in the registry, gateway/adapters.c:
  *         [AD_PROTO_COAP] = { "coap", &coap_schema, ad_coap_new },
- *     Nothing in gateway/config.c or in gateway.c's lifecycle changes.
+ *     Nothing in gateway/config.c or in gateway.c's lifecycle changes. The
+ *     Makefile already builds adapters/coap and adapters/serial as modules
+ *     (ad_coap, ad_serial) and links their tests (tests/adapters/<name>/).
+ *
+ * What the loader does for an adapter's sections (gateway/config.c):
+ *  - [device:]: the common keys first (protocol picks the schema), then
+ *    the adapter's device keys, then its bus keys: a device that names no
+ *    bus and whose adapter has bus keys gets an implicit bus of its own
+ *    (named after the device) filled from those inline keys (check_bus sees
+ *    which through ap->seen). "bus = NAME" plus inline keys is an error.
+ *  - [bus:]: its protocol is its optional "protocol" key, else that of the
+ *    devices naming it, else modbus; a device naming a bus of another
+ *    protocol is an error. An adapter without bus keys has no buses
+ *    (device->bus is NULL).
+ *  - Unknown keys are reported with the common and the adapter's names;
+ *    values are checked by the rows (file:line, "expected ..."); hooks add
+ *    their own errors with ad_parse_error() and ap->line (the section's).
+ *  - device->stale_ms defaults to 3 * poll_ms; check_device may set it
+ *    (e.g. from a stale_after key, or for pushed values).
+ *  tests/gateway/test_config_adapters.c (keys) and tests/gateway/
+ *  test_gateway.c (lifecycle, commands) run a fake adapter end to end.
  *
  * Readings go out through struct ad_sink (on_reading / on_status /
- * on_cmd_done), on the loop thread. Commands come in through ops->command
- * for points of the adapter's protocol only (the gateway routes by
- * point->device->protocol).
+ * on_cmd_done), on the loop thread, naming the map's own device and point
+ * objects (the gateway drops readings of a map it has replaced). Commands
+ * come in through ops->command for points of the adapter's protocol only
+ * (the gateway routes by point->device->protocol).
  */
 #ifndef FIELDMQ_ADAPTER_H
 #define FIELDMQ_ADAPTER_H
@@ -271,13 +292,42 @@ struct ad_parse_ops {
 	char *(*path)(struct ad_parse *ap, const char *s);   /* relative to the naming file */
 };
 
+/*
+ * The common keys of the device map (the loader's rows), for hooks that
+ * ask whether the section gave one: ad_given_common(ap, AD_CD_POLL).
+ */
+enum ad_common_bus_key {
+	AD_CB_PROTOCOL, /* optional: the protocol of the devices naming the bus */
+	__AD_CB_MAX,
+};
+
+enum ad_common_device_key {
+	AD_CD_PROTOCOL,
+	AD_CD_BUS,
+	AD_CD_POLL,
+	AD_CD_PUBLISH,
+	__AD_CD_MAX,
+};
+
+enum ad_common_point_key {
+	AD_CP_TYPE,
+	AD_CP_SCALE,
+	AD_CP_OFFSET,
+	AD_CP_DEADBAND,
+	AD_CP_UNIT,
+	AD_CP_ACCESS,
+	AD_CP_PUBLISH,
+	__AD_CP_MAX,
+};
+
 struct ad_parse {
 	const struct ad_parse_ops *ops;
-	const char *file;    /* the file of the current section */
-	unsigned int line;   /* of the current key, or of the section header in hooks */
-	const char *section; /* "device:boiler", without brackets */
-	uint64_t seen;	     /* in hooks: bit i set when the section gave the adapter's key i
+	const char *file;     /* the file of the current section */
+	unsigned int line;    /* of the current key, or of the section header in hooks */
+	const char *section;  /* "device:boiler", without brackets */
+	uint64_t seen;	      /* in hooks: bit i set when the section gave the adapter's key i
 				(for an implicit bus: the device's inline bus keys) */
+	uint64_t common_seen; /* in hooks: the same for the common keys (enum ad_common_*) */
 };
 
 static inline void ad_parse_error(struct ad_parse *ap, unsigned int line, const char *fmt, ...)
@@ -295,6 +345,12 @@ static inline void ad_parse_error(struct ad_parse *ap, unsigned int line, const 
 static inline bool ad_given(const struct ad_parse *ap, unsigned int idx)
 {
 	return idx < 64 && (ap->seen & (1ULL << idx));
+}
+
+/* Whether the section gave the common key @idx (enum ad_common_*_key; valid in hooks). */
+static inline bool ad_given_common(const struct ad_parse *ap, unsigned int idx)
+{
+	return idx < 64 && (ap->common_seen & (1ULL << idx));
 }
 
 /*

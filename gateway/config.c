@@ -1339,108 +1339,84 @@ static void show_busref(const void *obj, const struct ad_key *k, char *buf, size
 	snprintf(buf, n, "%s", d->bus && !d->bus->implicit ? d->bus->name : "");
 }
 
-enum {
-	CB_PROTOCOL,
-	__CB_MAX,
+static const struct ad_key common_bus_keys[__AD_CB_MAX] = {
+	[AD_CB_PROTOCOL] = { .name = "protocol",
+			     .type = K_CUSTOM,
+			     .off = offsetof(struct ad_bus, protocol),
+			     .fn = k_protocol,
+			     .flag = F_KEEP,
+			     .help = "default: the protocol of the devices on the bus" },
 };
 
-static const struct ad_key common_bus_keys[__CB_MAX] = {
-	[CB_PROTOCOL] = { .name = "protocol",
-			  .type = K_CUSTOM,
-			  .off = offsetof(struct ad_bus, protocol),
-			  .fn = k_protocol,
-			  .flag = F_KEEP,
-			  .help = "default: the protocol of the devices on the bus" },
+static const struct ad_key common_device_keys[__AD_CD_MAX] = {
+	[AD_CD_PROTOCOL] = { .name = "protocol",
+			     .type = K_CUSTOM,
+			     .off = offsetof(struct ad_device, protocol),
+			     .fn = k_protocol,
+			     .flag = F_KEEP,
+			     .def = "modbus" },
+	[AD_CD_BUS] = { .name = "bus",
+			.type = K_CUSTOM,
+			.fn = k_busref,
+			.show = show_busref,
+			.flag = F_KEEP,
+			.help = "a [bus:NAME], or the transport keys inline" },
+	[AD_CD_POLL] = { .name = "poll",
+			 .type = K_DUR,
+			 .off = offsetof(struct ad_device, poll_ms),
+			 .size = 4,
+			 .min = 10,
+			 .max = 86400000,
+			 .def = "1s" },
+	[AD_CD_PUBLISH] = { .name = "publish",
+			    .type = K_ENUM,
+			    .off = offsetof(struct ad_device, publish),
+			    .size = sizeof(enum ad_publish),
+			    .enums = publishes + 1,
+			    .enum_base = 1,
+			    .help = "default: [gateway] publish" },
 };
 
-enum {
-	CD_PROTOCOL,
-	CD_BUS,
-	CD_POLL,
-	CD_PUBLISH,
-	__CD_MAX,
-};
-
-static const struct ad_key common_device_keys[__CD_MAX] = {
-	[CD_PROTOCOL] = { .name = "protocol",
-			  .type = K_CUSTOM,
-			  .off = offsetof(struct ad_device, protocol),
-			  .fn = k_protocol,
-			  .flag = F_KEEP,
-			  .def = "modbus" },
-	[CD_BUS] = { .name = "bus",
-		     .type = K_CUSTOM,
-		     .fn = k_busref,
-		     .show = show_busref,
-		     .flag = F_KEEP,
-		     .help = "a [bus:NAME], or the transport keys inline" },
-	[CD_POLL] = { .name = "poll",
-		      .type = K_DUR,
-		      .off = offsetof(struct ad_device, poll_ms),
-		      .size = 4,
-		      .min = 10,
-		      .max = 86400000,
-		      .def = "1s" },
-	[CD_PUBLISH] = { .name = "publish",
+static const struct ad_key common_point_keys[__AD_CP_MAX] = {
+	[AD_CP_TYPE] = { .name = "type",
 			 .type = K_ENUM,
-			 .off = offsetof(struct ad_device, publish),
-			 .size = sizeof(enum ad_publish),
-			 .enums = publishes + 1,
-			 .enum_base = 1,
-			 .help = "default: [gateway] publish" },
-};
-
-enum {
-	CP_TYPE,
-	CP_SCALE,
-	CP_OFFSET,
-	CP_DEADBAND,
-	CP_UNIT,
-	CP_ACCESS,
-	CP_PUBLISH,
-	__CP_MAX,
-};
-
-static const struct ad_key common_point_keys[__CP_MAX] = {
-	[CP_TYPE] = { .name = "type",
-		      .type = K_ENUM,
-		      .off = offsetof(struct ad_point, type),
-		      .size = sizeof(enum ad_point_type),
-		      .enums = point_types,
-		      .help = "default: the adapter's" },
-	[CP_SCALE] = { .name = "scale",
-		       .type = K_DOUBLE,
-		       .off = offsetof(struct ad_point, scale),
-		       .def = "1",
-		       .help = "value = raw * scale + offset" },
-	[CP_OFFSET] = { .name = "offset",
-			.type = K_DOUBLE,
-			.off = offsetof(struct ad_point, offset),
-			.def = "0" },
-	[CP_DEADBAND] = { .name = "deadband",
+			 .off = offsetof(struct ad_point, type),
+			 .size = sizeof(enum ad_point_type),
+			 .enums = point_types,
+			 .help = "default: the adapter's" },
+	[AD_CP_SCALE] = { .name = "scale",
 			  .type = K_DOUBLE,
-			  .off = offsetof(struct ad_point, deadband),
-			  .flag = F_NONNEG,
-			  .def = "0",
-			  .help = "on_change publishes only when |new - last| > deadband" },
-	[CP_UNIT] = { .name = "unit",
-		      .type = K_STR,
-		      .off = offsetof(struct ad_point, unit),
-		      .def = "" },
-	[CP_ACCESS] = { .name = "access",
-			.type = K_ENUM,
-			.off = offsetof(struct ad_point, writable),
-			.size = 1,
-			.enums = accesses,
-			.def = "r",
-			.help = "rw listens on .../set" },
-	[CP_PUBLISH] = { .name = "publish",
-			 .type = K_ENUM,
-			 .off = offsetof(struct ad_point, publish),
-			 .size = sizeof(enum ad_publish),
-			 .enums = publishes + 1,
-			 .enum_base = 1,
-			 .help = "default: the device's" },
+			  .off = offsetof(struct ad_point, scale),
+			  .def = "1",
+			  .help = "value = raw * scale + offset" },
+	[AD_CP_OFFSET] = { .name = "offset",
+			   .type = K_DOUBLE,
+			   .off = offsetof(struct ad_point, offset),
+			   .def = "0" },
+	[AD_CP_DEADBAND] = { .name = "deadband",
+			     .type = K_DOUBLE,
+			     .off = offsetof(struct ad_point, deadband),
+			     .flag = F_NONNEG,
+			     .def = "0",
+			     .help = "on_change publishes only when |new - last| > deadband" },
+	[AD_CP_UNIT] = { .name = "unit",
+			 .type = K_STR,
+			 .off = offsetof(struct ad_point, unit),
+			 .def = "" },
+	[AD_CP_ACCESS] = { .name = "access",
+			   .type = K_ENUM,
+			   .off = offsetof(struct ad_point, writable),
+			   .size = 1,
+			   .enums = accesses,
+			   .def = "r",
+			   .help = "rw listens on .../set" },
+	[AD_CP_PUBLISH] = { .name = "publish",
+			    .type = K_ENUM,
+			    .off = offsetof(struct ad_point, publish),
+			    .size = sizeof(enum ad_publish),
+			    .enums = publishes + 1,
+			    .enum_base = 1,
+			    .help = "default: the device's" },
 };
 
 /* Expected-value text for an enum key: "a | b | c". */
@@ -2000,6 +1976,7 @@ static void enter(struct parse *p, const struct sect_tmp *st)
 	p->ap.line = st->line;
 	p->ap.section = st->section;
 	p->ap.seen = 0;
+	p->ap.common_seen = 0;
 }
 
 /* The adapter's parsed struct for a section kind: zeroed, with the rows' defaults. */
@@ -2096,9 +2073,9 @@ static const struct ad_schema *schema_of(struct parse *p, enum ad_protocol proto
 	return NULL;
 }
 
-static const struct ad_keys common_bus = { common_bus_keys, __CB_MAX, 0 };
-static const struct ad_keys common_device = { common_device_keys, __CD_MAX, 0 };
-static const struct ad_keys common_point = { common_point_keys, __CP_MAX, 0 };
+static const struct ad_keys common_bus = { common_bus_keys, __AD_CB_MAX, 0 };
+static const struct ad_keys common_device = { common_device_keys, __AD_CD_MAX, 0 };
+static const struct ad_keys common_point = { common_point_keys, __AD_CP_MAX, 0 };
 
 /*
  * A device's keys: the common ones (which say the protocol), then the
@@ -2138,11 +2115,11 @@ static enum ad_protocol bus_protocol(struct parse *p, const struct bus_tmp *bt)
 {
 	unsigned int i;
 
-	if (bt->seen & (1ULL << CB_PROTOCOL))
+	if (bt->seen & (1ULL << AD_CB_PROTOCOL))
 		return bt->b->protocol;
 	for (i = 0; i < p->n_devs; i++)
 		if (p->devs[i]->bus_name && !strcmp(p->devs[i]->bus_name, bt->b->name) &&
-		    (p->devs[i]->seen & (1ULL << CD_PROTOCOL)))
+		    (p->devs[i]->seen & (1ULL << AD_CD_PROTOCOL)))
 			return p->devs[i]->d->protocol;
 	return AD_PROTO_MODBUS;
 }
@@ -2178,6 +2155,7 @@ static void resolve_bus(struct parse *p, struct bus_tmp *bt, unsigned int i)
 	apply_table(p, &bt->s, &sc->bus, b->ext, &ext_seen);
 	unknown_keys(p, &bt->s, &common_bus, &sc->bus, NULL);
 	p->ap.seen = ext_seen;
+	p->ap.common_seen = bt->seen;
 	if (sc->check_bus && sc->check_bus(&p->ap, b))
 		return;
 	bt->ok = true;
@@ -2258,15 +2236,17 @@ static void resolve_device(struct parse *p, struct dev_tmp *dt, unsigned int i,
 		b->protocol = d->protocol;
 		b->origin = d->origin;
 		p->ap.seen = dt->bus_seen;
+		p->ap.common_seen = dt->seen;
 		if (sc->check_bus && sc->check_bus(&p->ap, b))
 			return;
 		d->bus = b;
 		if (arena_push(&p->dm->arena, (void ***)&p->dm->map.buses, &p->dm->map.n_buses, b))
 			p->sys_err = -ENOMEM;
 	}
-	if (!(dt->seen & (1ULL << CD_PUBLISH)))
+	if (!(dt->seen & (1ULL << AD_CD_PUBLISH)))
 		d->publish = gw_publish;
 	p->ap.seen = dt->ext_seen;
+	p->ap.common_seen = dt->seen;
 	if (sc->check_device && sc->check_device(&p->ap, d))
 		return;
 	if (!d->stale_ms)
@@ -2313,9 +2293,10 @@ static void resolve_point(struct parse *p, struct pt_tmp *pt, enum ad_publish gw
 	if (x->scale == 0.0)
 		errorf(p, x->origin.line, "[%s] scale: 0 would lose every value", pt->s.section);
 	p->ap.seen = ext_seen;
+	p->ap.common_seen = seen;
 	if (sc->check_point && sc->check_point(&p->ap, x))
 		return;
-	if (!(seen & (1ULL << CP_PUBLISH)))
+	if (!(seen & (1ULL << AD_CP_PUBLISH)))
 		x->publish = dt->d->publish == AD_PUB_INHERIT ? gw_publish : dt->d->publish;
 	x->index = p->dm->map.n_points;
 	if (arena_push(&p->dm->arena, (void ***)&dt->d->points, &dt->d->n_points, x) ||

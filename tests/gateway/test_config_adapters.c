@@ -128,8 +128,8 @@ static int fake_check_device(struct ad_parse *ap, struct ad_device *d)
 		ad_parse_error(ap, ap->line, "[%s] url: required", ap->section);
 		return -EINVAL;
 	}
-	if (fd->mode == 1)
-		d->stale_ms = 1000000; /* pushed values: no poll to go stale against */
+	if (fd->mode == 1 && !ad_given_common(ap, AD_CD_POLL))
+		d->stale_ms = 1000000; /* pushed values and no poll to go stale against */
 	return 0;
 }
 
@@ -265,7 +265,7 @@ static void test_fake_parsed(void **state)
 	assert_non_null(d);
 	assert_int_equal(d->protocol, AD_PROTO_SERIAL);
 	assert_int_equal(d->poll_ms, 10000);
-	assert_int_equal(d->stale_ms, 1000000); /* mode push: set by the check hook */
+	assert_int_equal(d->stale_ms, 30000); /* push, but poll given: 3 * poll */
 	assert_int_equal(d->publish, AD_PUB_EVERY_POLL);
 	fd = d->ext;
 	assert_string_equal(fd->url, "fake://10.0.0.7");
@@ -330,6 +330,7 @@ static void test_fake_no_bus(void **state)
 		fail_msg("%s", err);
 	d = cfg.devmap->map.devices[0];
 	assert_null(d->bus);
+	assert_int_equal(d->stale_ms, 1000000); /* push and no poll: the check hook's */
 	assert_int_equal(cfg.devmap->map.n_buses, 0);
 	gw_config_free(&cfg);
 	expect_error(
