@@ -8,12 +8,14 @@
 #   uplink   bench/uplink_bench.sh   (drain rate to Mosquitto at QoS 1)
 #   acks     bench/acks_bench.sh     (forwarded QoS 1, PUBACK after commit, vs a Mosquitto bridge;
 #                                     the uplink's drain to a fast cloud)
+#   serial   bench/serial_bench.sh   (lines/s per parser on one core; daemon CPU at 1000 lines/s
+#                                     of NMEA + JSON through a pty)
 # ONLY="store modbus" runs a subset.
 set -u
 cd "$(dirname "$0")/.."
 : "${BUILD:=build}"
 export BUILD
-ONLY=${ONLY:-"broker store modbus mqttsn uplink acks"}
+ONLY=${ONLY:-"broker store modbus mqttsn uplink acks serial"}
 OUT=${OUT:-BENCHMARKS.md}
 [ -f "$OUT" ] || echo "# fieldmq benchmarks" > "$OUT"
 
@@ -59,5 +61,6 @@ for b in $ONLY; do
 	mqttsn) section mqttsn-run "MQTT-SN gateway: the latest run" bench/mqttsn_bench.sh 100 5 1000 ;;
 	uplink) [ -x bench/uplink_bench.sh ] && section uplink "Uplink drain to Mosquitto" bench/uplink_bench.sh ;;
 	acks) section acks "Forwarded QoS 1 with durable acks, against a Mosquitto bridge" bench/acks_bench.sh ;;
+	serial) section serial "Serial adapter" bench/serial_bench.sh 1000 10 1000000 ;;
 	esac
 done

@@ -15,6 +15,7 @@ server. One daemon serves every bus:
         point through write_command / write_response; the pty vanishes and
         returns
   tcp   (serial_sim --tcp): type = tcp, killed and restarted
+  raw   (socat TCP-LISTEN in front of a pty, as ser2net): type = tcp
 
 Readings are checked on MQTT (values, units, quality, retained), counts in
 $SYS/fieldmq/serial/...; --check-config refuses bad serial keys with
@@ -314,6 +315,21 @@ match = ^id=2;
 
 [point:net/temp]
 key = temp
+
+[bus:raw]
+type = tcp
+host = 127.0.0.1
+port = {socat_port}
+reopen_min = 200ms
+reopen_max = 1s
+
+[device:raw]
+protocol = serial
+bus = raw
+parser = kv
+
+[point:raw/temp]
+key = temp
 """
 
 
@@ -380,7 +396,7 @@ def test_examples(tmp):
 
 def main():
     tmp = tempfile.mkdtemp(prefix="fieldmq-serial.")
-    port, tcp_port = free_port(), free_port()
+    port, tcp_port, socat_port = free_port(), free_port(), free_port()
     fmq = None
     try:
         test_config_errors(tmp)
@@ -390,10 +406,14 @@ def main():
         tcp_sim = spawn([SIM, "--tcp", "127.0.0.1:%d" % tcp_port, "--mode", "kv", "--rate", "20"],
                         stdout=subprocess.PIPE)
         tcp_sim.stdout.readline()
+        # socat as a raw TCP serial server in front of a pty (what ser2net does with a tty).
+        raw_b = os.path.join(tmp, "raw.b")
+        spawn(["socat", "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr" % socat_port,
+               "pty,raw,echo=0,link=" + raw_b])
         os.mkdir(os.path.join(tmp, "devices.d"))
         with open(os.path.join(tmp, "devices.d", "serial.ini"), "w") as f:
             f.write(DEVICES.format(text=text.a, gps=gps.a, stx=stx.a, hex=hexp.a, scpi=scpi,
-                                   tcp_port=tcp_port))
+                                   tcp_port=tcp_port, socat_port=socat_port))
         with open(os.path.join(tmp, "fieldmq.ini"), "w") as f:
             f.write("[gateway]\nid = gw1\ndata_dir = data\nlog_level = debug\n"
                     "[broker]\nlisten = 127.0.0.1:%d\npersist = no\nsys_interval = 1s\n" % port)
@@ -577,7 +597,18 @@ def main():
         tcp_sim.stdout.readline()
         check("tcp: server back -> online", sub.text(P + "net/status", "online", 10))
 
-        check("$SYS: ports open", sub.figure("ports/open", lambda n: n == 6, 5) is not None)
+        # --- socat as the TCP serial server
+        check("socat: the daemon connected (socat made its pty)",
+              wait_for(lambda: os.path.exists(raw_b), 10))
+        fd = os.open(raw_b, os.O_RDWR | os.O_NOCTTY)
+        tty.setraw(fd)
+        os.write(fd, b"temp=31.5\r\n")
+        v = sub.value(P + "raw/temp")
+        check("socat TCP serial server: a line written into its tty arrives: %s" % v,
+              v and v["value"] == 31.5)
+        os.close(fd)
+
+        check("$SYS: ports open", sub.figure("ports/open", lambda n: n == 7, 5) is not None)
         check("$SYS: per-bus lines", sub.wait(lambda m: m.topic ==
                                                "$SYS/fieldmq/serial/bus/text/lines"
                                                and int(m.payload) > 20000) is not None)

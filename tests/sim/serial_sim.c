@@ -421,13 +421,17 @@ int main(int argc, char **argv)
 		}
 		return_now = vanish_now = 0;
 		if (s.rate > 0 && s.count && now >= next && s.fd >= 0) {
-			/* Catch up at most a second's worth after a stall. */
+			int burst = 0;
+
+			/* Catch up at most a second's worth after a stall, in bursts. */
 			if (now - next > 1)
 				next = now;
-			write_line(&s);
-			if (s.count > 0)
-				s.count--;
-			next += 1 / s.rate;
+			while (s.count && now >= next && burst++ < 1000) {
+				write_line(&s);
+				if (s.count > 0)
+					s.count--;
+				next += 1 / s.rate;
+			}
 		}
 		if (s.rate > 0 && s.count) {
 			double ms = (next - now_s()) * 1000;
