@@ -254,11 +254,12 @@ CROSS_BUILD = build/cross-$(ARCH)
 CROSS_SYSROOT = $(CURDIR)/$(CROSS_BUILD)/sysroot
 CROSS_LIBDIR = $(CROSS_SYSROOT)/usr/lib/$(CROSS_T)
 # What a cross build needs on the host (the ARCH libraries are unpacked by tests/cross/sysroot.sh).
-CROSS_DEB_PKGS = qemu-user-static $(foreach a,armhf s390x,gcc-$(CROSS_TRIPLET_$(a)) libc6-dev-$(a)-cross)
+CROSS_DEB_PKGS = qemu-user-static $(foreach a,armhf s390x arm64,gcc-$(CROSS_TRIPLET_$(a)) libc6-dev-$(a)-cross)
 # The sub-make's environment carries pkg-config's sysroot, so $(shell $(PKG_CONFIG) ...) sees it.
 CROSS_ENV = PKG_CONFIG_SYSROOT_DIR=$(CROSS_SYSROOT) \
 	PKG_CONFIG_LIBDIR=$(CROSS_LIBDIR)/pkgconfig:$(CROSS_SYSROOT)/usr/share/pkgconfig
-CROSS_VARS = BUILD=$(CROSS_BUILD) CC=$(CROSS_T)-gcc AR=$(CROSS_T)-ar CFLAGS="$(CROSS_CFLAGS)" \
+CROSS_OUT = $(CROSS_BUILD)
+CROSS_VARS = BUILD=$(CROSS_OUT) CC=$(CROSS_T)-gcc AR=$(CROSS_T)-ar CFLAGS="$(CROSS_CFLAGS)" \
 	CPPFLAGS="-isystem $(CROSS_SYSROOT)/usr/include -isystem $(CROSS_SYSROOT)/usr/include/$(CROSS_T)" \
 	LDFLAGS="-L$(CROSS_LIBDIR) -Wl,-rpath-link,$(CROSS_LIBDIR)"
 CROSS_CFLAGS ?= -O2 -g
@@ -275,6 +276,10 @@ cross: cross-check-arch cross-deps
 	$(CROSS_ENV) $(MAKE) $(CROSS_VARS) $(CROSS_BUILD)/fieldmq $(UNIT_BINS:$(BUILD)/%=$(CROSS_BUILD)/%) \
 		$(FUZZ_BINS:$(BUILD)/%=$(CROSS_BUILD)/%)
 	file $(CROSS_BUILD)/fieldmq
+# make cross-daemon ARCH=... [CROSS_CFLAGS=-Os CROSS_OUT=build/os-ARCH]: the daemon alone.
+cross-daemon: cross-check-arch cross-deps
+	$(MAKE) $(CROSS_BUILD)/sysroot/.done
+	$(CROSS_ENV) $(MAKE) $(CROSS_VARS) $(CROSS_OUT)/fieldmq
 cross-test: cross
 	BUILD=$(CROSS_BUILD) PYTHON=$(PYTHON) SKIP_INTEGRATION=1 TEST_WRAPPER="$(CROSS_RUN)" \
 		tests/run_tests.sh $(UNIT_BINS:$(BUILD)/%=$(CROSS_BUILD)/%) -- $(FUZZ_BINS:$(BUILD)/%=$(CROSS_BUILD)/%)
@@ -316,7 +321,7 @@ package-test: all
 	$(MAKE) deb
 	tests/packaging/test_deb.sh
 
-.PHONY: cross-check-arch cross cross-test cross-deps dist openwrt-hash package-test deb
+.PHONY: cross-check-arch cross cross-daemon cross-test cross-deps dist openwrt-hash package-test deb
 # ------------------------------------------------ end of packages and platforms
 
 # --------------------------------------------------------------------- style

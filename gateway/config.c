@@ -1836,6 +1836,8 @@ static int handle_predefined(struct parse *p, const char *name, const char *val)
 	return 1;
 }
 
+static bool renamed_key(struct parse *p, const char *name);
+
 static int on_key(void *user, const char *section, const char *name, const char *value)
 {
 	struct parse *p = user;
@@ -1878,6 +1880,8 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	if (!k) {
 		size_t pos = 0;
 
+		if (renamed_key(p, name))
+			return 1;
 		list[0] = '\0';
 		key_list(&keys, list, sizeof(list), &pos);
 		errorf(p, p->line, "[%s] %s: unknown key; expected one of: %s", p->section, name,
@@ -1992,6 +1996,68 @@ static void *new_ext(struct parse *p, const struct ad_keys *t)
 	return ext;
 }
 
+/*
+ * Keys known under another name: a key of an older release that was renamed
+ * (the row says since which version), or the name Mosquitto's mosquitto.conf
+ * gives a key of ours, which users who move from it type. An unknown key
+ * found here is reported with the name to use, not with the list of every
+ * key. @sect is the section's kind ("broker", "device", ...: the part before
+ * ':'); @to may name another section. Rows are never removed, so that a
+ * config of any release reads as far as it can.
+ */
+static const struct renamed_key {
+	const char *sect, *from, *to, *why;
+} renamed_keys[] = {
+	{ "gateway", "log_dest", "log_target", "Mosquitto's log_dest" },
+	{ "broker", "max_inflight_messages", "max_inflight", "Mosquitto's max_inflight_messages" },
+	{ "broker", "persistence", "persist", "Mosquitto's persistence" },
+	{ "broker", "persistence_location", "[gateway] data_dir",
+	  "Mosquitto's persistence_location" },
+	{ "broker", "cafile", "ca_file", "Mosquitto's cafile" },
+	{ "broker", "certfile", "cert_file", "Mosquitto's certfile" },
+	{ "broker", "keyfile", "key_file", "Mosquitto's keyfile" },
+	{ "listener", "cafile", "ca_file", "Mosquitto's cafile" },
+	{ "listener", "certfile", "cert_file", "Mosquitto's certfile" },
+	{ "listener", "keyfile", "key_file", "Mosquitto's keyfile" },
+	{ "uplink", "cafile", "ca_file", "Mosquitto's cafile" },
+	{ "uplink", "bridge_cafile", "ca_file", "Mosquitto's bridge_cafile" },
+	{ "uplink", "bridge_certfile", "cert_file", "Mosquitto's bridge_certfile" },
+	{ "uplink", "bridge_keyfile", "key_file", "Mosquitto's bridge_keyfile" },
+	{ "uplink", "bridge_insecure", "tls_insecure", "Mosquitto's bridge_insecure" },
+	{ "uplink", "bridge_protocol_version", "protocol", "Mosquitto's bridge_protocol_version" },
+	{ "uplink", "remote_clientid", "client_id", "Mosquitto's remote_clientid" },
+	{ "uplink", "remote_username", "username", "Mosquitto's remote_username" },
+	{ "uplink", "remote_password", "password", "Mosquitto's remote_password" },
+	{ "uplink", "keepalive_interval", "keepalive", "Mosquitto's keepalive_interval" },
+};
+
+/* The row of renamed_keys[] for @name in section @section ("broker", "listener:tls"), or NULL. */
+static const struct renamed_key *find_renamed(const char *section, const char *name)
+{
+	size_t n = strcspn(section, ":");
+	unsigned int i;
+
+	for (i = 0; i < GW_ARRAY_SIZE(renamed_keys); i++) {
+		const struct renamed_key *r = &renamed_keys[i];
+
+		if (strlen(r->sect) == n && !strncmp(r->sect, section, n) && !strcmp(r->from, name))
+			return r;
+	}
+	return NULL;
+}
+
+/* Reports @name as a renamed key when it is one; returns whether it did. */
+static bool renamed_key(struct parse *p, const char *name)
+{
+	const struct renamed_key *r = find_renamed(p->section, name);
+
+	if (!r)
+		return false;
+	errorf(p, p->line, "[%s] %s: unknown key; it is now called %s (%s)", p->section, name,
+	       r->to, r->why);
+	return true;
+}
+
 /* "unknown key; expected one of: ..." over up to three tables. */
 static void unknown_key(struct parse *p, const char *name, const struct ad_keys *a,
 			const struct ad_keys *b, const struct ad_keys *c)
@@ -1999,6 +2065,8 @@ static void unknown_key(struct parse *p, const char *name, const struct ad_keys 
 	char list[1024];
 	size_t pos = 0;
 
+	if (renamed_key(p, name))
+		return;
 	list[0] = '\0';
 	key_list(a, list, sizeof(list), &pos);
 	if (b)

@@ -185,6 +185,51 @@ static void test_defaults_and_inheritance(void **state)
 	gw_config_free(&cfg);
 }
 
+/*
+ * A key known under another name (renamed in a release, or Mosquitto's name
+ * for it) is reported with the name to use instead of the list of every key,
+ * and the file loads once it carries the new name.
+ */
+static void test_renamed_keys(void **state)
+{
+	static const struct {
+		const char *sect, *old_ini, *new_ini, *msg;
+	} cases[] = {
+		{ "broker", "max_inflight_messages = 20", "max_inflight = 20",
+		  "main.ini:2: [broker] max_inflight_messages: unknown key; it is now called "
+		  "max_inflight (Mosquitto's max_inflight_messages)" },
+		{ "broker", "persistence = no", "persist = no",
+		  "main.ini:2: [broker] persistence: unknown key; it is now called persist" },
+		{ "gateway", "log_dest = syslog", "log_target = syslog",
+		  "main.ini:2: [gateway] log_dest: unknown key; it is now called log_target" },
+		{ "uplink", "bridge_insecure = yes", "tls_insecure = yes",
+		  "main.ini:2: [uplink] bridge_insecure: unknown key; it is now called tls_insecure" },
+		{ "listener:x", "url = mqtt://127.0.0.1:1\ncafile = a.pem",
+		  "url = mqtt://127.0.0.1:1\nca_file = a.pem",
+		  "main.ini:3: [listener:x] cafile: unknown key; it is now called ca_file" },
+	};
+	struct gw_config cfg;
+	char ini[256], err[4096];
+	unsigned int i;
+	int rc;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(ini, sizeof(ini), "[%s]\n%s\n", cases[i].sect, cases[i].old_ini);
+		expect_error(ini, NULL, cases[i].msg);
+		snprintf(ini, sizeof(ini), "[%s]\n%s\n", cases[i].sect, cases[i].new_ini);
+		write_file("main.ini", ini);
+		write_file("devices.d/a.ini", "");
+		rc = load(&cfg, err, sizeof(err));
+		if (rc)
+			fail_msg("<%s>: rc %d: %s", ini, rc, err);
+		gw_config_free(&cfg);
+	}
+	/* The name alone is not enough: it is renamed in its section only. */
+	expect_error("[mqttsn]\npersistence = no\n", NULL,
+		     "main.ini:2: [mqttsn] persistence: unknown key; expected one of: enabled");
+}
+
 static void test_errors_main(void **state)
 {
 	(void)state;
@@ -437,6 +482,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_listeners, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_errors_reported, setup, teardown),
 		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test_setup_teardown(test_renamed_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_devmap_reload, setup, teardown),
 	};
 
