@@ -333,10 +333,19 @@ static size_t expand(const struct brk_acl_rule *r, struct gw_slice id, struct gw
 	return n;
 }
 
-static bool rule_applies(const struct brk_acl_rule *r, const struct gw_slice *user)
+static const char *copy_user(char *dst, struct gw_slice user)
 {
+	memcpy(dst, user.p, user.len);
+	dst[user.len] = '\0';
+	return dst;
+}
+
+static bool rule_applies(const struct brk_acl_rule *r, struct gw_slice id,
+			 const struct gw_slice *user)
+{
+	/* A publisher without a client id (MQTT-SN QoS -1) has no pattern rules. */
 	if (r->pattern)
-		return !r->pat_u || user;
+		return id.p && (!r->pat_u || user);
 	if (!r->user)
 		return true;
 	return user && gw_slice_eq_cstr(*user, r->user);
@@ -347,7 +356,7 @@ int brk__acl_view_new(const struct brk_acl *acl, struct gw_slice client_id,
 {
 	struct gw_slice u = user ? *user : (struct gw_slice){ (const uint8_t *)"", 0 };
 	struct brk_acl_view *v;
-	size_t size, strs = 0;
+	size_t size, strs = user ? user->len + 1 : 0;
 	unsigned int i, n = 0;
 	char *sp;
 
@@ -358,16 +367,17 @@ int brk__acl_view_new(const struct brk_acl *acl, struct gw_slice client_id,
 	 * is refused everything (Mosquitto denies it too).
 	 */
 	if ((acl->pat_c && has_wild(client_id)) || (acl->pat_u && user && has_wild(*user))) {
-		v = gw_calloc(1, sizeof(*v));
+		v = gw_calloc(1, sizeof(*v) + strs);
 		if (!v)
 			return -ENOMEM;
+		v->user = user ? copy_user((char *)&v->e[0], *user) : NULL;
 		*out = v;
 		return 0;
 	}
 	for (i = 0; i < acl->n; i++) {
 		const struct brk_acl_rule *r = &acl->rules[i];
 
-		if (!rule_applies(r, user))
+		if (!rule_applies(r, client_id, user))
 			continue;
 		n++;
 		if (r->pattern)
@@ -378,11 +388,16 @@ int brk__acl_view_new(const struct brk_acl *acl, struct gw_slice client_id,
 	if (!v)
 		return -ENOMEM;
 	sp = (char *)&v->e[n];
+	if (user) {
+		/* Kept so that the rules can be rebuilt when the ACL is reloaded. */
+		v->user = copy_user(sp, *user);
+		sp += user->len + 1;
+	}
 	for (i = 0; i < acl->n; i++) {
 		const struct brk_acl_rule *r = &acl->rules[i];
 		struct brk_acl_ent *e;
 
-		if (!rule_applies(r, user))
+		if (!rule_applies(r, client_id, user))
 			continue;
 		e = &v->e[v->n++];
 		e->access = r->access;

@@ -878,6 +878,7 @@ int brk_client_new(struct brk *b, const struct brk_client_opts *opts, struct brk
 {
 	int64_t now = gw_mono_ms();
 	struct gw_slice id = gw_slice_cstr(opts->client_id);
+	struct brk_acl_view *av = NULL;
 	struct brk_client *ic;
 	struct brk_session *s;
 	char idbuf[40];
@@ -896,6 +897,15 @@ int brk_client_new(struct brk *b, const struct brk_client_opts *opts, struct brk
 	ic = gw_calloc(1, sizeof(*ic));
 	if (!ic)
 		return -ENOMEM;
+	/* The client's ACL rules, before anything of a session it may take over changes. */
+	if (opts->acl && b->cfg.acl) {
+		struct gw_slice user = gw_slice_cstr(opts->username);
+
+		if (brk__acl_view_new(b->cfg.acl, id, opts->username ? &user : NULL, &av)) {
+			gw_free(ic);
+			return -ENOMEM;
+		}
+	}
 	s = brk__session_find(b, id);
 	if (s && s->conn) {
 		struct brk_conn *old = s->conn;
@@ -923,17 +933,25 @@ int brk_client_new(struct brk *b, const struct brk_client_opts *opts, struct brk
 	} else {
 		s = brk__session_new(b, id);
 		if (!s) {
+			gw_free(av);
 			gw_free(ic);
 			return -ENOMEM;
 		}
 	}
-	/* In-process clients are trusted: no ACL. */
-	gw_free(s->acl);
-	s->acl = NULL;
-	s->acl_deliver = false;
+	if (av) {
+		brk__session_acl_attach(s, av, session_present && *session_present);
+	} else {
+		/* Trusted in-process clients (or no ACL): no rules. */
+		gw_free(s->acl);
+		s->acl = NULL;
+		s->acl_deliver = false;
+	}
 	s->expiry = opts->session_expiry;
 	s->persist = s->expiry != 0;
-	if (opts->will) {
+	if (opts->will && s->acl && !brk__acl_allowed(s->acl, opts->will->topic, BRK_ACL_WRITE)) {
+		/* As for a network client: the will is dropped, the client accepted. */
+		b->st.acl_denied++;
+	} else if (opts->will) {
 		s->will = brk__msg_new(opts->will, 0);
 		s->will_delay = opts->will_delay;
 	}
@@ -967,6 +985,10 @@ int brk_client_subscribe(struct brk_client *c, struct gw_slice filter, uint8_t q
 		return -ENOTCONN;
 	if (!filter_ok(filter) || qos > 2)
 		return -EINVAL;
+	if (c->s->acl && !brk__acl_sub_allowed(c->s->acl, filter)) {
+		c->s->b->st.acl_denied++;
+		return -EACCES;
+	}
 	rc = brk__session_subscribe(c->s, filter, qos, flags, sub_id, &existed);
 	if (rc)
 		return rc;
@@ -997,6 +1019,10 @@ static int publish_from(struct brk *b, struct brk_session *from, const struct br
 
 	if (!brk__topic_name_valid(pub->topic) || pub->qos > 2)
 		return -EINVAL;
+	if (from && from->acl && !brk__acl_allowed(from->acl, pub->topic, BRK_ACL_WRITE)) {
+		b->st.acl_denied++;
+		return -EACCES;
+	}
 	m = brk__msg_new(pub, now);
 	if (!m)
 		return -ENOMEM;
@@ -1052,6 +1078,80 @@ void brk_client_free(struct brk_client *c, bool publish_will)
 int brk_publish(struct brk *b, const struct brk_pub *pub)
 {
 	return publish_from(b, NULL, pub, NULL, NULL);
+}
+
+int brk_publish_anon(struct brk *b, const struct brk_pub *pub)
+{
+	struct brk_acl_view *v = NULL;
+	bool ok;
+
+	if (!b->cfg.acl)
+		return publish_from(b, NULL, pub, NULL, NULL);
+	if (!brk__topic_name_valid(pub->topic) || pub->qos > 2)
+		return -EINVAL;
+	/* No client id (a NULL slice): only the rules for every client apply. */
+	if (brk__acl_view_new(b->cfg.acl, (struct gw_slice){ NULL, 0 }, NULL, &v))
+		return -ENOMEM;
+	ok = brk__acl_allowed(v, pub->topic, BRK_ACL_WRITE);
+	gw_free(v);
+	if (!ok) {
+		b->st.acl_denied++;
+		return -EACCES;
+	}
+	return publish_from(b, NULL, pub, NULL, NULL);
+}
+
+int brk_set_acl(struct brk *b, struct brk_acl *acl)
+{
+	struct brk_acl_view **views = NULL;
+	struct brk_session *s;
+	uint32_t i, n = 0, k = 0;
+	int rc = 0;
+
+	/*
+	 * All or nothing: every new set of rules is built first, so that on
+	 * out-of-memory the sessions keep the rules of the previous ACL
+	 * (which the caller then keeps too).
+	 */
+	for (i = 0; i < b->n_sbuckets; i++)
+		for (s = b->sessions[i]; s; s = s->hnext)
+			n += s->acl != NULL;
+	if (n && acl) {
+		views = gw_calloc(n, sizeof(*views));
+		if (!views)
+			return -ENOMEM;
+		for (i = 0; i < b->n_sbuckets && !rc; i++)
+			for (s = b->sessions[i]; s && !rc; s = s->hnext) {
+				struct gw_slice u = gw_slice_cstr(s->acl ? s->acl->user : NULL);
+
+				if (s->acl)
+					rc = brk__acl_view_new(acl, gw_slice_cstr(s->client_id),
+							       s->acl->user ? &u : NULL,
+							       &views[k++]);
+			}
+		if (rc) {
+			for (i = 0; i < k; i++)
+				gw_free(views[i]);
+			gw_free(views);
+			return -ENOMEM;
+		}
+	}
+	k = 0;
+	for (i = 0; i < b->n_sbuckets; i++)
+		for (s = b->sessions[i]; s; s = s->hnext) {
+			if (!s->acl)
+				continue;
+			if (acl) {
+				brk__session_acl_attach(s, views[k++], true);
+			} else {
+				gw_free(s->acl);
+				s->acl = NULL;
+				s->acl_deliver = false;
+			}
+		}
+	gw_free(views);
+	b->cfg.acl = acl;
+	return 0;
 }
 
 /* ------------------------------------------------------------ persistence */

@@ -219,6 +219,18 @@ struct brk_client_opts {
 	uint32_t will_delay;
 	brk_deliver_fn deliver;
 	void *arg;
+	/*
+	 * acl: the client is a remote device's session (an MQTT-SN or CoAP
+	 * client) and is subject to the ACL as a network client is: its client
+	 * id and @username (NULL: none) choose its rules, %c / %u patterns
+	 * included; a PUBLISH or subscription it may not make returns -EACCES
+	 * (counted in acl_denied), a will it may not publish is dropped, and
+	 * it is not sent what it may not read. false: trusted (the gateway's
+	 * own adapters, the uplink). Without an ACL (no acl_file) it changes
+	 * nothing.
+	 */
+	bool acl;
+	const char *username;
 };
 
 /*
@@ -237,12 +249,20 @@ int brk_client_new(struct brk *b, const struct brk_client_opts *opts, struct brk
  */
 const char *brk_client_id(const struct brk_client *c);
 
-/* 0, or -EINVAL for an invalid filter. Retained messages are delivered per rh. */
+/*
+ * 0, or -EINVAL for an invalid filter, -EACCES (a client made with opts.acl
+ * whose rules do not let it read what @filter covers). Retained messages are
+ * delivered per rh.
+ */
 int brk_client_subscribe(struct brk_client *c, struct gw_slice filter, uint8_t qos,
 			 unsigned int flags, uint32_t sub_id);
 int brk_client_unsubscribe(struct brk_client *c, struct gw_slice filter);
 
-/* Publish as this client (no-local subscriptions of this client are skipped). */
+/*
+ * Publish as this client (no-local subscriptions of this client are
+ * skipped). 0, or -ENOTCONN, -EINVAL (bad topic or QoS), -ENOMEM, -EACCES (a
+ * client made with opts.acl whose rules do not let it write @pub->topic).
+ */
 int brk_client_publish(struct brk_client *c, const struct brk_pub *pub);
 
 /*
@@ -255,8 +275,8 @@ int brk_client_publish(struct brk_client *c, const struct brk_pub *pub);
  * after @c is freed or the broker is gone (the status is 0 in every case
  * today; a negative errno is reserved for a message the holders lost). The
  * callback may publish and take holds; it must not free another client.
- * Returns 0, or -ENOTCONN, -EINVAL (bad topic or QoS, NULL @acked), -ENOMEM:
- * then @acked is never called.
+ * Returns 0, or -ENOTCONN, -EINVAL (bad topic or QoS, NULL @acked), -ENOMEM,
+ * -EACCES (as brk_client_publish): then @acked is never called.
  */
 int brk_client_publish_acked(struct brk_client *c, const struct brk_pub *pub,
 			     void (*acked)(void *arg, int status), void *arg);
@@ -268,8 +288,28 @@ int brk_client_publish_acked(struct brk_client *c, const struct brk_pub *pub,
  */
 void brk_client_free(struct brk_client *c, bool publish_will);
 
-/* Publish without a client (retained status topics, $SYS). */
+/* Publish without a client (retained status topics, $SYS). Trusted. */
 int brk_publish(struct brk *b, const struct brk_pub *pub);
+
+/*
+ * brk_publish_anon - publish for a remote sender that has no session (an
+ * MQTT-SN QoS -1 PUBLISH): subject to the ACL as a client without a client
+ * id or user name, so only the topic rules before any "user" line apply (no
+ * pattern does). 0, -EINVAL, -ENOMEM, or -EACCES (counted in acl_denied).
+ */
+int brk_publish_anon(struct brk *b, const struct brk_pub *pub);
+
+/*
+ * brk_set_acl - use @acl (NULL: none) from now on, e.g. after acl_file was
+ * read again on SIGHUP. Every client subject to the ACL gets its rules
+ * rebuilt from @acl at once, so a revoked right ends now, not at the next
+ * connection; what sessions have queued and may no longer read is dropped.
+ * The broker does not own @acl; on success the previous one is no longer
+ * referenced when this returns (free it then). 0, or -ENOMEM: nothing
+ * changed (the previous ACL is still in use). A client that connected while
+ * there was no ACL stays unchecked until it connects again.
+ */
+int brk_set_acl(struct brk *b, struct brk_acl *acl);
 
 /* See brk_deliver_fn. The hold is released exactly once. */
 struct brk_hold *brk_hold_take(const struct brk_delivery *d);

@@ -197,17 +197,23 @@ struct brk_acl_ent {
 	uint8_t access;
 };
 
-/* The rules of one network client, built at CONNECT; one allocation. */
+/*
+ * The rules of one client subject to the ACL (a network client, or an
+ * in-process one made with opts.acl), built at CONNECT; one allocation.
+ */
 struct brk_acl_view {
 	unsigned int n;
 	bool has_deny;
-	struct brk_acl_ent e[]; /* then the expanded pattern strings */
+	const char *user;	/* the user name the rules were chosen by (NULL: none) */
+	struct brk_acl_ent e[]; /* then the user name and the expanded pattern strings */
 };
 
 /*
  * brk__acl_view_new - the rules of @acl that apply to a client with
  * @client_id and @user (NULL: none), patterns expanded. A client id or user
- * name with '+' or '#' gets no rule at all when a pattern would use it. 0
+ * name with '+' or '#' gets no rule at all when a pattern would use it. A
+ * @client_id with a NULL .p is a publisher without an id (MQTT-SN QoS -1):
+ * no pattern applies to it. 0
  * and *out (gw_free it; it points into @acl, which must outlive it), or
  * -ENOMEM.
  */
@@ -221,6 +227,13 @@ bool brk__acl_allowed(const struct brk_acl_view *v, struct gw_slice topic, unsig
  * only part of it is left to delivery (brk__acl_allowed per message).
  */
 bool brk__acl_sub_allowed(const struct brk_acl_view *v, struct gw_slice filter);
+/*
+ * brk__session_acl_attach - give @s the ACL rules @v (ownership taken).
+ * @present: the session existed before (resumed, or its rules replaced by a
+ * reload): its deliveries are checked one by one from now on and what it
+ * has queued and may no longer read is dropped.
+ */
+void brk__session_acl_attach(struct brk_session *s, struct brk_acl_view *v, bool present);
 /* Topic filter @f matches topic name @t ($ topics excluded from leading wildcards). */
 bool brk__acl_match(struct gw_slice f, struct gw_slice t);
 /* Every topic that filter @f can match is matched by rule filter @r. */

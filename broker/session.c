@@ -1245,7 +1245,7 @@ static struct brk_msg *will_new(const struct mqtt_connect *cn, int64_t now)
  * its deliveries are checked one by one from now on, and what it has queued
  * and may no longer read is dropped now.
  */
-static void acl_attach(struct brk_session *s, struct brk_acl_view *v, bool present)
+void brk__session_acl_attach(struct brk_session *s, struct brk_acl_view *v, bool present)
 {
 	struct gw_list *pos, *tmp;
 
@@ -1389,7 +1389,7 @@ static void on_connect(struct brk_conn *c, struct mqtt_pkt *p, int64_t now)
 		}
 	}
 	if (b->cfg.acl)
-		acl_attach(s, av, present);
+		brk__session_acl_attach(s, av, present);
 	s->expiry = expiry;
 	s->persist = expiry != 0;
 	/*

@@ -822,9 +822,11 @@ static void on_publish(struct mqttsn_gw *gw, struct mqttsn_client *c, const stru
 	rc = gw->ops->publish(gw->arg, c->session, topic, m->publish.data, qos, m->flags.retain);
 	c->hold = false;
 	if (rc < 0) {
+		/* Refused by the ACL: "not supported", which a client does not retry. */
 		gw->stats.dropped_in++;
 		if (qos)
-			send_ack(gw, &c->addr, MQTTSN_PUBACK, tid, mid, MQTTSN_RC_CONGESTION);
+			send_ack(gw, &c->addr, MQTTSN_PUBACK, tid, mid,
+				 rc == -EACCES ? MQTTSN_RC_NOT_SUPPORTED : MQTTSN_RC_CONGESTION);
 	} else {
 		gw->stats.publish_in++;
 		if (qos == 1) {

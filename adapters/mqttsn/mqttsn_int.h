@@ -88,7 +88,8 @@ struct mqttsn_connect_info {
  * subscribe / unsubscribe: a filter (mountpoint included) for the session;
  *   0 or -errno (SUBACK "not supported").
  * publish: @session NULL for a QoS -1 publish without a connection (6.8);
- *   0 or -errno (PUBACK "congestion").
+ *   0 or -errno (PUBACK "congestion"; -EACCES, refused by the ACL: PUBACK
+ *   "not supported").
  */
 struct mqttsn_gw_ops {
 	void (*send)(void *arg, const struct mqttsn_addr *to, const uint8_t *buf, size_t len);

@@ -283,6 +283,8 @@ static int op_connect(void *arg, struct mqttsn_client *c, const struct mqttsn_co
 	o.will = NULL; /* the machine publishes wills itself (they can change: 6.4) */
 	o.deliver = on_brk_deliver;
 	o.arg = c;
+	/* A remote device: under acl_file like any network client (no user name in MQTT-SN). */
+	o.acl = true;
 	rc = brk_client_new(s->brk, &o, &bc, NULL);
 	if (rc < 0) {
 		gw_log(s->lg, LOG_WARNING, LOGM, "client %s refused by the broker: %d", id, rc);
@@ -324,7 +326,7 @@ static int op_publish(void *arg, void *session, struct gw_slice topic, struct gw
 	int rc;
 
 	if (!session)
-		return brk_publish(s->brk, &p);
+		return brk_publish_anon(s->brk, &p);
 	if (!qos)
 		return brk_client_publish(session, &p);
 	w = gw_calloc(1, sizeof(*w));

@@ -488,6 +488,116 @@ static void test_publish_acked(void **state)
 	assert_int_equal(brk__init(&e->b, NULL, &cfg, NULL), 0);
 }
 
+static struct brk_acl *acl_of(const char *text)
+{
+	struct brk_acl *acl = NULL;
+	unsigned int line = 0;
+	char err[128];
+
+	assert_int_equal(brk_acl_parse(text, strlen(text), &acl, &line, err, sizeof(err)), 0);
+	return acl;
+}
+
+static struct brk_client *subject(struct env *e, const char *id, const char *user, struct rec *r)
+{
+	struct brk_client_opts o = {
+		.client_id = id,
+		.clean_start = true,
+		.deliver = on_deliver,
+		.arg = r,
+		.acl = true,
+		.username = user,
+	};
+	struct brk_client *c;
+
+	assert_int_equal(brk_client_new(&e->b, &o, &c, NULL), 0);
+	return c;
+}
+
+/*
+ * In-process clients made with opts.acl (MQTT-SN, CoAP) are under the ACL
+ * as network clients are: %c patterns, user rules, publish, subscribe,
+ * deliveries, wills, anonymous publishers; others stay trusted; a reload
+ * (brk_set_acl) applies to connected clients at once.
+ */
+static void test_acl_subjects(void **state)
+{
+	struct env *e = *state;
+	struct brk_acl *acl = acl_of("topic read public/#\n"
+				     "pattern readwrite dev/%c/#\n"
+				     "topic write anon/#\n"
+				     "user op\n"
+				     "topic readwrite plc/#\n");
+	struct brk_acl *acl2;
+	struct rec rs = { .n = 0 }, rt = { .n = 0 }, ro = { .n = 0 };
+	struct brk_client *sn, *trusted, *op;
+	struct brk_pub p = { .topic = S("plc/boiler/setpoint/set"), .payload = S("42") };
+	struct brk_pub will = { .topic = S("plc/x"), .payload = S("gone") };
+	struct brk_client_opts wo = {
+		.client_id = "w", .deliver = on_deliver, .arg = &rs, .acl = true, .will = &will
+	};
+	struct brk_client *w;
+	struct brk_stats st;
+
+	/* Without an ACL, opts.acl changes nothing. */
+	sn = subject(e, "sn1", NULL, &rs);
+	assert_int_equal(brk_client_publish(sn, &p), 0);
+	brk_client_free(sn, false);
+
+	assert_int_equal(brk_set_acl(&e->b, acl), 0);
+	sn = subject(e, "sn1", NULL, &rs);
+	trusted = client(e, "adapter", &rt, 0, true, NULL);
+	op = subject(e, "hmi", "op", &ro);
+
+	/* The MQTT-SN client may not write a PLC register; the trusted adapter may. */
+	assert_int_equal(brk_client_publish(sn, &p), -EACCES);
+	assert_int_equal(brk_client_publish(op, &p), 0);
+	assert_int_equal(brk_client_publish(trusted, &p), 0);
+	/* Subscriptions: only what a read rule covers. */
+	assert_int_equal(brk_client_subscribe(sn, S("plc/#"), 0, 0, 0), -EACCES);
+	assert_int_equal(brk_client_subscribe(sn, S("#"), 0, 0, 0), -EACCES);
+	assert_int_equal(brk_client_subscribe(sn, S("public/#"), 0, 0, 0), 0);
+	assert_int_equal(brk_client_subscribe(sn, S("dev/sn1/#"), 0, 0, 0), 0);
+	assert_int_equal(brk_client_subscribe(sn, S("dev/other/#"), 0, 0, 0), -EACCES);
+	assert_int_equal(brk_client_subscribe(trusted, S("#"), 0, 0, 0), 0);
+	/* %c: its own branch, read and write. */
+	pub(sn, "dev/sn1/t", "21", 0, false);
+	assert_int_equal(rs.n, 1);
+	assert_int_equal(rt.n, 1);
+	/* Anonymous QoS -1 publishers: only rules for every client, no pattern. */
+	p.topic = S("anon/x");
+	assert_int_equal(brk_publish_anon(&e->b, &p), 0);
+	p.topic = S("dev/sn1/t");
+	assert_int_equal(brk_publish_anon(&e->b, &p), -EACCES);
+	/* A will it may not publish is dropped, the client accepted. */
+	assert_int_equal(brk_client_new(&e->b, &wo, &w, NULL), 0);
+	brk_client_free(w, true);
+	assert_string_equal(rt.topic, "anon/x");
+
+	/* A reload that revokes public/# reaches the connected client at once. */
+	acl2 = acl_of("pattern readwrite dev/%c/#\nuser op\ntopic readwrite plc/#\n");
+	assert_int_equal(brk_set_acl(&e->b, acl2), 0);
+	brk_acl_free(acl);
+	rs.n = 0;
+	pub(trusted, "public/news", "x", 0, false);
+	assert_int_equal(rs.n, 0);
+	pub(trusted, "dev/sn1/cmd", "x", 0, false);
+	assert_int_equal(rs.n, 1);
+	/* The user name is kept across the rebuild. */
+	p.topic = S("plc/boiler/setpoint/set");
+	assert_int_equal(brk_client_publish(op, &p), 0);
+	assert_int_equal(brk_client_publish(sn, &p), -EACCES);
+
+	brk_get_stats(&e->b, &st);
+	/* 2 PUBLISHes, 3 subscriptions, 1 anonymous PUBLISH, 1 will. */
+	assert_int_equal(st.acl_denied, 7);
+	brk_client_free(sn, false);
+	brk_client_free(trusted, false);
+	brk_client_free(op, false);
+	assert_int_equal(brk_set_acl(&e->b, NULL), 0);
+	brk_acl_free(acl2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -499,6 +609,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_nested_publish_from_callback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stats_and_sys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_publish_acked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_acl_subjects, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
