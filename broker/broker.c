@@ -371,7 +371,7 @@ void brk__session_end(struct brk_session *s, int64_t now)
 
 void brk__session_clear(struct brk_session *s)
 {
-	brk__session_end(s, gw_mono_ms());
+	brk__session_end(s, brk__now(s->b));
 }
 
 /*
@@ -690,7 +690,7 @@ static int listener_copy(struct brk_listener_cfg *dst, const struct brk_listener
 }
 
 int brk__init(struct brk *b, struct uv_loop_s *loop, const struct brk_config *cfg,
-	      const struct gw_logger *lg)
+	      const struct gw_logger *lg, const struct brk_clock *clk)
 {
 	unsigned int i;
 
@@ -698,6 +698,7 @@ int brk__init(struct brk *b, struct uv_loop_s *loop, const struct brk_config *cf
 	b->loop = loop;
 	b->cfg = *cfg;
 	b->lg = lg;
+	b->clock = *clk;
 	gw_list_init(&b->conns);
 	gw_list_init(&b->timed);
 	gw_list_init(&b->loose_holds);
@@ -715,7 +716,7 @@ int brk__init(struct brk *b, struct uv_loop_s *loop, const struct brk_config *cf
 	if (!b->stage.buf)
 		goto nomem;
 	b->stage.cap = BRK_STAGE_MIN;
-	b->started = gw_mono_ms();
+	b->started = brk__now(b);
 	b->last_sys = b->started;
 	return 0;
 nomem:
@@ -876,7 +877,7 @@ void brk_get_stats(const struct brk *b, struct brk_stats *out)
 int brk_client_new(struct brk *b, const struct brk_client_opts *opts, struct brk_client **out,
 		   bool *session_present)
 {
-	int64_t now = gw_mono_ms();
+	int64_t now = brk__now(b);
 	struct gw_slice id = gw_slice_cstr(opts->client_id);
 	struct brk_acl_view *av = NULL;
 	struct brk_client *ic;
@@ -994,7 +995,7 @@ int brk_client_subscribe(struct brk_client *c, struct gw_slice filter, uint8_t q
 		return rc;
 	if (((flags >> BRK_SUB_RH_SHIFT) & 3) == 1 && existed)
 		return 0;
-	brk__session_send_retained(c->s, filter, qos, flags, sub_id, gw_mono_ms());
+	brk__session_send_retained(c->s, filter, qos, flags, sub_id, brk__now(c->s->b));
 	return 0;
 }
 
@@ -1013,7 +1014,7 @@ int brk_client_unsubscribe(struct brk_client *c, struct gw_slice filter)
 static int publish_from(struct brk *b, struct brk_session *from, const struct brk_pub *pub,
 			void (*acked)(void *arg, int status), void *arg)
 {
-	int64_t now = gw_mono_ms();
+	int64_t now = brk__now(b);
 	struct brk_hold *h = NULL;
 	struct brk_msg *m;
 
@@ -1070,7 +1071,7 @@ void brk_client_free(struct brk_client *c, bool publish_will)
 		return;
 	if (c->s) {
 		c->s->ic = NULL;
-		brk__session_offline(c->s, publish_will, gw_mono_ms());
+		brk__session_offline(c->s, publish_will, brk__now(c->s->b));
 	}
 	gw_free(c);
 }
@@ -1169,7 +1170,7 @@ int brk_restore_retained(struct brk *b, const struct brk_pub *pub)
 
 	if (!brk__topic_name_valid(pub->topic))
 		return -EINVAL;
-	m = brk__msg_new(pub, gw_mono_ms());
+	m = brk__msg_new(pub, brk__now(b));
 	if (!m)
 		return -ENOMEM;
 	m->retain = true;
@@ -1226,7 +1227,7 @@ int brk_restore_session(struct brk *b, const char *client_id, const void *blob, 
 		session_free(s);
 		return rc;
 	}
-	brk__session_offline(s, false, gw_mono_ms());
+	brk__session_offline(s, false, brk__now(b));
 	return 0;
 }
 
@@ -1258,7 +1259,7 @@ int brk_restore_session_msg(struct brk *b, const char *client_id, uint64_t seq,
 	if (state != BRK_MSG_RELEASED) {
 		if (!brk__topic_name_valid(pub->topic))
 			return -EINVAL;
-		m = brk__msg_new(pub, gw_mono_ms());
+		m = brk__msg_new(pub, brk__now(b));
 		if (!m)
 			return -ENOMEM;
 	}

@@ -505,6 +505,18 @@ struct brk_client {
 	void *arg;
 };
 
+/*
+ * The broker core's clock, handed in by whoever builds the broker (the glue:
+ * gw_mono_ms; a test: a fake): the core reads no clock itself. mono_ms
+ * returns monotonic milliseconds; it is called for the in-process API
+ * (brk_client_*, brk_publish, brk_restore_*) and on connection setup and
+ * close, where no caller passes the time in.
+ */
+struct brk_clock {
+	int64_t (*mono_ms)(void *arg);
+	void *arg;
+};
+
 struct brk {
 	struct uv_loop_s *loop;
 	struct brk_config cfg;
@@ -547,12 +559,19 @@ struct brk {
 	unsigned int route_depth;
 	uint64_t match_gen;
 	struct brk_uv *uv; /* the glue (NULL in sans-I/O tests) */
+	struct brk_clock clock;
 };
 
 /* Core entry points shared by session.c, broker.c and broker_uv.c. */
+/* brk__init - @clk (copied; mono_ms must be set) is the only clock the core reads. */
 int brk__init(struct brk *b, struct uv_loop_s *loop, const struct brk_config *cfg,
-	      const struct gw_logger *lg);
+	      const struct gw_logger *lg, const struct brk_clock *clk);
 void brk__fini(struct brk *b);
+/* The broker's monotonic time in ms, from the clock its builder gave. */
+static inline int64_t brk__now(const struct brk *b)
+{
+	return b->clock.mono_ms(b->clock.arg);
+}
 /* Route @m published by @from (NULL: the broker itself). @hold collects in-process holds. */
 void brk__route(struct brk *b, struct brk_msg *m, struct brk_session *from, struct brk_hold *hold,
 		int64_t now);

@@ -1150,6 +1150,13 @@ static void on_handle_close(uv_handle_t *h)
 
 /* ------------------------------------------------------------- lifecycle */
 
+/* The core's clock (struct brk_clock): the core reads none itself. */
+static int64_t core_mono_ms(void *arg)
+{
+	(void)arg;
+	return gw_mono_ms();
+}
+
 int brk_new(uv_loop_t *loop, const struct brk_config *cfg, const struct gw_logger *lg,
 	    struct brk **out)
 {
@@ -1162,7 +1169,7 @@ int brk_new(uv_loop_t *loop, const struct brk_config *cfg, const struct gw_logge
 	u = gw_calloc(1, sizeof(*u));
 	if (!u)
 		return -ENOMEM;
-	rc = brk__init(&u->b, loop, cfg, lg);
+	rc = brk__init(&u->b, loop, cfg, lg, &(const struct brk_clock){ core_mono_ms, NULL });
 	if (rc) {
 		gw_free(u);
 		return rc;

@@ -1593,7 +1593,7 @@ void brk__conn_init(struct brk_conn *c, struct brk *b, const struct brk_conn_ops
 	c->b = b;
 	c->ops = ops;
 	c->state = BRK_CS_NEW;
-	c->last_rx = gw_mono_ms();
+	c->last_rx = brk__now(b);
 	gw_list_add_tail(&b->conns, &c->link);
 }
 
@@ -1724,7 +1724,7 @@ void brk__conn_closed(struct brk_conn *c)
 
 	if (c->s && c->s->conn == c) {
 		c->s->conn = NULL;
-		brk__session_offline(c->s, c->will_ok, gw_mono_ms());
+		brk__session_offline(c->s, c->will_ok, brk__now(b));
 	}
 	c->s = NULL;
 	if (c->counted && b->st.clients_connected)

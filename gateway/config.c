@@ -195,7 +195,8 @@ struct parse {
 /* The parse state behind the struct ad_parse a hook or custom parser gets. */
 #define P(ap) container_of(ap, struct parse, ap)
 
-static void verrorf(struct parse *p, unsigned int line, const char *fmt, va_list va)
+static void __attribute__((format(printf, 3, 0)))
+verrorf(struct parse *p, unsigned int line, const char *fmt, va_list va)
 {
 	int n;
 
@@ -242,7 +243,8 @@ static char *resolve_path(struct parse *p, const char *val)
 }
 
 /* What adapters' hooks and custom parsers reach of the loader (struct ad_parse_ops). */
-static void ap_verror(struct ad_parse *ap, unsigned int line, const char *fmt, va_list va)
+static void __attribute__((format(printf, 3, 0)))
+ap_verror(struct ad_parse *ap, unsigned int line, const char *fmt, va_list va)
 {
 	verrorf(P(ap), line, fmt, va);
 }

@@ -49,7 +49,14 @@ static void on_deliver(void *arg, const struct brk_delivery *d)
 
 struct env {
 	struct brk b;
+	int64_t now;
 };
+
+/* The broker's clock: a fake one, moved by the test. */
+static int64_t fake_ms(void *arg)
+{
+	return *(const int64_t *)arg;
+}
 
 static int setup(void **state)
 {
@@ -58,7 +65,10 @@ static int setup(void **state)
 
 	brk_config_defaults(&cfg);
 	cfg.sys_interval_ms = 0;
-	assert_int_equal(brk__init(&e->b, NULL, &cfg, NULL), 0);
+	e->now = 1000000;
+	assert_int_equal(
+		brk__init(&e->b, NULL, &cfg, NULL, &(const struct brk_clock){ fake_ms, &e->now }),
+		0);
 	*state = e;
 	return 0;
 }
@@ -273,7 +283,9 @@ static void test_persistence_hooks_and_restore(void **state)
 	/* A second broker restored from what the hooks saw. */
 	brk_config_defaults(&cfg);
 	cfg.sys_interval_ms = 0;
-	assert_int_equal(brk__init(&env2, NULL, &cfg, NULL), 0);
+	assert_int_equal(
+		brk__init(&env2, NULL, &cfg, NULL, &(const struct brk_clock){ fake_ms, &e->now }),
+		0);
 	assert_int_equal(brk_restore_retained(&env2, &rp), 0);
 	assert_int_equal(brk_restore_session(&env2, "dur", pr.blob, pr.blob_len), 0);
 	assert_int_equal(brk_restore_session_msg(&env2, "dur", pr.last_seq, &qp, 0, BRK_MSG_QUEUED),
@@ -355,7 +367,7 @@ static void test_stats_and_sys(void **state)
 	struct brk_stats st;
 
 	assert_int_equal(brk_client_subscribe(c, S("$SYS/broker/uptime"), 0, 0, 0), 0);
-	brk__sys_publish(&e->b, gw_mono_ms() + 5000);
+	brk__sys_publish(&e->b, e->now + 5000);
 	assert_int_equal(r.n, 1);
 	assert_non_null(strstr(r.payload, " seconds"));
 	brk_get_stats(&e->b, &st);
@@ -485,7 +497,9 @@ static void test_publish_acked(void **state)
 	assert_int_equal(gw_mem_used(), sizeof(*e)); /* all but the test's own env */
 	/* teardown finalises again: an empty broker. */
 	brk_config_defaults(&cfg);
-	assert_int_equal(brk__init(&e->b, NULL, &cfg, NULL), 0);
+	assert_int_equal(
+		brk__init(&e->b, NULL, &cfg, NULL, &(const struct brk_clock){ fake_ms, &e->now }),
+		0);
 }
 
 static struct brk_acl *acl_of(const char *text)

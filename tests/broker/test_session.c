@@ -58,6 +58,12 @@ struct env {
 	unsigned int n;
 };
 
+/* The broker's clock: the test's e->now, which the test moves. */
+static int64_t fake_ms(void *arg)
+{
+	return *(const int64_t *)arg;
+}
+
 static int setup(void **state)
 {
 	struct env *e = gw_calloc(1, sizeof(*e));
@@ -66,8 +72,10 @@ static int setup(void **state)
 	brk_config_defaults(&cfg);
 	cfg.max_inflight = 4;
 	cfg.sys_interval_ms = 0;
-	assert_int_equal(brk__init(&e->b, NULL, &cfg, NULL), 0);
 	e->now = gw_mono_ms();
+	assert_int_equal(
+		brk__init(&e->b, NULL, &cfg, NULL, &(const struct brk_clock){ fake_ms, &e->now }),
+		0);
 	*state = e;
 	return 0;
 }
