@@ -27,16 +27,17 @@ PURE="gateway/base/rw.c adapters/modbus/mbus_codec.c adapters/modbus/mbus_plan.c
 	adapters/modbus/mbus_rtu.c adapters/modbus/mbus_poll.c broker/http.c broker/ws.c
 	adapters/serial/serial_frame.c adapters/serial/serial_nmea.c adapters/serial/serial_value.c
 	adapters/serial/serial_parse.c adapters/serial/serial_port.c adapters/serial/serial_keys.c
-	adapters/coap/coap_srv_uri.c"
+	adapters/coap/coap_srv_uri.c adapters/coap/coap_value.c"
 PURE="$PURE $(ls broker/*_codec.c adapters/*/*_codec.c 2>/dev/null | tr '\n' ' ')"
 CORES="broker/topic.c broker/acl.c broker/broker.c broker/session.c adapters/mqttsn/mqttsn_gw.c
-	gateway/uplink.c adapters/coap/coap_srv.c"
+	gateway/uplink.c adapters/coap/coap_srv.c adapters/coap/coap_dev.c"
 CORE_HEADERS="gateway/base/base.h broker/broker.h broker/broker_int.h broker/mqtt_codec.h
 	broker/http.h broker/ws.h gateway/tls/tls.h
 	adapters/adapter.h adapters/modbus/modbus_adapter.h adapters/modbus/mbus_int.h
 	adapters/modbus/mbus_poll.h adapters/mqttsn/mqttsn_codec.h adapters/mqttsn/mqttsn_int.h
 	adapters/coap/coap_srv.h adapters/coap/coap_srv_int.h
-	gateway/config.h gateway/reading.h"
+	gateway/config.h gateway/reading.h adapters/coap/coap_adapter.h adapters/coap/coap_int.h
+	adapters/coap/coap_uv.h"
 
 ALLOC='malloc|calloc|realloc|free|strdup|strndup|gw_malloc|gw_calloc|gw_realloc|gw_free|gw_strdup'
 CLOCK='gw_mono_ms|gw_now_ms|clock_gettime|time|gettimeofday|clock'

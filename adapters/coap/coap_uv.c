@@ -81,7 +81,7 @@ int ad_coap_uv_new(uv_loop_t *loop, const struct gw_logger *log, const char *tag
 
 	*out = NULL;
 	coap_startup(); /* idempotent: the first call initialises, later ones return */
-	coap_set_log_level(log && log->level >= LOG_DEBUG ? LOG_DEBUG : LOG_WARNING);
+	coap_set_log_level(LOG_WARNING);
 	cu = gw_calloc(1, sizeof(*cu));
 	if (!cu)
 		return -ENOMEM;

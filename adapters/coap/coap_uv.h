@@ -29,7 +29,7 @@
  * later callback, e.g. a uv_timer or uv_idle of the owner).
  *
  * libcoap's own log goes to stderr; ad_coap_uv_new() sets its level to
- * warnings (LOG_DEBUG when @log is at debug). The level is process-wide.
+ * warnings. The level is process-wide.
  */
 #ifndef FIELDMQ_COAP_UV_H
 #define FIELDMQ_COAP_UV_H

@@ -415,8 +415,26 @@ static void test_errors_devices(void **state)
 		     "a.ini:1: [gateway]: this section belongs in the main configuration file");
 	expect_error("", "[bus:b]\ntype = tcp\n[device:m]\nbus = b\n",
 		     "a.ini:1: [bus:b] host: required for type = tcp");
+	/* coap devices have their own keys (adapters/coap/coap_keys.c) */
 	expect_error("", "[device:m]\nprotocol = coap\nhost = h\n",
-		     "[device:m] protocol: 'coap' is not available in this version");
+		     "a.ini:3: [device:m] host: unknown key");
+	expect_error("", "[device:m]\nprotocol = coap\n", "a.ini:1: [device:m] url: required");
+	expect_error("", "[device:m]\nprotocol = coap\nurl = http://h\n",
+		     "[device:m] url: 'http://h': expected coap://");
+	expect_error("", "[device:m]\nprotocol = coap\nurl = coap://h\npsk_key = k\n",
+		     "psk_identity / psk_key: only with coaps://");
+	expect_error("", "[device:m]\nprotocol = coap\nurl = coaps://h\n",
+		     "coaps:// needs psk_identity and psk_key");
+	expect_error("", "[device:m]\nprotocol = coap\nurl = coap://h\n[point:m/p]\n",
+		     "[point:m/p] path: required");
+	expect_error("",
+		     "[device:m]\nprotocol = coap\nurl = coap://h\n[point:m/p]\npath = /a\n"
+		     "format = text\njson_pointer = /x\n",
+		     "json_pointer: only with format = json or auto");
+	expect_error("",
+		     "[device:m]\nprotocol = coap\nurl = coap://h\n[point:m/p]\npath = /a\n"
+		     "write_path = /b\n",
+		     "method / write_path: only with access = rw");
 }
 
 static void test_many_errors_reported(void **state)
