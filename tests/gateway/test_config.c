@@ -230,6 +230,25 @@ static void test_renamed_keys(void **state)
 		     "main.ini:2: [mqttsn] persistence: unknown key; expected one of: enabled");
 }
 
+/* Issue 10's keys read back: the commit mode and the two bounds of held acks. */
+static void test_ack_keys(void **state)
+{
+	struct gw_config cfg;
+	char err[4096];
+
+	(void)state;
+	write_file("main.ini", "[broker]\nreceive_maximum = 20\nmax_held_acks = 16\n"
+			       "[store]\nsynchronous = full\nsync_interval = 2s\n");
+	write_file("devices.d/a.ini", "");
+	if (load(&cfg, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(cfg.broker.receive_maximum, 20);
+	assert_int_equal(cfg.broker.max_held_acks, 16);
+	assert_int_equal(cfg.store.synchronous, 1);
+	assert_int_equal(cfg.store.sync_interval_ms, 2000);
+	gw_config_free(&cfg);
+}
+
 static void test_errors_main(void **state)
 {
 	(void)state;
@@ -494,6 +513,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_shipped_example),
 		cmocka_unit_test_setup_teardown(test_defaults_and_inheritance, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ack_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors_main, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors_devices, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_acl_file, setup, teardown),
