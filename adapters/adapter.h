@@ -432,8 +432,14 @@ struct ad_sink {
  *   @token), or -EINVAL / -EACCES / -ERANGE / -ENOBUFS when refused before
  *   reaching the device, with *why set to a static message for the result
  *   topic. NULL: the adapter has no writable points.
+ * figures(): optional. The adapter's counters for $SYS: @emit(@arg, name,
+ *   value) once per figure, @name relative to $SYS/fieldmq/<protocol>/ (e.g.
+ *   "lines", "bus/gps/lines"; at most 200 bytes, no wildcards). Called at the
+ *   broker's sys_interval; the gateway publishes them retained. NULL: none.
  * Every op runs on the loop thread.
  */
+typedef void (*ad_figure_fn)(void *arg, const char *name, uint64_t value);
+
 struct ad_ops {
 	const char *name;
 	int (*start)(struct ad_adapter *a);
@@ -442,6 +448,7 @@ struct ad_ops {
 	int (*reload)(struct ad_adapter *a, const struct ad_map *map);
 	int (*command)(struct ad_adapter *a, const struct ad_point *pt,
 		       const struct ad_value *value, void *token, const char **why);
+	void (*figures)(const struct ad_adapter *a, ad_figure_fn emit, void *arg);
 };
 
 /* Embedded first in every adapter's own struct. */

@@ -19,7 +19,6 @@
 #include <string.h>
 
 #include "adapters/mqttsn/mqttsn.h"
-#include "adapters/serial/serial_adapter.h"
 #include "broker/broker.h"
 #include "gateway/gateway_int.h"
 #include "gateway/notify.h"
@@ -206,49 +205,21 @@ static const struct gw_service services[__GW_SVC_MAX] = {
 			    sys_mqttsn },
 };
 
-static void sys_serial_figures(struct gw *g, const char *prefix, const struct ad_serial_stats *s)
+/* An adapter's figure (ad_ops.figures) under $SYS/fieldmq/<protocol>/. */
+struct figure_ctx {
+	struct gw *g;
+	const char *proto;
+};
+
+static void emit_figure(void *arg, const char *name, uint64_t value)
 {
-	static const struct {
-		const char *name;
-		size_t off;
-	} rows[] = {
-#define ROW(f) { #f, offsetof(struct ad_serial_stats, f) }
-		ROW(bytes),	   ROW(lines),	    ROW(readings),	ROW(unmatched),
-		ROW(bad_lines),	   ROW(bad_values), ROW(overlong),	ROW(dropped),
-		ROW(polls),	   ROW(timeouts),   ROW(overruns),	ROW(writes),
-		ROW(write_errors), ROW(opens),	    ROW(open_failures), ROW(closes),
-#undef ROW
-	};
+	const struct figure_ctx *fc = arg;
 	char topic[GW_TOPIC_MAX];
-	unsigned int i;
+	int n;
 
-	for (i = 0; i < GW_ARRAY_SIZE(rows); i++) {
-		snprintf(topic, sizeof(topic), "%s/%s", prefix, rows[i].name);
-		publish_figure(g, topic, *(const uint64_t *)((const char *)s + rows[i].off));
-	}
-}
-
-/* $SYS/fieldmq/serial/...: every port's counts summed, and each bus's under bus/NAME/. */
-static void sys_serial(struct gw *g)
-{
-	const struct ad_adapter *a = g->adapters[AD_PROTO_SERIAL].a;
-	struct ad_serial_stats s;
-	char prefix[GW_TOPIC_MAX];
-	const char *bus;
-	unsigned int i;
-
-	if (!a)
-		return;
-	ad_serial_get_stats(a, &s);
-	sys_serial_figures(g, "$SYS/fieldmq/serial", &s);
-	publish_figure(g, "$SYS/fieldmq/serial/ports", s.ports);
-	publish_figure(g, "$SYS/fieldmq/serial/ports/open", s.ports_open);
-	for (i = 0; !ad_serial_port_stats(a, i, &bus, &s); i++) {
-		snprintf(prefix, sizeof(prefix), "$SYS/fieldmq/serial/bus/%s", bus);
-		sys_serial_figures(g, prefix, &s);
-		snprintf(prefix, sizeof(prefix), "$SYS/fieldmq/serial/bus/%s/open", bus);
-		publish_figure(g, prefix, s.ports_open);
-	}
+	n = snprintf(topic, sizeof(topic), "$SYS/fieldmq/%s/%s", fc->proto, name);
+	if (n > 0 && (size_t)n < sizeof(topic))
+		publish_figure(fc->g, topic, value);
 }
 
 /* $SYS/fieldmq/...: the gateway's own figures, at the broker's sys_interval. */
@@ -263,7 +234,13 @@ static void publish_sys(struct gw *g)
 	for (i = 0; i < __GW_SVC_MAX; i++)
 		if (services[i].sys)
 			services[i].sys(g);
-	sys_serial(g);
+	for (i = 0; i < __AD_PROTO_MAX; i++) {
+		const struct ad_adapter *a = g->adapters[i].a;
+		struct figure_ctx fc = { g, g->cfg.drivers[i].name };
+
+		if (a && a->ops->figures)
+			a->ops->figures(a, emit_figure, &fc);
+	}
 	if (g->store) {
 		struct st_stats ss;
 

@@ -872,12 +872,30 @@ static int mb_command(struct ad_adapter *a, const struct ad_point *pt, const str
 	return 0;
 }
 
+/* $SYS/fieldmq/modbus/...: the counters of struct ad_modbus_stats. */
+static void mb_figures(const struct ad_adapter *a, ad_figure_fn emit, void *arg)
+{
+	struct ad_modbus_stats st;
+
+	ad_modbus_get_stats(a, &st);
+	emit(arg, "devices", st.devices);
+	emit(arg, "devices/online", st.devices_online);
+	emit(arg, "polls", st.polls);
+	emit(arg, "requests", st.requests);
+	emit(arg, "failures", st.failures);
+	emit(arg, "readings", st.readings);
+	emit(arg, "overruns", st.overruns);
+	emit(arg, "skipped", st.skipped);
+	emit(arg, "writes", st.writes);
+}
+
 static const struct ad_ops mb_ops = {
 	.name = "modbus",
 	.start = mb_start,
 	.stop = mb_stop,
 	.free = mb_free,
 	.command = mb_command,
+	.figures = mb_figures,
 };
 
 void ad_modbus_get_stats(const struct ad_adapter *a, struct ad_modbus_stats *out)

@@ -804,12 +804,57 @@ static int sr_command(struct ad_adapter *a, const struct ad_point *pt, const str
 	return ser_port_command(&r->port->sm, r->d, r->p, v, token, why, now_ms(r->port));
 }
 
+/* Figures of @s under @prefix ("" or "bus/NAME/"). */
+static void emit_stats(const char *prefix, const struct ad_serial_stats *s, ad_figure_fn emit,
+		       void *arg)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} rows[] = {
+#define ROW(f) { #f, offsetof(struct ad_serial_stats, f) }
+		ROW(bytes),	   ROW(lines),	    ROW(readings),	ROW(unmatched),
+		ROW(bad_lines),	   ROW(bad_values), ROW(overlong),	ROW(dropped),
+		ROW(polls),	   ROW(timeouts),   ROW(overruns),	ROW(writes),
+		ROW(write_errors), ROW(opens),	    ROW(open_failures), ROW(closes),
+#undef ROW
+	};
+	char name[200];
+	unsigned int i;
+
+	for (i = 0; i < GW_ARRAY_SIZE(rows); i++) {
+		snprintf(name, sizeof(name), "%s%s", prefix, rows[i].name);
+		emit(arg, name, *(const uint64_t *)((const char *)s + rows[i].off));
+	}
+}
+
+/* $SYS/fieldmq/serial/...: every port's counts summed, and each bus's under bus/NAME/. */
+static void sr_figures(const struct ad_adapter *a, ad_figure_fn emit, void *arg)
+{
+	struct ad_serial_stats s;
+	char prefix[160];
+	const char *bus;
+	unsigned int i;
+
+	ad_serial_get_stats(a, &s);
+	emit_stats("", &s, emit, arg);
+	emit(arg, "ports", s.ports);
+	emit(arg, "ports/open", s.ports_open);
+	for (i = 0; !ad_serial_port_stats(a, i, &bus, &s); i++) {
+		snprintf(prefix, sizeof(prefix), "bus/%s/", bus);
+		emit_stats(prefix, &s, emit, arg);
+		snprintf(prefix, sizeof(prefix), "bus/%s/open", bus);
+		emit(arg, prefix, s.ports_open);
+	}
+}
+
 static const struct ad_ops sr_ad_ops = {
 	.name = "serial",
 	.start = sr_start,
 	.stop = sr_stop,
 	.free = sr_free,
 	.command = sr_command,
+	.figures = sr_figures,
 };
 
 /* ------------------------------------------------------------- building */

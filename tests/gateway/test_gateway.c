@@ -156,6 +156,14 @@ static int fake_command(struct ad_adapter *a, const struct ad_point *pt,
 	return uv_timer_start(&fa->timer, on_fake_timer, 0, 0);
 }
 
+/* Two figures: the gateway publishes them under $SYS/fieldmq/fake/. */
+static void fake_figures(const struct ad_adapter *a, ad_figure_fn emit, void *arg)
+{
+	(void)a;
+	emit(arg, "commands", seen.commands);
+	emit(arg, "bus/b1/opens", 7);
+}
+
 static const struct ad_ops fake_ops = {
 	.name = "fake",
 	.start = fake_start,
@@ -163,6 +171,7 @@ static const struct ad_ops fake_ops = {
 	.free = fake_free,
 	.reload = fake_reload,
 	.command = fake_command,
+	.figures = fake_figures,
 };
 
 static struct ad_adapter *fake_create(struct uv_loop_s *loop, const struct ad_map *map,
@@ -193,6 +202,9 @@ static struct gw *g;
 static struct brk_client *client;
 static char results[8][256];
 static unsigned int n_results;
+static const char *sys_interval = "0"; /* of the next setup */
+static char figures[8][128];	       /* "topic payload" under $SYS/fieldmq/fake/ */
+static unsigned int n_figures;
 
 static void write_file(const char *name, const char *text)
 {
@@ -224,6 +236,13 @@ static int free_port(void)
 static void on_result(void *arg, const struct brk_delivery *d)
 {
 	(void)arg;
+	if (d->topic.len > 4 && !memcmp(d->topic.p, "$SYS", 4)) {
+		if (n_figures < GW_ARRAY_SIZE(figures))
+			snprintf(figures[n_figures++], sizeof(figures[0]), "%.*s %.*s",
+				 (int)d->topic.len, (const char *)d->topic.p, (int)d->payload.len,
+				 (const char *)d->payload.p);
+		return;
+	}
 	if (n_results < GW_ARRAY_SIZE(results))
 		snprintf(results[n_results++], sizeof(results[0]), "%.*s", (int)d->payload.len,
 			 (const char *)d->payload.p);
@@ -258,6 +277,7 @@ static int setup(void **state)
 	(void)state;
 	memset(&seen, 0, sizeof(seen));
 	n_results = 0;
+	n_figures = 0;
 	memcpy(drivers, gw_drivers, sizeof(drivers));
 	drivers[AD_PROTO_SERIAL] = (struct ad_driver){ "fake", &fake_schema, fake_create };
 	snprintf(dir, sizeof(dir), "/tmp/fieldmq-test-gw-XXXXXX");
@@ -267,8 +287,8 @@ static int setup(void **state)
 	mkdir(path, 0755);
 	snprintf(ini, sizeof(ini),
 		 "[gateway]\nid = t\ndata_dir = %s/data\n[broker]\nlisten = 127.0.0.1:%d\n"
-		 "persist = no\nsys_interval = 0\n",
-		 dir, free_port());
+		 "persist = no\nsys_interval = %s\n",
+		 dir, free_port(), sys_interval);
 	write_file("main.ini", ini);
 	write_file("devices.d/a.ini", "[device:f1]\nprotocol = fake\nurl = fake://1\n"
 				      "[point:f1/sp]\npath = /sp\naccess = rw\n"
@@ -284,7 +304,20 @@ static int setup(void **state)
 	assert_int_equal(
 		brk_client_subscribe(client, gw_slice_cstr("fieldmq/t/+/+/set/result"), 1, 0, 0),
 		0);
+	assert_int_equal(
+		brk_client_subscribe(client, gw_slice_cstr("$SYS/fieldmq/fake/#"), 0, 0, 0), 0);
 	return 0;
+}
+
+/* setup() with $SYS figures every second. */
+static int setup_sys(void **state)
+{
+	int rc;
+
+	sys_interval = "1s";
+	rc = setup(state);
+	sys_interval = "0";
+	return rc;
 }
 
 static int teardown(void **state)
@@ -397,6 +430,28 @@ static void test_pending_command_answered_on_stop(void **state)
 	assert_non_null(strstr(results[0], "adapter stopped"));
 }
 
+static bool has_figure(const char *line)
+{
+	unsigned int i;
+
+	for (i = 0; i < n_figures; i++)
+		if (!strcmp(figures[i], line))
+			return true;
+	return false;
+}
+
+static void test_figures(void **state)
+{
+	int64_t until = gw_mono_ms() + 5000;
+
+	(void)state;
+	/* The registry's name, not the adapter's: $SYS/fieldmq/<protocol>/NAME. */
+	while (n_figures < 2 && gw_mono_ms() < until)
+		uv_run(&loop, UV_RUN_NOWAIT);
+	assert_true(has_figure("$SYS/fieldmq/fake/commands 0"));
+	assert_true(has_figure("$SYS/fieldmq/fake/bus/b1/opens 7"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -406,6 +461,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reload_in_place, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pending_command_answered_on_stop, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_figures, setup_sys, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
