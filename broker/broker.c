@@ -635,9 +635,12 @@ void brk_config_defaults(struct brk_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->listen[0].url = (char *)"127.0.0.1:1883";
+	cfg->listen[0].max_connections = 1024;
 	cfg->n_listen = 1;
 	cfg->allow_anonymous = true;
 	cfg->max_connections = 1024;
+	cfg->max_buffered_bytes = 1024 * 1024;
+	cfg->slow_consumer_timeout_ms = 10000;
 	cfg->max_packet_size = 1024 * 1024;
 	cfg->max_inflight = 32;
 	cfg->receive_maximum = 65535;
@@ -786,6 +789,31 @@ static bool has_transport(const struct brk *b, enum brk_transport kind)
 	return false;
 }
 
+/* The figures of the limits: those of a limit not configured are not published. */
+static void sys_limits(struct brk *b, const struct brk_stats *st)
+{
+	bool proxy = false;
+	unsigned int i;
+
+	for (i = 0; i < b->cfg.n_listen; i++)
+		proxy |= b->cfg.listen[i].proxy_protocol;
+	sys_pub(b, "$SYS/fieldmq/broker/refused/max_connections", "%" PRIu64,
+		st->refused_max_connections);
+	if (b->cfg.max_connections_per_source)
+		sys_pub(b, "$SYS/fieldmq/broker/refused/per_source", "%" PRIu64,
+			st->refused_per_source);
+	if (b->cfg.connect_rate)
+		sys_pub(b, "$SYS/fieldmq/broker/refused/connect_rate", "%" PRIu64,
+			st->refused_rate);
+	if (b->cfg.max_buffered_bytes) {
+		sys_pub(b, "$SYS/fieldmq/broker/slow/dropped", "%" PRIu64, st->slow_dropped);
+		sys_pub(b, "$SYS/fieldmq/broker/slow/disconnected", "%" PRIu64,
+			st->slow_disconnected);
+	}
+	if (proxy)
+		sys_pub(b, "$SYS/fieldmq/broker/proxy/refused", "%" PRIu64, st->proxy_bad);
+}
+
 void brk__sys_publish(struct brk *b, int64_t now)
 {
 	struct brk_stats st;
@@ -813,6 +841,7 @@ void brk__sys_publish(struct brk *b, int64_t now)
 		sys_pub(b, "$SYS/fieldmq/broker/tls_failed", "%" PRIu64, st.tls_failed);
 	if (has_transport(b, BRK_TR_WS) || has_transport(b, BRK_TR_WSS))
 		sys_pub(b, "$SYS/fieldmq/broker/ws_refused", "%" PRIu64, st.ws_refused);
+	sys_limits(b, &st);
 }
 
 void brk__timed(struct brk *b, int64_t now)

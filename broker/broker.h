@@ -52,6 +52,18 @@ struct brk_listener_cfg {
 	char *name; /* the NAME of [listener:NAME]; NULL for a [broker] listen entry */
 	struct brk_tls_cfg tls;
 	char *ws_path; /* ws:// and wss://: the HTTP path of the upgrade; NULL: /mqtt */
+	/*
+	 * Mosquitto's max_connections: connections open on this listener at a
+	 * time (CONNECTed or not); one more is closed at accept. 0 or
+	 * 0xFFFFFFFF (-1 in the file): no limit.
+	 */
+	uint32_t max_connections;
+	/*
+	 * Every connection starts with a PROXY protocol header (v1 or v2, from
+	 * HAProxy, nginx...): the source address it names is the client's for
+	 * the per-source limits and the logs. A connection without one is closed.
+	 */
+	bool proxy_protocol;
 };
 
 /*
@@ -72,8 +84,20 @@ struct brk_config {
 	 */
 	struct brk_tls_cfg tls;
 	char *ws_path;
+	bool proxy_protocol;
 	bool allow_anonymous;
-	uint32_t max_connections;
+	uint32_t max_connections; /* copied into each [broker] listen entry too */
+	/* Per source address (the PROXY header's where a listener has one); 0: no limit. */
+	uint32_t max_connections_per_source;
+	uint32_t connect_rate; /* new connections a second, in bursts of as many */
+	/*
+	 * A slow consumer: output buffered for one connection (not yet taken by
+	 * the socket) past max_buffered_bytes makes QoS 0 messages to it
+	 * dropped (counted); still past it slow_consumer_timeout_ms later, the
+	 * connection is closed. 0: no limit.
+	 */
+	uint64_t max_buffered_bytes;
+	uint64_t slow_consumer_timeout_ms;
 	uint32_t max_packet_size;
 	uint16_t max_inflight;	  /* outgoing: QoS 1/2 messages in flight to each client */
 	uint16_t receive_maximum; /* incoming, 5.0: announced; exceeding it is DISCONNECT 0x93 */
@@ -391,6 +415,12 @@ struct brk_stats {
 	uint64_t read_pauses;
 	/* Transports: TLS handshakes that failed, WebSocket upgrades refused. */
 	uint64_t tls_failed, ws_refused;
+	/* Connections refused at accept: a listener's max_connections, per source, rate. */
+	uint64_t refused_max_connections, refused_per_source, refused_rate;
+	/* Slow consumers: QoS 0 messages dropped, connections closed. */
+	uint64_t slow_dropped, slow_disconnected;
+	/* Connections closed for a missing or malformed PROXY header. */
+	uint64_t proxy_bad;
 };
 
 void brk_get_stats(const struct brk *b, struct brk_stats *out);

@@ -403,6 +403,11 @@ struct brk_conn_ops {
 	 * CONNECT's; NULL: none.
 	 */
 	const char *(*identity)(struct brk_conn *c);
+	/*
+	 * Optional: close at once, dropping what is queued (a slow consumer
+	 * whose output cannot go out). NULL: close as ops->close does.
+	 */
+	void (*abort)(struct brk_conn *c);
 };
 
 enum brk_conn_state {
@@ -458,6 +463,8 @@ struct brk_conn {
 	uint32_t stage_off, stage_len;
 	struct brk_obuf *out; /* NULL until needed; the glue frees it once idle */
 	size_t writing;	      /* bytes handed to the transport, not yet written */
+	size_t xqueued;	      /* bytes the transport holds besides (framed, encrypted) */
+	int64_t slow_since;   /* when its output passed max_buffered_bytes; 0: under it */
 	/* What the client told us in CONNECT (5.0). */
 	uint32_t max_out_packet; /* 0 = no limit beyond the protocol's */
 	uint16_t recv_max_out;
@@ -469,6 +476,12 @@ struct brk_conn {
 static inline size_t brk__conn_pending(const struct brk_conn *c)
 {
 	return (c->out ? c->out->total : 0) + c->stage_len;
+}
+
+/* Bytes of output @c holds in memory: queued, in the transport, being written. */
+static inline size_t brk__conn_buffered(const struct brk_conn *c)
+{
+	return brk__conn_pending(c) + c->writing + c->xqueued;
 }
 
 /* Free c->out (nothing may be queued in it). */

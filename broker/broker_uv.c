@@ -26,6 +26,7 @@
  * buffer and written from there.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +35,9 @@
 #include <uv.h>
 
 #include "broker/broker_int.h"
+#include "broker/limits.h"
 #include "broker/mqtt_codec.h"
+#include "broker/proxy_codec.h"
 #include "broker/ws.h"
 #include "gateway/tls/tls.h"
 
@@ -45,6 +48,8 @@
 #define HTTP_MAX (8 * 1024)
 /* How long a lingering connection waits for the peer to close its side. */
 #define LINGER_MS 2000
+/* Source addresses the per-source limits remember at most (about 60 bytes each). */
+#define MAX_SOURCES 16384
 
 static const char *const tr_names[__BRK_TR_MAX] = {
 	[BRK_TR_MQTT] = "mqtt",
@@ -61,6 +66,7 @@ struct brk_listener {
 	enum brk_transport kind;
 	struct sockaddr_storage addr;
 	struct gw_tls_conf *tls;
+	uint32_t n_conns; /* open connections accepted here (max_connections) */
 	bool open;
 };
 
@@ -114,7 +120,9 @@ struct brk_uv {
 	uv_buf_t *iov;	       /* scratch for uv_write, which copies the array */
 	unsigned int cap_iov;
 	uint8_t *rbuf;
-	uint8_t *xbuf; /* XBUF_SIZE: TLS plaintext in, output to frame and encrypt */
+	uint8_t *xbuf;		 /* XBUF_SIZE: TLS plaintext in, output to frame and encrypt */
+	struct brk_srctab *srcs; /* NULL: no per-source limit */
+	int64_t refused_logged;	 /* when refused_log last spoke */
 	unsigned int open_handles;
 	bool started;
 };
@@ -142,7 +150,15 @@ struct brk_uvconn {
 	struct brk_conn c;
 	uv_tcp_t tcp;
 	struct brk_uvwr *w;
-	struct brk_xport *x; /* NULL: plain MQTT over TCP */
+	struct brk_xport *x;	 /* NULL: plain MQTT over TCP */
+	struct brk_listener *l;	 /* counted in its n_conns while set */
+	struct brk_src *src;	 /* counted in the per-source table while set */
+	uint8_t *proxy;		 /* proxy_protocol: the header while incomplete */
+	uint16_t proxy_len;	 /* bytes of it read; */
+	bool proxy_wait;	 /* the header is still to come */
+	bool proxied;		 /* the source below is the header's */
+	uint16_t sport;		 /* the header's source port */
+	struct brk_src_key skey; /* the header's source address */
 };
 
 /*
@@ -264,6 +280,13 @@ static void conn_detach(struct brk_uvconn *uc)
 	uc->c.dirty = false;
 	brk__conn_closed(&uc->c);
 	writer_free(uc);
+	if (uc->l)
+		uc->l->n_conns--;
+	uc->l = NULL;
+	brk_src_release(u->srcs, uc->src);
+	uc->src = NULL;
+	gw_free(uc->proxy);
+	uc->proxy = NULL;
 }
 
 static void on_kick(uv_idle_t *h)
@@ -517,13 +540,17 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 	*buf = uv_buf_init((char *)conn_uv(uc)->rbuf, READ_BUF_SIZE);
 }
 
+static void proxy_input(struct brk_uvconn *uc, uint8_t *p, size_t n);
+
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
 	struct brk_uvconn *uc = st->data;
 
 	(void)buf;
 	if (nread > 0) {
-		if (uc->x)
+		if (uc->proxy_wait)
+			proxy_input(uc, conn_uv(uc)->rbuf, (size_t)nread);
+		else if (uc->x)
 			xconn_input(uc, conn_uv(uc)->rbuf, (size_t)nread);
 		else
 			brk__conn_input(&uc->c, conn_uv(uc)->rbuf, (size_t)nread, gw_mono_ms());
@@ -554,9 +581,30 @@ static void peer_name(uv_tcp_t *t, char *out, size_t n)
 	snprintf(out, n, "%s:%d", ip, port);
 }
 
+/* The PROXY header's source address and port, as peer_name writes them. */
+static void proxied_name(const struct brk_uvconn *uc, char *out, size_t n)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+
+	uv_inet_ntop(uc->skey.family, uc->skey.a, ip, sizeof(ip));
+	snprintf(out, n, "%s:%u", ip, uc->sport);
+}
+
 static void ops_peer(struct brk_conn *c, char *buf, size_t n)
 {
-	peer_name(&container_of(c, struct brk_uvconn, c)->tcp, buf, n);
+	struct brk_uvconn *uc = container_of(c, struct brk_uvconn, c);
+
+	if (uc->proxied)
+		proxied_name(uc, buf, n);
+	else
+		peer_name(&uc->tcp, buf, n);
+}
+
+static void conn_close_now(struct brk_uvconn *uc);
+
+static void ops_abort(struct brk_conn *c)
+{
+	conn_close_now(container_of(c, struct brk_uvconn, c));
 }
 
 /*
@@ -589,6 +637,7 @@ static const struct brk_conn_ops uv_conn_ops = {
 	.peer = ops_peer,
 	.pause = ops_pause,
 	.identity = ops_identity,
+	.abort = ops_abort,
 };
 
 /* ------------------------------------------------------------ transports */
@@ -612,6 +661,7 @@ static int xout(struct brk_uvconn *uc, const void *p, size_t n)
 	}
 	memcpy(x->obuf + x->olen, p, n);
 	x->olen += n;
+	uc->c.xqueued = x->olen;
 	if (!x->flushing && !uc->c.dirty)
 		mark_dirty(uc);
 	return 0;
@@ -769,6 +819,7 @@ static void xconn_flush(struct brk_uvconn *uc)
 	x->obuf = tmp;
 	x->wlen = x->olen;
 	x->olen = 0;
+	c->xqueued = 0;
 	{
 		size_t cap = x->wcap;
 
@@ -1004,6 +1055,184 @@ static int xport_new(struct brk_uvconn *uc, struct brk_listener *l)
 	return 0;
 }
 
+/* ---------------------------------------------------------------- limits */
+
+/* The source address of @uc: the PROXY header's, else the socket's peer. */
+static int conn_source(struct brk_uvconn *uc, struct brk_src_key *k)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+
+	if (uc->proxied) {
+		*k = uc->skey;
+		return 0;
+	}
+	memset(k, 0, sizeof(*k));
+	if (uv_tcp_getpeername(&uc->tcp, (struct sockaddr *)&ss, &len))
+		return -ENOTCONN;
+	if (ss.ss_family == AF_INET6) {
+		const uint8_t *a = ((struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr;
+
+		/* An IPv4 client of a dual-stack socket counts as the IPv4 address. */
+		if (IN6_IS_ADDR_V4MAPPED(&((struct sockaddr_in6 *)&ss)->sin6_addr)) {
+			k->family = AF_INET;
+			memcpy(k->a, a + 12, 4);
+		} else {
+			k->family = AF_INET6;
+			memcpy(k->a, a, 16);
+		}
+	} else {
+		k->family = AF_INET;
+		memcpy(k->a, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+	}
+	return 0;
+}
+
+/*
+ * Refused connections are said once in a while, with the counts so far: one
+ * line per refusal would let a flood fill the log too (each is at debug level).
+ */
+static void refused_log(struct brk_uv *u)
+{
+	int64_t now = gw_mono_ms();
+	const struct brk_stats *st = &u->b.st;
+
+	if (u->refused_logged && now - u->refused_logged < 10000)
+		return;
+	u->refused_logged = now;
+	brk__log(&u->b, LOG_WARNING,
+		 "connections refused so far: %" PRIu64
+		 " over a listener's max_connections, %" PRIu64
+		 " over max_connections_per_source, %" PRIu64 " over connect_rate",
+		 st->refused_max_connections, st->refused_per_source, st->refused_rate);
+}
+
+/*
+ * The per-source limits, once the source is known (at accept, or after the
+ * PROXY header). 0: admitted (counted until conn_detach); else the
+ * connection is to be closed (counted, and said at debug level: a flood
+ * must not flood the log too).
+ */
+static int conn_admit(struct brk_uvconn *uc)
+{
+	struct brk_uv *u = conn_uv(uc);
+	struct brk_src_key k;
+	char peer[64];
+	const char *why;
+	int rc;
+
+	if (!u->srcs)
+		return 0;
+	if (conn_source(uc, &k))
+		return -ENOTCONN;
+	rc = brk_src_admit(u->srcs, &k, gw_mono_ms(), &uc->src);
+	switch (rc) {
+	case BRK_SRC_OK:
+		return 0;
+	case BRK_SRC_RATE:
+		u->b.st.refused_rate++;
+		why = "connect_rate";
+		break;
+	case BRK_SRC_TOO_MANY:
+		u->b.st.refused_per_source++;
+		why = "max_connections_per_source";
+		break;
+	default:
+		/* A table full of live sources, or no memory for one more. */
+		u->b.st.refused_per_source++;
+		why = "too many sources";
+		break;
+	}
+	ops_peer(&uc->c, peer, sizeof(peer));
+	brk__log(&u->b, LOG_DEBUG, "%s: connection refused: %s", peer, why);
+	refused_log(u);
+	return -EAGAIN;
+}
+
+/* What follows the header: the transport's or the protocol's first bytes. */
+static void conn_input(struct brk_uvconn *uc, uint8_t *p, size_t n)
+{
+	if (uc->x)
+		xconn_input(uc, p, n);
+	else
+		brk__conn_input(&uc->c, p, n, gw_mono_ms());
+}
+
+/*
+ * proxy_protocol: the first bytes of a connection are a PROXY header (kept
+ * in uc->proxy while incomplete, bounded); its source becomes the
+ * connection's, the limits are applied to it, and the bytes after it go on.
+ */
+static void proxy_input(struct brk_uvconn *uc, uint8_t *p, size_t n)
+{
+	struct brk_uv *u = conn_uv(uc);
+	struct brk_proxy_hdr h;
+	size_t kept = uc->proxy_len, take = 0, rest;
+	char peer[64];
+	int rc;
+
+	rc = uc->proxy ? 0 : brk_proxy_parse(p, n, &h);
+	if (rc == 0) {
+		take = GW_MIN(n, (size_t)BRK_PROXY_V2_MAX - kept);
+		if (!uc->proxy && !(uc->proxy = gw_malloc(BRK_PROXY_V2_MAX))) {
+			conn_close_now(uc);
+			return;
+		}
+		memcpy(uc->proxy + kept, p, take);
+		uc->proxy_len = (uint16_t)(kept + take);
+		/* The parser never asks for more once it has BRK_PROXY_V2_MAX bytes. */
+		rc = brk_proxy_parse(uc->proxy, uc->proxy_len, &h);
+		if (rc == 0)
+			return;
+	}
+	if (rc < 0) {
+		u->b.st.proxy_bad++;
+		peer_name(&uc->tcp, peer, sizeof(peer));
+		brk__log(&u->b, LOG_WARNING, "%s on %s: no valid PROXY header, closed", peer,
+			 uc->l ? uc->l->cfg->url : "?");
+		conn_close_now(uc);
+		return;
+	}
+	uc->proxy_wait = false;
+	if (h.family != BRK_PROXY_UNSPEC) {
+		uc->proxied = true;
+		uc->skey.family = h.family == BRK_PROXY_INET ? AF_INET : AF_INET6;
+		memcpy(uc->skey.a, h.src, sizeof(uc->skey.a));
+		uc->sport = h.src_port;
+		if (uc->x)
+			proxied_name(uc, uc->x->peer, sizeof(uc->x->peer));
+	}
+	if (conn_admit(uc)) {
+		conn_close_now(uc);
+		return;
+	}
+	if (!uc->proxy) {
+		if ((size_t)rc < n)
+			conn_input(uc, p + rc, n - (size_t)rc);
+		return;
+	}
+	/*
+	 * The header ended in this read (rc > kept: it was not complete in
+	 * the bytes kept before). The client's bytes after it: those kept past
+	 * the header, then those of this read that were not kept, put together
+	 * in the read buffer (@p is it): fewer than @n bytes in all.
+	 */
+	rest = uc->proxy_len - (size_t)rc;
+	memmove(p + rest, p + take, n - take);
+	memcpy(p, uc->proxy + rc, rest);
+	gw_free(uc->proxy);
+	uc->proxy = NULL;
+	uc->proxy_len = 0;
+	if (rest + n - take)
+		conn_input(uc, p, rest + n - take);
+}
+
+/* Is @max a limit (0 and 0xFFFFFFFF, -1 in the file, are none)? */
+static bool limited(uint32_t max)
+{
+	return max && max != UINT32_MAX;
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
 	struct brk_listener *l = server->data;
@@ -1028,13 +1257,23 @@ static void on_connection(uv_stream_t *server, int status)
 	}
 	brk__conn_init(&uc->c, &u->b, &uv_conn_ops);
 	uv_tcp_nodelay(&uc->tcp, 1);
-	if (l->kind != BRK_TR_MQTT && xport_new(uc, l)) {
+	/* Mosquitto's max_connections: connections open on the listener, CONNECTed or not. */
+	if (limited(l->cfg->max_connections) && l->n_conns >= l->cfg->max_connections) {
+		u->b.st.refused_max_connections++;
+		refused_log(u);
 		conn_close_now(uc);
 		return;
 	}
-	/* Connections that never send CONNECT are bounded too. */
-	if (u->b.cfg.max_connections &&
-	    u->b.st.clients_connected >= (uint64_t)u->b.cfg.max_connections * 2) {
+	uc->l = l;
+	l->n_conns++;
+	if (l->cfg->proxy_protocol) {
+		/* The source is known once the header is read: the limits wait for it. */
+		uc->proxy_wait = true;
+	} else if (conn_admit(uc)) {
+		conn_close_now(uc);
+		return;
+	}
+	if (l->kind != BRK_TR_MQTT && xport_new(uc, l)) {
 		conn_close_now(uc);
 		return;
 	}
@@ -1115,6 +1354,8 @@ static void on_tick(uv_timer_t *t)
 	struct gw_list *pos, *tmp;
 
 	brk__tick(&u->b, now);
+	if (u->srcs)
+		brk_srctab_sweep(u->srcs, now);
 	gw_list_for_each_safe (pos, tmp, &u->linger) {
 		struct brk_uvlinger *l = gw_list_entry(pos, struct brk_uvlinger, link);
 
@@ -1199,6 +1440,19 @@ int brk_new(uv_loop_t *loop, const struct brk_config *cfg, const struct gw_logge
 			}
 		}
 	}
+	if (cfg->max_connections_per_source || cfg->connect_rate) {
+		struct brk_src_limits lim = {
+			.max_conns = cfg->max_connections_per_source,
+			.rate = cfg->connect_rate,
+			.burst = cfg->connect_rate,
+			.max_sources = MAX_SOURCES,
+		};
+
+		/* The hash's seed: not predictable from outside, no secret either. */
+		rc = brk_srctab_new(&lim, (uint32_t)(uintptr_t)u ^ (uint32_t)uv_hrtime(), &u->srcs);
+		if (rc)
+			goto fail;
+	}
 	/* Scratch allocated up front, so that it sits below the connections. */
 	u->rbuf = gw_malloc(READ_BUF_SIZE);
 	u->xbuf = gw_malloc(XBUF_SIZE);
@@ -1215,6 +1469,7 @@ int brk_new(uv_loop_t *loop, const struct brk_config *cfg, const struct gw_logge
 fail:
 	for (i = 0; i < u->n_lst; i++)
 		gw_tls_conf_free(u->lst[i].tls);
+	brk_srctab_free(u->srcs);
 	brk__fini(&u->b);
 	gw_free(u->rbuf);
 	gw_free(u->xbuf);
@@ -1339,6 +1594,7 @@ void brk_free(struct brk *b)
 	for (i = 0; i < u->n_lst; i++)
 		gw_tls_conf_free(u->lst[i].tls);
 	brk__fini(b);
+	brk_srctab_free(u->srcs);
 	gw_free(u->rbuf);
 	gw_free(u->xbuf);
 	gw_free(u->dirty);

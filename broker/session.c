@@ -492,12 +492,14 @@ bool brk__conn_send_publish(struct brk_conn *c, struct brk_qmsg *q, bool dup, in
 		}
 	}
 	/*
-	 * A client that does not read: QoS 0 is dropped once its unsent output
-	 * passes max_queued_bytes (QoS > 0 is bounded by the inflight window).
+	 * A client that does not read (a slow consumer): QoS 0 is dropped once
+	 * its unsent output passes max_buffered_bytes (QoS > 0 is bounded by the
+	 * inflight window); brk__conn_tick closes it if that lasts.
 	 */
-	if (!q->qos && c->b->cfg.max_queued_bytes &&
-	    brk__conn_pending(c) + c->writing > c->b->cfg.max_queued_bytes) {
+	if (!q->qos && c->b->cfg.max_buffered_bytes &&
+	    brk__conn_buffered(c) > c->b->cfg.max_buffered_bytes) {
 		c->b->st.dropped++;
+		c->b->st.slow_dropped++;
 		return false;
 	}
 	hdr = publish_size(c->proto, &p);
@@ -1314,11 +1316,6 @@ static void on_connect(struct brk_conn *c, struct mqtt_pkt *p, int64_t now)
 		brk__conn_kick(c, 0);
 		return;
 	}
-	if (b->cfg.max_connections && b->st.clients_connected >= b->cfg.max_connections) {
-		send_connack(c, MQTT_RC_QUOTA_EXCEEDED, false, NULL);
-		brk__conn_kick(c, 0);
-		return;
-	}
 	/* The client's ACL rules, before anything of a session it may take over changes. */
 	if (b->cfg.acl &&
 	    brk__acl_view_new(b->cfg.acl, id, cn->has_username ? &cn->username : NULL, &av)) {
@@ -1587,6 +1584,38 @@ const char *brk__conn_peer(struct brk_conn *c, char *buf, size_t n)
 	return buf;
 }
 
+/*
+ * A slow consumer: output over max_buffered_bytes since slow_consumer_timeout
+ * (its QoS 0 is being dropped meanwhile, see brk__conn_send_publish) is
+ * closed at once, without waiting for the output it cannot take.
+ */
+static void slow_check(struct brk_conn *c, int64_t now)
+{
+	struct brk *b = c->b;
+	char peer[64];
+
+	if (!b->cfg.max_buffered_bytes || c->state == BRK_CS_CLOSING ||
+	    brk__conn_buffered(c) <= b->cfg.max_buffered_bytes) {
+		c->slow_since = 0;
+		return;
+	}
+	if (!c->slow_since) {
+		c->slow_since = now;
+		return;
+	}
+	if (now - c->slow_since < (int64_t)b->cfg.slow_consumer_timeout_ms)
+		return;
+	b->st.slow_disconnected++;
+	brk__log(b, LOG_WARNING, "%s (%s): slow consumer: %zu bytes buffered for %lld ms, closed",
+		 brk__conn_peer(c, peer, sizeof(peer)), c->s ? c->s->client_id : "-",
+		 brk__conn_buffered(c), (long long)(now - c->slow_since));
+	/* will_ok is left as it is: the will goes out as on any abnormal close. */
+	if (c->ops->abort)
+		c->ops->abort(c);
+	else
+		brk__conn_kick(c, MQTT_RC_SERVER_BUSY);
+}
+
 void brk__conn_init(struct brk_conn *c, struct brk *b, const struct brk_conn_ops *ops)
 {
 	memset(c, 0, sizeof(*c));
@@ -1712,6 +1741,7 @@ void brk__conn_tick(struct brk_conn *c, int64_t now)
 			 brk__conn_peer(c, peer, sizeof(peer)));
 		brk__conn_kick(c, MQTT_RC_KEEP_ALIVE_TIMEOUT);
 	}
+	slow_check(c, now);
 	/* A client that never sends CONNECT is dropped too. */
 	if (c->state == BRK_CS_NEW && now - c->last_rx > 10000)
 		brk__conn_kick(c, 0);

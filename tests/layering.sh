@@ -31,8 +31,9 @@ PURE="gateway/base/rw.c adapters/modbus/mbus_codec.c adapters/modbus/mbus_plan.c
 PURE="$PURE $(ls broker/*_codec.c adapters/*/*_codec.c 2>/dev/null | tr '\n' ' ')"
 CORES="broker/topic.c broker/acl.c broker/broker.c broker/session.c adapters/mqttsn/mqttsn_gw.c
 	gateway/uplink.c adapters/coap/coap_srv.c adapters/coap/coap_dev.c"
+CORES="$CORES broker/limits.c"
 CORE_HEADERS="gateway/base/base.h broker/broker.h broker/broker_int.h broker/mqtt_codec.h
-	broker/http.h broker/ws.h gateway/tls/tls.h
+	broker/http.h broker/ws.h broker/limits.h broker/proxy_codec.h gateway/tls/tls.h
 	adapters/adapter.h adapters/modbus/modbus_adapter.h adapters/modbus/mbus_int.h
 	adapters/modbus/mbus_poll.h adapters/mqttsn/mqttsn_codec.h adapters/mqttsn/mqttsn_int.h
 	adapters/coap/coap_srv.h adapters/coap/coap_srv_int.h

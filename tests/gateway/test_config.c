@@ -376,6 +376,33 @@ static void test_listeners(void **state)
 	assert_string_equal(cfg.broker.listen[3].ws_path, "/ws");
 	gw_config_free(&cfg);
 
+	/* Limits: max_connections and proxy_protocol per listener ([broker]'s for listen). */
+	write_file("main.ini", "[listener:p]\nurl = 127.0.0.1:1884\nproxy_protocol = yes\n"
+			       "max_connections = -1\n"
+			       "[broker]\nlisten = 127.0.0.1:1883\nmax_connections = 7\n"
+			       "max_connections_per_source = 3\nconnect_rate = 5\n"
+			       "max_buffered_bytes = 64K\nslow_consumer_timeout = 2s\n");
+	if (load(&cfg, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(cfg.broker.n_listen, 2);
+	assert_true(cfg.broker.listen[0].proxy_protocol);
+	assert_int_equal(cfg.broker.listen[0].max_connections, UINT32_MAX);
+	assert_false(cfg.broker.listen[1].proxy_protocol);
+	assert_int_equal(cfg.broker.listen[1].max_connections, 7);
+	assert_int_equal(cfg.broker.max_connections_per_source, 3);
+	assert_int_equal(cfg.broker.connect_rate, 5);
+	assert_int_equal(cfg.broker.max_buffered_bytes, 64 * 1024);
+	assert_int_equal(cfg.broker.slow_consumer_timeout_ms, 2000);
+	gw_config_free(&cfg);
+	write_file("main.ini", "[broker]\nlisten = 127.0.0.1:1883\nproxy_protocol = yes\n");
+	if (load(&cfg, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_true(cfg.broker.listen[0].proxy_protocol);
+	assert_int_equal(cfg.broker.listen[0].max_connections, 1024);
+	gw_config_free(&cfg);
+	expect_error("[broker]\nmax_connections = -2\n", NULL,
+		     "main.ini:2: [broker] max_connections: '-2': expected an integer from -1");
+
 	expect_error("[broker]\nlisten = tls://1.2.3.4:1\n", NULL,
 		     "main.ini:2: [broker] listen: 'tls://1.2.3.4:1': expected HOST:PORT");
 	expect_error("[broker]\nlisten = ws://1.2.3.4:1/mqtt\n", NULL,
