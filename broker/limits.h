@@ -19,7 +19,7 @@
  * rate of 1/s refills one thousandth a millisecond.
  */
 struct brk_rate {
-	int64_t last;	 /* when the bucket was last topped up; 0: never used */
+	int64_t last;	/* when the bucket was last topped up; 0: never used */
 	uint64_t milli; /* tokens x 1000 */
 };
 
@@ -39,9 +39,9 @@ struct brk_src_key {
 };
 
 struct brk_src_limits {
-	uint32_t max_conns;    /* connections at a time per source; 0: no limit */
-	uint32_t rate, burst;  /* new connections a second per source; rate 0: no limit */
-	uint32_t max_sources;  /* entries kept at most */
+	uint32_t max_conns;   /* connections at a time per source; 0: no limit */
+	uint32_t rate, burst; /* new connections a second per source; rate 0: no limit */
+	uint32_t max_sources; /* entries kept at most */
 };
 
 struct brk_src;

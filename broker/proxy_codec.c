@@ -52,8 +52,8 @@ static int v1_addr(const char *f, size_t n, int fam, uint8_t *out)
 		char ch = f[i];
 
 		if (!((ch >= '0' && ch <= '9') || ch == '.' ||
-		      (fam == AF_INET6 && (ch == ':' || (ch >= 'a' && ch <= 'f') ||
-					   (ch >= 'A' && ch <= 'F')))))
+		      (fam == AF_INET6 &&
+		       (ch == ':' || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F')))))
 			return -EBADMSG;
 	}
 	memcpy(tmp, f, n);

@@ -58,19 +58,19 @@ static void test_v1_tcp6_unknown(void **state)
 static void test_v1_bad(void **state)
 {
 	static const char *const bad[] = {
-		"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n",	     /* LF without CR */
-		"PROXY TCP4 1.2.3.4 5.6.7.8 1 65536\r\n",    /* port */
-		"PROXY TCP4 1.2.3.4 5.6.7.8 1 -2\r\n",	     /* port */
-		"PROXY TCP4 1.2.3.4  5.6.7.8 1 2\r\n",	     /* two spaces */
-		"PROXY TCP4 1.2.3.4 5.6.7.8 1 2 \r\n",	     /* trailing space */
-		"PROXY TCP4 1.2.3.256 5.6.7.8 1 2\r\n",	     /* address */
-		"PROXY TCP4 ::1 5.6.7.8 1 2\r\n",	     /* v6 in TCP4 */
-		"PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n",	     /* a field missing */
-		"PROXY TCP5 1.2.3.4 5.6.7.8 1 2\r\n",	     /* protocol */
-		"PROXY \r\n",				     /* empty */
-		"PROXY TCP4 1.2.3.4 5.6.7.8 123456 2\r\n",   /* port length */
-		"MQTT",					     /* not a PROXY header */
-		"\x10\x0c\x00\x04MQTT",			     /* a plain MQTT CONNECT */
+		"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n",	   /* LF without CR */
+		"PROXY TCP4 1.2.3.4 5.6.7.8 1 65536\r\n",  /* port */
+		"PROXY TCP4 1.2.3.4 5.6.7.8 1 -2\r\n",	   /* port */
+		"PROXY TCP4 1.2.3.4  5.6.7.8 1 2\r\n",	   /* two spaces */
+		"PROXY TCP4 1.2.3.4 5.6.7.8 1 2 \r\n",	   /* trailing space */
+		"PROXY TCP4 1.2.3.256 5.6.7.8 1 2\r\n",	   /* address */
+		"PROXY TCP4 ::1 5.6.7.8 1 2\r\n",	   /* v6 in TCP4 */
+		"PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n",	   /* a field missing */
+		"PROXY TCP5 1.2.3.4 5.6.7.8 1 2\r\n",	   /* protocol */
+		"PROXY \r\n",				   /* empty */
+		"PROXY TCP4 1.2.3.4 5.6.7.8 123456 2\r\n", /* port length */
+		"MQTT",					   /* not a PROXY header */
+		"\x10\x0c\x00\x04MQTT",			   /* a plain MQTT CONNECT */
 	};
 	struct brk_proxy_hdr h;
 	unsigned int i;
