@@ -109,6 +109,7 @@ enum sect {
 	S_UPLINK,
 	S_MQTTSN,
 	S_PREDEFINED,
+	S_COAP,
 	S_BUS,
 	S_DEVICE,
 	S_POINT,
@@ -300,6 +301,7 @@ static const char *const log_targets[] = { "stderr", "syslog", NULL };
 static const char *const payloads[] = { "json", "value", NULL };
 static const char *const publishes[] = { "inherit", "on_change", "every_poll",
 					 "on_change_or_period", NULL };
+static const char *const notify_types[] = { "non", "con", "qos", NULL };
 static const char *const overflows[] = { "drop_oldest", "drop_newest", NULL };
 static const char *const synchronous_modes[] = { "normal", "full", NULL };
 static const char *const upqueues[] = { "always", "offline", "off", NULL };
@@ -689,6 +691,32 @@ static int k_hostport(struct ad_parse *ap, void *base, const struct ad_key *k, c
 		errorf(p, p->line, "[%s] %s: '%s': expected HOST:PORT or [IPV6]:PORT", p->section,
 		       k->name, val);
 		return -EINVAL;
+	}
+	*(char **)((char *)base + k->off) = arena_strdup(p->arena, val);
+	return 0;
+}
+
+/* [coap] listen: comma-separated HOST:PORT, coap://HOST:PORT or coaps://HOST:PORT. */
+static int k_coap_listen(struct ad_parse *ap, void *base, const struct ad_key *k, const char *val)
+{
+	struct parse *p = P(ap);
+	char buf[512], *save = NULL, *e;
+	unsigned int n = 0;
+
+	snprintf(buf, sizeof(buf), "%s", val);
+	for (e = strtok_r(buf, ",", &save); e; e = strtok_r(NULL, ",", &save)) {
+		char *t = trim(e);
+
+		if (!strncmp(t, "coaps://", 8))
+			t += 8;
+		else if (!strncmp(t, "coap://", 7))
+			t += 7;
+		if (!*t || !hostport_ok(t, true) || ++n > 4 || strlen(val) >= sizeof(buf)) {
+			errorf(p, p->line,
+			       "[%s] %s: '%s': expected up to 4 of HOST:PORT, coap://HOST:PORT or coaps://HOST:PORT, comma-separated",
+			       p->section, k->name, val);
+			return -EINVAL;
+		}
 	}
 	*(char **)((char *)base + k->off) = arena_strdup(p->arena, val);
 	return 0;
@@ -1342,6 +1370,100 @@ static const struct ad_key mqttsn_keys[__KM_MAX] = {
 			     .def = "5" },
 };
 
+#define CK(f) offsetof(struct gw_coap_config, f)
+enum {
+	KC_ENABLED,
+	KC_LISTEN,
+	KC_PSK_IDENTITY,
+	KC_PSK_KEY,
+	KC_CONNECTION_REQUIRED,
+	KC_NOTIFY_TYPE,
+	KC_MOUNTPOINT,
+	KC_MAX_CLIENTS,
+	KC_MAX_OBSERVATIONS,
+	KC_MAX_QUEUED,
+	KC_MAX_PAYLOAD,
+	KC_HEARTBEAT,
+	KC_RATE_LIMIT,
+	__KC_MAX,
+};
+
+static const struct ad_key coap_keys[__KC_MAX] = {
+	[KC_ENABLED] = { .name = "enabled", .type = K_BOOL, .off = CK(enabled), .def = "no" },
+	[KC_LISTEN] = { .name = "listen",
+			.type = K_CUSTOM,
+			.off = CK(listen),
+			.fn = k_coap_listen,
+			.show = show_str,
+			.flag = F_KEEP,
+			.def = "127.0.0.1:5683" },
+	[KC_PSK_IDENTITY] = { .name = "psk_identity", .type = K_STR, .off = CK(psk_identity) },
+	[KC_PSK_KEY] = { .name = "psk_key",
+			 .type = K_STR,
+			 .off = CK(psk_key),
+			 .flag = AD_KF_SECRET },
+	[KC_CONNECTION_REQUIRED] = { .name = "connection_required",
+				     .type = K_BOOL,
+				     .off = CK(connection_required),
+				     .def = "no" },
+	[KC_NOTIFY_TYPE] = { .name = "notify_type",
+			     .type = K_ENUM,
+			     .off = CK(notify_type),
+			     .size = 4,
+			     .enums = notify_types,
+			     .def = "qos" },
+	[KC_MOUNTPOINT] = { .name = "mountpoint",
+			    .type = K_CUSTOM,
+			    .off = CK(mountpoint),
+			    .fn = k_topic,
+			    .show = show_str },
+	[KC_MAX_CLIENTS] = { .name = "max_clients",
+			     .type = K_INT,
+			     .off = CK(max_clients),
+			     .size = 4,
+			     .min = 1,
+			     .max = 1000000,
+			     .def = "1000" },
+	[KC_MAX_OBSERVATIONS] = { .name = "max_observations",
+				  .type = K_INT,
+				  .off = CK(max_observations),
+				  .size = 4,
+				  .min = 0,
+				  .max = 10000000,
+				  .def = "10000",
+				  .help = "all clients together" },
+	[KC_MAX_QUEUED] = { .name = "max_queued",
+			    .type = K_INT,
+			    .off = CK(max_queued),
+			    .size = 4,
+			    .min = 1,
+			    .max = 100000,
+			    .def = "100",
+			    .help = "CON notifications per client per second" },
+	[KC_MAX_PAYLOAD] = { .name = "max_payload",
+			     .type = K_SIZE,
+			     .off = CK(max_payload),
+			     .size = 8,
+			     .min = 0,
+			     .max = 268435455,
+			     .def = "64K" },
+	[KC_HEARTBEAT] = { .name = "heartbeat",
+			   .type = K_DUR,
+			   .off = CK(heartbeat_ms),
+			   .size = 8,
+			   .min = 0,
+			   .max = 0,
+			   .def = "30s" },
+	[KC_RATE_LIMIT] = { .name = "rate_limit",
+			    .type = K_INT,
+			    .off = CK(rate_limit),
+			    .size = 4,
+			    .min = 0,
+			    .max = 1000000,
+			    .def = "1000",
+			    .help = "requests/s from one address, 0 = unlimited" },
+};
+
 /* ------------------------------------------------- device map: common keys */
 
 /*
@@ -1597,6 +1719,7 @@ static const struct main_sect {
 	{ "store", S_STORE, { store_keys, __KS_MAX, 0 }, offsetof(struct gw_config, store) },
 	{ "uplink", S_UPLINK, { uplink_keys, __KU_MAX, 0 }, offsetof(struct gw_config, uplink) },
 	{ "mqttsn", S_MQTTSN, { mqttsn_keys, __KM_MAX, 0 }, offsetof(struct gw_config, mqttsn) },
+	{ "coap", S_COAP, { coap_keys, __KC_MAX, 0 }, offsetof(struct gw_config, coap) },
 };
 
 static void apply_defaults(struct parse *p, const struct ad_keys *t, void *obj);
@@ -1622,6 +1745,7 @@ static const struct {
 	{ "gateway", S_GATEWAY, true }, { "broker", S_BROKER, true },
 	{ "store", S_STORE, true },	{ "uplink", S_UPLINK, true },
 	{ "mqttsn", S_MQTTSN, true },	{ "mqttsn.predefined", S_PREDEFINED, true },
+	{ "coap", S_COAP, true },
 };
 
 /*
@@ -1713,7 +1837,7 @@ static void begin_section(struct parse *p, const char *name)
 	}
 	if (!colon) {
 		errorf(p, p->line,
-		       "[%s]: unknown section; expected gateway, broker, store, uplink, mqttsn, mqttsn.predefined, bus:NAME, device:NAME or point:DEVICE/NAME",
+		       "[%s]: unknown section; expected gateway, broker, store, uplink, mqttsn, mqttsn.predefined, coap, bus:NAME, device:NAME or point:DEVICE/NAME",
 		       name);
 		return;
 	}

@@ -116,6 +116,23 @@ struct gw_mqttsn_config {
 	unsigned int n_predefined;
 };
 
+/* [coap]: the CoAP server (the EMQX CoAP gateway interface). */
+struct gw_coap_config {
+	bool enabled;
+	char *listen; /* comma-separated HOST:PORT, coap:// or coaps:// */
+	char *psk_identity;
+	char *psk_key;
+	bool connection_required;
+	int notify_type; /* enum coapsrv_notify: 0 non, 1 con, 2 qos */
+	char *mountpoint;
+	uint32_t max_clients;
+	uint32_t max_observations;
+	uint32_t max_queued;
+	uint64_t max_payload;
+	uint64_t heartbeat_ms;
+	uint32_t rate_limit;
+};
+
 /* A loaded device map and everything it owns (one arena, freed at once). */
 struct gw_devmap {
 	struct ad_map map;
@@ -130,6 +147,7 @@ struct gw_config {
 	struct gw_store_config store;
 	struct gw_uplink_config uplink;
 	struct gw_mqttsn_config mqttsn;
+	struct gw_coap_config coap;
 	struct gw_devmap *devmap;
 	struct gw_arena_chunk *arena; /* strings of the sections above */
 };

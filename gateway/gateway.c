@@ -187,7 +187,7 @@ static void sys_mqttsn(struct gw *g)
 
 /*
  * Optional parts of the daemon that serve broker sessions rather than
- * readings (MQTT-SN; the CoAP server next), started after the broker
+ * readings (MQTT-SN, the CoAP server), started after the broker
  * listens, in table order, and stopped before it. start() logs its own
  * failure and returns -errno (a runtime failure: exit status 1).
  */
@@ -203,6 +203,8 @@ struct gw_service {
 static const struct gw_service services[__GW_SVC_MAX] = {
 	[GW_SVC_MQTTSN] = { "mqttsn", mqttsn_enabled, start_mqttsn, stop_mqttsn, free_mqttsn,
 			    sys_mqttsn },
+	[GW_SVC_COAP] = { "coap", gw__coap_enabled, gw__coap_start, gw__coap_stop, gw__coap_free,
+			  gw__coap_sys },
 };
 
 /* An adapter's figure (ad_ops.figures) under $SYS/fieldmq/<protocol>/. */

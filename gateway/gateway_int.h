@@ -26,6 +26,7 @@
 struct st_store;
 struct gw_persist;
 struct gw_uplink;
+struct coapsrv_server;
 
 /* What the gateway knows of a device between readings. */
 struct gw_devstate {
@@ -47,6 +48,7 @@ struct gw_slot {
 /* Optional parts of the daemon, started and stopped through one table (gateway.c). */
 enum gw_service_id {
 	GW_SVC_MQTTSN,
+	GW_SVC_COAP,
 	__GW_SVC_MAX,
 };
 
@@ -61,6 +63,7 @@ struct gw {
 	/* services */
 	struct mqttsn_server *mqttsn;
 	struct mqttsn_predef predefined[GW_MAX_PREDEFINED];
+	struct coapsrv_server *coap;
 	int64_t last_sys_ms;
 	/* adapters, indexed by enum ad_protocol */
 	struct gw_slot adapters[__AD_PROTO_MAX];
@@ -97,6 +100,15 @@ void gw__map_state_free(struct gw_point_state *pts, unsigned int n, struct gw_de
 
 /* Every second: stale points, $SYS figures. */
 void gw__check_stale(struct gw *g, int64_t now_mono_ms);
+
+/* -------------------------------------------------------- coap_service.c */
+
+/* The CoAP server ([coap]) as a service of gateway.c's table. */
+bool gw__coap_enabled(const struct gw *g);
+int gw__coap_start(struct gw *g);
+void gw__coap_stop(struct gw *g);
+void gw__coap_free(struct gw *g);
+void gw__coap_sys(struct gw *g);
 
 /* ----------------------------------------------------------- commands.c */
 
