@@ -187,12 +187,13 @@ bench: test-deps all $(BENCH_BINS)
 	BUILD=$(BUILD) bench/all.sh
 
 # ----------------------------------------------------------------- running
-# The demo device map (etc/devices.d/demo.ini) polls the Modbus simulator,
-# started here beside the daemon and stopped with it.
+# The demo device maps (etc/devices.d/demo.ini, demo_coap.ini) poll the Modbus
+# simulator and observe the CoAP one, started here beside the daemon and stopped with it.
 run: deps all
 	@mkdir -p var
 	@$(BUILD)/sim/modbus_sim --tcp 127.0.0.1:15020 --regs tests/sim/modbus_regs.ini --animate & \
-	sim=$$!; trap 'kill $$sim 2>/dev/null' EXIT; \
+	sim=$$!; $(BUILD)/sim/coap_sim --listen 127.0.0.1:15683 --period 2000 >/dev/null & \
+	csim=$$!; trap 'kill $$sim $$csim 2>/dev/null' EXIT; \
 	echo "fieldmq: broker on 127.0.0.1:1883 - watch it with: mosquitto_sub -t 'fieldmq/#' -v"; \
 	$(BUILD)/fieldmq -c etc/fieldmq.ini
 
@@ -341,6 +342,7 @@ install: $(BUILD)/fieldmq
 	chmod 0644 $(DESTDIR)/etc/fieldmq/fieldmq.ini
 	# The demo map is installed as an example, not enabled (it polls a simulator).
 	install -m 0644 etc/devices.d/demo.ini $(DESTDIR)/etc/fieldmq/devices.d/demo.ini.example
+	install -m 0644 etc/devices.d/demo_coap.ini $(DESTDIR)/etc/fieldmq/devices.d/demo_coap.ini.example
 
 clean:
 	rm -rf build

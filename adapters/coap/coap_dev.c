@@ -151,13 +151,21 @@ static void dev_ok(struct ad_coap_core *c, struct ad_coap_cdev *d)
 		c->ops->on_status(c->arg, d->cfg, true);
 }
 
-/* A transport failure (no answer, RST, ICMP): count it against the device. */
+/*
+ * A transport failure (no answer, RST, ICMP): count it against the device.
+ * The resources of a device fail together when it is down; what counts, as
+ * for a Modbus device's cycles, is failed polls: failures less than a poll
+ * interval after the last counted one are the same outage.
+ */
 static void dev_failed(struct ad_coap_core *c, struct ad_coap_cdev *d, int64_t now)
 {
 	const struct ad_coap_device *k = ad_coap_dev_keys(d->cfg);
 	unsigned int limit = k->retries ? k->retries : 1;
 
+	if (d->fails && now - d->fail_ms < (int64_t)d->cfg->poll_ms)
+		return;
 	d->fails++;
+	d->fail_ms = now;
 	if (d->fails >= limit && d->online != 0) {
 		if (d->online == 1)
 			c->stats.devices_online--;

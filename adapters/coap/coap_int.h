@@ -169,7 +169,8 @@ struct ad_coap_cdev {
 	const struct ad_device *cfg;
 	struct ad_coap_res *res;
 	unsigned int n_res;
-	unsigned int fails; /* transport failures in a row */
+	unsigned int fails; /* failed polls in a row (failures within one poll count once) */
+	int64_t fail_ms;    /* when fails last grew (mono) */
 	int64_t skip_until; /* degraded until (mono), 0 none */
 	signed char online; /* -1 unknown, 0 offline, 1 online */
 	struct ad_coap_core *core;

@@ -81,7 +81,8 @@ int ad_coap_uv_new(uv_loop_t *loop, const struct gw_logger *log, const char *tag
 
 	*out = NULL;
 	coap_startup(); /* idempotent: the first call initialises, later ones return */
-	coap_set_log_level(LOG_WARNING);
+	/* libcoap warns once per packet (ICMP errors, bad PDUs): errors only */
+	coap_set_log_level(LOG_ERR);
 	cu = gw_calloc(1, sizeof(*cu));
 	if (!cu)
 		return -ENOMEM;

@@ -418,6 +418,32 @@ static void test_unparsable_notification(void **state)
 	fake_free(f);
 }
 
+/* Resources of one device failing together (the device is down) are one failed poll. */
+static void test_failures_within_a_poll_count_once(void **state)
+{
+	struct fake *f = fake_new(3);
+
+	(void)state;
+	f->pk[1].path = (char *)"/r2";
+	f->pk[2].path = (char *)"/r3";
+	f->dk.retries = 2;
+	fake_init(f);
+	assert_int_equal(f->core.devs[0].n_res, 3);
+	ad_coap_core_tick(&f->core, at(0));
+	assert_int_equal(f->n_sent, 3);
+	ad_coap_core_failure(&f->core, f->sent[0], at(10), -ECONNREFUSED);
+	ad_coap_core_failure(&f->core, f->sent[1], at(11), -ECONNREFUSED);
+	ad_coap_core_failure(&f->core, f->sent[2], at(12), -ECONNREFUSED);
+	assert_int_equal(f->core.devs[0].fails, 1);
+	assert_int_equal(f->n_status, 0); /* retries = 2: one failed poll is not offline */
+	/* the next poll fails too: offline */
+	ad_coap_core_tick(&f->core, at(1012));
+	ad_coap_core_failure(&f->core, f->sent[3], at(1013), -ECONNREFUSED);
+	assert_int_equal(f->n_status, 1);
+	assert_int_equal(f->status[0], 0);
+	fake_free(f);
+}
+
 /* A send that fails at once is a transport failure. */
 static void test_send_fails(void **state)
 {
@@ -446,6 +472,7 @@ int main(void)
 		cmocka_unit_test(test_timeouts_offline_degrade),
 		cmocka_unit_test(test_unparsable_notification),
 		cmocka_unit_test(test_send_fails),
+		cmocka_unit_test(test_failures_within_a_poll_count_once),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

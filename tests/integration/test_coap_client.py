@@ -1,0 +1,389 @@
+#!/usr/bin/env python3
+"""CoAP devices end to end (protocol = coap in a device map), against real
+CoAP servers on 127.0.0.1, each started and stopped here by PID:
+
+  coap_sim (tests/sim/coap_sim, on libcoap): observed text and JSON resources
+        (two points sharing one observation), SenML JSON, a plain polled
+        counter, a resource that fails (5.00), a slow one (separate response
+        after 3 s: times out on one device, read on another), one that
+        changes Content-Format, a block-wise one (~3 KB), one whose
+        notifications are sometimes not JSON; then killed and started again
+        on the same port (it forgets its observers): readings resume
+  coap-server-notls (libcoap's own example server, Debian libcoap3-bin):
+        its observable /time
+  nothing at all on a third port: the device goes offline, its point bad
+
+Readings are checked on MQTT: values, quality, retained status topics.
+--check-config refuses bad coap keys with file:line and accepts every
+etc/devices.d/coap-*.ini.example; make run's demo map (demo_coap.ini) reads
+the simulator."""
+import glob
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import paho.mqtt.client as mqtt
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from itlib import free_port, stop_proc, wait_port  # noqa: E402
+
+BUILD = os.environ.get("BUILD", "build")
+FIELDMQ = os.environ.get("FIELDMQ", os.path.join(BUILD, "fieldmq"))
+SIM = os.path.join(BUILD, "sim", "coap_sim")
+fails = 0
+procs = []
+
+
+def check(desc, cond):
+    global fails
+    print(("ok - " if cond else "NOT OK - ") + desc, flush=True)
+    if not cond:
+        fails += 1
+
+
+def spawn(args, **kw):
+    p = subprocess.Popen(args, **kw)
+    procs.append(p)
+    return p
+
+
+def free_udp_port():
+    """A UDP port on 127.0.0.1 that was free a moment ago."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(pred, timeout=5.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    return None
+
+
+class Sub:
+    """Every message on the filters."""
+
+    def __init__(self, port, filters):
+        self.msgs = []
+        self.c = mqtt.Client(client_id="", protocol=mqtt.MQTTv311)
+        self.c.on_message = lambda c, u, m: self.msgs.append((time.time(), m))
+        self.c.connect("127.0.0.1", port)
+        for f in filters:
+            self.c.subscribe(f, qos=1)
+        self.c.loop_start()
+
+    def values(self, topic, since=0):
+        out = []
+        for t, m in list(self.msgs):
+            if m.topic == topic and t >= since:
+                try:
+                    out.append(json.loads(m.payload))
+                except ValueError:
+                    pass
+        return out
+
+    def value(self, topic, pred=lambda v: True, timeout=5.0, since=0):
+        def find():
+            for v in reversed(self.values(topic, since)):
+                if pred(v):
+                    return v
+            return None
+        return wait_for(find, timeout)
+
+    def text(self, topic, want, timeout=5.0):
+        return wait_for(lambda: any(m.topic == topic and m.payload == want.encode()
+                                    for _, m in list(self.msgs)), timeout)
+
+    def stop(self):
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+def start_sim(port):
+    p = spawn([SIM, "--listen", "127.0.0.1:%d" % port, "--period", "300", "--max-age", "2",
+               "--slow", "3000"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    line = p.stdout.readline().decode()
+    check("coap_sim ready on %d (%s)" % (port, line.strip()), line.startswith("ready"))
+    return p
+
+
+DEVICES = """
+[device:sim]
+protocol = coap
+url = coap://127.0.0.1:{sim}
+poll = 1s
+timeout = 2s
+retries = 2
+
+[point:sim/num]
+path = /num
+observe = yes
+unit = °C
+
+[point:sim/temp]
+path = /json
+observe = yes
+json_pointer = /temperature
+
+[point:sim/hum]
+path = /json
+observe = yes
+json_pointer = /humidity
+type = uint16
+
+[point:sim/ok]
+path = /json
+observe = yes
+json_pointer = /ok
+type = bool
+
+[point:sim/s_temp]
+path = /senml
+senml_name = sim/temp
+
+[point:sim/s_door]
+path = /senml
+format = senml
+senml_name = sim/door
+type = bool
+
+[point:sim/plain]
+path = /plain
+type = uint32
+publish = every_poll
+
+[point:sim/fail]
+path = /fail
+
+[point:sim/cf]
+path = /cf
+json_pointer = /v
+publish = every_poll
+
+[point:sim/big]
+path = /big
+json_pointer = /value
+
+[point:sim/garbage]
+path = /garbage
+observe = yes
+format = json
+json_pointer = /v
+
+[device:slow]
+protocol = coap
+url = coap://127.0.0.1:{sim}
+poll = 1s
+timeout = 1s
+retries = 1
+degrade_after = 0
+
+[point:slow/v]
+path = /slow
+
+[device:patient]
+protocol = coap
+url = coap://127.0.0.1:{sim}
+poll = 5s
+timeout = 6s
+
+[point:patient/v]
+path = /slow
+
+[device:libcoap]
+protocol = coap
+url = coap://127.0.0.1:{srv}
+poll = 2s
+
+[point:libcoap/time]
+path = /time
+observe = yes
+type = string
+
+[device:dead]
+protocol = coap
+url = coap://127.0.0.1:{dead}
+poll = 500ms
+timeout = 500ms
+retries = 2
+
+[point:dead/v]
+path = /x
+"""
+
+
+def check_config(tmp, devices, want):
+    d = os.path.join(tmp, "cc")
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(os.path.join(d, "devices.d"))
+    with open(os.path.join(d, "devices.d", "a.ini"), "w") as f:
+        f.write(devices)
+    with open(os.path.join(d, "fieldmq.ini"), "w") as f:
+        f.write("[gateway]\nid = t\ndata_dir = .\n")
+    r = subprocess.run([FIELDMQ, "--check-config", "-c", os.path.join(d, "fieldmq.ini")],
+                       capture_output=True, text=True, timeout=10)
+    out = r.stdout + r.stderr
+    if want is None:
+        check("--check-config accepts: %s" % out.strip()[:100], r.returncode == 0)
+    else:
+        check("--check-config refuses with %r (exit %d): %s" % (want, r.returncode,
+                                                                 out.strip()[:160]),
+              r.returncode == 2 and want in out)
+
+
+def test_config(tmp):
+    check_config(tmp, "[device:c]\nprotocol = coap\nurl = coap://127.0.0.1\n"
+                 "[point:c/t]\npath = /t\nobserve = yes\njson_pointer = /a/0\n", None)
+    check_config(tmp, "[device:c]\nprotocol = coap\n", "a.ini:1: [device:c] url: required")
+    check_config(tmp, "[device:c]\nprotocol = coap\nurl = coap://h:99999\n",
+                 "a.ini:1: [device:c] url: 'coap://h:99999': port: expected 1 to 65535")
+    check_config(tmp, "[device:c]\nprotocol = coap\nurl = coap://h\nunit_id = 3\n",
+                 "a.ini:4: [device:c] unit_id: unknown key")
+    check_config(tmp, "[device:c]\nprotocol = coap\nurl = coap://h\n[point:c/t]\npath = /t\n"
+                 "format = xml\n", "a.ini:6: [point:c/t] format: 'xml'")
+    check_config(tmp, "[device:c]\nprotocol = coap\nurl = coap://h\n[point:c/t]\npath = t\n",
+                 "[point:c/t] path: required, starting with /")
+    check_config(tmp, "[device:c]\nprotocol = coap\nurl = coaps://h\npsk_identity = i\n"
+                 "psk_key = secret\n[point:c/t]\npath = /t\n", None)
+    for ex in sorted(glob.glob("etc/devices.d/coap-*.ini.example")):
+        with open(ex) as f:
+            check_config(tmp, f.read(), None)
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="fieldmq-coap.")
+    port = free_port()
+    sim_port, srv_port, dead_port = free_udp_port(), free_udp_port(), free_udp_port()
+    fmq = None
+    try:
+        test_config(tmp)
+        sim = start_sim(sim_port)
+        spawn(["coap-server-notls", "-A", "127.0.0.1", "-p", str(srv_port)],
+              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.mkdir(os.path.join(tmp, "devices.d"))
+        with open(os.path.join(tmp, "devices.d", "coap.ini"), "w") as f:
+            f.write(DEVICES.format(sim=sim_port, srv=srv_port, dead=dead_port))
+        # make run's demo map, pointed at this simulator
+        with open("etc/devices.d/demo_coap.ini") as f:
+            demo = f.read().replace("127.0.0.1:15683", "127.0.0.1:%d" % sim_port)
+        with open(os.path.join(tmp, "devices.d", "demo_coap.ini"), "w") as f:
+            f.write(demo)
+        with open(os.path.join(tmp, "fieldmq.ini"), "w") as f:
+            f.write("[gateway]\nid = gw1\ndata_dir = data\nlog_level = debug\n"
+                    "[broker]\nlisten = 127.0.0.1:%d\npersist = no\n" % port)
+        log = open(os.path.join(tmp, "log"), "w")
+        t0 = time.time()
+        fmq = spawn([FIELDMQ, "-c", os.path.join(tmp, "fieldmq.ini")], stdout=log, stderr=log)
+        check("broker listens", wait_port(port))
+        sub = Sub(port, ["fieldmq/gw1/#"])
+        P = "fieldmq/gw1/"
+
+        check("sim online", sub.text(P + "sim/status", "online"))
+        v = sub.value(P + "sim/num", lambda v: v["quality"] == "good")
+        check("observed text number, unit: %s" % v, v and isinstance(v["value"], (int, float))
+              and v["unit"] == "°C")
+        # Notifications every 300 ms while poll is 1 s: observe, not polling.
+        time.sleep(2.0)
+        nums = sub.values(P + "sim/num", t0)
+        check("observe: %d readings of /num in ~2.5 s (period 300 ms, poll 1 s)" % len(nums),
+              len(nums) >= 5)
+        v = sub.value(P + "sim/temp")
+        check("json pointer /temperature: %s" % v, v and 20.0 <= v["value"] < 30.0
+              and v["quality"] == "good")
+        v = sub.value(P + "sim/hum")
+        check("json pointer /humidity uint16 (same observation): %s" % v,
+              v and isinstance(v["value"], int) and 40 <= v["value"] < 50)
+        v = sub.value(P + "sim/ok")
+        check("json bool: %s" % v, v and v["value"] is True)
+        v = sub.value(P + "sim/s_temp")
+        check("senml (auto from Content-Format 110) sim/temp: %s" % v,
+              v and 20.0 <= v["value"] < 30.0)
+        v = sub.value(P + "sim/s_door")
+        check("senml vb: %s" % v, v and isinstance(v["value"], bool))
+        v = sub.value(P + "sim/plain", lambda v: v["value"] >= 1)
+        check("polled text counter uint32: %s" % v, v and v["quality"] == "good")
+        v = sub.value(P + "sim/fail")
+        check("5.00: quality bad: %s" % v, v and v["quality"] == "bad" and "value" not in v)
+        check("5.00: bad once per change (%d readings)" % len(sub.values(P + "sim/fail")),
+              len(sub.values(P + "sim/fail")) == 1)
+        wait_for(lambda: len(sub.values(P + "sim/cf")) >= 3, 5)
+        cfs = sub.values(P + "sim/cf")
+        check("Content-Format alternating text / JSON, all read: %s" % cfs[:4],
+              len(cfs) >= 3 and all(c["quality"] == "good" for c in cfs))
+        v = sub.value(P + "sim/big")
+        check("block-wise ~3 KB JSON (Block2 by libcoap): %s" % v,
+              v and v["quality"] == "good" and isinstance(v["value"], (int, float)))
+        v = sub.value(P + "sim/garbage", lambda v: v["quality"] == "bad", 5)
+        check("unparsable notification: quality bad, last good value kept: %s" % v,
+              v and "value" in v)
+        v = sub.value(P + "sim/garbage", lambda v: v["quality"] == "good", 5,
+                      since=time.time())
+        check("... and good again on the next notification: %s" % v, v is not None)
+        v = sub.value(P + "slow/v", lambda v: v["quality"] == "bad", 5)
+        check("slow (3 s) with timeout 1 s: bad: %s" % v, v is not None)
+        check("slow: offline after retries", sub.text(P + "slow/status", "offline", 5))
+        v = sub.value(P + "patient/v", lambda v: v["quality"] == "good", 8)
+        check("slow with timeout 6 s: read (separate response): %s" % v, v is not None)
+        v = sub.value(P + "libcoap/time", lambda v: v["quality"] == "good", 5)
+        check("coap-server-notls /time observed: %s" % v, v and isinstance(v["value"], str))
+        times = set(x["value"] for x in sub.values(P + "libcoap/time"))
+        wait_for(lambda: len(set(x["value"] for x in sub.values(P + "libcoap/time"))) >= 3, 5)
+        times = set(x["value"] for x in sub.values(P + "libcoap/time"))
+        check("coap-server-notls /time notifies each second: %d values" % len(times),
+              len(times) >= 3)
+        v = sub.value(P + "weather/temperature")
+        check("make run's demo map (demo_coap.ini): weather/temperature %s" % v,
+              v and v["quality"] == "good" and v["unit"] == "°C")
+        v = sub.value(P + "weather/door")
+        check("... weather/door (SenML vb): %s" % v, v and isinstance(v["value"], bool))
+        check("dead device offline", sub.text(P + "dead/status", "offline", 5))
+        v = sub.value(P + "dead/v")
+        check("dead device point bad: %s" % v, v and v["quality"] == "bad")
+
+        # The simulator restarts: SIGKILL, so it cannot say goodbye (4.04) to its
+        # observers, and the new one knows none. Max-Age (2 s) passes without a
+        # notification and the adapter registers again.
+        sim.kill()
+        sim.wait()
+        time.sleep(0.5)
+        t1 = time.time()
+        sim = start_sim(sim_port)
+        v = sub.value(P + "sim/num", lambda v: v["quality"] == "good", 10, since=t1 + 0.1)
+        check("after the device restarted, observed readings resume: %s" % v, v is not None)
+        wait_for(lambda: len(sub.values(P + "sim/num", t1)) >= 5, 5)
+        n = len(sub.values(P + "sim/num", t1))
+        check("... as notifications (%d readings)" % n, n >= 5)
+        with open(os.path.join(tmp, "log")) as f:
+            logtext = f.read()
+        check("log says it registered again", "registering again" in logtext)
+        sub.stop()
+        stop_proc(fmq)
+        check("clean stop (exit %s)" % fmq.returncode, fmq.returncode == 0)
+        fmq = None
+    finally:
+        if fmq:
+            stop_proc(fmq)
+        for p in procs:
+            if p.poll() is None:
+                stop_proc(p)
+        if fails and os.path.exists(os.path.join(tmp, "log")):
+            with open(os.path.join(tmp, "log")) as f:
+                sys.stderr.write(f.read()[-4000:])
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("%d failed" % fails)
+    return 1 if fails else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

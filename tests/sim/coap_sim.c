@@ -1,0 +1,300 @@
+/*
+ * coap_sim.c - a CoAP device for tests and the demo, on libcoap's own server
+ * loop (a separate process, so libcoap's blocking coap_io_process is fine).
+ *
+ *   coap_sim [--listen 127.0.0.1:5683] [--period 1000] [--max-age S]
+ *            [--slow 3000] [--bench N]
+ *
+ * Resources (values change every --period ms; observers are notified):
+ *   /num     text/plain number, observable
+ *   /json    application/json {"temperature":..,"humidity":..,"ok":true}, observable
+ *   /senml   application/senml+json pack (bn "sim/", n temp, hum, door), not observable
+ *   /plain   text/plain counter, not observable
+ *   /fail    always 5.00
+ *   /slow    answers after --slow ms (a separate response)
+ *   /cf      Content-Format alternates: text/plain "N", then JSON {"v":N}
+ *   /big     ~3 KB of JSON ({"value":N,"pad":"..."}): block-wise (Block2)
+ *   /garbage observable; every third state is not JSON
+ *   /r/0 .. /r/N-1  (--bench N) observable text counters, all changed every period
+ * --max-age S adds Max-Age: S to every answer of an observable resource.
+ * A restart (kill, start again) forgets every observer: that is the test.
+ * Prints "ready PORT" on stdout once bound. SIGTERM / SIGINT: clean exit.
+ */
+#include <coap3/coap.h>
+#include <arpa/inet.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static volatile sig_atomic_t quit;
+static unsigned long tick_n; /* changes so far */
+static int max_age = -1;     /* seconds, -1: none */
+static unsigned int slow_ms = 3000;
+static unsigned long cf_n;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	quit = 1;
+}
+
+static void set_cf(coap_pdu_t *resp, unsigned int cf)
+{
+	uint8_t b[4];
+
+	coap_add_option(resp, COAP_OPTION_CONTENT_FORMAT, coap_encode_var_safe(b, sizeof(b), cf),
+			b);
+}
+
+static void set_max_age(coap_resource_t *r, coap_pdu_t *resp)
+{
+	uint8_t b[4];
+
+	(void)r;
+	if (max_age >= 0)
+		coap_add_option(resp, COAP_OPTION_MAXAGE,
+				coap_encode_var_safe(b, sizeof(b), (unsigned int)max_age), b);
+}
+
+static void reply(coap_resource_t *r, coap_pdu_t *resp, unsigned int cf, const char *body,
+		  bool observable)
+{
+	coap_pdu_set_code(resp, COAP_RESPONSE_CODE_CONTENT);
+	set_cf(resp, cf);
+	if (observable)
+		set_max_age(r, resp);
+	coap_add_data(resp, strlen(body), (const uint8_t *)body);
+}
+
+static double temp(void)
+{
+	return 20.0 + (double)(tick_n % 20) * 0.5;
+}
+
+static void h_num(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
+		  const coap_string_t *q, coap_pdu_t *resp)
+{
+	char b[32];
+
+	(void)s, (void)req, (void)q;
+	snprintf(b, sizeof(b), "%.1f", temp());
+	reply(r, resp, COAP_MEDIATYPE_TEXT_PLAIN, b, true);
+}
+
+static void h_json(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
+		   const coap_string_t *q, coap_pdu_t *resp)
+{
+	char b[128];
+
+	(void)s, (void)req, (void)q;
+	snprintf(b, sizeof(b), "{\"temperature\":%.1f,\"humidity\":%lu,\"ok\":true}", temp(),
+		 40 + tick_n % 10);
+	reply(r, resp, COAP_MEDIATYPE_APPLICATION_JSON, b, true);
+}
+
+static void h_senml(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
+		    const coap_string_t *q, coap_pdu_t *resp)
+{
+	char b[256];
+
+	(void)s, (void)req, (void)q;
+	snprintf(b, sizeof(b),
+		 "[{\"bn\":\"sim/\",\"bt\":%ld,\"n\":\"temp\",\"u\":\"Cel\",\"v\":%.1f},"
+		 "{\"n\":\"hum\",\"u\":\"%%RH\",\"v\":%lu},{\"n\":\"door\",\"vb\":%s}]",
+		 (long)time(NULL), temp(), 40 + tick_n % 10, tick_n % 2 ? "true" : "false");
+	reply(r, resp, COAP_MEDIATYPE_APPLICATION_SENML_JSON, b, false);
+}
+
+static void h_plain(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
+		    const coap_string_t *q, coap_pdu_t *resp)
+{
+	char b[32];
+
+	(void)s, (void)req, (void)q;
+	snprintf(b, sizeof(b), "%lu", tick_n);
+	reply(r, resp, COAP_MEDIATYPE_TEXT_PLAIN, b, false);
+}
+
+static void h_fail(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
+		   const coap_string_t *q, coap_pdu_t *resp)
+{
+	(void)r, (void)s, (void)req, (void)q;
+	coap_pdu_set_code(resp, COAP_RESPONSE_CODE_INTERNAL_ERROR);
+}
+
+static void h_slow(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
+		   const coap_string_t *q, coap_pdu_t *resp)
+{
+	coap_async_t *a = coap_find_async(s, coap_pdu_get_token(req));
+	char b[32];
+
+	(void)q;
+	if (!a) {
+		if (!coap_register_async(s, req,
+					 (coap_tick_t)slow_ms * COAP_TICKS_PER_SECOND / 1000))
+			coap_pdu_set_code(resp, COAP_RESPONSE_CODE_SERVICE_UNAVAILABLE);
+		return; /* no code: an empty ACK now, the answer later */
+	}
+	snprintf(b, sizeof(b), "%lu", tick_n);
+	reply(r, resp, COAP_MEDIATYPE_TEXT_PLAIN, b, false);
+}
+
+static void h_cf(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
+		 const coap_string_t *q, coap_pdu_t *resp)
+{
+	char b[64];
+
+	(void)s, (void)req, (void)q;
+	if (cf_n++ % 2 == 0) {
+		snprintf(b, sizeof(b), "%lu", tick_n);
+		reply(r, resp, COAP_MEDIATYPE_TEXT_PLAIN, b, false);
+	} else {
+		snprintf(b, sizeof(b), "{\"v\":%lu}", tick_n);
+		reply(r, resp, COAP_MEDIATYPE_APPLICATION_JSON, b, false);
+	}
+}
+
+static void h_big(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
+		  const coap_string_t *q, coap_pdu_t *resp)
+{
+	static char b[4096];
+	int n;
+
+	(void)q;
+	n = snprintf(b, sizeof(b), "{\"value\":%lu,\"pad\":\"", tick_n);
+	memset(b + n, 'x', 3000);
+	n += 3000;
+	n += snprintf(b + n, sizeof(b) - (size_t)n, "\"}");
+	coap_pdu_set_code(resp, COAP_RESPONSE_CODE_CONTENT);
+	coap_add_data_large_response(r, s, req, resp, q, COAP_MEDIATYPE_APPLICATION_JSON, -1, 0,
+				     (size_t)n, (const uint8_t *)b, NULL, NULL);
+}
+
+static void h_garbage(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
+		      const coap_string_t *q, coap_pdu_t *resp)
+{
+	char b[64];
+
+	(void)s, (void)req, (void)q;
+	if (tick_n % 3 == 2)
+		snprintf(b, sizeof(b), "{\"v\":%lu", tick_n); /* truncated */
+	else
+		snprintf(b, sizeof(b), "{\"v\":%lu}", tick_n);
+	reply(r, resp, COAP_MEDIATYPE_APPLICATION_JSON, b, true);
+}
+
+static void h_bench(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
+		    const coap_string_t *q, coap_pdu_t *resp)
+{
+	char b[32];
+
+	(void)s, (void)req, (void)q;
+	snprintf(b, sizeof(b), "%lu", tick_n);
+	reply(r, resp, COAP_MEDIATYPE_TEXT_PLAIN, b, true);
+}
+
+static coap_resource_t *add(coap_context_t *ctx, const char *path, coap_method_handler_t h,
+			    bool observable)
+{
+	coap_resource_t *r = coap_resource_init(coap_make_str_const(path), 0);
+
+	if (!r)
+		exit(1);
+	coap_register_handler(r, COAP_REQUEST_GET, h);
+	if (observable)
+		coap_resource_set_get_observable(r, 1);
+	coap_add_resource(ctx, r);
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	const char *listen = "127.0.0.1:5683";
+	unsigned int period = 1000, bench = 0, i, n_obs = 0;
+	coap_resource_t **obs;
+	coap_context_t *ctx;
+	coap_address_t addr;
+	char host[64], *colon;
+	struct timespec last, now;
+
+	for (i = 1; i < (unsigned int)argc; i++) {
+		if (!strcmp(argv[i], "--listen") && i + 1 < (unsigned int)argc)
+			listen = argv[++i];
+		else if (!strcmp(argv[i], "--period") && i + 1 < (unsigned int)argc)
+			period = (unsigned int)atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--max-age") && i + 1 < (unsigned int)argc)
+			max_age = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--slow") && i + 1 < (unsigned int)argc)
+			slow_ms = (unsigned int)atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--bench") && i + 1 < (unsigned int)argc)
+			bench = (unsigned int)atoi(argv[++i]);
+		else {
+			fprintf(stderr,
+				"usage: coap_sim [--listen H:P] [--period MS] [--max-age S] "
+				"[--slow MS] [--bench N]\n");
+			return 2;
+		}
+	}
+	snprintf(host, sizeof(host), "%s", listen);
+	colon = strrchr(host, ':');
+	if (!colon)
+		return 2;
+	*colon = '\0';
+	coap_startup();
+	coap_set_log_level(LOG_WARNING);
+	coap_address_init(&addr);
+	addr.addr.sin.sin_family = AF_INET;
+	addr.addr.sin.sin_port = htons((uint16_t)atoi(colon + 1));
+	if (inet_pton(AF_INET, host, &addr.addr.sin.sin_addr) != 1)
+		return 2;
+	addr.size = sizeof(addr.addr.sin);
+	ctx = coap_new_context(NULL);
+	if (!ctx || !coap_new_endpoint(ctx, &addr, COAP_PROTO_UDP)) {
+		fprintf(stderr, "coap_sim: cannot listen on %s\n", listen);
+		return 1;
+	}
+	coap_context_set_block_mode(ctx, COAP_BLOCK_USE_LIBCOAP | COAP_BLOCK_SINGLE_BODY);
+	obs = calloc(bench + 8, sizeof(*obs));
+	if (!obs)
+		return 1;
+	obs[n_obs++] = add(ctx, "num", h_num, true);
+	obs[n_obs++] = add(ctx, "json", h_json, true);
+	obs[n_obs++] = add(ctx, "garbage", h_garbage, true);
+	add(ctx, "senml", h_senml, false);
+	add(ctx, "plain", h_plain, false);
+	add(ctx, "fail", h_fail, false);
+	add(ctx, "slow", h_slow, false);
+	add(ctx, "cf", h_cf, false);
+	add(ctx, "big", h_big, false);
+	for (i = 0; i < bench; i++) {
+		char p[32];
+
+		snprintf(p, sizeof(p), "r/%u", i);
+		obs[n_obs++] = add(ctx, p, h_bench, true);
+	}
+	signal(SIGTERM, on_signal);
+	signal(SIGINT, on_signal);
+	printf("ready %s\n", colon + 1);
+	fflush(stdout);
+	clock_gettime(CLOCK_MONOTONIC, &last);
+	while (!quit) {
+		long ms;
+
+		coap_io_process(ctx, 50);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		ms = (now.tv_sec - last.tv_sec) * 1000 + (now.tv_nsec - last.tv_nsec) / 1000000;
+		if (period && ms >= (long)period) {
+			last = now;
+			tick_n++;
+			for (i = 0; i < n_obs; i++)
+				coap_resource_notify_observers(obs[i], NULL);
+		}
+	}
+	coap_free_context(ctx);
+	free(obs);
+	coap_cleanup();
+	return 0;
+}
