@@ -58,9 +58,17 @@ struct mb_line {
 	uint8_t wbuf[MBUS_TCP_MAX_ADU];
 	size_t wlen;
 	uint16_t tid;
-	uint8_t rbuf[2 * MBUS_TCP_MAX_ADU];
+	uint8_t rbuf[MBUS_TCP_MAX_ADU]; /* one request in flight: one ADU (RTU's is shorter) */
 	size_t rlen;
-	/* Serial lines: the worker. */
+	struct mb_worker *w; /* serial lines only */
+};
+
+/*
+ * A serial line's worker and what it shares with the loop. Allocated for
+ * serial lines only: a network line (one per Modbus TCP device) would
+ * otherwise carry its 2 KB of coil buffer and locks for nothing.
+ */
+struct mb_worker {
 	uv_thread_t thread;
 	bool thread_started, joined;
 	uv_mutex_t lock; /* job, done, quit, exited, x, job_err, job_exc */
@@ -106,37 +114,37 @@ static void on_timer(uv_timer_t *t);
 
 static void lm_close(struct mb_line *l)
 {
-	if (l->ctx) {
-		if (l->connected)
-			modbus_close(l->ctx);
-		modbus_free(l->ctx);
-		l->ctx = NULL;
+	if (l->w->ctx) {
+		if (l->w->connected)
+			modbus_close(l->w->ctx);
+		modbus_free(l->w->ctx);
+		l->w->ctx = NULL;
 	}
-	l->connected = false;
+	l->w->connected = false;
 }
 
 static int lm_open(struct mb_line *l)
 {
 	const struct mbus_bus *mc = l->mc;
 
-	if (l->connected)
+	if (l->w->connected)
 		return 0;
-	if (!l->ctx) {
-		l->ctx = modbus_new_rtu(mc->device, (int)mc->baud, mc->parity ? mc->parity : 'N',
-					mc->data_bits ? mc->data_bits : 8,
-					mc->stop_bits ? mc->stop_bits : 1);
-		if (!l->ctx)
+	if (!l->w->ctx) {
+		l->w->ctx = modbus_new_rtu(mc->device, (int)mc->baud, mc->parity ? mc->parity : 'N',
+					   mc->data_bits ? mc->data_bits : 8,
+					   mc->stop_bits ? mc->stop_bits : 1);
+		if (!l->w->ctx)
 			return -errno ? -errno : -ENOMEM;
-		modbus_set_response_timeout(l->ctx, mc->timeout_ms / 1000,
+		modbus_set_response_timeout(l->w->ctx, mc->timeout_ms / 1000,
 					    (mc->timeout_ms % 1000) * 1000);
 	}
-	if (modbus_connect(l->ctx) == -1)
+	if (modbus_connect(l->w->ctx) == -1)
 		return -errno;
-	if (mc->rs485 && modbus_rtu_set_serial_mode(l->ctx, MODBUS_RTU_RS485) == -1)
+	if (mc->rs485 && modbus_rtu_set_serial_mode(l->w->ctx, MODBUS_RTU_RS485) == -1)
 		gw_log(l->ad->base.log, LOG_WARNING, MOD,
 		       "bus %s: cannot switch %s to RS485 mode (%s), using RS232", l->cfg->name,
 		       mc->device, strerror(errno));
-	l->connected = true;
+	l->w->connected = true;
 	return 0;
 }
 
@@ -151,10 +159,10 @@ static int lm_fail(struct mb_line *l, uint8_t *exc)
 		return -MBUS_EEXC;
 	}
 	if (e != ETIMEDOUT && e != EMBBADCRC) {
-		modbus_close(l->ctx);
-		l->connected = false;
+		modbus_close(l->w->ctx);
+		l->w->connected = false;
 	} else {
-		modbus_flush(l->ctx);
+		modbus_flush(l->w->ctx);
 	}
 	if (e == EMBBADCRC)
 		return -EBADMSG;
@@ -171,33 +179,33 @@ static int lm_xfer(struct mb_line *l, const struct mbus_xfer *x, uint8_t *exc)
 	rc = lm_open(l);
 	if (rc)
 		return rc;
-	modbus_set_slave(l->ctx, x->unit);
+	modbus_set_slave(l->w->ctx, x->unit);
 	switch (x->fc) {
 	case MBUS_FC_READ_COILS:
-		rc = modbus_read_bits(l->ctx, x->addr, x->count, l->bits);
+		rc = modbus_read_bits(l->w->ctx, x->addr, x->count, l->w->bits);
 		break;
 	case MBUS_FC_READ_DISCRETE:
-		rc = modbus_read_input_bits(l->ctx, x->addr, x->count, l->bits);
+		rc = modbus_read_input_bits(l->w->ctx, x->addr, x->count, l->w->bits);
 		break;
 	case MBUS_FC_READ_INPUT:
-		rc = modbus_read_input_registers(l->ctx, x->addr, x->count, x->dst);
+		rc = modbus_read_input_registers(l->w->ctx, x->addr, x->count, x->dst);
 		break;
 	case MBUS_FC_READ_HOLDING:
-		rc = modbus_read_registers(l->ctx, x->addr, x->count, x->dst);
+		rc = modbus_read_registers(l->w->ctx, x->addr, x->count, x->dst);
 		break;
 	case MBUS_FC_WRITE_COIL:
-		rc = modbus_write_bit(l->ctx, x->addr, x->vals[0] ? 1 : 0);
+		rc = modbus_write_bit(l->w->ctx, x->addr, x->vals[0] ? 1 : 0);
 		break;
 	case MBUS_FC_WRITE_COILS:
 		for (i = 0; i < x->count; i++)
-			l->bits[i] = x->vals[i] ? 1 : 0;
-		rc = modbus_write_bits(l->ctx, x->addr, x->count, l->bits);
+			l->w->bits[i] = x->vals[i] ? 1 : 0;
+		rc = modbus_write_bits(l->w->ctx, x->addr, x->count, l->w->bits);
 		break;
 	case MBUS_FC_WRITE_REGISTER:
-		rc = modbus_write_register(l->ctx, x->addr, x->vals[0]);
+		rc = modbus_write_register(l->w->ctx, x->addr, x->vals[0]);
 		break;
 	default:
-		rc = modbus_write_registers(l->ctx, x->addr, x->count, x->vals);
+		rc = modbus_write_registers(l->w->ctx, x->addr, x->count, x->vals);
 		break;
 	}
 	if (rc == -1)
@@ -206,7 +214,7 @@ static int lm_xfer(struct mb_line *l, const struct mbus_xfer *x, uint8_t *exc)
 		return -EBADMSG;
 	if (x->fc == MBUS_FC_READ_COILS || x->fc == MBUS_FC_READ_DISCRETE)
 		for (i = 0; i < x->count; i++)
-			x->dst[i] = l->bits[i];
+			x->dst[i] = l->w->bits[i];
 	return 0;
 }
 
@@ -217,33 +225,33 @@ static void worker_main(void *arg)
 	uint8_t exc;
 	int err;
 
-	uv_mutex_lock(&l->lock);
+	uv_mutex_lock(&l->w->lock);
 	for (;;) {
-		while (!l->quit && !l->job)
-			uv_cond_wait(&l->cond, &l->lock);
-		if (!l->job)
+		while (!l->w->quit && !l->w->job)
+			uv_cond_wait(&l->w->cond, &l->w->lock);
+		if (!l->w->job)
 			break;
-		x = l->x;
-		l->job = false;
+		x = l->w->x;
+		l->w->job = false;
 		exc = 0;
-		if (l->quit) {
+		if (l->w->quit) {
 			/* Stopping: answer without touching the device. */
 			err = -ECANCELED;
 		} else {
-			uv_mutex_unlock(&l->lock);
+			uv_mutex_unlock(&l->w->lock);
 			err = lm_xfer(l, &x, &exc);
-			uv_mutex_lock(&l->lock);
+			uv_mutex_lock(&l->w->lock);
 		}
-		l->job_err = err;
-		l->job_exc = exc;
-		l->done = true;
+		l->w->job_err = err;
+		l->w->job_exc = exc;
+		l->w->done = true;
 		uv_async_send(&l->ad->async);
 	}
-	uv_mutex_unlock(&l->lock);
+	uv_mutex_unlock(&l->w->lock);
 	lm_close(l);
-	uv_mutex_lock(&l->lock);
-	l->exited = true;
-	uv_mutex_unlock(&l->lock);
+	uv_mutex_lock(&l->w->lock);
+	l->w->exited = true;
+	uv_mutex_unlock(&l->w->lock);
 	uv_async_send(&l->ad->async);
 }
 
@@ -259,22 +267,22 @@ static void on_async(uv_async_t *h)
 		int err;
 		uint8_t exc;
 
-		if (!l->serial || !l->thread_started)
+		if (!l->serial || !l->w->thread_started)
 			continue;
-		uv_mutex_lock(&l->lock);
-		done = l->done;
-		exited = l->exited;
-		err = l->job_err;
-		exc = l->job_exc;
-		l->done = false;
-		uv_mutex_unlock(&l->lock);
+		uv_mutex_lock(&l->w->lock);
+		done = l->w->done;
+		exited = l->w->exited;
+		err = l->w->job_err;
+		exc = l->w->job_exc;
+		l->w->done = false;
+		uv_mutex_unlock(&l->w->lock);
 		if (done) {
 			mbus_line_result(&l->sm, clock_now(), err, exc);
 			pump(l);
 		}
-		if (exited && !l->joined) {
-			uv_thread_join(&l->thread);
-			l->joined = true;
+		if (exited && !l->w->joined) {
+			uv_thread_join(&l->w->thread);
+			l->w->joined = true;
 			ad->workers_left--;
 		}
 	}
@@ -532,11 +540,11 @@ static int op_send(void *arg, const struct mbus_xfer *x)
 	int rc;
 
 	if (l->serial) {
-		uv_mutex_lock(&l->lock);
-		l->x = *x;
-		l->job = true;
-		uv_cond_signal(&l->cond);
-		uv_mutex_unlock(&l->lock);
+		uv_mutex_lock(&l->w->lock);
+		l->w->x = *x;
+		l->w->job = true;
+		uv_cond_signal(&l->w->cond);
+		uv_mutex_unlock(&l->w->lock);
 		return 0;
 	}
 	rc = net_frame(l, x);
@@ -700,16 +708,16 @@ static void abort_workers(struct mb_adapter *ad)
 	for (i = 0; i < ad->n_lines; i++) {
 		struct mb_line *l = &ad->lines[i];
 
-		if (!l->thread_started)
+		if (!l->w || !l->w->thread_started)
 			continue;
-		uv_mutex_lock(&l->lock);
-		l->quit = true;
-		uv_cond_signal(&l->cond);
-		uv_mutex_unlock(&l->lock);
-		uv_thread_join(&l->thread);
-		l->thread_started = false;
-		l->quit = false;
-		l->exited = false;
+		uv_mutex_lock(&l->w->lock);
+		l->w->quit = true;
+		uv_cond_signal(&l->w->cond);
+		uv_mutex_unlock(&l->w->lock);
+		uv_thread_join(&l->w->thread);
+		l->w->thread_started = false;
+		l->w->quit = false;
+		l->w->exited = false;
 	}
 	ad->workers_left = 0;
 }
@@ -730,14 +738,14 @@ static int mb_start(struct ad_adapter *a)
 
 		if (!l->serial)
 			continue;
-		rc = uv_thread_create(&l->thread, worker_main, l);
+		rc = uv_thread_create(&l->w->thread, worker_main, l);
 		if (rc) {
 			gw_log(a->log, LOG_ERR, MOD, "bus %s: cannot start a worker: %s",
 			       l->cfg->name, uv_strerror(rc));
 			abort_workers(ad);
 			return rc;
 		}
-		l->thread_started = true;
+		l->w->thread_started = true;
 		ad->workers_left++;
 		n_serial++;
 	}
@@ -787,10 +795,10 @@ static void mb_stop(struct ad_adapter *a, void (*done)(void *arg), void *arg)
 		if (l->serial) {
 			/* The worker ends the request it runs (at most one timeout),
 			 * posts it, and exits; on_async joins it. */
-			uv_mutex_lock(&l->lock);
-			l->quit = true;
-			uv_cond_signal(&l->cond);
-			uv_mutex_unlock(&l->lock);
+			uv_mutex_lock(&l->w->lock);
+			l->w->quit = true;
+			uv_cond_signal(&l->w->cond);
+			uv_mutex_unlock(&l->w->lock);
 		} else {
 			net_close(l);
 			l->send_pending = false;
@@ -818,9 +826,12 @@ static void mb_free(struct ad_adapter *a)
 		gw_free(ad->devs[i].data);
 	}
 	for (i = 0; i < ad->n_lines; i++) {
-		if (ad->lines[i].serial) {
-			uv_cond_destroy(&ad->lines[i].cond);
-			uv_mutex_destroy(&ad->lines[i].lock);
+		struct mb_worker *w = ad->lines[i].w;
+
+		if (w) {
+			uv_cond_destroy(&w->cond);
+			uv_mutex_destroy(&w->lock);
+			gw_free(w);
 		}
 	}
 	gw_free(ad->by_line);
@@ -982,16 +993,28 @@ struct ad_adapter *ad_modbus_new(struct uv_loop_s *loop, const struct ad_map *ma
 		l->cfg = map->buses[i];
 		l->mc = mbus_bus(l->cfg);
 		l->serial = l->mc->type == AD_BUS_RTU;
+		ad->n_lines = ++nl; /* from here on, mb_free frees it */
 		if (l->serial) {
-			uv_mutex_init(&l->lock);
-			uv_cond_init(&l->cond);
+			l->w = gw_calloc(1, sizeof(*l->w));
+			if (!l->w)
+				goto fail;
+			if (uv_mutex_init(&l->w->lock)) {
+				gw_free(l->w);
+				l->w = NULL;
+				goto fail;
+			}
+			if (uv_cond_init(&l->w->cond)) {
+				uv_mutex_destroy(&l->w->lock);
+				gw_free(l->w);
+				l->w = NULL;
+				goto fail;
+			}
 		}
 		/* libmodbus times serial requests out itself; the loop's own
 		 * requests are timed out by the poller (connect included). */
 		timeout = l->serial ? 0 : (l->mc->timeout_ms ? l->mc->timeout_ms : 1000);
 		mbus_line_init(&l->sm, &line_ops, l, &ad->stats, &ad->by_line[first], pos - first,
 			       timeout, l->mc->type == AD_BUS_TCP ? 0 : l->mc->turnaround_ms);
-		ad->n_lines = ++nl;
 	}
 	if (pos != ad->n_devs)
 		goto fail; /* a device whose bus is not in the map */
