@@ -549,9 +549,23 @@ static void m_open(void *arg)
 	}
 }
 
+/*
+ * The machine closes the port: after a failure the glue reported (and
+ * logged), at a stop, or after a write that failed (the tty took no more,
+ * or the write returned an error), which is logged here, once per state
+ * change like the others.
+ */
 static void m_close(void *arg)
 {
-	conn_close(arg);
+	struct sr_port *p = arg;
+
+	if (p->sm.state == SER_PORT_CLOSED && !p->logged_down) {
+		gw_log(p->ad->base.log, LOG_WARNING, MOD,
+		       "bus %s: writing to %s failed (%s); reopening", p->bus->name, where(p),
+		       strerror(-p->sm.last_error));
+		p->logged_down = true;
+	}
+	conn_close(p);
 }
 
 static int m_write(void *arg, const uint8_t *data, size_t n)
@@ -792,6 +806,7 @@ static int sr_command(struct ad_adapter *a, const struct ad_point *pt, const str
 {
 	struct sr_adapter *ad = (struct sr_adapter *)a;
 	struct sr_ref *r;
+	int rc;
 
 	if (ad->stopping) {
 		*why = "stopping";
@@ -801,7 +816,14 @@ static int sr_command(struct ad_adapter *a, const struct ad_point *pt, const str
 		*why = "not a serial point";
 		return -EINVAL;
 	}
-	return ser_port_command(&r->port->sm, r->d, r->p, v, token, why, now_ms(r->port));
+	rc = ser_port_command(&r->port->sm, r->d, r->p, v, token, why, now_ms(r->port));
+	/*
+	 * The command may have started a request (its write_response timeout) or,
+	 * when the write failed, closed the port (its reopen): both are deadlines
+	 * of the machine that the timer must follow.
+	 */
+	rearm(r->port);
+	return rc;
 }
 
 /* Figures of @s under @prefix ("" or "bus/NAME/"). */
