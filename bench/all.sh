@@ -3,7 +3,8 @@
 # into its own marked section of BENCHMARKS.md:
 #   broker   bench/run.sh            (fieldmq vs Mosquitto, s1-s6; writes its section itself)
 #   store    build/bench/store_bench (append rate, open time, bytes per message, drain)
-#   modbus   bench/modbus_bench.sh   (points/s, requests per poll, CPU, RSS)
+#   modbus   bench/modbus_all.sh     (points/s, requests per poll, CPU, RSS, threads; 100 x 100 and
+#                                     1000 x 10 TCP devices, now and before the loop poller)
 #   mqttsn   bench/mqttsn_bench.sh   (QoS 0/1 publishes/s from 100 clients, RSS per client)
 #   uplink   bench/uplink_bench.sh   (drain rate to Mosquitto at QoS 1)
 #   acks     bench/acks_bench.sh     (forwarded QoS 1, PUBACK after commit, vs a Mosquitto bridge;
@@ -57,7 +58,7 @@ for b in $ONLY; do
 		section store "Store (SQLite queue)" "$BUILD/bench/store_bench" -n 1000000 -d "$d"
 		rm -rf "$d"
 		;;
-	modbus) section modbus "Modbus adapter" bench/modbus_bench.sh 100 100 1000 5 ;;
+	modbus) section modbus "Modbus adapter" bench/modbus_all.sh ;;
 	mqttsn) section mqttsn-run "MQTT-SN gateway: the latest run" bench/mqttsn_bench.sh 100 5 1000 ;;
 	uplink) [ -x bench/uplink_bench.sh ] && section uplink "Uplink drain to Mosquitto" bench/uplink_bench.sh ;;
 	acks) section acks "Forwarded QoS 1 with durable acks, against a Mosquitto bridge" bench/acks_bench.sh ;;

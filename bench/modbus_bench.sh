@@ -16,6 +16,10 @@
 #            the end of the window; threads = its Threads (/proc/PID/status) then.
 # PROCS (default "probe fieldmq") and MODES (default "coalesced
 # one_request_per_point") pick the rows; FIELDMQ (default $BUILD/fieldmq) the daemon.
+# BEFORE=PATH (optional) is an older fieldmq measured the same way right after
+# each fieldmq row, in a row of its own ("before"). Below the table, a verdict
+# on the target of issue 11 for the fieldmq rows: <= 8 threads, < 10 % of a
+# core, < 16 MB RSS.
 # "naive" requests/poll is POINTS (one request per point). Keep SECONDS a
 # multiple of POLL: every device polls once per POLL, so a window of whole
 # periods holds whole cycles.
@@ -25,6 +29,8 @@ set -eu
 : "${PROCS:=probe fieldmq}"
 : "${MODES:=coalesced one_request_per_point}"
 : "${FIELDMQ:=$BUILD/fieldmq}"
+: "${BEFORE:=}"
+verdicts=()
 DEVICES=${1:-100}
 POINTS=${2:-100}
 POLL=${3:-1000}
@@ -88,8 +94,9 @@ vport=$(freeport)
 vsim=$!
 waitfor "$out/vsim.out" ready
 
-daemon() { # mode yes|no
-	local dir=$out/fieldmq-$1 bport t0 t1 c0 c1 r0 r1 rss thr
+daemon() { # mode yes|no [binary label]
+	local bin=${3:-$FIELDMQ} label=${4:-fieldmq}
+	local dir=$out/$label-$1 bport t0 t1 c0 c1 r0 r1 rss thr
 	mkdir -p "$dir/devices.d" "$dir/data"
 	bport=$(freeport)
 	cat >"$dir/fieldmq.ini" <<-EOF
@@ -114,7 +121,7 @@ daemon() { # mode yes|no
 			close(f)
 		}
 	}'
-	"$FIELDMQ" -c "$dir/fieldmq.ini" >"$dir/fieldmq.log" 2>&1 &
+	"$bin" -c "$dir/fieldmq.ini" >"$dir/fieldmq.log" 2>&1 &
 	fq=$!
 	for _ in $(seq 50); do
 		mosquitto_sub -p "$bport" -t 'fieldmq/bench/#' -F '%U %t' >"$dir/sub" 2>"$dir/sub.err" &
@@ -142,8 +149,13 @@ daemon() { # mode yes|no
 			printf "%.1f|%.2f|%.2f|%.2f|VmRSS; %d readings, %d requests in %.1f s\n", n / secs,
 			       n ? (r1 - r0) * P / n : 0, 100 * (c1 - c0) / hz / secs, rss / 1024, n, r1 - r0, secs
 		}' "$dir/sub")
-	row fieldmq "$1" "$pps" "$rpp" "$cpu" "$mb" "$thr" "$note"
-	if [ -s "$dir/fieldmq.log" ]; then sed 's/^/  fieldmq log: /' "$dir/fieldmq.log" | head -5; fi
+	row "$label" "$1" "$pps" "$rpp" "$cpu" "$mb" "$thr" "$note"
+	if [ "$label" = fieldmq ]; then
+		local v=met
+		awk -v t="$thr" -v c="$cpu" -v m="$mb" 'BEGIN { exit !(t <= 8 && c < 10 && m < 16) }' || v=missed
+		verdicts+=("$1: $thr threads, $cpu % CPU, $mb MB RSS: $v")
+	fi
+	if [ -s "$dir/fieldmq.log" ]; then sed "s/^/  $label log: /" "$dir/fieldmq.log" | head -5; fi
 }
 
 echo "modbus: $DEVICES devices x $POINTS uint16 points every ${POLL} ms, Modbus TCP to modbus_sim on 127.0.0.1;"
@@ -156,7 +168,13 @@ for proc in $PROCS; do
 		[ "$mode" = one_request_per_point ] && one=1
 		case $proc in
 		probe) probe "$mode" $one ;;
-		fieldmq) daemon "$mode" "$([ $one = 1 ] && echo yes || echo no)" ;;
+		fieldmq)
+			daemon "$mode" "$([ $one = 1 ] && echo yes || echo no)"
+			[ -z "$BEFORE" ] || daemon "$mode" "$([ $one = 1 ] && echo yes || echo no)" "$BEFORE" before
+			;;
 		esac
 	done
+done
+for v in "${verdicts[@]}"; do
+	echo "target (<= 8 threads, < 10 % of a core, < 16 MB RSS), fieldmq $v"
 done
