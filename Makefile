@@ -61,8 +61,10 @@ TESTLIBS_tests/adapters/coap := ad_coap broker base
 TESTLIBS_tests/adapters/serial := ad_serial broker base
 TESTLIBS_tests/gateway := $(MODULES)
 
+# Generated sources a module compiles too (MODULE_GEN_<module>, under $(BUILD)/gen).
+MODULE_GEN_gw := $(BUILD)/gen/status_page.c
 define module_rules
-$(1)_SRCS := $$(filter-out gateway/main.c,$$(wildcard $$($(1)_DIR)/*.c))
+$(1)_SRCS := $$(filter-out gateway/main.c,$$(wildcard $$($(1)_DIR)/*.c)) $$(MODULE_GEN_$(1))
 $(1)_OBJS := $$(patsubst %.c,$(BUILD)/obj/%.o,$$($(1)_SRCS))
 $(BUILD)/lib$(1).a: $$($(1)_OBJS)
 	@mkdir -p $$(@D)
@@ -72,6 +74,14 @@ endef
 $(foreach m,$(MODULES),$(eval $(call module_rules,$(m))))
 
 LIBFILES := $(foreach m,$(MODULES),$(BUILD)/lib$(m).a)
+
+# The status page of the HTTP listener as a C array (no external assets; status.h).
+$(BUILD)/gen/status_page.c: gateway/status_page.html
+	@mkdir -p $(@D)
+	{ echo '/* Generated from gateway/status_page.html by the Makefile. */'; \
+	  echo '#include "gateway/status.h"'; echo 'const char gw_status_page[] = {'; \
+	  od -An -v -tx1 $< | sed 's/ *\([0-9a-f][0-9a-f]\)/0x\1,/g'; echo '0 };'; \
+	  echo 'const size_t gw_status_page_len = sizeof(gw_status_page) - 1;'; } > $@
 # A module's own dependencies come right after it: the broker's TLS transports use tls.
 MODULE_DEPS_broker := tls
 libs_of = $(foreach m,$(1),$(BUILD)/lib$(m).a $(foreach d,$(MODULE_DEPS_$(m)),$(BUILD)/lib$(d).a))
@@ -204,7 +214,8 @@ RUN_DEB_PKGS := gcc make pkg-config libuv1-dev libmodbus-dev libcoap3-dev libmbe
 # What the tests and benchmarks need on top (make test, make bench, .ci/run).
 TEST_DEB_PKGS := libcmocka-dev libcoap3-bin sqlite3 mosquitto python3 python3-paho-mqtt \
 	python3-pymodbus python3-scapy socat openssl clang-format iproute2 procps \
-	golang-go golang-github-eclipse-paho.mqtt.golang-dev nodejs chromium haproxy
+	golang-go golang-github-eclipse-paho.mqtt.golang-dev nodejs chromium haproxy \
+	prometheus python3-prometheus-client
 # npm packages of the tests (MQTT.js): tests/integration/node/package-lock.json.
 NODE_TEST_DIR := tests/integration/node
 NODE_MODULES := $(NODE_TEST_DIR)/node_modules/.package-lock.json

@@ -161,3 +161,73 @@ struct gw_slice brk_http_path(struct gw_slice target)
 			break;
 	return (struct gw_slice){ target.p, i };
 }
+
+/* RFC 4648 section 4: the value of a base64 character, or -1. */
+static int b64val(uint8_t ch)
+{
+	if (ch >= 'A' && ch <= 'Z')
+		return ch - 'A';
+	if (ch >= 'a' && ch <= 'z')
+		return ch - 'a' + 26;
+	if (ch >= '0' && ch <= '9')
+		return ch - '0' + 52;
+	if (ch == '+')
+		return 62;
+	if (ch == '/')
+		return 63;
+	return -1;
+}
+
+int brk_http_basic_auth(struct gw_slice v, char *user, size_t ucap, char *pass, size_t pcap)
+{
+	char out[512];
+	size_t i = 0, n = 0, pad = 0, colon;
+	uint32_t acc = 0;
+	unsigned int bits = 0;
+
+	if (!ucap || !pcap)
+		return -EMSGSIZE;
+	/* [RFC 9110 11.1] the scheme is case-insensitive; one or more blanks follow. */
+	if (v.len < 6 || !eq_nocase((struct gw_slice){ v.p, 5 }, "basic") ||
+	    (v.p[5] != ' ' && v.p[5] != '\t'))
+		return -EBADMSG;
+	for (i = 5; i < v.len && (v.p[i] == ' ' || v.p[i] == '\t'); i++)
+		;
+	if ((v.len - i) % 4)
+		return -EBADMSG;
+	for (; i < v.len; i++) {
+		int d = b64val(v.p[i]);
+
+		if (v.p[i] == '=') {
+			pad++;
+			continue;
+		}
+		if (d < 0 || pad)
+			return -EBADMSG; /* nothing after padding */
+		acc = acc << 6 | (uint32_t)d;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			if (n == sizeof(out))
+				return -EMSGSIZE;
+			out[n++] = (char)(acc >> bits & 0xff);
+		}
+	}
+	if (pad > 2)
+		return -EBADMSG;
+	for (i = 0, colon = n; i < n; i++) {
+		if ((uint8_t)out[i] < 0x20 || out[i] == 0x7f)
+			return -EBADMSG;
+		if (out[i] == ':' && colon == n)
+			colon = i;
+	}
+	if (colon == n)
+		return -EBADMSG;
+	if (colon >= ucap || n - colon - 1 >= pcap)
+		return -EMSGSIZE;
+	memcpy(user, out, colon);
+	user[colon] = '\0';
+	memcpy(pass, out + colon + 1, n - colon - 1);
+	pass[n - colon - 1] = '\0';
+	return 0;
+}

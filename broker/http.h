@@ -44,6 +44,15 @@ const struct gw_slice *brk_http_header(const struct brk_http_req *r, const char 
  */
 bool brk_http_has_token(struct gw_slice v, const char *tok);
 
+/*
+ * brk_http_basic_auth - the user and password of an Authorization value
+ * "Basic <base64(user:password)>" (RFC 7617: the user ends at the first
+ * colon), each NUL-terminated into @user / @pass (@ucap / @pcap bytes).
+ * Returns 0, -EBADMSG (another scheme, bad base64, no colon, a NUL or
+ * control character), -EMSGSIZE (does not fit).
+ */
+int brk_http_basic_auth(struct gw_slice v, char *user, size_t ucap, char *pass, size_t pcap);
+
 /* The path of a request-target: up to '?' or '#'. */
 struct gw_slice brk_http_path(struct gw_slice target);
 

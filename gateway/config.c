@@ -110,6 +110,7 @@ enum sect {
 	S_MQTTSN,
 	S_PREDEFINED,
 	S_COAP,
+	S_HTTP,
 	S_BUS,
 	S_DEVICE,
 	S_POINT,
@@ -717,6 +718,24 @@ static int k_coap_listen(struct ad_parse *ap, void *base, const struct ad_key *k
 			       p->section, k->name, val);
 			return -EINVAL;
 		}
+	}
+	*(char **)((char *)base + k->off) = arena_strdup(p->arena, val);
+	return 0;
+}
+
+/* [http] listen: HOST:PORT, http://HOST:PORT or https://HOST:PORT. */
+static int k_http_listen(struct ad_parse *ap, void *base, const struct ad_key *k, const char *val)
+{
+	struct parse *p = P(ap);
+	const char *hp = !strncmp(val, "https://", 8)  ? val + 8
+			 : !strncmp(val, "http://", 7) ? val + 7
+						       : val;
+
+	if (strstr(hp, "://") || strchr(hp, '/') || !hostport_ok(hp, true)) {
+		errorf(p, p->line,
+		       "[%s] %s: '%s': expected HOST:PORT, http://HOST:PORT or https://HOST:PORT",
+		       p->section, k->name, val);
+		return -EINVAL;
 	}
 	*(char **)((char *)base + k->off) = arena_strdup(p->arena, val);
 	return 0;
@@ -1696,6 +1715,30 @@ static int set_key(struct parse *p, void *base, const struct ad_key *k, const ch
 	return -EINVAL;
 }
 
+#define HK(f) offsetof(struct gw_http_config, f)
+enum {
+	KH_ENABLED,
+	KH_LISTEN,
+	KH_PASSWORD_FILE,
+	__KH_MAX,
+};
+
+static const struct ad_key http_keys[__KH_MAX] = {
+	[KH_ENABLED] = { .name = "enabled", .type = K_BOOL, .off = HK(enabled), .def = "no" },
+	[KH_LISTEN] = { .name = "listen",
+			.type = K_CUSTOM,
+			.off = HK(listen),
+			.fn = k_http_listen,
+			.show = show_str,
+			.flag = F_KEEP,
+			.def = "127.0.0.1:8080",
+			.help = "https:// uses [broker] cert_file and key_file" },
+	[KH_PASSWORD_FILE] = { .name = "password_file",
+			       .type = K_PATH,
+			       .off = HK(password_file),
+			       .help = "Basic authentication, Mosquitto's format" },
+};
+
 /* -------------------------------------------------------------- sections */
 
 /*
@@ -1720,6 +1763,7 @@ static const struct main_sect {
 	{ "uplink", S_UPLINK, { uplink_keys, __KU_MAX, 0 }, offsetof(struct gw_config, uplink) },
 	{ "mqttsn", S_MQTTSN, { mqttsn_keys, __KM_MAX, 0 }, offsetof(struct gw_config, mqttsn) },
 	{ "coap", S_COAP, { coap_keys, __KC_MAX, 0 }, offsetof(struct gw_config, coap) },
+	{ "http", S_HTTP, { http_keys, __KH_MAX, 0 }, offsetof(struct gw_config, http) },
 };
 
 static void apply_defaults(struct parse *p, const struct ad_keys *t, void *obj);
@@ -1745,7 +1789,7 @@ static const struct {
 	{ "gateway", S_GATEWAY, true }, { "broker", S_BROKER, true },
 	{ "store", S_STORE, true },	{ "uplink", S_UPLINK, true },
 	{ "mqttsn", S_MQTTSN, true },	{ "mqttsn.predefined", S_PREDEFINED, true },
-	{ "coap", S_COAP, true },
+	{ "coap", S_COAP, true },	{ "http", S_HTTP, true },
 };
 
 /*
@@ -1837,7 +1881,7 @@ static void begin_section(struct parse *p, const char *name)
 	}
 	if (!colon) {
 		errorf(p, p->line,
-		       "[%s]: unknown section; expected gateway, broker, store, uplink, mqttsn, mqttsn.predefined, coap, bus:NAME, device:NAME or point:DEVICE/NAME",
+		       "[%s]: unknown section; expected gateway, broker, store, uplink, mqttsn, mqttsn.predefined, coap, http, bus:NAME, device:NAME or point:DEVICE/NAME",
 		       name);
 		return;
 	}

@@ -133,6 +133,13 @@ struct gw_coap_config {
 	uint32_t rate_limit;
 };
 
+/* [http]: metrics, health and the status page (gateway/status.c). */
+struct gw_http_config {
+	bool enabled;
+	char *listen;	     /* HOST:PORT, http:// or https:// (the broker's cert_file/key_file) */
+	char *password_file; /* NULL / "": no authentication */
+};
+
 /* A loaded device map and everything it owns (one arena, freed at once). */
 struct gw_devmap {
 	struct ad_map map;
@@ -148,6 +155,7 @@ struct gw_config {
 	struct gw_uplink_config uplink;
 	struct gw_mqttsn_config mqttsn;
 	struct gw_coap_config coap;
+	struct gw_http_config http;
 	struct gw_devmap *devmap;
 	struct gw_arena_chunk *arena; /* strings of the sections above */
 };

@@ -200,11 +200,23 @@ struct gw_service {
 	void (*sys)(struct gw *g); /* $SYS/fieldmq/<name>/... figures */
 };
 
+static bool http_enabled(const struct gw *g)
+{
+	return g->cfg.http.enabled;
+}
+
+static void free_nothing(struct gw *g)
+{
+	(void)g;
+}
+
 static const struct gw_service services[__GW_SVC_MAX] = {
 	[GW_SVC_MQTTSN] = { "mqttsn", mqttsn_enabled, start_mqttsn, stop_mqttsn, free_mqttsn,
 			    sys_mqttsn },
 	[GW_SVC_COAP] = { "coap", gw__coap_enabled, gw__coap_start, gw__coap_stop, gw__coap_free,
 			  gw__coap_sys },
+	/* status.c: frees itself once its connections are closed. */
+	[GW_SVC_HTTP] = { "http", http_enabled, gw__http_start, gw__http_stop, free_nothing, NULL },
 };
 
 /* An adapter's figure (ad_ops.figures) under $SYS/fieldmq/<protocol>/. */
@@ -282,6 +294,7 @@ static void on_tick(uv_timer_t *t)
 	int64_t now = gw_mono_ms();
 
 	gw__check_stale(g, now);
+	gw__http_tick(g);
 	notify_state(g);
 	if (g->cfg.broker.sys_interval_ms &&
 	    now - g->last_sys_ms >= (int64_t)g->cfg.broker.sys_interval_ms) {
@@ -457,6 +470,8 @@ int gw_gateway_new(uv_loop_t *loop, struct gw_config *cfg, struct gw_logger *log
 		return -ENOMEM;
 	g->loop = loop;
 	g->log = log;
+	g->started_ms = gw_now_ms();
+	g->started_mono_ms = gw_mono_ms();
 	g->cfg = *cfg;
 	if (!g->cfg.drivers)
 		g->cfg.drivers = gw_drivers;
@@ -534,6 +549,7 @@ int gw_gateway_start(struct gw *g)
 	gw_notify_new(g->loop, g->log, &g->notify);
 	gw_notify_ready(g->notify);
 	notify_state(g);
+	g->started = true;
 	gw_log(g->log, LOG_INFO, MOD, "fieldmq %s started as %s (%u devices, %u points)",
 	       FIELDMQ_VERSION, g->cfg.gateway.id, g->cfg.devmap->map.n_devices,
 	       g->cfg.devmap->map.n_points);

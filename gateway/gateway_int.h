@@ -27,11 +27,16 @@ struct st_store;
 struct gw_persist;
 struct gw_uplink;
 struct coapsrv_server;
+struct gw_httpd;
 
-/* What the gateway knows of a device between readings. */
+/* What the gateway knows of a device between readings, and its figures for /metrics. */
 struct gw_devstate {
 	bool known;
 	bool online;
+	uint64_t readings;	/* on_reading calls */
+	uint64_t bad_readings;	/* of quality bad */
+	uint64_t offline_count; /* online -> offline transitions (and a first offline) */
+	int64_t last_good_ms;	/* wall clock of the last good reading, 0: never */
 };
 
 /*
@@ -49,6 +54,7 @@ struct gw_slot {
 enum gw_service_id {
 	GW_SVC_MQTTSN,
 	GW_SVC_COAP,
+	GW_SVC_HTTP,
 	__GW_SVC_MAX,
 };
 
@@ -64,7 +70,11 @@ struct gw {
 	struct mqttsn_server *mqttsn;
 	struct mqttsn_predef predefined[GW_MAX_PREDEFINED];
 	struct coapsrv_server *coap;
+	struct gw_httpd *httpd; /* [http] (status.c) */
 	int64_t last_sys_ms;
+	int64_t started_ms, started_mono_ms; /* gw_gateway_new: wall and monotonic */
+	uint64_t upl_connects_seen;	     /* status.c: the uplink's connects at the last tick */
+	int64_t upl_last_connect_ms;	     /* wall clock, 0: never */
 	/* adapters, indexed by enum ad_protocol */
 	struct gw_slot adapters[__AD_PROTO_MAX];
 	struct gw_slot old_adapters[__AD_PROTO_MAX]; /* closing after a reload */
@@ -79,6 +89,7 @@ struct gw {
 	struct gw_list cmds;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t tick;
+	bool started; /* gw_gateway_start finished */
 	bool stopping;
 	int exit_code;
 	char status_topic[GW_TOPIC_MAX];
@@ -120,5 +131,14 @@ void gw__commands_stop(struct gw *g);
 void gw__commands_free(struct gw *g);
 /* sink->on_cmd_done */
 void gw__on_cmd_done(void *arg, void *token, const struct ad_cmd_result *res);
+
+/* ------------------------------------------------------------- status.c */
+
+/* [http]: the listener of /metrics, /healthz, /readyz and the status page. 0 or -errno (logged). */
+int gw__http_start(struct gw *g);
+/* Closes the listener and its connections. */
+void gw__http_stop(struct gw *g);
+/* Every second: the status page's event streams, the uplink's last connect time. */
+void gw__http_tick(struct gw *g);
 
 #endif

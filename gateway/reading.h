@@ -49,6 +49,7 @@ struct gw_point_state {
 	int64_t last_pub_mono_ms;
 	int64_t last_read_mono_ms;
 	char *last_str;
+	unsigned int device_index; /* the point's device in map->devices (set by the gateway) */
 };
 
 void gw_point_state_fini(struct gw_point_state *st);

@@ -18,6 +18,8 @@
 int gw__map_state_new(const struct gw_devmap *dm, struct gw_point_state **pts,
 		      struct gw_devstate **devs)
 {
+	unsigned int i, j;
+
 	*pts = gw_calloc(dm->map.n_points ? dm->map.n_points : 1, sizeof(**pts));
 	*devs = gw_calloc(dm->map.n_devices ? dm->map.n_devices : 1, sizeof(**devs));
 	if (!*pts || !*devs) {
@@ -27,6 +29,9 @@ int gw__map_state_new(const struct gw_devmap *dm, struct gw_point_state **pts,
 		*devs = NULL;
 		return -ENOMEM;
 	}
+	for (i = 0; i < dm->map.n_devices; i++)
+		for (j = 0; j < dm->map.devices[i]->n_points; j++)
+			(*pts)[dm->map.devices[i]->points[j]->index].device_index = i;
 	return 0;
 }
 
@@ -81,6 +86,18 @@ static void emit_reading(struct gw *g, struct gw_point_state *st, const struct a
 	gw_policy_commit(st, r, now);
 }
 
+/* The figures of the device of @st's point, for /metrics. */
+static void count_reading(struct gw *g, const struct gw_point_state *st, const struct ad_reading *r)
+{
+	struct gw_devstate *ds = &g->devices[st->device_index];
+
+	ds->readings++;
+	if (r->quality == AD_Q_BAD)
+		ds->bad_readings++;
+	else if (r->quality == AD_Q_GOOD)
+		ds->last_good_ms = r->ts_ms ? r->ts_ms : gw_now_ms();
+}
+
 static void on_reading(void *arg, const struct ad_reading *r)
 {
 	struct gw *g = arg;
@@ -92,6 +109,7 @@ static void on_reading(void *arg, const struct ad_reading *r)
 		return; /* a reading from a map that is being replaced */
 	st = &g->points[r->point->index];
 	st->last_read_mono_ms = now;
+	count_reading(g, st, r);
 	if (r->quality != AD_Q_GOOD && r->value.type == AD_VAL_NONE && st->published) {
 		/* A failed read carries the last good value (DESIGN.md section 5). */
 		struct ad_reading with_last = *r;
@@ -118,6 +136,7 @@ static void on_status(void *arg, const struct ad_device *dev, bool online)
 		return;
 	g->devices[i].known = true;
 	g->devices[i].online = online;
+	g->devices[i].offline_count += !online;
 	gw_log(g->log, online ? LOG_INFO : LOG_WARNING, MOD, "device %s is %s", dev->name,
 	       online ? "online" : "offline");
 	publish_device_status(g, dev, online);

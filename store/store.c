@@ -107,6 +107,7 @@ struct st_store {
 	uint64_t next_id;
 	uint64_t dropped_unsaved; /* drops on the loop thread not yet committed */
 	struct st_stats stats;
+	uint64_t commit_started_ns; /* uv_hrtime() at start_commit, for stats.commit_latency */
 	bool failing;
 	bool closing;
 	bool close_tried; /* a commit during close failed: give up on the rest */
@@ -388,6 +389,8 @@ static void commit_done(uv_work_t *req, int status)
 	st__sched_done(&st->sched, (int64_t)uv_now(st->loop), !c->rc);
 	if (!c->rc) {
 		st->stats.commits++;
+		gw_hist_observe_us(&st->stats.commit_latency,
+				   (int64_t)((uv_hrtime() - st->commit_started_ns) / 1000));
 		st->stats.ops_committed += c->written;
 		st->meta = c->meta;
 		if (st->failing)
@@ -482,6 +485,7 @@ static void start_commit(struct st_store *st)
 		c->max_messages = c->max_bytes = 0;
 	}
 	st->committing = true;
+	st->commit_started_ns = uv_hrtime();
 	inline_ok = !st->cfg.sync_full && st->infl.n_ops <= INLINE_MAX_OPS &&
 		    st->infl.bytes <= INLINE_MAX_BYTES;
 	if (inline_ok) {

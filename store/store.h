@@ -41,6 +41,7 @@
 struct uv_loop_s;
 
 #include "gateway/base/base.h"
+#include "gateway/base/hist.h"
 
 struct st_store;
 
@@ -264,6 +265,8 @@ struct st_stats {
 	 * st_open moves it aside), -ECANCELED cut short by st_close, -EIO.
 	 */
 	int check_result;
+	/* Successful commits, from the start of the transaction to its completion on the loop. */
+	struct gw_hist commit_latency;
 };
 
 void st_get_stats(const struct st_store *st, struct st_stats *out);

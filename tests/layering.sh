@@ -29,6 +29,8 @@ PURE="gateway/base/rw.c adapters/modbus/mbus_codec.c adapters/modbus/mbus_plan.c
 	adapters/serial/serial_parse.c adapters/serial/serial_port.c adapters/serial/serial_keys.c
 	adapters/coap/coap_srv_uri.c adapters/coap/coap_value.c"
 PURE="$PURE $(ls broker/*_codec.c adapters/*/*_codec.c 2>/dev/null | tr '\n' ' ')"
+# The metrics exposition writer and its histogram (the HTTP listener's /metrics).
+PURE="$PURE gateway/base/hist.c gateway/metrics.c"
 CORES="broker/topic.c broker/acl.c broker/broker.c broker/session.c adapters/mqttsn/mqttsn_gw.c
 	gateway/uplink.c adapters/coap/coap_srv.c adapters/coap/coap_dev.c"
 CORES="$CORES broker/limits.c"
@@ -39,6 +41,7 @@ CORE_HEADERS="gateway/base/base.h broker/broker.h broker/broker_int.h broker/mqt
 	adapters/coap/coap_srv.h adapters/coap/coap_srv_int.h
 	gateway/config.h gateway/reading.h adapters/coap/coap_adapter.h adapters/coap/coap_int.h
 	adapters/coap/coap_uv.h"
+CORE_HEADERS="$CORE_HEADERS gateway/base/hist.h gateway/metrics.h"
 
 ALLOC='malloc|calloc|realloc|free|strdup|strndup|gw_malloc|gw_calloc|gw_realloc|gw_free|gw_strdup'
 CLOCK='gw_mono_ms|gw_now_ms|clock_gettime|time|gettimeofday|clock'

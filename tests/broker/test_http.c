@@ -81,12 +81,49 @@ static void test_malformed(void **state)
 	assert_int_equal(parse(many, &r), -EMSGSIZE);
 }
 
+static int basic(const char *v, char *u, size_t uc, char *p, size_t pc)
+{
+	return brk_http_basic_auth(gw_slice_cstr(v), u, uc, p, pc);
+}
+
+/* RFC 7617 section 2: Basic credentials. */
+static void test_basic_auth(void **state)
+{
+	char u[16], p[16];
+
+	(void)state;
+	/* "Aladdin:open sesame", the RFC's example. */
+	assert_int_equal(basic("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==", u, sizeof(u), p, sizeof(p)),
+			 0);
+	assert_string_equal(u, "Aladdin");
+	assert_string_equal(p, "open sesame");
+	/* The scheme is case-insensitive; the password may hold colons ("a:b:c"). */
+	assert_int_equal(basic("basic  YTpiOmM=", u, sizeof(u), p, sizeof(p)), 0);
+	assert_string_equal(u, "a");
+	assert_string_equal(p, "b:c");
+	/* Empty user and password (":"). */
+	assert_int_equal(basic("Basic Og==", u, sizeof(u), p, sizeof(p)), 0);
+	assert_string_equal(u, "");
+	assert_string_equal(p, "");
+	assert_int_equal(basic("Bearer QWxhZGRpbjpvcGVuIHNlc2FtZQ==", u, 16, p, 16), -EBADMSG);
+	assert_int_equal(basic("Basic", u, 16, p, 16), -EBADMSG);
+	assert_int_equal(basic("Basic YWJj", u, 16, p, 16), -EBADMSG);	   /* "abc": no colon */
+	assert_int_equal(basic("Basic YTpi=", u, 16, p, 16), -EBADMSG);	   /* length not 4k */
+	assert_int_equal(basic("Basic YT=i", u, 16, p, 16), -EBADMSG);	   /* data after '=' */
+	assert_int_equal(basic("Basic YTpi!!==", u, 16, p, 16), -EBADMSG); /* not base64 */
+	assert_int_equal(basic("Basic YQA6Yg==", u, 16, p, 16), -EBADMSG); /* "a\0:b" */
+	/* "Aladdin" does not fit in 4 bytes, "open sesame" not in 8. */
+	assert_int_equal(basic("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==", u, 4, p, 16), -EMSGSIZE);
+	assert_int_equal(basic("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==", u, 16, p, 8), -EMSGSIZE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_request),
 		cmocka_unit_test(test_incomplete),
 		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_basic_auth),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

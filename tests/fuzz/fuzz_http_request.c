@@ -2,7 +2,10 @@
  * fuzz_http_request.c - the HTTP/1.1 request-head parser (broker/http.c) and
  * the WebSocket upgrade check (broker/ws.c) under libFuzzer or the corpus
  * replay of `make test`. A head that parses has its slices inside the input,
- * does not parse one byte shorter, and gets a bounded upgrade response.
+ * does not parse one byte shorter, and gets a bounded upgrade response; its
+ * Authorization header, if any, goes through the Basic credentials decoder
+ * (the HTTP listener's), whose strings are NUL-terminated within their
+ * buffers. The whole input is also tried as a credentials value.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -27,9 +30,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	unsigned int i;
 	int rc, rc2;
 
+	const struct gw_slice *auth;
+	char user[64], pass[64];
+
+	if (!brk_http_basic_auth((struct gw_slice){ data, size }, user, sizeof(user), pass,
+				 sizeof(pass)) &&
+	    (strlen(user) >= sizeof(user) || strlen(pass) >= sizeof(pass)))
+		abort();
 	rc = brk_http_parse_request(data, size, &req);
 	if (rc <= 0)
 		return 0;
+	auth = brk_http_header(&req, "Authorization");
+	if (auth && !brk_http_basic_auth(*auth, user, sizeof(user), pass, sizeof(pass)) &&
+	    (strlen(user) >= sizeof(user) || strlen(pass) >= sizeof(pass)))
+		abort();
 	if ((size_t)rc > size || req.n > BRK_HTTP_MAX_HEADERS)
 		abort();
 	inside(req.method, data, (size_t)rc);

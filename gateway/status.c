@@ -1,0 +1,618 @@
+/*
+ * status.c - what the HTTP listener ([http], gateway/httpd.h) serves:
+ *   /metrics      Prometheus text exposition (gateway/metrics.c) of the
+ *                 broker, store, uplink, devices, adapters, MQTT-SN, this
+ *                 server and the process;
+ *   /healthz      200 while the loop answers;
+ *   /readyz       200 when the listeners are up, the store is open and the
+ *                 uplink (when configured) is connected; 503 with the
+ *                 reasons otherwise;
+ *   /             the status page (gateway/status_page.html, embedded);
+ *   /status.json  the page's data: gateway, uplink, every device and point;
+ *   /events       the same as Server-Sent Events, once a second.
+ * Bodies are built on the loop thread into a heap buffer sized by a first
+ * attempt (the writer counts what did not fit); nothing here waits.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "adapters/modbus/modbus_adapter.h"
+#include "adapters/serial/serial_adapter.h"
+#include "gateway/gateway_int.h"
+#include "gateway/httpd.h"
+#include "gateway/metrics.h"
+#include "gateway/status.h"
+#include "gateway/uplink.h"
+#include "store/store.h"
+
+#define MOD "http"
+
+/* -------------------------------------------------------------- bodies */
+
+typedef void (*body_fn)(struct gw *g, struct gw_writer *w);
+
+/*
+ * Builds a body with @fn into a gw_malloc'd buffer: a first attempt into
+ * @hint bytes, a second of the size the writer counted. NULL when out of
+ * memory; free with gw_free().
+ */
+static uint8_t *build(struct gw *g, body_fn fn, size_t hint, size_t *len)
+{
+	size_t cap = hint;
+	int tries;
+
+	for (tries = 0; tries < 2; tries++) {
+		uint8_t *buf = gw_malloc(cap);
+		struct gw_writer w;
+
+		if (!buf)
+			return NULL;
+		gw_writer_init(&w, buf, cap);
+		fn(g, &w);
+		if (!w.err) {
+			*len = w.len;
+			return buf;
+		}
+		gw_free(buf);
+		cap = w.len + 1024;
+	}
+	return NULL;
+}
+
+static void put(struct gw_writer *w, const char *s)
+{
+	gw_wr_bytes(w, s, strlen(s));
+}
+
+static void putf(struct gw_writer *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void putf(struct gw_writer *w, const char *fmt, ...)
+{
+	char buf[256];
+	va_list va;
+	int n;
+
+	va_start(va, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, va);
+	va_end(va);
+	if (n > 0)
+		gw_wr_bytes(w, buf, GW_MIN((size_t)n, sizeof(buf) - 1));
+}
+
+/* ------------------------------------------------------------- process */
+
+struct proc_figures {
+	double cpu_s, start_s;
+	uint64_t rss, vsize, fds, max_fds;
+};
+
+/* /proc/self: CPU, memory, start time, descriptors. Fields left 0 when unreadable. */
+static void proc_figures(struct proc_figures *pf)
+{
+	long tck = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+	unsigned long utime = 0, stime = 0, vsize = 0;
+	unsigned long long start = 0;
+	long rss = 0;
+	char buf[1024], *p;
+	double btime = 0;
+	struct dirent *de;
+	FILE *f;
+	DIR *d;
+	size_t n;
+
+	memset(pf, 0, sizeof(*pf));
+	f = fopen("/proc/self/stat", "r");
+	if (f) {
+		n = fread(buf, 1, sizeof(buf) - 1, f);
+		buf[n] = '\0';
+		fclose(f);
+		/* After the command name in parentheses: state is field 3. */
+		p = strrchr(buf, ')');
+		if (p &&
+		    sscanf(p + 2,
+			   "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d %*d %*d %llu %lu %ld",
+			   &utime, &stime, &start, &vsize, &rss) == 5 &&
+		    tck > 0) {
+			pf->cpu_s = (double)(utime + stime) / (double)tck;
+			pf->vsize = vsize;
+			pf->rss = (uint64_t)rss * (uint64_t)page;
+		}
+	}
+	f = fopen("/proc/stat", "r");
+	if (f) {
+		while (fgets(buf, sizeof(buf), f))
+			if (sscanf(buf, "btime %lf", &btime) == 1)
+				break;
+		fclose(f);
+	}
+	if (btime > 0 && tck > 0)
+		pf->start_s = btime + (double)start / (double)tck;
+	d = opendir("/proc/self/fd");
+	if (d) {
+		while ((de = readdir(d)))
+			pf->fds += de->d_name[0] != '.';
+		closedir(d);
+		pf->fds--; /* the one opendir holds */
+	}
+	pf->max_fds = (uint64_t)sysconf(_SC_OPEN_MAX);
+}
+
+/* ------------------------------------------------------------- /metrics */
+
+#define FAM(n, t, h) gw_expo_family(w, n, t, h)
+#define U(n, v) gw_expo_u64(w, n, NULL, 0, v)
+
+static void metrics_broker(struct gw *g, struct gw_writer *w)
+{
+	struct brk_stats bs;
+
+	brk_get_stats(g->broker, &bs);
+	FAM("fieldmq_broker_clients", "gauge", "MQTT clients connected now.");
+	U("fieldmq_broker_clients", bs.clients_connected);
+	FAM("fieldmq_broker_connections_total", "counter", "MQTT connections accepted.");
+	U("fieldmq_broker_connections_total", bs.clients_total);
+	FAM("fieldmq_broker_messages_received_total", "counter", "PUBLISH packets received.");
+	U("fieldmq_broker_messages_received_total", bs.msgs_received);
+	FAM("fieldmq_broker_messages_sent_total", "counter", "PUBLISH packets sent.");
+	U("fieldmq_broker_messages_sent_total", bs.msgs_sent);
+	FAM("fieldmq_broker_received_bytes_total", "counter", "Bytes received from clients.");
+	U("fieldmq_broker_received_bytes_total", bs.bytes_received);
+	FAM("fieldmq_broker_sent_bytes_total", "counter", "Bytes sent to clients.");
+	U("fieldmq_broker_sent_bytes_total", bs.bytes_sent);
+	FAM("fieldmq_broker_subscriptions", "gauge", "Subscriptions now.");
+	U("fieldmq_broker_subscriptions", bs.subscriptions);
+	FAM("fieldmq_broker_retained_messages", "gauge", "Retained messages now.");
+	U("fieldmq_broker_retained_messages", bs.retained);
+	FAM("fieldmq_broker_dropped_messages_total", "counter",
+	    "Messages dropped (queue limits, offline sessions).");
+	U("fieldmq_broker_dropped_messages_total", bs.dropped);
+	FAM("fieldmq_broker_acl_denials_total", "counter",
+	    "PUBLISHes, subscriptions and wills refused by the ACL.");
+	U("fieldmq_broker_acl_denials_total", bs.acl_denied);
+	FAM("fieldmq_broker_malformed_packets_total", "counter", "Packets that did not decode.");
+	U("fieldmq_broker_malformed_packets_total", bs.malformed);
+	FAM("fieldmq_broker_protocol_errors_total", "counter", "MQTT protocol violations.");
+	U("fieldmq_broker_protocol_errors_total", bs.protocol_errors);
+	FAM("fieldmq_broker_read_pauses_total", "counter",
+	    "Times a connection was not read while it was owed acknowledgements.");
+	U("fieldmq_broker_read_pauses_total", bs.read_pauses);
+	FAM("fieldmq_broker_tls_handshake_failures_total", "counter",
+	    "TLS handshakes that failed.");
+	U("fieldmq_broker_tls_handshake_failures_total", bs.tls_failed);
+	FAM("fieldmq_broker_websocket_refused_total", "counter", "WebSocket upgrades refused.");
+	U("fieldmq_broker_websocket_refused_total", bs.ws_refused);
+}
+
+static void metrics_store(struct gw *g, struct gw_writer *w)
+{
+	struct st_stats ss = { 0 };
+
+	FAM("fieldmq_store_open", "gauge", "1 when the SQLite store is open.");
+	U("fieldmq_store_open", g->store != NULL);
+	if (!g->store)
+		return;
+	st_get_stats(g->store, &ss);
+	FAM("fieldmq_store_queued_messages", "gauge", "Messages in the store's uplink queue.");
+	U("fieldmq_store_queued_messages", ss.queue_messages);
+	FAM("fieldmq_store_queued_bytes", "gauge", "Bytes in the store's uplink queue.");
+	U("fieldmq_store_queued_bytes", ss.queue_bytes);
+	FAM("fieldmq_store_dropped_messages_total", "counter",
+	    "Queued messages dropped by the overflow policy (kept across restarts).");
+	U("fieldmq_store_dropped_messages_total", ss.dropped);
+	FAM("fieldmq_store_commits_total", "counter", "Transactions committed.");
+	U("fieldmq_store_commits_total", ss.commits);
+	FAM("fieldmq_store_commit_errors_total", "counter",
+	    "Failed commit attempts (disk full, read-only, I/O errors).");
+	U("fieldmq_store_commit_errors_total", ss.commit_errors);
+	FAM("fieldmq_store_pending_operations", "gauge", "Operations waiting for a commit.");
+	U("fieldmq_store_pending_operations", ss.pending_ops);
+	FAM("fieldmq_store_failing", "gauge", "1 while the last commit failed.");
+	U("fieldmq_store_failing", ss.failing);
+	FAM("fieldmq_store_commit_duration_seconds", "histogram",
+	    "Time from the start of a commit to its completion.");
+	gw_expo_hist(w, "fieldmq_store_commit_duration_seconds", NULL, 0, &ss.commit_latency);
+}
+
+static void metrics_uplink(struct gw *g, struct gw_writer *w)
+{
+	struct gw_uplink_stats us;
+
+	FAM("fieldmq_uplink_enabled", "gauge", "1 when an uplink is configured.");
+	U("fieldmq_uplink_enabled", g->uplink != NULL);
+	if (!g->uplink)
+		return;
+	gw_uplink_get_stats(g->uplink, &us);
+	FAM("fieldmq_uplink_connected", "gauge", "1 while connected to the cloud broker.");
+	U("fieldmq_uplink_connected", us.connected);
+	FAM("fieldmq_uplink_connects_total", "counter", "Successful connections (CONNACK).");
+	U("fieldmq_uplink_connects_total", us.connects);
+	FAM("fieldmq_uplink_last_connect_timestamp_seconds", "gauge",
+	    "When the uplink last connected (0: never), to the second.");
+	gw_expo_double(w, "fieldmq_uplink_last_connect_timestamp_seconds", NULL, 0,
+		       (double)g->upl_last_connect_ms / 1000.0);
+	FAM("fieldmq_uplink_sent_messages_total", "counter",
+	    "Messages acknowledged by the cloud (QoS 0: written).");
+	U("fieldmq_uplink_sent_messages_total", us.sent);
+	FAM("fieldmq_uplink_received_messages_total", "counter",
+	    "Messages from the cloud published locally.");
+	U("fieldmq_uplink_received_messages_total", us.received);
+	FAM("fieldmq_uplink_dropped_messages_total", "counter",
+	    "Messages dropped by the uplink or by the store's overflow policy.");
+	U("fieldmq_uplink_dropped_messages_total", us.dropped + us.store_dropped);
+	FAM("fieldmq_uplink_queued_messages", "gauge", "Backlog waiting to be sent to the cloud.");
+	U("fieldmq_uplink_queued_messages", us.queued);
+	FAM("fieldmq_uplink_inflight_messages", "gauge", "Sent, waiting for the cloud's ack.");
+	U("fieldmq_uplink_inflight_messages", us.inflight);
+}
+
+/* The device map's protocol names, from the registry the map was loaded with. */
+#define PROTO_NAME(g, p) ((g)->cfg.drivers[p].name)
+
+static void metrics_devices(struct gw *g, struct gw_writer *w)
+{
+	const struct ad_map *map = &g->cfg.devmap->map;
+	struct gw_expo_label l[2] = { { "device", NULL }, { "protocol", NULL } };
+	unsigned int i;
+
+#define EACH_DEV(expr)                                                 \
+	for (i = 0; i < map->n_devices; i++) {                         \
+		const struct gw_devstate *ds = &g->devices[i];         \
+		l[0].value = map->devices[i]->name;                    \
+		l[1].value = PROTO_NAME(g, map->devices[i]->protocol); \
+		expr;                                                  \
+	}
+	FAM("fieldmq_devices", "gauge", "Devices in the device map.");
+	U("fieldmq_devices", map->n_devices);
+	FAM("fieldmq_points", "gauge", "Points in the device map.");
+	U("fieldmq_points", map->n_points);
+	FAM("fieldmq_device_online", "gauge",
+	    "1 while the device answers (0: offline or unknown).");
+	EACH_DEV(gw_expo_u64(w, "fieldmq_device_online", l, 2, ds->known && ds->online));
+	FAM("fieldmq_device_readings_total", "counter", "Readings the adapter produced.");
+	EACH_DEV(gw_expo_u64(w, "fieldmq_device_readings_total", l, 2, ds->readings));
+	FAM("fieldmq_device_bad_readings_total", "counter",
+	    "Readings of quality bad (the read failed).");
+	EACH_DEV(gw_expo_u64(w, "fieldmq_device_bad_readings_total", l, 2, ds->bad_readings));
+	FAM("fieldmq_device_offline_total", "counter", "Times the device went offline.");
+	EACH_DEV(gw_expo_u64(w, "fieldmq_device_offline_total", l, 2, ds->offline_count));
+	FAM("fieldmq_device_last_success_timestamp_seconds", "gauge",
+	    "When the device last gave a good reading (0: never).");
+	EACH_DEV(gw_expo_double(w, "fieldmq_device_last_success_timestamp_seconds", l, 2,
+				(double)ds->last_good_ms / 1000.0));
+#undef EACH_DEV
+}
+
+static void metrics_adapters(struct gw *g, struct gw_writer *w)
+{
+	const struct ad_adapter *a;
+
+	/* Only the real registry's adapters have these figures (tests run fakes). */
+	if (g->cfg.drivers != gw_drivers)
+		return;
+	a = g->adapters[AD_PROTO_MODBUS].a;
+	if (a) {
+		struct ad_modbus_stats ms;
+
+		ad_modbus_get_stats(a, &ms);
+		FAM("fieldmq_modbus_polls_total", "counter", "Poll cycles completed.");
+		U("fieldmq_modbus_polls_total", ms.polls);
+		FAM("fieldmq_modbus_requests_total", "counter", "Read requests sent.");
+		U("fieldmq_modbus_requests_total", ms.requests);
+		FAM("fieldmq_modbus_request_failures_total", "counter",
+		    "Read requests that failed (timeout, exception, transport).");
+		U("fieldmq_modbus_request_failures_total", ms.failures);
+		FAM("fieldmq_modbus_overruns_total", "counter",
+		    "Polls skipped because the previous one was still running.");
+		U("fieldmq_modbus_overruns_total", ms.overruns);
+		FAM("fieldmq_modbus_skipped_polls_total", "counter",
+		    "Polls skipped while a device was degraded.");
+		U("fieldmq_modbus_skipped_polls_total", ms.skipped);
+		FAM("fieldmq_modbus_writes_total", "counter", "Commands written to devices.");
+		U("fieldmq_modbus_writes_total", ms.writes);
+	}
+	a = g->adapters[AD_PROTO_SERIAL].a;
+	if (a) {
+		struct ad_serial_stats ss;
+
+		ad_serial_get_stats(a, &ss);
+		FAM("fieldmq_serial_received_bytes_total", "counter",
+		    "Bytes read from serial ports.");
+		U("fieldmq_serial_received_bytes_total", ss.bytes);
+		FAM("fieldmq_serial_lines_total", "counter", "Lines framed.");
+		U("fieldmq_serial_lines_total", ss.lines);
+		FAM("fieldmq_serial_bad_lines_total", "counter", "Lines that did not parse.");
+		U("fieldmq_serial_bad_lines_total", ss.bad_lines);
+		FAM("fieldmq_serial_ports_open", "gauge", "Serial ports open now.");
+		U("fieldmq_serial_ports_open", ss.ports_open);
+	}
+}
+
+static void metrics_mqttsn(struct gw *g, struct gw_writer *w)
+{
+	struct mqttsn_stats ms;
+
+	if (!g->mqttsn)
+		return;
+	mqttsn_server_get_stats(g->mqttsn, &ms);
+	FAM("fieldmq_mqttsn_clients", "gauge", "MQTT-SN clients connected now.");
+	U("fieldmq_mqttsn_clients", ms.clients);
+	FAM("fieldmq_mqttsn_connections_total", "counter", "MQTT-SN connections accepted.");
+	U("fieldmq_mqttsn_connections_total", ms.clients_total);
+	FAM("fieldmq_mqttsn_connections_refused_total", "counter", "MQTT-SN connections refused.");
+	U("fieldmq_mqttsn_connections_refused_total", ms.clients_refused);
+	FAM("fieldmq_mqttsn_clients_lost_total", "counter",
+	    "MQTT-SN clients lost (keepalive or sleep expired).");
+	U("fieldmq_mqttsn_clients_lost_total", ms.clients_lost);
+	FAM("fieldmq_mqttsn_datagrams_received_total", "counter", "Datagrams received.");
+	U("fieldmq_mqttsn_datagrams_received_total", ms.datagrams_in);
+	FAM("fieldmq_mqttsn_datagrams_sent_total", "counter", "Datagrams sent.");
+	U("fieldmq_mqttsn_datagrams_sent_total", ms.datagrams_out);
+	FAM("fieldmq_mqttsn_malformed_datagrams_total", "counter",
+	    "Datagrams that did not decode.");
+	U("fieldmq_mqttsn_malformed_datagrams_total", ms.malformed);
+	FAM("fieldmq_mqttsn_dropped_messages_total", "counter",
+	    "Messages dropped (in: unusable; out: queue full, retries exhausted).");
+	gw_expo_u64(w, "fieldmq_mqttsn_dropped_messages_total",
+		    (struct gw_expo_label[]){ { "direction", "in" } }, 1, ms.dropped_in);
+	gw_expo_u64(w, "fieldmq_mqttsn_dropped_messages_total",
+		    (struct gw_expo_label[]){ { "direction", "out" } }, 1, ms.dropped_out);
+}
+
+static void metrics_http(struct gw *g, struct gw_writer *w)
+{
+	struct gw_httpd_stats hs;
+
+	gw_httpd_get_stats(g->httpd, &hs);
+	FAM("fieldmq_http_requests_total", "counter", "HTTP requests parsed.");
+	U("fieldmq_http_requests_total", hs.requests);
+	FAM("fieldmq_http_bad_requests_total", "counter",
+	    "HTTP requests refused: malformed, too large, wrong method, too slow.");
+	U("fieldmq_http_bad_requests_total", hs.bad_requests);
+	FAM("fieldmq_http_unauthorized_total", "counter", "HTTP requests refused with 401.");
+	U("fieldmq_http_unauthorized_total", hs.unauthorized);
+	FAM("fieldmq_http_header_timeouts_total", "counter",
+	    "HTTP connections closed because their head came too slowly.");
+	U("fieldmq_http_header_timeouts_total", hs.timeouts);
+	FAM("fieldmq_http_event_streams", "gauge", "Status page event streams open now.");
+	U("fieldmq_http_event_streams", gw_httpd_sse_clients(g->httpd));
+}
+
+static void metrics_process(struct gw *g, struct gw_writer *w)
+{
+	struct proc_figures pf;
+	struct gw_expo_label ver = { "version", FIELDMQ_VERSION };
+
+	proc_figures(&pf);
+	FAM("fieldmq_build_info", "gauge", "Always 1; the version as a label.");
+	gw_expo_u64(w, "fieldmq_build_info", &ver, 1, 1);
+	FAM("fieldmq_memory_allocated_bytes", "gauge", "Bytes allocated through gw_malloc.");
+	U("fieldmq_memory_allocated_bytes", gw_mem_used());
+	/* The process_ names every Prometheus client library exports. */
+	FAM("process_cpu_seconds_total", "counter", "User and system CPU time spent in seconds.");
+	gw_expo_double(w, "process_cpu_seconds_total", NULL, 0, pf.cpu_s);
+	FAM("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+	U("process_resident_memory_bytes", pf.rss);
+	FAM("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+	U("process_virtual_memory_bytes", pf.vsize);
+	FAM("process_open_fds", "gauge", "Number of open file descriptors.");
+	U("process_open_fds", pf.fds);
+	FAM("process_max_fds", "gauge", "Maximum number of open file descriptors.");
+	U("process_max_fds", pf.max_fds);
+	FAM("process_start_time_seconds", "gauge",
+	    "Start time of the process since unix epoch in seconds.");
+	gw_expo_double(w, "process_start_time_seconds", NULL, 0,
+		       pf.start_s > 0 ? pf.start_s : (double)g->started_ms / 1000.0);
+}
+
+static void metrics_body(struct gw *g, struct gw_writer *w)
+{
+	metrics_broker(g, w);
+	metrics_store(g, w);
+	metrics_uplink(g, w);
+	metrics_devices(g, w);
+	metrics_adapters(g, w);
+	metrics_mqttsn(g, w);
+	metrics_http(g, w);
+	metrics_process(g, w);
+}
+
+#undef FAM
+#undef U
+
+/* --------------------------------------------------------- status data */
+
+static const char *const quality_names[__AD_Q_MAX] = { "good", "bad", "stale" };
+
+static void status_body(struct gw *g, struct gw_writer *w)
+{
+	const struct ad_map *map = &g->cfg.devmap->map;
+	int64_t now = gw_mono_ms();
+	unsigned int i, j;
+
+	put(w, "{\"id\":");
+	gw_json_string(w, gw_slice_cstr(g->cfg.gateway.id));
+	put(w, ",\"version\":");
+	gw_json_string(w, gw_slice_cstr(FIELDMQ_VERSION));
+	putf(w, ",\"uptime\":%" PRId64 ",\"now\":%" PRId64, (now - g->started_mono_ms) / 1000,
+	     gw_now_ms());
+	if (g->uplink) {
+		struct gw_uplink_stats us;
+
+		gw_uplink_get_stats(g->uplink, &us);
+		putf(w,
+		     ",\"uplink\":{\"connected\":%s,\"queued\":%" PRIu64 ",\"sent\":%" PRIu64 "}",
+		     us.connected ? "true" : "false", us.queued, us.sent);
+	} else {
+		put(w, ",\"uplink\":null");
+	}
+	put(w, ",\"devices\":[");
+	for (i = 0; i < map->n_devices; i++) {
+		const struct ad_device *d = map->devices[i];
+		const struct gw_devstate *ds = &g->devices[i];
+
+		put(w, i ? ",{\"name\":" : "{\"name\":");
+		gw_json_string(w, gw_slice_cstr(d->name));
+		putf(w, ",\"protocol\":\"%s\",\"state\":\"%s\",\"points\":[",
+		     PROTO_NAME(g, d->protocol),
+		     !ds->known	  ? "unknown"
+		     : ds->online ? "online"
+				  : "offline");
+		for (j = 0; j < d->n_points; j++) {
+			const struct ad_point *pt = d->points[j];
+			const struct gw_point_state *st = &g->points[pt->index];
+
+			put(w, j ? ",{\"name\":" : "{\"name\":");
+			gw_json_string(w, gw_slice_cstr(pt->name));
+			put(w, ",\"unit\":");
+			gw_json_string(w, gw_slice_cstr(pt->unit ? pt->unit : ""));
+			if (!st->published) {
+				put(w, ",\"value\":null,\"quality\":null,\"age\":null}");
+				continue;
+			}
+			put(w, ",\"value\":");
+			if (st->last.type == AD_VAL_NONE)
+				put(w, "null");
+			else
+				gw_json_value(w, &st->last);
+			putf(w, ",\"quality\":\"%s\",\"age\":%.1f}",
+			     quality_names[st->last_quality < __AD_Q_MAX ? st->last_quality : 1],
+			     (double)(now - st->last_read_mono_ms) / 1000.0);
+		}
+		put(w, "]}");
+	}
+	put(w, "]}");
+}
+
+/* ------------------------------------------------------------ readiness */
+
+static void ready_body(struct gw *g, struct gw_writer *w)
+{
+	bool store_needed = g->cfg.broker.persist || g->cfg.uplink.enabled;
+
+	if (!g->started)
+		put(w, "not ready: starting\n");
+	if (g->stopping)
+		put(w, "not ready: stopping\n");
+	if (store_needed && !g->store)
+		put(w, "not ready: the store is not open\n");
+	if (g->store) {
+		struct st_stats ss;
+
+		st_get_stats(g->store, &ss);
+		if (ss.failing)
+			put(w, "not ready: the store's last commit failed\n");
+	}
+	if (g->uplink) {
+		struct gw_uplink_stats us;
+
+		gw_uplink_get_stats(g->uplink, &us);
+		if (!us.connected)
+			putf(w, "not ready: the uplink is not connected to %s\n",
+			     g->cfg.uplink.url ? g->cfg.uplink.url : "the cloud");
+	}
+}
+
+/* -------------------------------------------------------------- routes */
+
+static void reply_built(struct gw *g, struct gw_http_conn *c, body_fn fn, size_t hint,
+			const char *ctype)
+{
+	size_t len = 0;
+	uint8_t *body = build(g, fn, hint, &len);
+
+	if (!body) {
+		gw_http_reply(c, 503, "text/plain; charset=utf-8", "503 out of memory\n", 18, NULL);
+		return;
+	}
+	gw_http_reply(c, 200, ctype, body, len, NULL);
+	gw_free(body);
+}
+
+static void on_request(void *arg, struct gw_http_conn *c, struct gw_slice path,
+		       const struct brk_http_req *rq)
+{
+	struct gw *g = arg;
+
+	(void)rq;
+	if (gw_slice_eq_cstr(path, "/metrics")) {
+		reply_built(g, c, metrics_body, 32768, GW_EXPO_CONTENT_TYPE);
+	} else if (gw_slice_eq_cstr(path, "/healthz")) {
+		gw_http_reply(c, 200, "text/plain; charset=utf-8", "ok\n", 3, NULL);
+	} else if (gw_slice_eq_cstr(path, "/readyz")) {
+		size_t len = 0;
+		uint8_t *body = build(g, ready_body, 1024, &len);
+
+		if (body && len)
+			gw_http_reply(c, 503, "text/plain; charset=utf-8", body, len, NULL);
+		else
+			gw_http_reply(c, body ? 200 : 503, "text/plain; charset=utf-8",
+				      body ? "ready\n" : "out of memory\n", body ? 6 : 14, NULL);
+		gw_free(body);
+	} else if (gw_slice_eq_cstr(path, "/") || gw_slice_eq_cstr(path, "/index.html")) {
+		gw_http_reply(c, 200, "text/html; charset=utf-8", gw_status_page,
+			      gw_status_page_len, NULL);
+	} else if (gw_slice_eq_cstr(path, "/status.json")) {
+		reply_built(g, c, status_body, 16384, "application/json");
+	} else if (gw_slice_eq_cstr(path, "/events")) {
+		size_t len = 0;
+		uint8_t *body = build(g, status_body, 16384, &len);
+
+		gw_http_sse(c, body, body ? len : 0);
+		gw_free(body);
+	}
+	/* Anything else: the server answers 404. */
+}
+
+/* ----------------------------------------------------------- lifecycle */
+
+int gw__http_start(struct gw *g)
+{
+	const struct gw_http_config *hc = &g->cfg.http;
+	struct gw_httpd_config c = {
+		.listen = hc->listen,
+		.cert_file = g->cfg.broker.tls.cert_file,
+		.key_file = g->cfg.broker.tls.key_file,
+		.header_timeout_ms = 10000,
+		.max_clients = 32,
+		.handle = on_request,
+		.arg = g,
+	};
+
+	if (hc->password_file && *hc->password_file) {
+		/* Until the password-file verifier lands, refuse rather than serve unprotected. */
+		gw_log(g->log, LOG_ERR, MOD,
+		       "password_file: Basic authentication is not available in this build");
+		return -ENOTSUP;
+	}
+	return gw_httpd_new(g->loop, &c, g->log, &g->httpd);
+}
+
+void gw__http_stop(struct gw *g)
+{
+	gw_httpd_close(g->httpd);
+	g->httpd = NULL;
+}
+
+void gw__http_tick(struct gw *g)
+{
+	struct gw_uplink_stats us;
+	uint8_t *body;
+	size_t len = 0;
+
+	if (g->uplink) {
+		gw_uplink_get_stats(g->uplink, &us);
+		if (us.connects != g->upl_connects_seen) {
+			g->upl_connects_seen = us.connects;
+			g->upl_last_connect_ms = gw_now_ms();
+		}
+	}
+	if (!g->httpd || !gw_httpd_sse_clients(g->httpd))
+		return;
+	body = build(g, status_body, 16384, &len);
+	if (body)
+		gw_httpd_sse_send(g->httpd, body, len);
+	gw_free(body);
+}
