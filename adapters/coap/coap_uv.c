@@ -81,8 +81,12 @@ int ad_coap_uv_new(uv_loop_t *loop, const struct gw_logger *log, const char *tag
 
 	*out = NULL;
 	coap_startup(); /* idempotent: the first call initialises, later ones return */
-	/* libcoap warns once per packet (ICMP errors, bad PDUs): errors only */
-	coap_set_log_level(LOG_ERR);
+	/*
+	 * Warnings: the CoAP server counts libcoap's "discard malformed PDU"
+	 * warnings through its log handler (coap_srv_uv.c). They come once per
+	 * packet (ICMP errors too): a handler that prints should rate-limit.
+	 */
+	coap_set_log_level(LOG_WARNING);
 	cu = gw_calloc(1, sizeof(*cu));
 	if (!cu)
 		return -ENOMEM;

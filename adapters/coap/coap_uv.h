@@ -29,7 +29,7 @@
  * later callback, e.g. a uv_timer or uv_idle of the owner).
  *
  * libcoap's own log goes to stderr; ad_coap_uv_new() sets its level to
- * errors (its warnings come once per packet). The level is process-wide.
+ * warnings (the server counts malformed PDUs from them). Process-wide.
  */
 #ifndef FIELDMQ_COAP_UV_H
 #define FIELDMQ_COAP_UV_H
