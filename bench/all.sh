@@ -11,12 +11,14 @@
 #                                     the uplink's drain to a fast cloud)
 #   serial   bench/serial_bench.sh   (lines/s per parser on one core; daemon CPU at 1000 lines/s
 #                                     of NMEA + JSON through a pty)
+#   coap     bench/coap_server_bench.sh (CoAP publishes/s into the broker from 100 clients, NON
+#                                     and CON, CPU and RSS per client)
 # ONLY="store modbus" runs a subset.
 set -u
 cd "$(dirname "$0")/.."
 : "${BUILD:=build}"
 export BUILD
-ONLY=${ONLY:-"broker store modbus mqttsn uplink acks serial"}
+ONLY=${ONLY:-"broker store modbus mqttsn uplink acks serial coap"}
 OUT=${OUT:-BENCHMARKS.md}
 [ -f "$OUT" ] || echo "# fieldmq benchmarks" > "$OUT"
 
@@ -63,5 +65,7 @@ for b in $ONLY; do
 	uplink) [ -x bench/uplink_bench.sh ] && section uplink "Uplink drain to Mosquitto" bench/uplink_bench.sh ;;
 	acks) section acks "Forwarded QoS 1 with durable acks, against a Mosquitto bridge" bench/acks_bench.sh ;;
 	serial) section serial "Serial adapter" bench/serial_bench.sh 1000 10 1000000 ;;
+	coap) section coap-server "CoAP server: publishes from 100 clients (server side)" \
+		bench/coap_server_bench.sh 100 5 ;;
 	esac
 done
