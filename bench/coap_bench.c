@@ -91,7 +91,7 @@ static size_t build(uint8_t *b, bool con, uint16_t mid, int i, size_t payload)
 	size_t n = 0, sl;
 
 	b[n++] = (uint8_t)(0x40 | (con ? 0 : 1) << 4 | 2); /* ver 1, CON/NON, TKL 2 */
-	b[n++] = 2;					    /* POST */
+	b[n++] = 2;					   /* POST */
 	b[n++] = (uint8_t)(mid >> 8);
 	b[n++] = (uint8_t)mid;
 	b[n++] = (uint8_t)(mid >> 8); /* token = mid */
@@ -146,7 +146,8 @@ int main(int argc, char **argv)
 			payload = (size_t)atoi(optarg);
 			break;
 		default:
-			fprintf(stderr, "usage: coap_bench -u PORT -P PID [-n N] [-t S] [-N] [-s B]\n");
+			fprintf(stderr,
+				"usage: coap_bench -u PORT -P PID [-n N] [-t S] [-N] [-s B]\n");
 			return 2;
 		}
 	}
@@ -196,8 +197,9 @@ int main(int argc, char **argv)
 				continue;
 			while ((r = recv(c[i].fd, rx, sizeof(rx), MSG_DONTWAIT)) >= 4) {
 				uint16_t mid = (uint16_t)(rx[2] << 8 | rx[3]);
-				uint16_t tok = (rx[0] & 15) == 2 && r >= 6 ? (uint16_t)(rx[4] << 8 | rx[5])
-									   : 0;
+				uint16_t tok = (rx[0] & 15) == 2 && r >= 6
+						       ? (uint16_t)(rx[4] << 8 | rx[5])
+						       : 0;
 
 				/* CON: the ACK carries our mid; NON: the token is our mid. */
 				if ((con ? mid : tok) != c[i].mid || !c[i].waiting)

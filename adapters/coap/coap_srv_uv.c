@@ -78,12 +78,19 @@ struct pub_wait {
  * server per process, and the client side of libcoap rarely sees any.
  */
 static uint64_t malformed_seen;
+/*
+ * libcoap's level must be LOG_WARNING for that line to reach the handler;
+ * what is printed stays at coap_uv.c's choice (errors only: its warnings
+ * come once per packet), or everything when our logger is at debug.
+ */
+static int libcoap_print_level = LOG_ERR;
 
 static void on_libcoap_log(coap_log_t level, const char *message)
 {
 	if (strstr(message, "discard malformed PDU"))
 		__atomic_add_fetch(&malformed_seen, 1, __ATOMIC_RELAXED);
-	fprintf(stderr, "libcoap[%d]: %s", (int)level, message);
+	if ((int)level <= libcoap_print_level)
+		fprintf(stderr, "libcoap[%d]: %s", (int)level, message);
 }
 
 bool coapsrv_dtls_supported(void)
@@ -660,6 +667,9 @@ int coapsrv_server_start(struct coapsrv_server *s)
 	}
 	s->ctx = ad_coap_uv_context(s->cu);
 	coap_set_app_data(s->ctx, s);
+	libcoap_print_level = s->lg && s->lg->level >= LOG_DEBUG ? LOG_DEBUG : LOG_ERR;
+	coap_set_log_level(libcoap_print_level > LOG_WARNING ? (coap_log_t)libcoap_print_level
+							     : LOG_WARNING);
 	coap_context_set_block_mode(s->ctx, COAP_BLOCK_USE_LIBCOAP | COAP_BLOCK_SINGLE_BODY);
 	/* Idle server sessions (one per address) are bounded as clients are. */
 	coap_context_set_max_idle_sessions(s->ctx, s->cfg.max_clients + 16);
