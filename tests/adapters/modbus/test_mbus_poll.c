@@ -37,6 +37,7 @@ struct fake {
 	int exc_lo, exc_hi; /* holding addresses answering exception 2 */
 	uint8_t write_exc;  /* exception every write gets, 0 none */
 	bool dead;
+	int dead_unit; /* a unit id that never answers (0: none) */
 	int delay_ms;
 	/* the transport */
 	bool pending;
@@ -45,6 +46,7 @@ struct fake {
 	uint16_t tid;
 	unsigned int sent, resets;
 	int64_t sent_at[256];
+	uint8_t sent_unit[256];
 	/* what came out */
 	struct ev evs[MAX_EVS];
 	unsigned int n_evs;
@@ -58,7 +60,17 @@ struct fake {
 	struct mbus_clock now;
 	struct mbus_line line;
 	struct mbus_pdev pd;
-	struct mbus_pdev *devs[1];
+	struct mbus_pdev *devs[2];
+	/* a second device on the line (fake_add_dev2): unit 2, one point */
+	struct ad_device dev2;
+	struct mbus_device mdev2;
+	struct mbus_pdev pd2;
+	struct ad_point pt2;
+	struct mbus_point mpt2;
+	struct ad_point *ptrs2[1];
+	void *mem2;
+	uint16_t *data2;
+	bool has_dev2;
 	void *mem;
 	uint16_t *data;
 	struct ad_modbus_stats stats;
@@ -76,11 +88,13 @@ static int f_send(void *arg, const struct mbus_xfer *x)
 	struct fake *f = arg;
 
 	assert_false(f->pending);
-	if (f->sent < GW_ARRAY_SIZE(f->sent_at))
+	if (f->sent < GW_ARRAY_SIZE(f->sent_at)) {
 		f->sent_at[f->sent] = f->now.mono_ms;
+		f->sent_unit[f->sent] = x->unit;
+	}
 	f->sent++;
 	f->x = *x;
-	f->pending = !f->dead;
+	f->pending = !f->dead && x->unit != f->dead_unit;
 	f->answer_at = f->now.mono_ms + f->delay_ms;
 	f->tid++;
 	return 0;
@@ -283,14 +297,47 @@ static void fake_start(struct fake *f, uint32_t timeout, uint32_t turnaround)
 	f->data = calloc((size_t)units, sizeof(uint16_t));
 	f->pd.data = f->data;
 	f->devs[0] = &f->pd;
-	mbus_line_init(&f->line, &f_ops, f, &f->stats, f->devs, 1, timeout, turnaround);
+	if (f->has_dev2) {
+		need = mbus_pdev_need(&f->dev2);
+		f->mem2 = malloc((size_t)need);
+		units = mbus_pdev_init(&f->pd2, &f->dev2, f->mem2, (size_t)need, 0, &bad);
+		assert_true(units > 0);
+		f->data2 = calloc((size_t)units, sizeof(uint16_t));
+		f->pd2.data = f->data2;
+		f->devs[1] = &f->pd2;
+	}
+	mbus_line_init(&f->line, &f_ops, f, &f->stats, f->devs, f->has_dev2 ? 2 : 1, timeout,
+		       turnaround);
 	mbus_line_start(&f->line, f->now);
+}
+
+/* A second device on the line, unit 2 with the first device's settings and one point. */
+static struct ad_point *fake_add_dev2(struct fake *f)
+{
+	f->dev2 = f->dev;
+	f->mdev2 = f->mdev;
+	f->dev2.name = "d2";
+	f->dev2.ext = &f->mdev2;
+	f->mdev2.unit_id = 2;
+	f->pt2 = (struct ad_point){
+		.name = "p", .device = &f->dev2, .ext = &f->mpt2, .type = AD_PT_UINT16, .scale = 1.0
+	};
+	f->mpt2 = (struct mbus_point){ .area = AD_AREA_HOLDING,
+				       .address = 7,
+				       .byte_order = AD_BO_ABCD };
+	f->ptrs2[0] = &f->pt2;
+	f->dev2.points = f->ptrs2;
+	f->dev2.n_points = 1;
+	f->has_dev2 = true;
+	return &f->pt2;
 }
 
 static void fake_free(struct fake *f)
 {
 	free(f->mem);
 	free(f->data);
+	free(f->mem2);
+	free(f->data2);
 	free(f);
 }
 
@@ -556,6 +603,64 @@ static void test_degrade(void **state)
 	fake_free(f);
 }
 
+/*
+ * Two devices on one line; unit 2 dies. It goes offline and degraded after
+ * degrade_after failed cycles, and from then on unit 1 is polled exactly on
+ * its period, as if unit 2 were not there (issue 5: a failing device backs
+ * off without slowing the others on its bus). Unit 2 comes back after
+ * degrade_for.
+ */
+static void test_dead_unit_does_not_slow_others(void **state)
+{
+	struct fake *f = fake_new(1000);
+	struct ad_point *a, *p2;
+	unsigned int i, n1 = 0, n2 = 0, last1 = 0;
+
+	(void)state;
+	a = add_pt(f, "a", AD_AREA_HOLDING, 0, AD_PT_UINT16);
+	f->mdev.degrade_after = 2;
+	f->mdev.degrade_for_ms = 20000;
+	p2 = fake_add_dev2(f);
+	f->regs[7] = 70;
+	f->delay_ms = 5;
+	fake_start(f, 300, 0);
+	run(f, 2500);
+	assert_int_equal(count_evs(f, p2, AD_Q_GOOD), 3);
+	f->dead_unit = 2;
+	run(f, 12000);
+	/* Unit 2: bad once, offline once, 2 failed cycles of 1 request, then skipped. */
+	assert_int_equal(count_evs(f, p2, AD_Q_BAD), 1);
+	assert_int_equal(f->notes[MBUS_NOTE_DEGRADED], 1);
+	assert_true(f->stats.skipped >= 9);
+	for (i = 0; i < f->sent && i < GW_ARRAY_SIZE(f->sent_at); i++) {
+		if (f->sent_unit[i] == 2) {
+			n2++;
+			continue;
+		}
+		/* Unit 1 is late by at most one timeout, and only while unit 2 still fails. */
+		if (n1++ && f->sent_at[i] > 1000 + 2500 + 3000)
+			assert_int_equal(f->sent_at[i] - f->sent_at[last1], 1000);
+		else if (n1 > 1)
+			assert_true(f->sent_at[i] - f->sent_at[last1] <= 1000 + 300);
+		last1 = i;
+	}
+	assert_int_equal(n2, 3 + 2);
+	assert_int_equal(n1, 15);
+	assert_int_equal(count_evs(f, a, AD_Q_GOOD), 15);
+	assert_int_equal(count_evs(f, a, AD_Q_BAD), 0);
+	/* Device 1 stayed online throughout; unit 2 went offline once. */
+	assert_int_equal(f->stats.devices_online, 1);
+	/* Unit 2 answers again: tried after degrade_for, back online, good. */
+	f->dead_unit = 0;
+	run(f, 5000);
+	assert_int_equal(last_ev(f, p2)->q, AD_Q_BAD); /* still degraded */
+	run(f, 10000);
+	assert_int_equal(last_ev(f, p2)->q, AD_Q_GOOD);
+	assert_int_equal(last_ev(f, p2)->v.i, 70);
+	assert_int_equal(f->stats.devices_online, 2);
+	fake_free(f);
+}
+
 static void test_overrun(void **state)
 {
 	struct fake *f = fake_new(100);
@@ -752,6 +857,7 @@ int main(void)
 		cmocka_unit_test(test_dies_and_returns),
 		cmocka_unit_test(test_transport_error_stops_cycle),
 		cmocka_unit_test(test_degrade),
+		cmocka_unit_test(test_dead_unit_does_not_slow_others),
 		cmocka_unit_test(test_overrun),
 		cmocka_unit_test(test_turnaround),
 		cmocka_unit_test(test_writes),
