@@ -203,7 +203,8 @@ run: deps all
 	@mkdir -p var
 	@$(BUILD)/sim/modbus_sim --tcp 127.0.0.1:15020 --regs tests/sim/modbus_regs.ini --animate & \
 	sim=$$!; $(BUILD)/sim/coap_sim --listen 127.0.0.1:15683 --period 2000 >/dev/null & \
-	csim=$$!; trap 'kill $$sim $$csim 2>/dev/null' EXIT; \
+	csim=$$!; $(BUILD)/sim/serial_sim --pty /tmp/fieldmq-demo-serial --mode mixed --rate 2 >/dev/null & \
+	ssim=$$!; trap 'kill $$sim $$csim $$ssim 2>/dev/null' EXIT; \
 	echo "fieldmq: broker on 127.0.0.1:1883 - watch it with: mosquitto_sub -t 'fieldmq/#' -v"; \
 	$(BUILD)/fieldmq -c etc/fieldmq.ini
 
@@ -354,6 +355,7 @@ install: $(BUILD)/fieldmq
 	# The demo map is installed as an example, not enabled (it polls a simulator).
 	install -m 0644 etc/devices.d/demo.ini $(DESTDIR)/etc/fieldmq/devices.d/demo.ini.example
 	install -m 0644 etc/devices.d/demo_coap.ini $(DESTDIR)/etc/fieldmq/devices.d/demo_coap.ini.example
+	install -m 0644 etc/devices.d/demo_serial.ini $(DESTDIR)/etc/fieldmq/devices.d/demo_serial.ini.example
 
 clean:
 	rm -rf build

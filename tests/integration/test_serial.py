@@ -25,6 +25,9 @@ server. One daemon serves every bus:
         pile up in the tty until the write queue overflows: a write error,
         counted, the port reopened; after XON the commands reach the device
 
+make run's demo map (etc/devices.d/demo_serial.ini) is loaded too, its pty path
+pointed at a serial_sim --mode mixed of the test: GPS and rtl_433 readings.
+
 The gateway forwards everything to a cloud Mosquitto ([uplink], forward =
 fieldmq/gw1/# 1) that is down at first: a serial reading is queued in the
 store and reaches the cloud with the payload the local broker had, as Modbus
@@ -530,6 +533,17 @@ def main():
                                    tcp_port=tcp_port, socat_port=socat_port, cfgp=cfgp.a,
                                    lenp=lenp.a, xoff=xoff.a, mute=mute.a,
                                    pad="x" * 150))
+        # make run's demo map, its line made by the simulator here
+        demo_link = os.path.join(tmp, "demo-serial")
+        root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+        with open(os.path.join(root, "etc", "devices.d", "demo_serial.ini")) as f:
+            demo = f.read()
+        check("the demo map names the pty make run makes", "/tmp/fieldmq-demo-serial" in demo)
+        with open(os.path.join(tmp, "devices.d", "demo_serial.ini"), "w") as f:
+            f.write(demo.replace("/tmp/fieldmq-demo-serial", demo_link))
+        demo_sim = spawn([SIM, "--pty", demo_link, "--mode", "mixed", "--rate", "10"],
+                         stdout=subprocess.PIPE)
+        demo_sim.stdout.readline()
         with open(os.path.join(tmp, "fieldmq.ini"), "w") as f:
             f.write("[gateway]\nid = gw1\ndata_dir = data\nlog_level = debug\n"
                     "[broker]\nlisten = 127.0.0.1:%d\npersist = no\nsys_interval = 1s\n"
@@ -873,7 +887,14 @@ def main():
               v and v["value"] == 31.5)
         os.close(fd)
 
-        check("$SYS: ports open", sub.figure("ports/open", lambda n: n == 11, 5) is not None)
+        # --- make run's demo map
+        v = sub.value(P + "demo_gps/lat", lambda v: v["quality"] == "good")
+        check("demo: GPS latitude from the simulator's NMEA: %s" % v, v is not None)
+        v = sub.value(P + "demo_acurite/temperature", lambda v: v["quality"] == "good")
+        check("demo: the Acurite sensor of the rtl_433 stream on the same line: %s" % v,
+              v is not None and v["unit"] == "°C" and 20 <= v["value"] < 25)
+
+        check("$SYS: ports open", sub.figure("ports/open", lambda n: n == 12, 5) is not None)
         check("$SYS: per-bus lines", sub.wait(lambda m: m.topic ==
                                                "$SYS/fieldmq/serial/bus/text/lines"
                                                and int(m.payload) > 20000) is not None)
