@@ -12,7 +12,9 @@
 #   serial   bench/serial_bench.sh   (lines/s per parser on one core; daemon CPU at 1000 lines/s
 #                                     of NMEA + JSON through a pty)
 #   coap     bench/coap_server_bench.sh (CoAP publishes/s into the broker from 100 clients, NON
-#                                     and CON, CPU and RSS per client)
+#                                     and CON, CPU and RSS per client) and
+#            bench/coap_client_bench.sh (CoAP devices: 1000 observed resources on coap_sim,
+#                                     notifications/s turned into readings, CPU, RSS)
 # ONLY="store modbus" runs a subset.
 set -u
 cd "$(dirname "$0")/.."
@@ -65,7 +67,10 @@ for b in $ONLY; do
 	uplink) [ -x bench/uplink_bench.sh ] && section uplink "Uplink drain to Mosquitto" bench/uplink_bench.sh ;;
 	acks) section acks "Forwarded QoS 1 with durable acks, against a Mosquitto bridge" bench/acks_bench.sh ;;
 	serial) section serial "Serial adapter" bench/serial_bench.sh 1000 10 1000000 ;;
-	coap) section coap-server "CoAP server: publishes from 100 clients (server side)" \
-		bench/coap_server_bench.sh 100 5 ;;
+	coap)
+		section coap-server "CoAP server: publishes from 100 clients (server side)" \
+			bench/coap_server_bench.sh 100 5
+		section coap-client "CoAP devices (client side)" bench/coap_client_bench.sh 1000 10 "1000 200"
+		;;
 	esac
 done

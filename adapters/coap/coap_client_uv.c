@@ -490,11 +490,32 @@ static void adapter_free(struct ad_adapter *base)
 	gw_free(a);
 }
 
+/*
+ * $SYS/fieldmq/coap/client/...: the device side's counters (the CoAP server
+ * publishes its own beside them, under $SYS/fieldmq/coap/).
+ */
+static void figures(const struct ad_adapter *base, ad_figure_fn emit, void *arg)
+{
+	const struct ad_coap_stats *st = &((const struct ad_coap_adapter *)base)->core.stats;
+
+	emit(arg, "client/requests", st->requests);
+	emit(arg, "client/registrations", st->registrations);
+	emit(arg, "client/responses", st->responses);
+	emit(arg, "client/notifications", st->notifications);
+	emit(arg, "client/failures", st->failures);
+	emit(arg, "client/parse_errors", st->parse_errors);
+	emit(arg, "client/readings", st->readings);
+	emit(arg, "client/skipped", st->skipped);
+	emit(arg, "client/devices", st->devices);
+	emit(arg, "client/devices/online", st->devices_online);
+}
+
 static const struct ad_ops coap_ops = {
 	.name = "coap",
 	.start = start,
 	.stop = stop,
 	.free = adapter_free,
+	.figures = figures,
 };
 
 struct ad_adapter *ad_coap_new(uv_loop_t *loop, const struct ad_map *map,

@@ -281,12 +281,12 @@ def main():
             f.write(demo)
         with open(os.path.join(tmp, "fieldmq.ini"), "w") as f:
             f.write("[gateway]\nid = gw1\ndata_dir = data\nlog_level = debug\n"
-                    "[broker]\nlisten = 127.0.0.1:%d\npersist = no\n" % port)
+                    "[broker]\nlisten = 127.0.0.1:%d\npersist = no\nsys_interval = 1s\n" % port)
         log = open(os.path.join(tmp, "log"), "w")
         t0 = time.time()
         fmq = spawn([FIELDMQ, "-c", os.path.join(tmp, "fieldmq.ini")], stdout=log, stderr=log)
         check("broker listens", wait_port(port))
-        sub = Sub(port, ["fieldmq/gw1/#"])
+        sub = Sub(port, ["fieldmq/gw1/#", "$SYS/fieldmq/coap/client/#"])
         P = "fieldmq/gw1/"
 
         check("sim online", sub.text(P + "sim/status", "online"))
@@ -364,6 +364,16 @@ def main():
         wait_for(lambda: len(sub.values(P + "sim/num", t1)) >= 5, 5)
         n = len(sub.values(P + "sim/num", t1))
         check("... as notifications (%d readings)" % n, n >= 5)
+        def fig(name):
+            for _, m in reversed(list(sub.msgs)):
+                if m.topic == "$SYS/fieldmq/coap/client/" + name:
+                    return int(m.payload)
+            return None
+        wait_for(lambda: (fig("parse_errors") or 0) >= 1, 12)
+        check("$SYS/fieldmq/coap/client: notifications %s, parse_errors %s, devices %s"
+              % (fig("notifications"), fig("parse_errors"), fig("devices")),
+              (fig("notifications") or 0) > 10 and (fig("parse_errors") or 0) >= 1
+              and fig("devices") == 6)
         with open(os.path.join(tmp, "log")) as f:
             logtext = f.read()
         check("log says it registered again", "registering again" in logtext)

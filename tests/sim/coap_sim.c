@@ -3,7 +3,7 @@
  * loop (a separate process, so libcoap's blocking coap_io_process is fine).
  *
  *   coap_sim [--listen 127.0.0.1:5683] [--period 1000] [--max-age S]
- *            [--slow 3000] [--bench N]
+ *            [--slow 3000] [--bench N] [--non]
  *
  * Resources (values change every --period ms; observers are notified):
  *   /num     text/plain number, observable
@@ -15,7 +15,11 @@
  *   /cf      Content-Format alternates: text/plain "N", then JSON {"v":N}
  *   /big     ~3 KB of JSON ({"value":N,"pad":"..."}): block-wise (Block2)
  *   /garbage observable; every third state is not JSON
- *   /r/0 .. /r/N-1  (--bench N) observable text counters, all changed every period
+ *   /r/0 .. /r/N-1  (--bench N) observable text counters, each changed once per period,
+ *            spread evenly over it (N notifications per period, not one burst);
+ *            --non: their notifications are always NON (libcoap's default makes
+ *            every fifth one CON and holds an observer's next CON while one to
+ *            the same client is unacknowledged, which paces one client)
  * --max-age S adds Max-Age: S to every answer of an observable resource.
  * A restart (kill, start again) forgets every observer: that is the test.
  * Prints "ready PORT" on stdout once bound. SIGTERM / SIGINT: clean exit.
@@ -34,6 +38,8 @@ static unsigned long tick_n; /* changes so far */
 static int max_age = -1;     /* seconds, -1: none */
 static unsigned int slow_ms = 3000;
 static unsigned long cf_n;
+static int bench_flags;		  /* --non: COAP_RESOURCE_FLAGS_NOTIFY_NON_ALWAYS for /r/N */
+static unsigned long *bench_vals; /* /r/N's counters */
 
 static void on_signal(int sig)
 {
@@ -189,17 +195,21 @@ static void h_garbage(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *r
 static void h_bench(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
 		    const coap_string_t *q, coap_pdu_t *resp)
 {
-	char b[32];
+	coap_str_const_t *path = coap_resource_get_uri_path(r);
+	char b[32], p[32];
+	size_t n = path && path->length < sizeof(p) ? path->length : 0;
 
 	(void)s, (void)req, (void)q;
-	snprintf(b, sizeof(b), "%lu", tick_n);
+	memcpy(p, path ? path->s : (const uint8_t *)"", n);
+	p[n] = '\0';
+	snprintf(b, sizeof(b), "%lu", bench_vals[strtoul(p + 2, NULL, 10)]);
 	reply(r, resp, COAP_MEDIATYPE_TEXT_PLAIN, b, true);
 }
 
 static coap_resource_t *add(coap_context_t *ctx, const char *path, coap_method_handler_t h,
-			    bool observable)
+			    bool observable, int flags)
 {
-	coap_resource_t *r = coap_resource_init(coap_make_str_const(path), 0);
+	coap_resource_t *r = coap_resource_init(coap_make_str_const(path), flags);
 
 	if (!r)
 		exit(1);
@@ -218,7 +228,8 @@ int main(int argc, char **argv)
 	coap_context_t *ctx;
 	coap_address_t addr;
 	char host[64], *colon;
-	struct timespec last, now;
+	struct timespec last, now, start;
+	unsigned long long done_n = 0;
 
 	for (i = 1; i < (unsigned int)argc; i++) {
 		if (!strcmp(argv[i], "--listen") && i + 1 < (unsigned int)argc)
@@ -231,10 +242,12 @@ int main(int argc, char **argv)
 			slow_ms = (unsigned int)atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--bench") && i + 1 < (unsigned int)argc)
 			bench = (unsigned int)atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--non"))
+			bench_flags = COAP_RESOURCE_FLAGS_NOTIFY_NON_ALWAYS;
 		else {
 			fprintf(stderr,
 				"usage: coap_sim [--listen H:P] [--period MS] [--max-age S] "
-				"[--slow MS] [--bench N]\n");
+				"[--slow MS] [--bench N] [--non]\n");
 			return 2;
 		}
 	}
@@ -258,43 +271,60 @@ int main(int argc, char **argv)
 	}
 	coap_context_set_block_mode(ctx, COAP_BLOCK_USE_LIBCOAP | COAP_BLOCK_SINGLE_BODY);
 	obs = calloc(bench + 8, sizeof(*obs));
-	if (!obs)
+	bench_vals = calloc(bench + 1, sizeof(*bench_vals));
+	if (!obs || !bench_vals)
 		return 1;
-	obs[n_obs++] = add(ctx, "num", h_num, true);
-	obs[n_obs++] = add(ctx, "json", h_json, true);
-	obs[n_obs++] = add(ctx, "garbage", h_garbage, true);
-	add(ctx, "senml", h_senml, false);
-	add(ctx, "plain", h_plain, false);
-	add(ctx, "fail", h_fail, false);
-	add(ctx, "slow", h_slow, false);
-	add(ctx, "cf", h_cf, false);
-	add(ctx, "big", h_big, false);
+	obs[n_obs++] = add(ctx, "num", h_num, true, 0);
+	obs[n_obs++] = add(ctx, "json", h_json, true, 0);
+	obs[n_obs++] = add(ctx, "garbage", h_garbage, true, 0);
+	add(ctx, "senml", h_senml, false, 0);
+	add(ctx, "plain", h_plain, false, 0);
+	add(ctx, "fail", h_fail, false, 0);
+	add(ctx, "slow", h_slow, false, 0);
+	add(ctx, "cf", h_cf, false, 0);
+	add(ctx, "big", h_big, false, 0);
 	for (i = 0; i < bench; i++) {
 		char p[32];
 
 		snprintf(p, sizeof(p), "r/%u", i);
-		obs[n_obs++] = add(ctx, p, h_bench, true);
+		obs[n_obs++] = add(ctx, p, h_bench, true, bench_flags);
 	}
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 	printf("ready %s\n", colon + 1);
 	fflush(stdout);
 	clock_gettime(CLOCK_MONOTONIC, &last);
+	start = last;
 	while (!quit) {
 		long ms;
 
-		coap_io_process(ctx, 50);
+		coap_io_process(ctx, bench ? 2 : 50);
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		ms = (now.tv_sec - last.tv_sec) * 1000 + (now.tv_nsec - last.tv_nsec) / 1000000;
 		if (period && ms >= (long)period) {
 			last = now;
 			tick_n++;
-			for (i = 0; i < n_obs; i++)
+			for (i = 0; i < n_obs - bench; i++)
 				coap_resource_notify_observers(obs[i], NULL);
+		}
+		if (bench && period) {
+			/* /r/N change spread evenly over the period, as N devices' values would */
+			unsigned long long el =
+				(unsigned long long)(now.tv_sec - start.tv_sec) * 1000 +
+				(unsigned long long)((now.tv_nsec - start.tv_nsec) / 1000000);
+			unsigned long long due = el * bench / period;
+
+			for (; done_n < due; done_n++) {
+				unsigned int k = (unsigned int)(done_n % bench);
+
+				bench_vals[k]++;
+				coap_resource_notify_observers(obs[n_obs - bench + k], NULL);
+			}
 		}
 	}
 	coap_free_context(ctx);
 	free(obs);
+	free(bench_vals);
 	coap_cleanup();
 	return 0;
 }
