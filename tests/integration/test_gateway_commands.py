@@ -63,7 +63,7 @@ def main():
             f.write(demo)
         with open(os.path.join(tmp, "fieldmq.ini"), "w") as f:
             f.write("[gateway]\nid = gw1\ndata_dir = data\n[broker]\nlisten = 127.0.0.1:%d\n"
-                    "persist = no\n" % port)
+                    "persist = no\nsys_interval = 1s\n" % port)
         sim = subprocess.Popen([BUILD + "/sim/modbus_sim", "--tcp", "127.0.0.1:%d" % mport,
                                 "--regs", "tests/sim/modbus_regs.ini"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -180,6 +180,18 @@ def main():
         procs.append(sim)
         m = sub.wait(lambda m: m.topic == "fieldmq/gw1/boiler/status" and m.payload == b"online", 10)
         check("it comes back online", m is not None)
+        # The adapter's counters (ad_ops.figures) under $SYS/fieldmq/modbus/, retained.
+        sys_sub = Sub(port, ["$SYS/fieldmq/modbus/#"])
+        m = sys_sub.wait(lambda m: m.topic == "$SYS/fieldmq/modbus/devices/online" and m.payload == b"1", 5)
+        check("$SYS/fieldmq/modbus/devices/online is 1 again", m is not None)
+        figs = {}
+        for m in list(sys_sub.msgs):
+            figs[m.topic.rsplit("modbus/", 1)[1]] = int(m.payload)
+        check("$SYS/fieldmq/modbus figures: %s" % figs,
+              figs.get("devices") == 1 and figs.get("polls", 0) > 0
+              and figs.get("requests", 0) >= figs.get("polls", 0) and figs.get("readings", 0) > 0
+              and figs.get("failures", 0) >= 1 and figs.get("writes", 0) >= 1)
+        sys_sub.stop()
         pub.loop_stop()
         pub.disconnect()
         sub.stop()
