@@ -22,6 +22,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "adapters/coap/coap_uv.h"
 #include "gateway/config.h"
 
 /* ------------------------------------------------------------------ arena */
@@ -708,9 +709,15 @@ static int k_coap_listen(struct ad_parse *ap, void *base, const struct ad_key *k
 	for (e = strtok_r(buf, ",", &save); e; e = strtok_r(NULL, ",", &save)) {
 		char *t = trim(e);
 
-		if (!strncmp(t, "coaps://", 8))
+		if (!strncmp(t, "coaps://", 8)) {
 			t += 8;
-		else if (!strncmp(t, "coap://", 7))
+			if (!ad_coap_has_dtls()) {
+				errorf(p, p->line,
+				       "[%s] %s: '%s': this build's libcoap has no DTLS (coaps://)",
+				       p->section, k->name, val);
+				return -ENOTSUP;
+			}
+		} else if (!strncmp(t, "coap://", 7))
 			t += 7;
 		if (!*t || !hostport_ok(t, true) || ++n > 4 || strlen(val) >= sizeof(buf)) {
 			errorf(p, p->line,

@@ -383,6 +383,7 @@ static void do_subscribe(struct coapsrv_core *core, struct coapsrv_client *c,
 		o->filter_len = (uint16_t)filter.len;
 		memcpy(o->filter, filter.p, filter.len);
 		obs_set_peer(o, peer, tok);
+		o->last_con_ms = core->now_ms;
 		/* MQTT 5 subscription identifiers run 1 .. 268435455 [MQTT-3.8.2.1.2]. */
 		if (++c->next_sub_id > 268435455)
 			c->next_sub_id = 1;
@@ -450,6 +451,7 @@ bool coapsrv_on_request(struct coapsrv_core *core, const struct coapsrv_peer *pe
 	struct coapsrv_req req;
 
 	memset(resp, 0, sizeof(*resp));
+	core->now_ms = now;
 	core->stats.requests++;
 	if (!rate_ok(core, peer, now)) {
 		core->stats.rate_limited++;
@@ -525,6 +527,16 @@ static void notify_one(struct coapsrv_core *core, struct coapsrv_obs *o, struct 
 	bool con = core->cfg.notify_type == COAPSRV_NOTIFY_CON ||
 		   (core->cfg.notify_type == COAPSRV_NOTIFY_QOS && qos >= 1);
 
+	/*
+	 * RFC 7641 4.5: an observer that only gets NONs may be long gone and
+	 * would never say so (libcoap 4.3.1 does not report an RST to a NON):
+	 * one notification per heartbeat goes as a CON, whose RST or timeout
+	 * ends the observation.
+	 */
+	if (!con && core->cfg.heartbeat_ms &&
+	    core->now_ms - o->last_con_ms >= (int64_t)core->cfg.heartbeat_ms)
+		con = true;
+
 	if (con && c->n_inflight >= core->cfg.max_queued) {
 		core->stats.notify_dropped++;
 		return;
@@ -536,8 +548,10 @@ static void notify_one(struct coapsrv_core *core, struct coapsrv_obs *o, struct 
 		return;
 	}
 	core->stats.notifications++;
-	if (con)
+	if (con) {
 		c->n_inflight++;
+		o->last_con_ms = core->now_ms;
+	}
 }
 
 static void hold(struct coapsrv_core *core, struct coapsrv_obs *o, struct gw_slice payload,
@@ -644,6 +658,7 @@ void coapsrv_on_tick(struct coapsrv_core *core, int64_t now)
 {
 	struct gw_list *pos, *tmp;
 
+	core->now_ms = now;
 	if (!core->cfg.heartbeat_ms)
 		return;
 	gw_list_for_each_safe (pos, tmp, &core->clients) {

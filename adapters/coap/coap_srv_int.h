@@ -167,7 +167,8 @@ struct coapsrv_obs {
 	uint8_t tok[COAPSRV_TOKEN_MAX];
 	uint8_t addr_len;
 	uint8_t addr[COAPSRV_ADDR_MAX];
-	uint32_t seq; /* the last Observe value sent (24 bits) */
+	uint32_t seq;	     /* the last Observe value sent (24 bits) */
+	int64_t last_con_ms; /* registered, or its last CON notification */
 	uint32_t sub_id;
 	uint8_t qos;
 	uint16_t filter_len;
@@ -210,6 +211,7 @@ struct coapsrv_core {
 	uint32_t n_clients;
 	uint32_t n_obs;
 	uint32_t next_token;
+	int64_t now_ms; /* the time of the latest event (deliveries carry none) */
 	uint64_t rng;
 	struct coapsrv_stats stats;
 	struct coapsrv_bucket buckets[COAPSRV_BUCKETS];
@@ -262,7 +264,8 @@ bool coapsrv_on_request(struct coapsrv_core *core, const struct coapsrv_peer *pe
  * (sub_ids as the broker gives them; none: matched by filter). Each
  * observation it concerns gets a notification through ops->notify, as a
  * CON per notify_type, unless @c has max_queued CONs outstanding (dropped,
- * counted).
+ * counted). A NON notification goes as a CON when the observation had none
+ * for heartbeat (RFC 7641 4.5: is the observer still there?).
  */
 void coapsrv_on_deliver(struct coapsrv_core *core, struct coapsrv_client *c, struct gw_slice topic,
 			struct gw_slice payload, uint8_t qos, const uint32_t *sub_ids,

@@ -135,6 +135,7 @@ static void on_brk_deliver(void *arg, const struct brk_delivery *d)
 {
 	struct coapsrv_client *c = arg;
 
+	c->core->now_ms = gw_mono_ms(); /* deliveries carry no time of their own */
 	coapsrv_on_deliver(c->core, c, d->topic, d->payload, d->qos, d->sub_ids, d->n_sub_ids);
 }
 

@@ -10,7 +10,7 @@ for later MQTT subscribers; a CON publish to a forwarded topic answered
 2.04 only after the store committed it (a separate response) while one to
 a local topic is answered in the ACK; observe-subscribe with retained and
 live notifications from an MQTT publisher, Observe 1 and RST ending an
-observation; connection mode (token, heartbeat, close,
+observation, a CON per heartbeat checking a NON observer; connection mode (token, heartbeat, close,
 connection_required); every refusal code (4.00 4.01 4.03 4.04 4.05 4.13)
 and block-wise bodies; the topic ACL (acl_file) for CoAP clients; the
 mountpoint; DTLS-PSK; malformed PDUs and a flood counted, the daemon alive.
@@ -338,6 +338,26 @@ def test_observe_ended_by_observe1_and_rst():
         pub.disconnect()
 
 
+def test_non_observer_checked_by_a_con():
+    # notify_type non: after heartbeat without a CON, one notification goes as
+    # a CON (RFC 7641 4.5); an observer that is gone answers it with an RST.
+    with Fieldmq(coap="notify_type = non\nheartbeat = 1s\n") as f:
+        pub = f.mqtt("pub")
+        r = Raw(f)
+        r.send(pdu(CON, 1, r.next_mid(), b"nn", [(6, b""), (15, b"qos=1")] + path_opts("ps/h")))
+        r.recv()
+        pub.pub("h", b"a", 1)
+        assert r.recv()[0] == NON
+        time.sleep(1.5)
+        pub.pub("h", b"b", 1)
+        t, c, mid, tok, obs, payload = r.recv()
+        assert (t, payload) == (CON, b"b")
+        r.send(pdu(RST, 0, mid))
+        f.wait_sys("observations", lambda v: v == 0)
+        r.close()
+        pub.disconnect()
+
+
 def test_connection_mode():
     with Fieldmq(coap="connection_required = yes\n") as f:
         sub = f.mqtt("sub")
@@ -479,6 +499,7 @@ if __name__ == "__main__":
         test_con_publish_acked_after_store_commit,
         test_observe_notifications_and_unobserve,
         test_observe_ended_by_observe1_and_rst,
+        test_non_observer_checked_by_a_con,
         test_connection_mode,
         test_heartbeat_expiry,
         test_refusal_codes_and_blockwise,

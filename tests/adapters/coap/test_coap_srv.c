@@ -554,6 +554,12 @@ static void test_observe(void **state)
 	/* an observing connectionless client is not expired */
 	f->now += 100000;
 	coapsrv_on_tick(&f->core, f->now);
+	/* a heartbeat without a CON: the next notification checks the observer (RFC 7641 4.5) */
+	coapsrv_on_deliver(&f->core, c, gw_slice_cstr("s/z"), gw_slice_cstr("m3"), 0, NULL, 0);
+	assert_int_equal(f->n_notes, 4);
+	assert_true(f->notes[3].con);
+	coapsrv_on_deliver(&f->core, c, gw_slice_cstr("s/z"), gw_slice_cstr("m4"), 0, NULL, 0);
+	assert_false(f->notes[4].con);
 	coapsrv_core_stats(&f->core, &st);
 	assert_int_equal(st.clients, 1);
 	assert_int_equal(st.observations, 1);
