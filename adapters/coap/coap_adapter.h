@@ -38,6 +38,7 @@ struct ad_coap_stats {
 	uint64_t parse_errors;	     /* payloads a point could not read */
 	uint64_t readings;	     /* on_reading calls */
 	uint64_t skipped;	     /* requests not sent because the device was degraded */
+	uint64_t writes;	     /* PUT / POST sent for commands */
 	unsigned int devices;	     /* coap devices served */
 	unsigned int devices_online; /* of which online */
 };

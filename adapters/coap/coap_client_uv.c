@@ -20,6 +20,10 @@
 #include "adapters/coap/coap_uv.h"
 
 #define TOKEN_LEN 8
+/* The resource index of a write's token (resources are numbered below it). */
+#define WRITE_RES 0xFFFF
+/* Writes in flight per adapter before new ones are refused. */
+#define MAX_WRITES 64
 
 struct res_glue {
 	uint32_t gen;	/* of the exchange in flight or the observation */
@@ -38,8 +42,19 @@ struct dev_glue {
 	struct res_glue *res;
 };
 
+/* A write in flight: PUT / POST of a point's value, answered through on_cmd_done. */
+struct write {
+	bool used;
+	uint32_t gen;	       /* token: (device, WRITE_RES, gen) */
+	void *token;	       /* the gateway's */
+	struct ad_value value; /* what was written (no strings: those are not kept) */
+	int64_t deadline;      /* mono ms */
+};
+
 struct ad_coap_adapter {
 	struct ad_adapter base;
+	struct write writes[MAX_WRITES];
+	uint32_t write_gen;
 	struct ad_coap_core core;
 	struct ad_coap_uv *cu;
 	uv_timer_t timer;
@@ -59,6 +74,7 @@ static struct ad_coap_clock clock_now(struct ad_coap_adapter *a)
 }
 
 static void on_timer(uv_timer_t *t);
+static int64_t writes_tick(struct ad_coap_adapter *a, int64_t now);
 
 /* Make sure the timer fires by @due (mono ms, the loop's clock). */
 static void arm(struct ad_coap_adapter *a, int64_t due)
@@ -76,6 +92,7 @@ static void on_timer(uv_timer_t *t)
 	struct ad_coap_adapter *a = container_of(t, struct ad_coap_adapter, timer);
 
 	a->timer_due = INT64_MAX;
+	arm(a, writes_tick(a, (int64_t)uv_now(a->base.loop)));
 	if (a->resolving)
 		return; /* ticks start once every host is resolved */
 	arm(a, ad_coap_core_tick(&a->core, clock_now(a)));
@@ -112,6 +129,93 @@ static struct ad_coap_res *token_res(struct ad_coap_adapter *a, coap_bin_const_t
 	if (a->devs[dev].res[res].gen != gen)
 		return NULL;
 	return &a->core.devs[dev].res[res];
+}
+
+/* ------------------------------------------------------------- writes */
+
+static const char *code_name(unsigned int code)
+{
+	switch (code) {
+	case 128:
+		return "4.00 Bad Request";
+	case 129:
+		return "4.01 Unauthorized";
+	case 130:
+		return "4.02 Bad Option";
+	case 131:
+		return "4.03 Forbidden";
+	case 132:
+		return "4.04 Not Found";
+	case 133:
+		return "4.05 Method Not Allowed";
+	case 134:
+		return "4.06 Not Acceptable";
+	case 140:
+		return "4.12 Precondition Failed";
+	case 141:
+		return "4.13 Request Entity Too Large";
+	case 143:
+		return "4.15 Unsupported Content-Format";
+	case 160:
+		return "5.00 Internal Server Error";
+	case 161:
+		return "5.01 Not Implemented";
+	case 162:
+		return "5.02 Bad Gateway";
+	case 163:
+		return "5.03 Service Unavailable";
+	case 164:
+		return "5.04 Gateway Timeout";
+	default:
+		return "error response";
+	}
+}
+
+/* Answer write @w (ok, or @error a static string) and free its slot. */
+static void write_done(struct ad_coap_adapter *a, struct write *w, const char *error)
+{
+	struct ad_cmd_result res = { .ok = !error, .error = error, .ts_ms = gw_now_ms() };
+
+	if (!error)
+		res.value = w->value;
+	w->used = false;
+	if (a->base.sink.on_cmd_done)
+		a->base.sink.on_cmd_done(a->base.sink.arg, w->token, &res);
+}
+
+/* The write a token names, or NULL. */
+static struct write *token_write(struct ad_coap_adapter *a, coap_bin_const_t tok)
+{
+	uint32_t gen;
+	unsigned int i;
+
+	if (tok.length != TOKEN_LEN || tok.s[2] != 0xFF || tok.s[3] != 0xFF)
+		return NULL;
+	gen = (uint32_t)tok.s[4] << 24 | (uint32_t)tok.s[5] << 16 | (uint32_t)tok.s[6] << 8 |
+	      tok.s[7];
+	for (i = 0; i < MAX_WRITES; i++)
+		if (a->writes[i].used && a->writes[i].gen == gen)
+			return &a->writes[i];
+	return NULL;
+}
+
+/* Writes past the device's timeout fail; the earliest deadline left, or INT64_MAX. */
+static int64_t writes_tick(struct ad_coap_adapter *a, int64_t now)
+{
+	int64_t next = INT64_MAX;
+	unsigned int i;
+
+	for (i = 0; i < MAX_WRITES; i++) {
+		struct write *w = &a->writes[i];
+
+		if (!w->used)
+			continue;
+		if (w->deadline <= now)
+			write_done(a, w, "timeout");
+		else if (w->deadline < next)
+			next = w->deadline;
+	}
+	return next;
 }
 
 /* ------------------------------------------------------------- core ops */
@@ -275,6 +379,15 @@ static coap_response_t on_response(coap_session_t *s, const coap_pdu_t *sent,
 	bool observe;
 
 	(void)sent, (void)mid;
+	if (!r && !a->stopping) {
+		struct write *w = token_write(a, coap_pdu_get_token(rcvd));
+		unsigned int code = coap_pdu_get_code(rcvd);
+
+		if (!w)
+			return COAP_RESPONSE_FAIL;
+		write_done(a, w, code >> 5 == 2 ? NULL : code_name(code));
+		return COAP_RESPONSE_OK;
+	}
 	if (!r || a->stopping)
 		return COAP_RESPONSE_FAIL; /* not ours (any more): RST */
 	observe = !opt_uint(rcvd, COAP_OPTION_OBSERVE, &obs);
@@ -301,8 +414,16 @@ static void on_nack(coap_session_t *s, const coap_pdu_t *sent, const coap_nack_r
 	if (!sent || a->stopping)
 		return;
 	r = token_res(a, coap_pdu_get_token(sent));
-	if (!r)
+	if (!r) {
+		struct write *w = token_write(a, coap_pdu_get_token(sent));
+
+		if (w)
+			write_done(a, w,
+				   reason == COAP_NACK_TOO_MANY_RETRIES ? "timeout"
+				   : reason == COAP_NACK_RST		? "reset (RST)"
+									: "device unreachable");
 		return;
+	}
 	switch (reason) {
 	case COAP_NACK_TOO_MANY_RETRIES:
 		err = -ETIMEDOUT;
@@ -465,6 +586,9 @@ static void stop(struct ad_adapter *base, void (*done)(void *arg), void *arg)
 			done(arg);
 		return;
 	}
+	for (i = 0; i < MAX_WRITES; i++)
+		if (a->writes[i].used)
+			write_done(a, &a->writes[i], "adapter stopped");
 	a->stopping = true;
 	a->core.stopped = true;
 	for (i = 0; i < a->core.n_devs; i++) {
@@ -490,6 +614,83 @@ static void adapter_free(struct ad_adapter *base)
 	gw_free(a);
 }
 
+/* A write: PUT or POST of the value to the point's write_path, answered by the device's code. */
+static int command(struct ad_adapter *base, const struct ad_point *pt, const struct ad_value *value,
+		   void *token, const char **why)
+{
+	struct ad_coap_adapter *a = (struct ad_coap_adapter *)base;
+	const struct ad_coap_point *cp;
+	struct dev_glue *g = NULL;
+	struct write *w = NULL;
+	uint8_t tok[TOKEN_LEN], b[4];
+	char payload[1024];
+	coap_pdu_t *pdu;
+	size_t len;
+	unsigned int i;
+	int cf, rc;
+
+	for (i = 0; pt && i < a->core.n_devs; i++)
+		if (a->core.devs[i].cfg == pt->device)
+			g = &a->devs[i];
+	if (!g || !value) {
+		*why = "not a coap point";
+		return -EINVAL;
+	}
+	if (!a->started || a->stopping) {
+		*why = "adapter not running";
+		return -ECANCELED;
+	}
+	cp = ad_coap_pt_keys(pt);
+	rc = ad_coap_write_payload(pt, value, payload, sizeof(payload), &len, &cf, why);
+	if (rc)
+		return rc;
+	for (i = 0; i < MAX_WRITES && !w; i++)
+		if (!a->writes[i].used)
+			w = &a->writes[i];
+	if (!w) {
+		*why = "too many writes in flight";
+		return -ENOBUFS;
+	}
+	if (!g->sess && session_open(g)) {
+		*why = "device unreachable";
+		return -EHOSTUNREACH;
+	}
+	pdu = coap_new_pdu(COAP_MESSAGE_CON,
+			   cp->method == AD_COAP_POST ? COAP_REQUEST_CODE_POST
+						      : COAP_REQUEST_CODE_PUT,
+			   g->sess);
+	if (!pdu) {
+		*why = "out of memory";
+		return -ENOMEM;
+	}
+	token_make(tok, g->index, WRITE_RES, ++a->write_gen);
+	coap_add_token(pdu, sizeof(tok), tok);
+	if (add_path(pdu, cp->write_path) ||
+	    !coap_add_option(pdu, COAP_OPTION_CONTENT_FORMAT,
+			     coap_encode_var_safe(b, sizeof(b), (unsigned int)cf), b) ||
+	    !coap_add_data(pdu, len, (const uint8_t *)payload)) {
+		coap_delete_pdu(pdu);
+		*why = "request too large";
+		return -EMSGSIZE;
+	}
+	if (coap_send(g->sess, pdu) == COAP_INVALID_MID) {
+		*why = "cannot send";
+		return -EIO;
+	}
+	*w = (struct write){ .used = true,
+			     .gen = a->write_gen,
+			     .token = token,
+			     .value = *value,
+			     .deadline = (int64_t)uv_now(base->loop) +
+					 ad_coap_dev_keys(pt->device)->timeout_ms };
+	if (w->value.type == AD_VAL_STRING)
+		w->value.type = AD_VAL_NONE; /* the caller's buffer does not outlive this call */
+	ad_coap_uv_kick(a->cu);
+	arm(a, w->deadline);
+	a->core.stats.writes++;
+	return 0;
+}
+
 /*
  * $SYS/fieldmq/coap/client/...: the device side's counters (the CoAP server
  * publishes its own beside them, under $SYS/fieldmq/coap/).
@@ -506,6 +707,7 @@ static void figures(const struct ad_adapter *base, ad_figure_fn emit, void *arg)
 	emit(arg, "client/parse_errors", st->parse_errors);
 	emit(arg, "client/readings", st->readings);
 	emit(arg, "client/skipped", st->skipped);
+	emit(arg, "client/writes", st->writes);
 	emit(arg, "client/devices", st->devices);
 	emit(arg, "client/devices/online", st->devices_online);
 }
@@ -515,6 +717,7 @@ static const struct ad_ops coap_ops = {
 	.start = start,
 	.stop = stop,
 	.free = adapter_free,
+	.command = command,
 	.figures = figures,
 };
 

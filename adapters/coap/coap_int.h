@@ -132,6 +132,20 @@ int ad_coap_json_get(const void *doc, const char *pointer, struct ad_coap_raw *o
 int ad_coap_senml_get(const void *doc, const char *name, struct ad_coap_raw *out);
 void ad_coap_json_free(void *doc);
 
+/*
+ * The payload of a write of @v to @pt (access = rw), in the point's format:
+ * text/plain ("42.5", "true", the string), JSON ({"a":{"b":42.5}} for
+ * json_pointer /a/b; the bare value without a pointer) or SenML JSON
+ * ([{"n":"<senml_name>","v":42.5}], vb / vs); format = auto picks JSON with a
+ * json_pointer, SenML with a senml_name, else text. The value is turned back
+ * into device units ((v - offset) / scale) and checked against the type.
+ * Writes at most @cap bytes into @buf. Pure.
+ * 0 with *@len and *@cf (the Content-Format) set; -EINVAL (wrong kind of
+ * value, *@why set), -ERANGE (out of the type's range), -EMSGSIZE.
+ */
+int ad_coap_write_payload(const struct ad_point *pt, const struct ad_value *v, char *buf,
+			  size_t cap, size_t *len, int *cf, const char **why);
+
 /* ------------------------------------------------------------- the core */
 
 /* The time of an event: monotonic for schedules, wall for reading timestamps. */

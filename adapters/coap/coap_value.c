@@ -263,6 +263,210 @@ int ad_coap_raw_to_value(const struct ad_point *pt, const struct ad_coap_raw *ra
 	return 0;
 }
 
+/* ----------------------------------------------------------------- writes */
+
+/* A bounded appender: remembers overflow, written once at the end. */
+struct out {
+	char *p;
+	size_t cap, n;
+	bool over;
+};
+
+static void put(struct out *o, const char *s, size_t n)
+{
+	if (o->n + n >= o->cap) {
+		o->over = true;
+		return;
+	}
+	memcpy(o->p + o->n, s, n);
+	o->n += n;
+	o->p[o->n] = '\0';
+}
+
+static void puts_(struct out *o, const char *s)
+{
+	put(o, s, strlen(s));
+}
+
+/* @s as a JSON string, quotes included; control bytes as \u00XX. */
+static void put_json_str(struct out *o, const uint8_t *s, size_t n)
+{
+	size_t i;
+
+	put(o, "\"", 1);
+	for (i = 0; i < n; i++) {
+		char e[8];
+
+		if (s[i] == '"' || s[i] == '\\') {
+			e[0] = '\\';
+			e[1] = (char)s[i];
+			put(o, e, 2);
+		} else if (s[i] < 0x20) {
+			snprintf(e, sizeof(e), "\\u%04x", s[i]);
+			put(o, e, 6);
+		} else {
+			put(o, (const char *)&s[i], 1);
+		}
+	}
+	put(o, "\"", 1);
+}
+
+/* A pointer token unescaped [RFC 6901 4] as a JSON key. */
+static void put_json_key(struct out *o, const char *tok, size_t n)
+{
+	uint8_t k[256];
+	size_t i, m = 0;
+
+	for (i = 0; i < n && m < sizeof(k); i++) {
+		if (tok[i] == '~' && i + 1 < n && (tok[i + 1] == '0' || tok[i + 1] == '1')) {
+			k[m++] = tok[i + 1] == '0' ? '~' : '/';
+			i++;
+		} else {
+			k[m++] = (uint8_t)tok[i];
+		}
+	}
+	put_json_str(o, k, m);
+}
+
+/* The value in device units, as JSON / text; what the point's type allows. */
+static int put_value(struct out *o, const struct ad_point *pt, const struct ad_value *v, bool json,
+		     const char **why)
+{
+	bool unscaled = pt->scale == 1.0 && pt->offset == 0.0;
+	char num[40];
+	double x;
+
+	if (pt->type == AD_PT_STRING) {
+		if (v->type != AD_VAL_STRING) {
+			*why = "expected a string";
+			return -EINVAL;
+		}
+		if (json)
+			put_json_str(o, v->s.p, v->s.len);
+		else
+			put(o, (const char *)v->s.p, v->s.len);
+		return 0;
+	}
+	if (v->type == AD_VAL_STRING || v->type == AD_VAL_NONE) {
+		*why = "expected a number or a boolean";
+		return -EINVAL;
+	}
+	if (pt->type == AD_PT_BOOL || pt->type == AD_PT_BIT) {
+		bool b = v->type == AD_VAL_BOOL	  ? v->b
+			 : v->type == AD_VAL_INT  ? v->i != 0
+			 : v->type == AD_VAL_UINT ? v->u != 0
+						  : v->d != 0.0;
+
+		puts_(o, b ? "true" : "false");
+		return 0;
+	}
+	x = v->type == AD_VAL_BOOL   ? (double)v->b
+	    : v->type == AD_VAL_INT  ? (double)v->i
+	    : v->type == AD_VAL_UINT ? (double)v->u
+				     : v->d;
+	if (!unscaled) {
+		if (pt->scale == 0.0) {
+			*why = "scale is 0";
+			return -EINVAL;
+		}
+		x = (x - pt->offset) / pt->scale;
+	}
+	if (!isfinite(x)) {
+		*why = "not a finite number";
+		return -ERANGE;
+	}
+	if (pt->type == AD_PT_FLOAT32 || pt->type == AD_PT_FLOAT64) {
+		if (pt->type == AD_PT_FLOAT32)
+			x = (float)x;
+		snprintf(num, sizeof(num), "%.17g", x);
+		/* whole numbers without an exponent, else the shortest text that reads back the same */
+		for (int prec = x == floor(x) && fabs(x) < 1e15 ? 18 : 1; prec <= 17; prec++) {
+			char t[40];
+
+			snprintf(t, sizeof(t), "%.*g", prec, x);
+			if (strtod(t, NULL) == x) {
+				memcpy(num, t, sizeof(t));
+				break;
+			}
+		}
+		if (x == floor(x) && fabs(x) < 1e15)
+			snprintf(num, sizeof(num), "%.0f", x);
+		puts_(o, num);
+		return 0;
+	}
+	x = nearbyint(x);
+	if (x < int_range[pt->type].min || x > int_range[pt->type].max) {
+		*why = "out of the point's range";
+		return -ERANGE;
+	}
+	if (x >= 9223372036854775808.0)
+		snprintf(num, sizeof(num), "%llu", (unsigned long long)x);
+	else
+		snprintf(num, sizeof(num), "%lld", (long long)x);
+	puts_(o, num);
+	return 0;
+}
+
+int ad_coap_write_payload(const struct ad_point *pt, const struct ad_value *v, char *buf,
+			  size_t cap, size_t *len, int *cf, const char **why)
+{
+	const struct ad_coap_point *cp = pt->ext;
+	enum ad_coap_format f = cp->format;
+	struct out o = { .p = buf, .cap = cap };
+	int rc;
+
+	if (cap)
+		buf[0] = '\0';
+	if (f == AD_COAP_FMT_AUTO)
+		f = cp->json_pointer && *cp->json_pointer ? AD_COAP_FMT_JSON
+		    : cp->senml_name && *cp->senml_name	  ? AD_COAP_FMT_SENML
+							  : AD_COAP_FMT_TEXT;
+	switch (f) {
+	case AD_COAP_FMT_JSON: {
+		const char *ptr = cp->json_pointer ? cp->json_pointer : "";
+		unsigned int depth = 0;
+
+		*cf = AD_COAP_CF_JSON;
+		while (*ptr == '/') {
+			size_t n = strcspn(ptr + 1, "/");
+
+			put(&o, "{", 1);
+			put_json_key(&o, ptr + 1, n);
+			put(&o, ":", 1);
+			depth++;
+			ptr += 1 + n;
+		}
+		rc = put_value(&o, pt, v, true, why);
+		while (depth--)
+			put(&o, "}", 1);
+		break;
+	}
+	case AD_COAP_FMT_SENML:
+		*cf = AD_COAP_CF_SENML_JSON;
+		puts_(&o, "[{\"n\":");
+		put_json_str(&o, (const uint8_t *)(cp->senml_name ? cp->senml_name : ""),
+			     cp->senml_name ? strlen(cp->senml_name) : 0);
+		puts_(&o, pt->type == AD_PT_STRING			    ? ",\"vs\":"
+			  : pt->type == AD_PT_BOOL || pt->type == AD_PT_BIT ? ",\"vb\":"
+									    : ",\"v\":");
+		rc = put_value(&o, pt, v, true, why);
+		puts_(&o, "}]");
+		break;
+	default:
+		*cf = AD_COAP_CF_TEXT;
+		rc = put_value(&o, pt, v, false, why);
+		break;
+	}
+	if (rc)
+		return rc;
+	if (o.over) {
+		*why = "payload too long";
+		return -EMSGSIZE;
+	}
+	*len = o.n;
+	return 0;
+}
+
 /* ------------------------------------------------------------------ names */
 
 const char *ad_coap_err_name(int err, char *buf, size_t n)

@@ -15,7 +15,8 @@ CoAP servers on 127.0.0.1, each started and stopped here by PID:
 
 Readings are checked on MQTT: values, quality, retained status topics.
 --check-config refuses bad coap keys with file:line and accepts every
-etc/devices.d/coap-*.ini.example; make run's demo map (demo_coap.ini) reads
+etc/devices.d/coap-*.ini.example; writes (PUT, POST with a JSON pointer and
+scale, a 4.05) go out on .../set and come back on .../set/result; make run's demo map (demo_coap.ini) reads
 the simulator."""
 import glob
 import json
@@ -180,6 +181,23 @@ path = /garbage
 observe = yes
 format = json
 json_pointer = /v
+
+[point:sim/setpoint]
+path = /setpoint
+observe = yes
+access = rw
+
+[point:sim/jset]
+path = /jsetpoint
+observe = yes
+json_pointer = /target/value
+access = rw
+method = post
+scale = 0.1
+
+[point:sim/nowrite]
+path = /fail
+access = rw
 
 [device:slow]
 protocol = coap
@@ -351,6 +369,31 @@ def main():
         v = sub.value(P + "dead/v")
         check("dead device point bad: %s" % v, v and v["quality"] == "bad")
 
+        # Writes: PUT text, POST JSON at the pointer (scaled back), a 4.05
+        pub = mqtt.Client(client_id="", protocol=mqtt.MQTTv311)
+        pub.connect("127.0.0.1", port)
+        pub.loop_start()
+        pub.publish(P + "sim/setpoint/set", "42.5", qos=1)
+        v = sub.value(P + "sim/setpoint/set/result")
+        check("write PUT /setpoint 42.5: result %s" % v, v and v["ok"] is True and v["value"] == 42.5)
+        v = sub.value(P + "sim/setpoint", lambda v: v["value"] == 42.5)
+        check("... and the observed value is 42.5: %s" % v, v is not None)
+        pub.publish(P + "sim/jset/set", '{"value": 7}', qos=1)
+        v = sub.value(P + "sim/jset/set/result")
+        check("write POST /jsetpoint (JSON at /target/value, scale 0.1): %s" % v,
+              v and v["ok"] is True)
+        v = sub.value(P + "sim/jset", lambda v: abs(v["value"] - 7) < 1e-9)
+        check("... read back through the pointer as 7 (70 on the device): %s" % v, v is not None)
+        pub.publish(P + "sim/nowrite/set", "1", qos=1)
+        v = sub.value(P + "sim/nowrite/set/result")
+        check("write to a resource without PUT: %s" % v,
+              v and v["ok"] is False and v["error"].startswith("4.05"))
+        pub.publish(P + "sim/setpoint/set", '"text"', qos=1)
+        v = sub.value(P + "sim/setpoint/set/result", lambda v: v["ok"] is False)
+        check("a string to a number point is refused before the device: %s" % v, v is not None)
+        pub.loop_stop()
+        pub.disconnect()
+
         # The simulator restarts: SIGKILL, so it cannot say goodbye (4.04) to its
         # observers, and the new one knows none. Max-Age (2 s) passes without a
         # notification and the adapter registers again.
@@ -374,6 +417,7 @@ def main():
               % (fig("notifications"), fig("parse_errors"), fig("devices")),
               (fig("notifications") or 0) > 10 and (fig("parse_errors") or 0) >= 1
               and fig("devices") == 6)
+        check("$SYS/fieldmq/coap/client/writes: %s" % fig("writes"), (fig("writes") or 0) >= 3)
         with open(os.path.join(tmp, "log")) as f:
             logtext = f.read()
         check("log says it registered again", "registering again" in logtext)

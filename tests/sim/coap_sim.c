@@ -15,6 +15,8 @@
  *   /cf      Content-Format alternates: text/plain "N", then JSON {"v":N}
  *   /big     ~3 KB of JSON ({"value":N,"pad":"..."}): block-wise (Block2)
  *   /garbage observable; every third state is not JSON
+ *   /setpoint, /jsetpoint  observable, writable: PUT / POST store the payload (and its
+ *            Content-Format), GET returns it (2.04 on a write; logged on stderr)
  *   /r/0 .. /r/N-1  (--bench N) observable text counters, each changed once per period,
  *            spread evenly over it (N notifications per period, not one burst);
  *            --non: their notifications are always NON (libcoap's default makes
@@ -206,6 +208,59 @@ static void h_bench(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req
 	reply(r, resp, COAP_MEDIATYPE_TEXT_PLAIN, b, true);
 }
 
+/* Writable resources: what the last PUT / POST stored, read back by GET (observable). */
+struct store {
+	char body[256];
+	size_t n;
+	unsigned int cf;
+};
+static struct store setpoint = { "20", 2, COAP_MEDIATYPE_TEXT_PLAIN };
+static struct store jsetpoint = { "{\"target\":{\"value\":0}}", 22,
+				  COAP_MEDIATYPE_APPLICATION_JSON };
+
+static struct store *store_of(coap_resource_t *r)
+{
+	coap_str_const_t *p = coap_resource_get_uri_path(r);
+
+	return p && p->length == 9 && !memcmp(p->s, "jsetpoint", 9) ? &jsetpoint : &setpoint;
+}
+
+static void h_store_get(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
+			const coap_string_t *q, coap_pdu_t *resp)
+{
+	struct store *st = store_of(r);
+
+	(void)s, (void)req, (void)q;
+	coap_pdu_set_code(resp, COAP_RESPONSE_CODE_CONTENT);
+	set_cf(resp, st->cf);
+	coap_add_data(resp, st->n, (const uint8_t *)st->body);
+}
+
+static void h_store_put(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
+			const coap_string_t *q, coap_pdu_t *resp)
+{
+	struct store *st = store_of(r);
+	coap_opt_iterator_t it;
+	coap_opt_t *o = coap_check_option(req, COAP_OPTION_CONTENT_FORMAT, &it);
+	const uint8_t *data;
+	size_t n;
+
+	(void)s, (void)q;
+	if (!coap_get_data(req, &n, &data) || n == 0 || n >= sizeof(st->body)) {
+		coap_pdu_set_code(resp, COAP_RESPONSE_CODE_BAD_REQUEST);
+		return;
+	}
+	memcpy(st->body, data, n);
+	st->body[n] = '\0';
+	st->n = n;
+	st->cf = o ? coap_decode_var_bytes(coap_opt_value(o), coap_opt_length(o))
+		   : COAP_MEDIATYPE_TEXT_PLAIN;
+	fprintf(stderr, "coap_sim: %.*s <- %s\n", (int)coap_resource_get_uri_path(r)->length,
+		(const char *)coap_resource_get_uri_path(r)->s, st->body);
+	coap_pdu_set_code(resp, COAP_RESPONSE_CODE_CHANGED);
+	coap_resource_notify_observers(r, NULL);
+}
+
 static coap_resource_t *add(coap_context_t *ctx, const char *path, coap_method_handler_t h,
 			    bool observable, int flags)
 {
@@ -283,6 +338,15 @@ int main(int argc, char **argv)
 	add(ctx, "slow", h_slow, false, 0);
 	add(ctx, "cf", h_cf, false, 0);
 	add(ctx, "big", h_big, false, 0);
+	{
+		coap_resource_t *w = add(ctx, "setpoint", h_store_get, true, 0);
+
+		coap_register_handler(w, COAP_REQUEST_PUT, h_store_put);
+		coap_register_handler(w, COAP_REQUEST_POST, h_store_put);
+		w = add(ctx, "jsetpoint", h_store_get, true, 0);
+		coap_register_handler(w, COAP_REQUEST_PUT, h_store_put);
+		coap_register_handler(w, COAP_REQUEST_POST, h_store_put);
+	}
 	for (i = 0; i < bench; i++) {
 		char p[32];
 

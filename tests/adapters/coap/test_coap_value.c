@@ -215,6 +215,62 @@ static void test_url(void **state)
 	assert_int_equal(ad_coap_url_split("coap://h/a?b=1", &d, &off, &why), -EINVAL);
 }
 
+static void test_write_payload(void **state)
+{
+	struct ad_coap_point cp = { .format = AD_COAP_FMT_AUTO };
+	struct ad_point pt = point(AD_PT_FLOAT64, 1, 0);
+	struct ad_value v = { .type = AD_VAL_DOUBLE, .d = 42.5 };
+	const char *why = NULL;
+	char buf[128];
+	size_t n;
+	int cf;
+
+	(void)state;
+	pt.ext = &cp;
+	assert_int_equal(ad_coap_write_payload(&pt, &v, buf, sizeof(buf), &n, &cf, &why), 0);
+	assert_string_equal(buf, "42.5");
+	assert_int_equal(cf, AD_COAP_CF_TEXT);
+	assert_int_equal(n, 4);
+	/* JSON at a pointer, escapes undone; scale undone (7 / 0.1 = 70) */
+	cp.json_pointer = (char *)"/a~1b/value";
+	pt.scale = 0.1;
+	v.d = 7;
+	assert_int_equal(ad_coap_write_payload(&pt, &v, buf, sizeof(buf), &n, &cf, &why), 0);
+	assert_string_equal(buf, "{\"a/b\":{\"value\":70}}");
+	assert_int_equal(cf, AD_COAP_CF_JSON);
+	/* SenML */
+	cp.json_pointer = NULL;
+	cp.senml_name = (char *)"dev/\"x\"";
+	pt.scale = 1;
+	pt.type = AD_PT_BOOL;
+	v = (struct ad_value){ .type = AD_VAL_BOOL, .b = true };
+	assert_int_equal(ad_coap_write_payload(&pt, &v, buf, sizeof(buf), &n, &cf, &why), 0);
+	assert_string_equal(buf, "[{\"n\":\"dev/\\\"x\\\"\",\"vb\":true}]");
+	assert_int_equal(cf, AD_COAP_CF_SENML_JSON);
+	/* integers: range checked after unscaling */
+	cp.senml_name = NULL;
+	pt.type = AD_PT_INT16;
+	v = (struct ad_value){ .type = AD_VAL_INT, .i = 40000 };
+	assert_int_equal(ad_coap_write_payload(&pt, &v, buf, sizeof(buf), &n, &cf, &why), -ERANGE);
+	v.i = -5;
+	assert_int_equal(ad_coap_write_payload(&pt, &v, buf, sizeof(buf), &n, &cf, &why), 0);
+	assert_string_equal(buf, "-5");
+	/* a string for a number, a number for a string point */
+	v = (struct ad_value){ .type = AD_VAL_STRING, .s = GW_SLICE_STR("on") };
+	assert_int_equal(ad_coap_write_payload(&pt, &v, buf, sizeof(buf), &n, &cf, &why), -EINVAL);
+	pt.type = AD_PT_STRING;
+	cp.format = AD_COAP_FMT_JSON;
+	assert_int_equal(ad_coap_write_payload(&pt, &v, buf, sizeof(buf), &n, &cf, &why), 0);
+	assert_string_equal(buf, "\"on\"");
+	v = (struct ad_value){ .type = AD_VAL_DOUBLE, .d = 1 };
+	assert_int_equal(ad_coap_write_payload(&pt, &v, buf, sizeof(buf), &n, &cf, &why), -EINVAL);
+	/* too long for the buffer */
+	pt.type = AD_PT_FLOAT64;
+	cp.format = AD_COAP_FMT_TEXT;
+	v.d = 123456.75;
+	assert_int_equal(ad_coap_write_payload(&pt, &v, buf, 4, &n, &cf, &why), -EMSGSIZE);
+}
+
 static void test_err_names(void **state)
 {
 	char b[32];
@@ -231,7 +287,7 @@ int main(void)
 		cmocka_unit_test(test_text_numbers), cmocka_unit_test(test_text_bools),
 		cmocka_unit_test(test_to_value),     cmocka_unit_test(test_json_pointer),
 		cmocka_unit_test(test_senml),	     cmocka_unit_test(test_url),
-		cmocka_unit_test(test_err_names),
+		cmocka_unit_test(test_err_names),    cmocka_unit_test(test_write_payload),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
