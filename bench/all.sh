@@ -2,6 +2,8 @@
 # `make bench`: every benchmark, one after the other, each writing its figures
 # into its own marked section of BENCHMARKS.md:
 #   broker   bench/run.sh            (fieldmq vs Mosquitto, s1-s6; writes its section itself)
+#            bench/tls_bench.sh      (s1/s3 over TLS, handshakes/s, RSS per idle TLS and
+#                                     WebSocket connection, vs Mosquitto over TLS)
 #   store    build/bench/store_bench (append rate, open time, bytes per message, drain)
 #   modbus   bench/modbus_all.sh     (points/s, requests per poll, CPU, RSS, threads; 100 x 100 and
 #                                     1000 x 10 TCP devices, now and before the loop poller)
@@ -56,7 +58,10 @@ PY
 
 for b in $ONLY; do
 	case $b in
-	broker) bench/run.sh ;;
+	broker)
+		bench/run.sh
+		section broker-tls "Broker over TLS and WebSocket, against Mosquitto over TLS" bench/tls_bench.sh
+		;;
 	store)
 		d=$(mktemp -d /tmp/fieldmq-stbench.XXXXXX)
 		section store "Store (SQLite queue)" "$BUILD/bench/store_bench" -n 1000000 -d "$d"

@@ -5,6 +5,13 @@
  *
  * Usage: mqtt_load -p PORT -s SCENARIO [-H HOST] [-d SECS] [-u WARMUP_SECS]
  *                  [-w WINDOW] [-n IDLE_CONNS] [-r RATE] [-B BROKER_PID]
+ *                  [-T CAFILE] [-W]
+ *
+ *   -T CAFILE  every connection is TLS (mbedTLS client, TLS 1.2 or what the
+ *              library has, server name "localhost" verified against CAFILE);
+ *              the handshake is done blocking when a connection opens
+ *   -W         s6 only: idle connections are MQTT over WebSocket (ws://, path
+ *              /mqtt, subprotocol mqtt), opened blocking one after the other
  *
  *   s1  1 publisher -> 1 subscriber, QoS 0, max rate
  *   s2  4 -> 4 on 4 topics (publisher i -> topic i -> subscriber i), QoS 0
@@ -15,6 +22,8 @@
  *       of a wildcard; latency from a CLOCK_MONOTONIC stamp in the payload
  *   s6  IDLE_CONNS (default 5000) CONNECTed idle clients (keepalive 0); the
  *       broker's VmRSS before, and 2.5 s after the last CONNACK (/proc/PID/status)
+ *   hs  connect, (TLS handshake,) CONNECT, CONNACK, DISCONNECT, close, one after
+ *       the other for the run: new connections a second, and the broker's CPU
  *
  * Flow control: a publisher may be at most WINDOW messages ahead of what its
  * subscribers have received (every payload carries the publisher's index, a
@@ -42,6 +51,14 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/error.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/net_sockets.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/version.h>
+#include <mbedtls/x509_crt.h>
 
 #define PAYLOAD_LEN 64
 #define RBUF_SIZE (256 * 1024)
@@ -95,11 +112,15 @@ static const struct scen scens[] = {
 	  .rate = 200,
 	  .latency = true },
 	{ .name = "s6", .idle = 5000 },
+	{ .name = "hs" },
 };
 
 struct conn {
 	struct load *lg;
 	int fd;
+	mbedtls_net_context net;
+	mbedtls_ssl_context *ssl; /* NULL: plain TCP */
+	size_t tls_pend;	  /* a write that returned WANT_WRITE: retried with this length */
 	enum role role;
 	unsigned int idx; /* among the publishers or the subscribers */
 	bool connacked, subacked, want_out, closed;
@@ -135,6 +156,12 @@ struct load {
 	uint64_t *last_seq; /* [sub * n_pubs + pub] */
 	uint64_t *lat;	    /* ns, measured window only */
 	size_t n_lat, cap_lat;
+	/* -T: TLS; -W: WebSocket (s6). */
+	bool tls, ws;
+	mbedtls_ssl_config conf;
+	mbedtls_x509_crt ca;
+	mbedtls_entropy_context entropy;
+	mbedtls_ctr_drbg_context drbg;
 };
 
 static int64_t now_ns(void)
@@ -302,8 +329,25 @@ static void conn_reserve(struct conn *c, size_t n)
 static void conn_flush(struct conn *c)
 {
 	while (c->woff < c->wlen) {
-		ssize_t n = write(c->fd, c->wbuf + c->woff, c->wlen - c->woff);
+		ssize_t n;
 
+		if (c->ssl) {
+			size_t len = c->tls_pend ? c->tls_pend : c->wlen - c->woff;
+			int rc = mbedtls_ssl_write(c->ssl, c->wbuf + c->woff, len);
+
+			/* mbedTLS wants the same length again after WANT_WRITE. */
+			if (rc == MBEDTLS_ERR_SSL_WANT_WRITE || rc == MBEDTLS_ERR_SSL_WANT_READ) {
+				c->tls_pend = len;
+				conn_want_out(c, true);
+				return;
+			}
+			if (rc < 0)
+				fail("TLS write failed");
+			c->tls_pend = 0;
+			c->woff += (size_t)rc;
+			continue;
+		}
+		n = write(c->fd, c->wbuf + c->woff, c->wlen - c->woff);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
 				conn_want_out(c, true);
@@ -582,7 +626,29 @@ static void conn_readable(struct load *lg, struct conn *c)
 
 	if (have)
 		memcpy(buf, c->tail, have);
-	n = read(c->fd, buf + have, RBUF_SIZE - have);
+again:
+	if (c->ssl) {
+		int rc = mbedtls_ssl_read(c->ssl, buf + have, RBUF_SIZE - have);
+
+		if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE) {
+			errno = EAGAIN;
+			n = -1;
+		} else if (rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) {
+			n = 0;
+		} else if (rc < 0) {
+			if (c->closed)
+				return;
+			fail("TLS read failed");
+		} else {
+			n = rc;
+		}
+	} else {
+		n = read(c->fd, buf + have, RBUF_SIZE - have);
+	}
+	if (n < 0 && c->ssl && errno == EAGAIN && have) {
+		n = 0;
+		goto parse_it; /* what was read before this WANT_READ */
+	}
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EINTR)
 			return;
@@ -594,6 +660,12 @@ static void conn_readable(struct load *lg, struct conn *c)
 		fail("broker closed a connection");
 	}
 	have += (size_t)n;
+	/* mbedTLS may hold decrypted records epoll cannot see: read them all. */
+	if (c->ssl && have < RBUF_SIZE && mbedtls_ssl_get_bytes_avail(c->ssl))
+		goto again;
+	if (c->ssl && have < RBUF_SIZE / 2)
+		goto again; /* until WANT_READ */
+parse_it:
 	used = parse(lg, c, buf, have, now_ns());
 	c->tlen = have - used;
 	if (c->tlen) {
@@ -608,9 +680,117 @@ static void conn_readable(struct load *lg, struct conn *c)
 	/* PUBACKs owed by a subscriber go out in one write per read. */
 	if (c->wlen > c->woff && !c->want_out)
 		conn_flush(c);
+	if (c->ssl && !c->closed && mbedtls_ssl_get_bytes_avail(c->ssl))
+		conn_readable(lg, c);
 }
 
 /* ---------------------------------------------------------- connections */
+
+#if MBEDTLS_VERSION_MAJOR == 2
+static const mbedtls_ecp_group_id client_curves[] = {
+	MBEDTLS_ECP_DP_CURVE25519, MBEDTLS_ECP_DP_SECP256R1, MBEDTLS_ECP_DP_SECP384R1,
+	MBEDTLS_ECP_DP_SECP521R1,  MBEDTLS_ECP_DP_NONE,
+};
+#endif
+
+/* A blocking TLS handshake on @c's (still blocking, timed-out) socket. */
+static void tls_handshake(struct load *lg, struct conn *c)
+{
+	int64_t end = now_ns() + 10 * 1000000000LL;
+	int rc;
+
+	c->ssl = xmalloc(sizeof(*c->ssl));
+	mbedtls_ssl_init(c->ssl);
+	if (mbedtls_ssl_setup(c->ssl, &lg->conf) || mbedtls_ssl_set_hostname(c->ssl, "localhost"))
+		fail("TLS setup");
+	c->net.fd = c->fd;
+	mbedtls_ssl_set_bio(c->ssl, &c->net, mbedtls_net_send, mbedtls_net_recv, NULL);
+	while ((rc = mbedtls_ssl_handshake(c->ssl)) != 0) {
+		if ((rc != MBEDTLS_ERR_SSL_WANT_READ && rc != MBEDTLS_ERR_SSL_WANT_WRITE) ||
+		    now_ns() > end) {
+			char e[128];
+
+			mbedtls_strerror(rc, e, sizeof(e));
+			fprintf(stderr, "mqtt_load: TLS handshake: %s\n", e);
+			exit(1);
+		}
+	}
+}
+
+/* All of @n bytes on a blocking socket, or fail. */
+static void write_all(int fd, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	while (n) {
+		ssize_t k = write(fd, b, n);
+
+		if (k <= 0)
+			die("write");
+		b += k;
+		n -= (size_t)k;
+	}
+}
+
+/*
+ * -W: the WebSocket upgrade and CONNECT in a masked binary frame, and the
+ * CONNACK in the server's frame, all blocking. The connection then idles.
+ */
+static void ws_open(struct load *lg, struct conn *c, const char *id)
+{
+	static const char req[] =
+		"GET /mqtt HTTP/1.1\r\nHost: localhost\r\n"
+		"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+		"Sec-WebSocket-Protocol: mqtt\r\nSec-WebSocket-Version: 13\r\n\r\n";
+	uint8_t buf[1024], frame[160];
+	size_t got = 0, n, i;
+	char *end;
+
+	write_all(c->fd, req, sizeof(req) - 1);
+	for (;;) {
+		ssize_t k = read(c->fd, buf + got, sizeof(buf) - 1 - got);
+
+		if (k <= 0)
+			fail("WebSocket upgrade: no answer");
+		got += (size_t)k;
+		buf[got] = 0;
+		end = strstr((char *)buf, "\r\n\r\n");
+		if (end)
+			break;
+		if (got == sizeof(buf) - 1)
+			fail("WebSocket upgrade: answer too long");
+	}
+	if (strncmp((char *)buf, "HTTP/1.1 101", 12))
+		fail("WebSocket upgrade refused");
+	/* CONNECT, in a masked frame (mask 0: the payload as is). */
+	c->wlen = c->woff = 0;
+	send_connect(c, id);
+	n = c->wlen;
+	frame[0] = 0x82;
+	frame[1] = (uint8_t)(0x80 | n);
+	memset(frame + 2, 0, 4);
+	memcpy(frame + 6, c->wbuf, n);
+	c->wlen = 0;
+	write_all(c->fd, frame, 6 + n);
+	/* What came after the 101, then the frame 0x82 0x04 + CONNACK. */
+	n = got - (size_t)(end + 4 - (char *)buf);
+	memmove(buf, end + 4, n);
+	while (n < 6) {
+		ssize_t k = read(c->fd, buf + n, sizeof(buf) - n);
+
+		if (k <= 0)
+			fail("WebSocket: no CONNACK");
+		n += (size_t)k;
+	}
+	for (i = 0; i < 2; i++)
+		if (buf[i] != (i ? 0x04 : 0x82))
+			fail("WebSocket: not a CONNACK frame");
+	if (buf[2] != 0x20 || buf[5] != 0)
+		fail("WebSocket: CONNACK refused");
+	c->connacked = true;
+	lg->n_connected++;
+}
 
 static struct conn *conn_open(struct load *lg, enum role role, unsigned int idx)
 {
@@ -626,15 +806,22 @@ static struct conn *conn_open(struct load *lg, enum role role, unsigned int idx)
 	c->fd = socket(AF_INET, SOCK_STREAM, 0);
 	if (c->fd < 0)
 		die("socket");
-	/* A blocking connect bounded by the send timeout, then non-blocking I/O. */
+	/* A blocking connect (and handshake) bounded by timeouts, then non-blocking I/O. */
 	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	if (connect(c->fd, (struct sockaddr *)&lg->addr, sizeof(lg->addr)))
 		die("connect");
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	snprintf(id, sizeof(id), "bench-%d-%c%u", (int)getpid(), "psi"[role], idx);
+	if (lg->ws) {
+		ws_open(lg, c, id);
+		return c; /* idle: never read again */
+	}
+	if (lg->tls)
+		tls_handshake(lg, c);
 	fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
 	if (epoll_ctl(lg->ep, EPOLL_CTL_ADD, c->fd, &ev))
 		die("epoll_ctl");
-	snprintf(id, sizeof(id), "bench-%d-%c%u", (int)getpid(), "psi"[role], idx);
 	send_connect(c, id);
 	if (role == R_SUB) {
 		/* Its filter, kept in prefix until SUBACK (subscribers publish nothing). */
@@ -651,7 +838,12 @@ static void conn_close(struct conn *c)
 	if (c->closed)
 		return;
 	/* Best effort: the broker learns it is a clean DISCONNECT. */
-	if (write(c->fd, disc, 2) < 0) {
+	if (c->ssl) {
+		mbedtls_ssl_write(c->ssl, disc, 2);
+		mbedtls_ssl_free(c->ssl);
+		free(c->ssl);
+		c->ssl = NULL;
+	} else if (write(c->fd, disc, 2) < 0) {
 		/* Nothing to do: the close below ends the connection anyway. */
 	}
 	c->closed = true;
@@ -718,13 +910,13 @@ static int run_idle(struct load *lg)
 		}
 		lg->n_idles = i;
 		loop_once(lg, 10);
-		if (now_ns() - t0 > 60 * 1000000000LL)
-			fail("idle connections: no CONNACK within 60 s");
+		if (now_ns() - t0 > 300 * 1000000000LL)
+			fail("idle connections: no CONNACK within 300 s");
 	}
 	while (lg->n_connected < lg->idle) {
 		loop_once(lg, 10);
-		if (now_ns() - t0 > 60 * 1000000000LL)
-			fail("idle connections: no CONNACK within 60 s");
+		if (now_ns() - t0 > 300 * 1000000000LL)
+			fail("idle connections: no CONNACK within 300 s");
 	}
 	t1 = now_ns();
 	/* Let the broker settle: fieldmq gives idle buffers back on its 1 s tick. */
@@ -738,6 +930,54 @@ static int run_idle(struct load *lg)
 	       before < 0 || after < 0 ? -1.0 : (double)(after - before) * 1024.0 / lg->idle);
 	for (i = 0; i < lg->n_idles; i++)
 		conn_close(lg->idles[i]);
+	return 0;
+}
+
+/*
+ * hs: one new connection after the other for warm-up + duration: connect,
+ * TLS handshake (-T), CONNECT, wait for the CONNACK, DISCONNECT, close.
+ */
+static int run_hs(struct load *lg)
+{
+	int64_t t0 = now_ns(), tm = t0 + (int64_t)(lg->warmup * 1e9), te, now;
+	double bcpu0 = -1, bcpu1, gcpu0 = 0, gcpu1;
+	uint64_t n = 0;
+	unsigned int i = 0;
+
+	te = tm + (int64_t)(lg->dur * 1e9);
+	for (;;) {
+		struct conn *c;
+
+		now = now_ns();
+		if (bcpu0 < 0 && now >= tm) {
+			bcpu0 = proc_cpu_s(lg->broker_pid);
+			gcpu0 = self_cpu_s();
+			tm = now;
+			n = 0;
+		}
+		if (now >= te)
+			break;
+		c = conn_open(lg, R_IDLE, i++);
+		while (!c->connacked) {
+			loop_once(lg, 10);
+			if (now_ns() - now > 5 * 1000000000LL)
+				fail("hs: no CONNACK within 5 s");
+		}
+		lg->n_connected--;
+		epoll_ctl(lg->ep, EPOLL_CTL_DEL, c->fd, NULL);
+		conn_close(c);
+		free(c->wbuf);
+		free(c->tail);
+		free(c);
+		n++;
+	}
+	bcpu1 = proc_cpu_s(lg->broker_pid);
+	gcpu1 = self_cpu_s();
+	printf("RESULT scen=hs secs=%.2f conns=%llu rate=%.1f broker_cpu=%.0f gen_cpu=%.0f\n",
+	       (double)(now - tm) / 1e9, (unsigned long long)n,
+	       (double)n * 1e9 / (double)(now - tm),
+	       bcpu0 < 0 || bcpu1 < 0 ? -1.0 : (bcpu1 - bcpu0) * 100.0 * 1e9 / (double)(now - tm),
+	       (gcpu1 - gcpu0) * 100.0 * 1e9 / (double)(now - tm));
 	return 0;
 }
 
@@ -836,20 +1076,21 @@ static int run_flow(struct load *lg)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: mqtt_load -p PORT -s s1|s2|s3|s4|s5|s6 [-H HOST] [-d SECS] "
-			"[-u WARMUP_SECS] [-w WINDOW] [-n IDLE_CONNS] [-r RATE] [-B BROKER_PID]\n");
+	fprintf(stderr, "usage: mqtt_load -p PORT -s s1|s2|s3|s4|s5|s6|hs [-H HOST] [-d SECS] "
+			"[-u WARMUP_SECS] [-w WINDOW] [-n IDLE_CONNS] [-r RATE] [-B BROKER_PID] "
+			"[-T CAFILE] [-W]\n");
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
 	struct load lg = { .dur = 5, .warmup = 1, .broker_pid = -1 };
-	const char *host = "127.0.0.1", *scen = NULL;
+	const char *host = "127.0.0.1", *scen = NULL, *cafile = NULL;
 	long window = -1, rate = -1, idle = -1;
 	int opt, port = 0;
 	unsigned int i;
 
-	while ((opt = getopt(argc, argv, "p:s:H:d:u:w:n:r:B:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:s:H:d:u:w:n:r:B:T:W")) != -1) {
 		switch (opt) {
 		case 'p':
 			port = atoi(optarg);
@@ -878,6 +1119,12 @@ int main(int argc, char **argv)
 		case 'B':
 			lg.broker_pid = atoi(optarg);
 			break;
+		case 'T':
+			cafile = optarg;
+			break;
+		case 'W':
+			lg.ws = true;
+			break;
 		default:
 			usage();
 		}
@@ -901,6 +1148,28 @@ int main(int argc, char **argv)
 	if (lg.ep < 0)
 		die("epoll_create1");
 	lg.rbuf = xmalloc(RBUF_SIZE);
+	if (cafile) {
+		lg.tls = true;
+		mbedtls_ssl_config_init(&lg.conf);
+		mbedtls_x509_crt_init(&lg.ca);
+		mbedtls_entropy_init(&lg.entropy);
+		mbedtls_ctr_drbg_init(&lg.drbg);
+		if (mbedtls_ctr_drbg_seed(&lg.drbg, mbedtls_entropy_func, &lg.entropy, NULL, 0) ||
+		    mbedtls_x509_crt_parse_file(&lg.ca, cafile) ||
+		    mbedtls_ssl_config_defaults(&lg.conf, MBEDTLS_SSL_IS_CLIENT,
+						MBEDTLS_SSL_TRANSPORT_STREAM,
+						MBEDTLS_SSL_PRESET_DEFAULT))
+			fail("TLS client configuration");
+		mbedtls_ssl_conf_rng(&lg.conf, mbedtls_ctr_drbg_random, &lg.drbg);
+		mbedtls_ssl_conf_ca_chain(&lg.conf, &lg.ca, NULL);
+		mbedtls_ssl_conf_authmode(&lg.conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+#if MBEDTLS_VERSION_MAJOR == 2
+		/* Offered as OpenSSL's clients (paho, mosquitto_pub, Node) do: X25519 first. */
+		mbedtls_ssl_conf_curves(&lg.conf, client_curves);
+#endif
+	}
+	if (!strcmp(lg.sc->name, "hs"))
+		return run_hs(&lg);
 	if (lg.idle)
 		return run_idle(&lg);
 	return run_flow(&lg);

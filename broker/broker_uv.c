@@ -27,6 +27,9 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1347,6 +1350,44 @@ static void on_check(uv_check_t *h)
 	u->n_dirty = 0;
 }
 
+/*
+ * TLS connections idle for a second (nothing read, nothing queued or being
+ * written) give back mbedTLS's record buffers, about 33 KB each: most of
+ * what an idle TLS connection would cost (gw_tls_sleep; the next byte read or
+ * written wakes the session up). TLS 1.3 sessions cannot be saved and stay
+ * awake.
+ */
+static void tls_sleep_idle(struct brk_uv *u, int64_t now)
+{
+	unsigned int slept = 0;
+	struct gw_list *pos;
+
+	gw_list_for_each (pos, &u->b.conns) {
+		struct brk_conn *c = gw_list_entry(pos, struct brk_conn, link);
+		struct brk_xport *x = container_of(c, struct brk_uvconn, c)->x;
+
+		if (!x || !x->tls || x->phase != XP_OPEN || c->state == BRK_CS_CLOSING ||
+		    c->writing || x->olen || brk__conn_pending(c) || now - c->last_rx < 1000 ||
+		    gw_tls_asleep(x->tls))
+			continue;
+		if (gw_tls_sleep(x->tls))
+			continue;
+		gw_free(x->obuf);
+		x->obuf = NULL;
+		x->ocap = 0;
+		slept++;
+	}
+#if defined(__GLIBC__)
+	/*
+	 * The buffers freed sit between live allocations, where glibc's
+	 * free() keeps them resident: past a megabyte of them, hand the free
+	 * pages inside the heap back to the system (musl does it by itself).
+	 */
+	if (slept >= 32)
+		malloc_trim(0);
+#endif
+}
+
 static void on_tick(uv_timer_t *t)
 {
 	struct brk_uv *u = t->data;
@@ -1356,6 +1397,7 @@ static void on_tick(uv_timer_t *t)
 	brk__tick(&u->b, now);
 	if (u->srcs)
 		brk_srctab_sweep(u->srcs, now);
+	tls_sleep_idle(u, now);
 	gw_list_for_each_safe (pos, tmp, &u->linger) {
 		struct brk_uvlinger *l = gw_list_entry(pos, struct brk_uvlinger, link);
 

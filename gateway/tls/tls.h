@@ -62,6 +62,17 @@ int gw_tls_peer_cn(struct gw_tls *t, char *buf, size_t n);
 const char *gw_tls_version(struct gw_tls *t);
 /* Give back the input buffer while nothing waits in it (an idle session). */
 void gw_tls_trim(struct gw_tls *t);
+/*
+ * gw_tls_sleep - an idle session gives back mbedTLS's record buffers (about
+ * 33 KB with 16 KB records); the next gw_tls_read that has input,
+ * gw_tls_write or gw_tls_close_notify takes new ones, transparently. 0
+ * (asleep, or was), -EBUSY (not now: in a handshake, or a record half read
+ * or written, or decrypted bytes unread), -EOPNOTSUPP (mbedTLS 3.x, which
+ * does not install what this needs: its sessions keep their buffers). A
+ * wake-up without memory makes that call fail (-ENOMEM / -EPROTO).
+ */
+int gw_tls_sleep(struct gw_tls *t);
+bool gw_tls_asleep(const struct gw_tls *t);
 
 /* Ciphertext received. 0 or -ENOMEM. */
 int gw_tls_feed(struct gw_tls *t, const void *p, size_t len);
