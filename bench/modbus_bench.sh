@@ -19,7 +19,8 @@
 # BEFORE=PATH (optional) is an older fieldmq measured the same way right after
 # each fieldmq row, in a row of its own ("before"). Below the table, a verdict
 # on the target of issue 11 for the fieldmq rows: <= 8 threads, < 10 % of a
-# core, < 16 MB RSS.
+# core, < 16 MB RSS. PERSIST=yes (default no) keeps [broker] persist on, as
+# fieldmq's own default is: retained readings then also go to the SQLite store.
 # "naive" requests/poll is POINTS (one request per point). Keep SECONDS a
 # multiple of POLL: every device polls once per POLL, so a window of whole
 # periods holds whole cycles.
@@ -30,6 +31,7 @@ set -eu
 : "${MODES:=coalesced one_request_per_point}"
 : "${FIELDMQ:=$BUILD/fieldmq}"
 : "${BEFORE:=}"
+: "${PERSIST:=no}"
 verdicts=()
 DEVICES=${1:-100}
 POINTS=${2:-100}
@@ -109,7 +111,7 @@ daemon() { # mode yes|no [binary label]
 
 	[broker]
 	listen = 127.0.0.1:$bport
-	persist = no
+	persist = $PERSIST
 	sys_interval = 0
 	EOF
 	awk -v D="$DEVICES" -v P="$POINTS" -v port="$vport" -v poll="$POLL" -v one="$2" -v dir="$dir/devices.d" 'BEGIN {
@@ -123,6 +125,14 @@ daemon() { # mode yes|no [binary label]
 	}'
 	"$bin" -c "$dir/fieldmq.ini" >"$dir/fieldmq.log" 2>&1 &
 	fq=$!
+	# The broker listens first: on a loaded machine a subscriber started too
+	# early may still be alive 0.2 s later and only then fail ("connection
+	# refused"), which left a window with no readings.
+	for _ in $(seq 100); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$bport") 2>/dev/null && break
+		kill -0 "$fq" 2>/dev/null || { cat "$dir/fieldmq.log" >&2; return 1; }
+		sleep 0.1
+	done
 	for _ in $(seq 50); do
 		mosquitto_sub -p "$bport" -t 'fieldmq/bench/#' -F '%U %t' >"$dir/sub" 2>"$dir/sub.err" &
 		sub=$!
@@ -134,6 +144,10 @@ daemon() { # mode yes|no [binary label]
 	done
 	[ -n "$sub" ] || { echo "modbus_bench: no subscriber to fieldmq" >&2; return 1; }
 	sleep "$WARM"
+	if ! kill -0 "$sub" 2>/dev/null; then
+		echo "modbus_bench: the subscriber to fieldmq ended: $(head -1 "$dir/sub.err")" >&2
+		return 1
+	fi
 	r0=$(simreqs "$out/vsim.err") c0=$(cputicks $fq) t0=$(date +%s.%N)
 	sleep "$SECS"
 	r1=$(simreqs "$out/vsim.err") c1=$(cputicks $fq) t1=$(date +%s.%N)
@@ -160,7 +174,8 @@ daemon() { # mode yes|no [binary label]
 
 echo "modbus: $DEVICES devices x $POINTS uint16 points every ${POLL} ms, Modbus TCP to modbus_sim on 127.0.0.1;"
 echo "naive (one request per point) = $POINTS requests/poll. probe: the adapter alone for ${SECS} s;"
-echo "fieldmq: the daemon, readings counted at an MQTT subscriber over ${SECS} s after ${WARM} s of warm-up."
+echo "fieldmq: the daemon, readings counted at an MQTT subscriber over ${SECS} s after ${WARM} s of warm-up;"
+echo "[broker] persist = $PERSIST."
 printf "%-8s %-22s %8s %9s %7s %7s %7s  %s\n" process mode points/s req/poll "CPU %" "RSS MB" threads notes
 for proc in $PROCS; do
 	for mode in $MODES; do
