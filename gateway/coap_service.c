@@ -2,7 +2,7 @@
  * coap_service.c - the CoAP server ([coap], adapters/coap/coap_srv.h) as
  * one of the optional services of gateway.c: made from the parsed config
  * after the broker listens, stopped before it, its figures published under
- * $SYS/fieldmq/coap/.
+ * $SYS/fieldmq/coap/server/ (the client side has coap/client/).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -69,7 +69,7 @@ static void figure(struct gw *g, const char *name, uint64_t v)
 {
 	char topic[96], buf[32];
 
-	snprintf(topic, sizeof(topic), "$SYS/fieldmq/coap/%s", name);
+	snprintf(topic, sizeof(topic), "$SYS/fieldmq/coap/server/%s", name);
 	snprintf(buf, sizeof(buf), "%" PRIu64, v);
 	gw__publish(g, topic, buf, strlen(buf), 0, true, NULL);
 }

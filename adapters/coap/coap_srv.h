@@ -59,7 +59,7 @@ struct coapsrv_config {
 	uint32_t rate_limit;	   /* requests per second from one address; 0 = none */
 };
 
-/* Figures for $SYS/fieldmq/coap/... */
+/* Figures for $SYS/fieldmq/coap/server/... */
 struct coapsrv_stats {
 	uint64_t clients;	  /* now */
 	uint64_t clients_total;	  /* sessions made */

@@ -139,7 +139,7 @@ class Fieldmq:
         c = Client(self)
         c.connect()
         try:
-            c.sub("$SYS/fieldmq/coap/" + name, 0)
+            c.sub("$SYS/fieldmq/coap/server/" + name, 0)
             return int(c.get(timeout).payload)
         except AssertionError:
             return None
@@ -154,7 +154,7 @@ class Fieldmq:
             if v is not None and pred(v):
                 return v
             time.sleep(0.3)
-        raise AssertionError("$SYS/fieldmq/coap/%s = %r" % (name, v))
+        raise AssertionError("$SYS/fieldmq/coap/server/%s = %r" % (name, v))
 
 
 # ------------------------------------------------- a minimal CoAP encoder
