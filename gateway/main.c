@@ -16,6 +16,7 @@
 #include <string.h>
 #include <syslog.h>
 
+#include "adapters/coap/coap_adapter.h"
 #include "gateway/base/base.h"
 #include "gateway/config.h"
 #include "gateway/tls/tls.h"
@@ -25,22 +26,29 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: fieldmq [-c FILE] [-v] [--check-config] [--version] [-h]\n"
-		   "  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
-		   "  -v, --verbose       log at debug level, whatever log_level says\n"
-		   "      --check-config  validate the configuration and device maps, then exit\n"
-		   "                      (0 valid, 2 invalid); with -v, print the effective\n"
-		   "                      configuration (every key, defaults filled in)\n"
-		   "      --version       print the version and exit\n"
-		   "  -h, --help          this text\n");
+	fprintf(f,
+		"usage: fieldmq [-c FILE] [-v] [--check-config] [--discover URL] [--version] [-h]\n"
+		"  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
+		"  -v, --verbose       log at debug level, whatever log_level says\n"
+		"      --check-config  validate the configuration and device maps, then exit\n"
+		"                      (0 valid, 2 invalid); with -v, print the effective\n"
+		"                      configuration (every key, defaults filled in)\n"
+		"      --discover URL  print a device-map skeleton of the CoAP device at URL\n"
+		"                      (coap://HOST[:PORT], its /.well-known/core), then exit\n"
+		"      --version       print the version and exit\n"
+		"  -h, --help          this text\n");
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' }, { "verbose", no_argument, NULL, 'v' },
-		{ "check-config", no_argument, NULL, 'C' }, { "version", no_argument, NULL, 'V' },
-		{ "help", no_argument, NULL, 'h' },	    { NULL, 0, NULL, 0 },
+		{ "config", required_argument, NULL, 'c' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "check-config", no_argument, NULL, 'C' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "discover", required_argument, NULL, 'D' },
+		{ NULL, 0, NULL, 0 },
 	};
 	const char *path = DEFAULT_CONFIG;
 	bool verbose = false, check = false;
@@ -65,6 +73,8 @@ int main(int argc, char **argv)
 		case 'V':
 			printf("fieldmq %s (%s)\n", FIELDMQ_VERSION, gw_tls_library());
 			return 0;
+		case 'D':
+			return ad_coap_discover(optarg, 5000, stdout, stderr);
 		case 'h':
 			usage(stdout);
 			return 0;

@@ -15,6 +15,8 @@
 #ifndef FIELDMQ_COAP_ADAPTER_H
 #define FIELDMQ_COAP_ADAPTER_H
 
+#include <stdio.h>
+
 #include "adapters/adapter.h"
 
 /* The device-map keys of protocol = coap (coap_keys.c). */
@@ -45,5 +47,15 @@ struct ad_coap_stats {
 
 /* Copy @a's counters into @out. @a must come from ad_coap_new(). */
 void ad_coap_get_stats(const struct ad_adapter *a, struct ad_coap_stats *out);
+
+/*
+ * fieldmq --discover URL: GET the /.well-known/core of the device at @url
+ * (coap://HOST[:PORT]; blocking, at most @timeout_ms: a one-shot command,
+ * never on the daemon's loop) and print a device-map skeleton to @out: one
+ * [device:] and one [point:] per resource (RFC 6690 link-format), observe =
+ * yes where the device advertises obs. Errors go to @err.
+ * Returns 0, 1 (no answer, an error code, not link-format), 2 (a bad url).
+ */
+int ad_coap_discover(const char *url, unsigned int timeout_ms, FILE *out, FILE *err);
 
 #endif

@@ -146,6 +146,21 @@ void ad_coap_json_free(void *doc);
 int ad_coap_write_payload(const struct ad_point *pt, const struct ad_value *v, char *buf,
 			  size_t cap, size_t *len, int *cf, const char **why);
 
+/* One link of a CoRE link-format document [RFC 6690 2]. */
+struct ad_coap_link {
+	struct gw_slice target;	       /* between < and >, e.g. "/sensors/temp" */
+	bool obs;		       /* the obs attribute [RFC 7641 6] */
+	struct gw_slice rt, ct, title; /* attribute values, quotes removed; empty when absent */
+};
+
+/*
+ * The next link of @p[0..n) from *@off (start at 0): 1 and *@out filled
+ * (*@off moved past it and its comma), 0 at the end, -EBADMSG when the text
+ * is not link-format (a link without <...>, an unterminated quote). Slices
+ * point into @p. Pure.
+ */
+int ad_coap_link_next(const uint8_t *p, size_t n, size_t *off, struct ad_coap_link *out);
+
 /* ------------------------------------------------------------- the core */
 
 /* The time of an event: monotonic for schedules, wall for reading timestamps. */

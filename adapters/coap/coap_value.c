@@ -467,6 +467,87 @@ int ad_coap_write_payload(const struct ad_point *pt, const struct ad_value *v, c
 	return 0;
 }
 
+/* ---------------------------------------------------------- link-format */
+
+static bool lf_space(uint8_t c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+int ad_coap_link_next(const uint8_t *p, size_t n, size_t *off, struct ad_coap_link *out)
+{
+	size_t i = *off, s;
+
+	memset(out, 0, sizeof(*out));
+	while (i < n && lf_space(p[i]))
+		i++;
+	if (i >= n) {
+		*off = i;
+		return 0;
+	}
+	/* link-value = "<" URI-Reference ">" *( ";" link-param ) [RFC 6690 2] */
+	if (p[i] != '<')
+		return -EBADMSG;
+	s = ++i;
+	while (i < n && p[i] != '>')
+		i++;
+	if (i >= n)
+		return -EBADMSG;
+	out->target = (struct gw_slice){ p + s, i - s };
+	i++;
+	for (;;) {
+		size_t ks, kn, vs = 0, vn = 0;
+
+		while (i < n && lf_space(p[i]))
+			i++;
+		if (i >= n || p[i] == ',') {
+			i += i < n;
+			break;
+		}
+		if (p[i] != ';')
+			return -EBADMSG;
+		i++;
+		while (i < n && lf_space(p[i]))
+			i++;
+		ks = i;
+		while (i < n && p[i] != '=' && p[i] != ';' && p[i] != ',' && !lf_space(p[i]))
+			i++;
+		kn = i - ks;
+		if (kn == 0)
+			return -EBADMSG;
+		if (i < n && p[i] == '=') {
+			i++;
+			if (i < n && p[i] == '"') {
+				vs = ++i;
+				while (i < n && p[i] != '"') {
+					if (p[i] == '\\' && i + 1 < n)
+						i++;
+					i++;
+				}
+				if (i >= n)
+					return -EBADMSG;
+				vn = i - vs;
+				i++;
+			} else {
+				vs = i;
+				while (i < n && p[i] != ';' && p[i] != ',' && !lf_space(p[i]))
+					i++;
+				vn = i - vs;
+			}
+		}
+		if (kn == 3 && !memcmp(p + ks, "obs", 3))
+			out->obs = true;
+		else if (kn == 2 && !memcmp(p + ks, "rt", 2))
+			out->rt = (struct gw_slice){ p + vs, vn };
+		else if (kn == 2 && !memcmp(p + ks, "ct", 2))
+			out->ct = (struct gw_slice){ p + vs, vn };
+		else if (kn == 5 && !memcmp(p + ks, "title", 5))
+			out->title = (struct gw_slice){ p + vs, vn };
+	}
+	*off = i;
+	return 1;
+}
+
 /* ------------------------------------------------------------------ names */
 
 const char *ad_coap_err_name(int err, char *buf, size_t n)

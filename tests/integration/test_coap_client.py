@@ -17,7 +17,8 @@ Readings are checked on MQTT: values, quality, retained status topics.
 --check-config refuses bad coap keys with file:line and accepts every
 etc/devices.d/coap-*.ini.example; writes (PUT, POST with a JSON pointer and
 scale, a 4.05) go out on .../set and come back on .../set/result; make run's demo map (demo_coap.ini) reads
-the simulator."""
+the simulator; fieldmq --discover prints skeletons of both servers that
+--check-config accepts."""
 import glob
 import json
 import os
@@ -279,6 +280,27 @@ def test_config(tmp):
             check_config(tmp, f.read(), None)
 
 
+def test_discover(tmp, sim_port, srv_port, dead_port):
+    """fieldmq --discover: a skeleton that --check-config accepts as it is."""
+    for name, port, want in (("coap_sim", sim_port, ["path = /num\nobserve = yes",
+                                                    "path = /plain\nobserve = no",
+                                                    ";json_pointer = /value"]),
+                             ("coap-server-notls", srv_port, ["path = /time\nobserve = yes",
+                                                              'rt="ticks"'])):
+        r = subprocess.run([FIELDMQ, "--discover", "coap://127.0.0.1:%d" % port],
+                           capture_output=True, text=True, timeout=15)
+        check("--discover %s: exit %d, %s" % (name, r.returncode, [w in r.stdout for w in want]),
+              r.returncode == 0 and all(w in r.stdout for w in want))
+        check_config(tmp, r.stdout, None)
+    r = subprocess.run([FIELDMQ, "--discover", "coap://127.0.0.1:%d" % dead_port],
+                       capture_output=True, text=True, timeout=15)
+    check("--discover of nothing: exit 1, said: %s" % r.stderr.strip(),
+          r.returncode == 1 and "no answer" in r.stderr)
+    r = subprocess.run([FIELDMQ, "--discover", "http://x"], capture_output=True, text=True,
+                       timeout=15)
+    check("--discover of a bad url: exit 2", r.returncode == 2)
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="fieldmq-coap.")
     port = free_port()
@@ -289,6 +311,10 @@ def main():
         sim = start_sim(sim_port)
         spawn(["coap-server-notls", "-A", "127.0.0.1", "-p", str(srv_port)],
               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: subprocess.run(["coap-client-notls", "-B", "1",
+                                         "coap://127.0.0.1:%d/" % srv_port],
+                                        capture_output=True).returncode == 0, 5)
+        test_discover(tmp, sim_port, srv_port, dead_port)
         os.mkdir(os.path.join(tmp, "devices.d"))
         with open(os.path.join(tmp, "devices.d", "coap.ini"), "w") as f:
             f.write(DEVICES.format(sim=sim_port, srv=srv_port, dead=dead_port))

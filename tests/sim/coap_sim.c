@@ -331,8 +331,10 @@ int main(int argc, char **argv)
 		return 1;
 	obs[n_obs++] = add(ctx, "num", h_num, true, 0);
 	obs[n_obs++] = add(ctx, "json", h_json, true, 0);
+	coap_add_attr(obs[n_obs - 1], coap_make_str_const("ct"), coap_make_str_const("50"), 0);
 	obs[n_obs++] = add(ctx, "garbage", h_garbage, true, 0);
-	add(ctx, "senml", h_senml, false, 0);
+	coap_add_attr(add(ctx, "senml", h_senml, false, 0), coap_make_str_const("ct"),
+		      coap_make_str_const("110"), 0);
 	add(ctx, "plain", h_plain, false, 0);
 	add(ctx, "fail", h_fail, false, 0);
 	add(ctx, "slow", h_slow, false, 0);

@@ -271,6 +271,38 @@ static void test_write_payload(void **state)
 	assert_int_equal(ad_coap_write_payload(&pt, &v, buf, 4, &n, &cf, &why), -EMSGSIZE);
 }
 
+static void test_link_format(void **state)
+{
+	const char *doc = "</>;title=\"General Info\";ct=0,\n</time>;if=\"clock\";rt=\"ticks\";"
+			  "title=\"A, b\";ct=0;obs, </s/json>;ct=50";
+	struct ad_coap_link l;
+	size_t off = 0;
+
+	(void)state;
+	assert_int_equal(ad_coap_link_next(TXT(doc), &off, &l), 1);
+	assert_true(gw_slice_eq_cstr(l.target, "/"));
+	assert_true(gw_slice_eq_cstr(l.title, "General Info"));
+	assert_false(l.obs);
+	assert_int_equal(ad_coap_link_next(TXT(doc), &off, &l), 1);
+	assert_true(gw_slice_eq_cstr(l.target, "/time"));
+	assert_true(gw_slice_eq_cstr(l.rt, "ticks"));
+	assert_true(gw_slice_eq_cstr(l.title, "A, b")); /* a comma inside quotes */
+	assert_true(gw_slice_eq_cstr(l.ct, "0"));
+	assert_true(l.obs);
+	assert_int_equal(ad_coap_link_next(TXT(doc), &off, &l), 1);
+	assert_true(gw_slice_eq_cstr(l.target, "/s/json"));
+	assert_true(gw_slice_eq_cstr(l.ct, "50"));
+	assert_int_equal(ad_coap_link_next(TXT(doc), &off, &l), 0);
+	off = 0;
+	assert_int_equal(ad_coap_link_next(TXT("/x"), &off, &l), -EBADMSG);
+	off = 0;
+	assert_int_equal(ad_coap_link_next(TXT("</x"), &off, &l), -EBADMSG);
+	off = 0;
+	assert_int_equal(ad_coap_link_next(TXT("</x>;t=\"open"), &off, &l), -EBADMSG);
+	off = 0;
+	assert_int_equal(ad_coap_link_next(TXT("</x> junk"), &off, &l), -EBADMSG);
+}
+
 static void test_err_names(void **state)
 {
 	char b[32];
@@ -288,6 +320,7 @@ int main(void)
 		cmocka_unit_test(test_to_value),     cmocka_unit_test(test_json_pointer),
 		cmocka_unit_test(test_senml),	     cmocka_unit_test(test_url),
 		cmocka_unit_test(test_err_names),    cmocka_unit_test(test_write_payload),
+		cmocka_unit_test(test_link_format),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
