@@ -60,6 +60,7 @@
 #define FIELDMQ_ADAPTER_H
 
 #include "gateway/base/base.h"
+#include "gateway/base/hist.h"
 
 /* libuv's loop, forward-declared: this header is included by pure code. */
 struct uv_loop_s;
@@ -436,9 +437,26 @@ struct ad_sink {
  *   value) once per figure, @name relative to $SYS/fieldmq/<protocol>/ (e.g.
  *   "lines", "bus/gps/lines"; at most 200 bytes, no wildcards). Called at the
  *   broker's sys_interval; the gateway publishes them retained. NULL: none.
+ * device_stats(): optional. @d's request figures into @out: 0, or -ENOENT
+ *   when @a does not serve @d. Read for /metrics. NULL: none.
  * Every op runs on the loop thread.
  */
 typedef void (*ad_figure_fn)(void *arg, const char *name, uint64_t value);
+
+/* Kinds of failed device requests, for /metrics (errors by kind). */
+enum ad_err_kind {
+	AD_ERR_TIMEOUT,	  /* no answer in time */
+	AD_ERR_EXCEPTION, /* the device refused (e.g. a Modbus exception) */
+	AD_ERR_TRANSPORT, /* connection refused or lost, malformed answer, ... */
+	__AD_ERR_MAX,
+};
+
+/* One device's request figures (device_stats()); a plain struct, no allocation. */
+struct ad_device_stats {
+	uint64_t requests;	       /* requests that ended (reads and writes) */
+	uint64_t errors[__AD_ERR_MAX]; /* of which failed, by kind */
+	struct gw_hist latency;	       /* from sending a request to its end */
+};
 
 struct ad_ops {
 	const char *name;
@@ -449,6 +467,8 @@ struct ad_ops {
 	int (*command)(struct ad_adapter *a, const struct ad_point *pt,
 		       const struct ad_value *value, void *token, const char **why);
 	void (*figures)(const struct ad_adapter *a, ad_figure_fn emit, void *arg);
+	int (*device_stats)(const struct ad_adapter *a, const struct ad_device *d,
+			    struct ad_device_stats *out);
 };
 
 /* Embedded first in every adapter's own struct. */

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "adapters/coap/coap_srv.h"
 #include "adapters/modbus/modbus_adapter.h"
 #include "adapters/serial/serial_adapter.h"
 #include "gateway/gateway_int.h"
@@ -251,6 +252,57 @@ static void metrics_uplink(struct gw *g, struct gw_writer *w)
 /* The device map's protocol names, from the registry the map was loaded with. */
 #define PROTO_NAME(g, p) ((g)->cfg.drivers[p].name)
 
+/* The adapter serving device @i, when it keeps request figures. */
+static int device_stats(struct gw *g, unsigned int i, struct ad_device_stats *out)
+{
+	const struct ad_device *d = g->cfg.devmap->map.devices[i];
+	const struct ad_adapter *a = g->adapters[d->protocol].a;
+
+	if (!a || !a->ops->device_stats)
+		return -ENOENT;
+	return a->ops->device_stats(a, d, out);
+}
+
+/* Per device: requests, errors by kind, the latency histogram (adapters that count them). */
+static void metrics_device_requests(struct gw *g, struct gw_writer *w)
+{
+	static const char *const kinds[__AD_ERR_MAX] = { "timeout", "exception", "transport" };
+	const struct ad_map *map = &g->cfg.devmap->map;
+	struct gw_expo_label l[3] = { { "device", NULL }, { "protocol", NULL }, { "kind", NULL } };
+	struct ad_device_stats ds;
+	unsigned int i, k;
+
+	FAM("fieldmq_device_requests_total", "counter", "Requests to the device that ended.");
+	for (i = 0; i < map->n_devices; i++) {
+		if (device_stats(g, i, &ds))
+			continue;
+		l[0].value = map->devices[i]->name;
+		l[1].value = PROTO_NAME(g, map->devices[i]->protocol);
+		gw_expo_u64(w, "fieldmq_device_requests_total", l, 2, ds.requests);
+	}
+	FAM("fieldmq_device_request_errors_total", "counter",
+	    "Failed requests to the device, by kind (timeout, exception, transport).");
+	for (i = 0; i < map->n_devices; i++) {
+		if (device_stats(g, i, &ds))
+			continue;
+		l[0].value = map->devices[i]->name;
+		l[1].value = PROTO_NAME(g, map->devices[i]->protocol);
+		for (k = 0; k < __AD_ERR_MAX; k++) {
+			l[2].value = kinds[k];
+			gw_expo_u64(w, "fieldmq_device_request_errors_total", l, 3, ds.errors[k]);
+		}
+	}
+	FAM("fieldmq_device_request_duration_seconds", "histogram",
+	    "Time from sending a request to the device to its answer or failure.");
+	for (i = 0; i < map->n_devices; i++) {
+		if (device_stats(g, i, &ds))
+			continue;
+		l[0].value = map->devices[i]->name;
+		l[1].value = PROTO_NAME(g, map->devices[i]->protocol);
+		gw_expo_hist(w, "fieldmq_device_request_duration_seconds", l, 2, &ds.latency);
+	}
+}
+
 static void metrics_devices(struct gw *g, struct gw_writer *w)
 {
 	const struct ad_map *map = &g->cfg.devmap->map;
@@ -278,6 +330,7 @@ static void metrics_devices(struct gw *g, struct gw_writer *w)
 	EACH_DEV(gw_expo_u64(w, "fieldmq_device_bad_readings_total", l, 2, ds->bad_readings));
 	FAM("fieldmq_device_offline_total", "counter", "Times the device went offline.");
 	EACH_DEV(gw_expo_u64(w, "fieldmq_device_offline_total", l, 2, ds->offline_count));
+	metrics_device_requests(g, w);
 	FAM("fieldmq_device_last_success_timestamp_seconds", "gauge",
 	    "When the device last gave a good reading (0: never).");
 	EACH_DEV(gw_expo_double(w, "fieldmq_device_last_success_timestamp_seconds", l, 2,
@@ -361,6 +414,34 @@ static void metrics_mqttsn(struct gw *g, struct gw_writer *w)
 		    (struct gw_expo_label[]){ { "direction", "out" } }, 1, ms.dropped_out);
 }
 
+static void metrics_coap(struct gw *g, struct gw_writer *w)
+{
+	struct coapsrv_stats cs;
+
+	if (!g->coap)
+		return;
+	coapsrv_server_get_stats(g->coap, &cs);
+	FAM("fieldmq_coap_clients", "gauge", "CoAP server clients now.");
+	U("fieldmq_coap_clients", cs.clients);
+	FAM("fieldmq_coap_sessions_total", "counter", "CoAP client sessions made.");
+	U("fieldmq_coap_sessions_total", cs.clients_total);
+	FAM("fieldmq_coap_sessions_refused_total", "counter", "CoAP client sessions refused.");
+	U("fieldmq_coap_sessions_refused_total", cs.clients_refused);
+	FAM("fieldmq_coap_observations", "gauge", "CoAP observations now.");
+	U("fieldmq_coap_observations", cs.observations);
+	FAM("fieldmq_coap_requests_total", "counter", "CoAP requests received.");
+	U("fieldmq_coap_requests_total", cs.requests);
+	FAM("fieldmq_coap_publishes_total", "counter", "CoAP publishes accepted into the broker.");
+	U("fieldmq_coap_publishes_total", cs.publishes);
+	FAM("fieldmq_coap_notifications_total", "counter", "CoAP notifications sent.");
+	U("fieldmq_coap_notifications_total", cs.notifications);
+	FAM("fieldmq_coap_notifications_dropped_total", "counter", "CoAP notifications dropped.");
+	U("fieldmq_coap_notifications_dropped_total", cs.notify_dropped);
+	FAM("fieldmq_coap_rate_limited_total", "counter",
+	    "CoAP requests dropped unanswered over rate_limit.");
+	U("fieldmq_coap_rate_limited_total", cs.rate_limited);
+}
+
 static void metrics_http(struct gw *g, struct gw_writer *w)
 {
 	struct gw_httpd_stats hs;
@@ -415,6 +496,7 @@ static void metrics_body(struct gw *g, struct gw_writer *w)
 	metrics_devices(g, w);
 	metrics_adapters(g, w);
 	metrics_mqttsn(g, w);
+	metrics_coap(g, w);
 	metrics_http(g, w);
 	metrics_process(g, w);
 }

@@ -401,11 +401,25 @@ static void kick(struct mbus_line *l, struct mbus_clock now)
 		}
 		l->outstanding = true;
 		l->deadline = l->timeout_ms ? now.mono_ms + l->timeout_ms : INT64_MAX;
+		l->sent_at = now.mono_ms;
 		rc = l->ops->send(l->arg, &l->x);
 		if (rc)
 			finish(l, now, rc, 0);
 	}
 	l->kicking = false;
+}
+
+/* The device's request figures: one request ended with @err after @ms. */
+static void count_request(struct ad_device_stats *st, int err, int64_t ms)
+{
+	st->requests++;
+	gw_hist_observe_us(&st->latency, ms * 1000);
+	if (err == -ETIMEDOUT)
+		st->errors[AD_ERR_TIMEOUT]++;
+	else if (err == -MBUS_EEXC)
+		st->errors[AD_ERR_EXCEPTION]++;
+	else if (err)
+		st->errors[AD_ERR_TRANSPORT]++;
 }
 
 /* The request in flight ended with @err / @exc: step its job. */
@@ -414,6 +428,9 @@ static void finish(struct mbus_line *l, struct mbus_clock now, int err, uint8_t 
 	struct mbus_job *j = l->cur;
 
 	l->outstanding = false;
+	count_request(j->kind == MBUS_JOB_POLL ? &container_of(j, struct mbus_pdev, job)->st
+					       : &container_of(j, struct mbus_write, job)->dev->st,
+		      err, now.mono_ms - l->sent_at);
 	if (l->turnaround_ms)
 		l->quiet_until = now.mono_ms + l->turnaround_ms;
 	if (j->kind == MBUS_JOB_POLL) {

@@ -119,6 +119,7 @@ struct mbus_pdev {
 	int *req_err;	      /* per request: the last error noted */
 	uint8_t *pt_q;	      /* per point of order: 0 never, 1 good, 2 bad */
 	struct mbus_health health;
+	struct ad_device_stats st; /* requests, errors by kind, latency (for /metrics) */
 	uint32_t period_ms;
 	uint32_t first_delay_ms;
 	int64_t next_due; /* monotonic ms */
@@ -157,6 +158,7 @@ struct mbus_line {
 	struct mbus_xfer x;   /* the request in flight */
 	bool outstanding;
 	int64_t deadline;    /* of the request in flight (timeout_ms) */
+	int64_t sent_at;     /* when the request in flight was sent (monotonic ms) */
 	int64_t quiet_until; /* turnaround: no request before */
 	unsigned int n_writes;
 	bool started, stopped, kicking;

@@ -900,6 +900,18 @@ static void mb_figures(const struct ad_adapter *a, ad_figure_fn emit, void *arg)
 	emit(arg, "writes", st.writes);
 }
 
+/* /metrics: @dev's requests, errors by kind and latency, as the poller counted them. */
+static int mb_device_stats(const struct ad_adapter *a, const struct ad_device *dev,
+			   struct ad_device_stats *out)
+{
+	struct mbus_pdev *d = find_dev((struct mb_adapter *)a, dev);
+
+	if (!d)
+		return -ENOENT;
+	*out = d->st;
+	return 0;
+}
+
 static const struct ad_ops mb_ops = {
 	.name = "modbus",
 	.start = mb_start,
@@ -907,6 +919,7 @@ static const struct ad_ops mb_ops = {
 	.free = mb_free,
 	.command = mb_command,
 	.figures = mb_figures,
+	.device_stats = mb_device_stats,
 };
 
 void ad_modbus_get_stats(const struct ad_adapter *a, struct ad_modbus_stats *out)

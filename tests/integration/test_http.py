@@ -129,6 +129,8 @@ want = {
     "fieldmq_uplink_connects": "counter", "fieldmq_device_online": "gauge",
     "fieldmq_device_readings": "counter", "fieldmq_device_last_success_timestamp_seconds": "gauge",
     "fieldmq_modbus_requests": "counter", "fieldmq_http_requests": "counter",
+    "fieldmq_device_requests": "counter", "fieldmq_device_request_errors": "counter",
+    "fieldmq_device_request_duration_seconds": "histogram",
     "process_resident_memory_bytes": "gauge", "process_cpu_seconds": "counter",
     "process_open_fds": "gauge", "process_start_time_seconds": "gauge",
 }
@@ -144,6 +146,15 @@ dev = [s for s in fams["fieldmq_device_readings"].samples] if "fieldmq_device_re
 env.check("  per-device series carry device and protocol labels",
           any(s.labels == {"device": "boiler", "protocol": "modbus"} and s.value > 0 for s in dev),
           dev)
+lat = [s for s in fams["fieldmq_device_request_duration_seconds"].samples
+       if s.name.endswith("_count")] if "fieldmq_device_request_duration_seconds" in fams else []
+env.check("  per-device request latency histogram with observations (Modbus)",
+          any(s.labels.get("device") == "boiler" and s.value > 0 for s in lat), lat)
+errs = [s for s in fams["fieldmq_device_request_errors"].samples] \
+    if "fieldmq_device_request_errors" in fams else []
+env.check("  request errors by kind (timeout, exception, transport)",
+          sorted(s.labels.get("kind") for s in errs if s.labels.get("device") == "boiler") ==
+          ["exception", "timeout", "transport"], errs)
 rss = [s.value for s in fams["process_resident_memory_bytes"].samples] \
     if "process_resident_memory_bytes" in fams else [0]
 start = [s.value for s in fams["process_start_time_seconds"].samples] \

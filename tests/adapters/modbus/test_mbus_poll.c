@@ -461,6 +461,11 @@ static void test_single_point_exception(void **state)
 	/* No split for a request of one point; an exception is no transport failure. */
 	assert_int_equal(f->stats.requests, 3);
 	assert_int_equal(count_evs(f, a, AD_Q_BAD), 1);
+	/* The device's figures for /metrics: three requests, three exceptions. */
+	assert_int_equal(f->pd.st.requests, 3);
+	assert_int_equal(f->pd.st.errors[AD_ERR_EXCEPTION], 3);
+	assert_int_equal(f->pd.st.errors[AD_ERR_TIMEOUT], 0);
+	assert_int_equal(f->pd.st.latency.count, 3);
 	assert_int_equal(f->n_status, 1);
 	assert_true(f->status[0]);
 	fake_free(f);
@@ -484,6 +489,10 @@ static void test_late_answer(void **state)
 	assert_false(f->status[0]);
 	assert_int_equal(f->notes[MBUS_NOTE_FAILED], 1);
 	assert_int_equal(f->stats.failures, 1);
+	/* Counted as a timeout that took the whole 200 ms (bucket le=0.25). */
+	assert_int_equal(f->pd.st.errors[AD_ERR_TIMEOUT], 1);
+	assert_int_equal(f->pd.st.latency.sum_us, 200000);
+	assert_int_equal(f->pd.st.latency.bucket[8], 1);
 	/* Its answer arrives after all: nothing is waiting for it. */
 	f->pending = false;
 	assert_int_equal(mbus_line_response(&f->line, f->now, &fr), -ESTALE);
@@ -573,6 +582,7 @@ static void test_transport_error_stops_cycle(void **state)
 	assert_int_equal(f->stats.polls, 1);
 	assert_int_equal(f->stats.requests, 1);
 	assert_int_equal(f->stats.failures, 1);
+	assert_int_equal(f->pd.st.errors[AD_ERR_TRANSPORT], 1);
 	fake_free(f);
 }
 
