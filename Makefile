@@ -160,8 +160,10 @@ test: test-deps
 MBEDTLS3_ROOT = $(abspath build/mbedtls3/root)
 MBEDTLS3_LIB = $(MBEDTLS3_ROOT)/usr/lib/$(shell $(CC) -dumpmachine)
 MBEDTLS3_BUILD = build/mbedtls3/build
-MBEDTLS3_UNITS = $(MBEDTLS3_BUILD)/tests/broker/test_ws $(MBEDTLS3_BUILD)/tests/broker/test_http
-MBEDTLS3_FUZZ = $(MBEDTLS3_BUILD)/fuzz/fuzz_ws_frame $(MBEDTLS3_BUILD)/fuzz/fuzz_http_request
+MBEDTLS3_UNITS = $(MBEDTLS3_BUILD)/tests/broker/test_ws $(MBEDTLS3_BUILD)/tests/broker/test_http \
+	$(MBEDTLS3_BUILD)/tests/broker/test_passwd $(MBEDTLS3_BUILD)/tests/broker/test_auth
+MBEDTLS3_FUZZ = $(MBEDTLS3_BUILD)/fuzz/fuzz_ws_frame $(MBEDTLS3_BUILD)/fuzz/fuzz_http_request \
+	$(MBEDTLS3_BUILD)/fuzz/fuzz_passwd
 test-mbedtls3:
 	tests/mbedtls3/fetch.sh build/mbedtls3
 	$(MAKE) BUILD=$(MBEDTLS3_BUILD) CPPFLAGS="-I$(MBEDTLS3_ROOT)/usr/include" \
@@ -169,7 +171,8 @@ test-mbedtls3:
 		$(MBEDTLS3_BUILD)/fieldmq $(MBEDTLS3_UNITS) $(MBEDTLS3_FUZZ)
 	$(MBEDTLS3_BUILD)/fieldmq --version | grep -qi 'mbed TLS 3\.6'
 	BUILD=$(MBEDTLS3_BUILD) PYTHON=$(PYTHON) INTEGRATION="tests/integration/test_broker_tls.py \
-		tests/integration/test_broker_ws.py tests/integration/test_uplink_tls.py" \
+		tests/integration/test_broker_ws.py tests/integration/test_uplink_tls.py \
+		tests/integration/test_broker_auth.py" \
 		tests/run_tests.sh $(MBEDTLS3_UNITS) -- $(MBEDTLS3_FUZZ)
 
 # DESIGN.md section 2 checked: includes by folder, pure files and core headers

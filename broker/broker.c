@@ -705,6 +705,8 @@ int brk__init(struct brk *b, struct uv_loop_s *loop, const struct brk_config *cf
 	gw_list_init(&b->conns);
 	gw_list_init(&b->timed);
 	gw_list_init(&b->loose_holds);
+	gw_list_init(&b->auth_run);
+	gw_list_init(&b->auth_wait);
 	if (b->cfg.n_listen > BRK_MAX_LISTENERS)
 		return -EINVAL;
 	/* The listeners' strings are the broker's own copies, freed by brk__fini. */
@@ -731,6 +733,7 @@ void brk__fini(struct brk *b)
 {
 	unsigned int i;
 
+	brk__auth_fini(b);
 	for (i = 0; i < b->n_sbuckets; i++)
 		while (b->sessions[i])
 			session_free(b->sessions[i]);
@@ -836,6 +839,10 @@ void brk__sys_publish(struct brk *b, int64_t now)
 	sys_pub(b, "$SYS/broker/messages/dropped", "%" PRIu64, st.dropped);
 	if (b->cfg.acl)
 		sys_pub(b, "$SYS/fieldmq/broker/acl_denied", "%" PRIu64, st.acl_denied);
+	if (b->cfg.passwd) {
+		sys_pub(b, "$SYS/fieldmq/broker/auth_failed", "%" PRIu64, st.auth_failed);
+		sys_pub(b, "$SYS/fieldmq/broker/auth_busy", "%" PRIu64, st.auth_busy);
+	}
 	sys_pub(b, "$SYS/fieldmq/broker/read_pauses", "%" PRIu64, st.read_pauses);
 	if (has_transport(b, BRK_TR_MQTTS) || has_transport(b, BRK_TR_WSS))
 		sys_pub(b, "$SYS/fieldmq/broker/tls_failed", "%" PRIu64, st.tls_failed);

@@ -21,6 +21,7 @@ struct brk;
 struct brk_client;
 struct brk_hold;
 struct brk_acl;
+struct brk_passwd;
 
 /* ------------------------------------------------------------ configuration */
 
@@ -115,6 +116,15 @@ struct brk_config {
 	 * broker (not copied either): it must outlive the broker.
 	 */
 	struct brk_acl *acl;
+	/*
+	 * password_file (brk_passwd_parse), or NULL: a user name is taken as
+	 * given. With one, a client that gives a user name must give the
+	 * password of that user in the file (checked off the loop thread);
+	 * one that gives none is let in only with allow_anonymous. A client
+	 * certificate's identity (use_identity_as_username) needs no
+	 * password. Not owned, as acl; replace it with brk_set_passwd().
+	 */
+	struct brk_passwd *passwd;
 };
 
 /* DESIGN.md defaults; listen = 127.0.0.1:1883 (a static string: not freed). */
@@ -150,6 +160,24 @@ int brk_acl_parse(const char *text, size_t len, struct brk_acl **out, unsigned i
 		  size_t errlen);
 /* NULL is a no-op. */
 void brk_acl_free(struct brk_acl *acl);
+
+/* -------------------------------------------------------------- passwords */
+
+/*
+ * brk_passwd_parse - parse the text of a Mosquitto password_file: one
+ * USER:HASH per line as mosquitto_passwd writes them ($7$ PBKDF2-SHA512,
+ * the default; $6$ salted SHA-512, -H sha512); '#' comments and blank lines
+ * are skipped. Plain-text passwords are refused (mosquitto_passwd -U
+ * converts them). Pure: @text (@len bytes) is copied; no file I/O. Returns
+ * 0 and *out (free with brk_passwd_free), or -EINVAL with the 1-based
+ * number of the bad line in *line and a message in @err, or -ENOMEM.
+ */
+int brk_passwd_parse(const char *text, size_t len, struct brk_passwd **out, unsigned int *line,
+		     char *err, size_t errlen);
+/* NULL is a no-op. */
+void brk_passwd_free(struct brk_passwd *pw);
+/* Users in @pw (0 for NULL). */
+unsigned int brk_passwd_count(const struct brk_passwd *pw);
 
 /* --------------------------------------------------------------- messages */
 
@@ -335,6 +363,14 @@ int brk_publish_anon(struct brk *b, const struct brk_pub *pub);
  */
 int brk_set_acl(struct brk *b, struct brk_acl *acl);
 
+/*
+ * brk_set_passwd - check passwords against @pw (NULL: none) from now on,
+ * e.g. after password_file was read again on SIGHUP. Connected clients stay;
+ * checks already started finish against the entry they copied. The previous
+ * file is no longer referenced when this returns (free it then).
+ */
+void brk_set_passwd(struct brk *b, struct brk_passwd *pw);
+
 /* See brk_deliver_fn. The hold is released exactly once. */
 struct brk_hold *brk_hold_take(const struct brk_delivery *d);
 void brk_hold_release(struct brk_hold *h);
@@ -421,6 +457,8 @@ struct brk_stats {
 	uint64_t slow_dropped, slow_disconnected;
 	/* Connections closed for a missing or malformed PROXY header. */
 	uint64_t proxy_bad;
+	/* password_file: CONNECTs refused for a wrong password, or for too many checks waiting. */
+	uint64_t auth_failed, auth_busy;
 };
 
 void brk_get_stats(const struct brk *b, struct brk_stats *out);

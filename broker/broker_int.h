@@ -19,6 +19,8 @@
 struct brk_session;
 struct brk_conn;
 struct brk_tnode;
+struct brk_auth_job;
+struct mqtt_pkt;
 
 /* ------------------------------------------------------------- messages */
 
@@ -239,6 +241,104 @@ bool brk__acl_match(struct gw_slice f, struct gw_slice t);
 /* Every topic that filter @f can match is matched by rule filter @r. */
 bool brk__acl_covers(struct gw_slice r, struct gw_slice f);
 
+/* ---------------------------------------------------------- passwords */
+
+#define BRK_PW_HASH_LEN 64
+#define BRK_PASSWD_MAX_LINE 4096
+#define BRK_PASSWD_MAX_ITER 10000000u
+
+enum brk_pw_kind {
+	BRK_PW_NONE,
+	BRK_PW_SHA512,	      /* $6$ */
+	BRK_PW_PBKDF2_SHA512, /* $7$ */
+};
+
+/* One user's hash, as mosquitto_passwd wrote it. */
+struct brk_pw_entry {
+	uint8_t kind; /* enum brk_pw_kind */
+	uint8_t salt_len;
+	uint32_t iterations; /* $7$ */
+	uint8_t salt[64];
+	uint8_t hash[BRK_PW_HASH_LEN];
+};
+
+/*
+ * brk_passwd_line - parse one line of a password_file (passwd_codec.c, pure).
+ * @line is @len bytes without its newline. Returns 1 and *user (a slice
+ * into @line) and *e; 0 for a blank or comment line; -EINVAL with a reason
+ * in *why (a static string).
+ */
+int brk_passwd_line(const char *line, size_t len, struct gw_slice *user, struct brk_pw_entry *e,
+		    const char **why);
+/* An entry that costs what @pw's entries cost to check and matches nothing (unknown users). */
+void brk__passwd_dummy(const struct brk_passwd *pw, struct brk_pw_entry *out);
+/* The entry of @user in @pw, or NULL. */
+const struct brk_pw_entry *brk__passwd_find(const struct brk_passwd *pw, struct gw_slice user);
+/*
+ * brk__passwd_verify - does @pw (@len bytes) hash to @e? Slow on purpose
+ * ($7$): call it on the thread pool, never on the loop thread. Thread-safe
+ * (touches nothing but its arguments). The comparison takes constant time.
+ */
+bool brk__passwd_verify(const struct brk_pw_entry *e, const uint8_t *pw, size_t len);
+
+/*
+ * A CONNECT waiting for its password check. One allocation: the struct, then
+ * a copy of the CONNECT packet (the password is a slice of it), so that the
+ * worker needs nothing the loop thread may change: the entry is a copy too,
+ * and a reload of the file does not disturb it.
+ */
+struct brk_auth_job {
+	struct gw_list link; /* b->auth_wait, then b->auth_run */
+	struct brk *b;	     /* NULL once the broker is gone */
+	struct brk_conn *c;  /* NULL once the connection closed */
+	struct brk_pw_entry ent;
+	bool known; /* the user is in the file: else a dummy entry costs the same time */
+	bool ok;    /* the worker's verdict */
+	bool running;
+	const uint8_t *pw; /* into pkt */
+	size_t pw_len;
+	uint8_t *rest; /* input that came after the CONNECT, fed once it is accepted */
+	size_t rest_len;
+	size_t pkt_len;
+	uint8_t pkt[];
+};
+
+/* Jobs running on the thread pool at once, so that other work (SQLite commits) keeps threads. */
+#define BRK_AUTH_MAX_RUNNING 2
+/* CONNECTs waiting for a slot; more are refused at once (CONNACK server busy). */
+#define BRK_AUTH_MAX_WAITING 256
+/* Bytes all jobs may hold (CONNECT copies and later input); more: refused. */
+#define BRK_AUTH_MAX_BYTES (4u << 20)
+
+/*
+ * brk__auth_begin - check CONNECT @pkt (@len bytes, decoded into @p) of @c
+ * against the password_file off the loop thread: c enters BRK_CS_AUTH, its
+ * reading is paused, and on_connect runs again with the verdict. 0, or
+ * -EBUSY (too many checks waiting: refuse the client), -ENOMEM.
+ */
+int brk__auth_begin(struct brk_conn *c, const struct mqtt_pkt *p, const uint8_t *pkt, size_t len,
+		    int64_t now);
+/* Input for a connection in BRK_CS_AUTH: kept for after the verdict. 0, or -EMSGSIZE, -ENOMEM. */
+int brk__auth_hold_input(struct brk_conn *c, const uint8_t *data, size_t len);
+/* The worker: computes j->ok. Runs on a pool thread. */
+void brk__auth_work(struct brk_auth_job *j);
+/*
+ * The job is back on the loop thread: the connection (if still there) gets
+ * its CONNACK, the next waiting job starts. Frees @j.
+ */
+void brk__auth_done(struct brk_auth_job *j, int64_t now);
+/* The connection closed while its job waits or runs. */
+void brk__auth_conn_closed(struct brk_conn *c);
+/* auth_uv.c: run @j on the libuv thread pool (b->auth_start of a broker made by brk_new). */
+int brk__auth_uv_start(struct brk *b, struct brk_auth_job *j);
+/* brk__fini: forget waiting jobs, detach running ones. */
+void brk__auth_fini(struct brk *b);
+/* session.c: the rest of on_connect, once the password is known to be right (or not). */
+void brk__conn_connect_verdict(struct brk_conn *c, const uint8_t *pkt, size_t len, bool ok,
+			       int64_t now);
+/* session.c: feed input held during the check. */
+void brk__conn_input_held(struct brk_conn *c, const uint8_t *data, size_t len, int64_t now);
+
 /* ----------------------------------------------------------- sessions */
 
 /* The same values as the public enum brk_msg_state (saved as such). */
@@ -412,6 +512,7 @@ struct brk_conn_ops {
 
 enum brk_conn_state {
 	BRK_CS_NEW,	  /* waiting for CONNECT */
+	BRK_CS_AUTH,	  /* CONNECT read, its password being checked (c->auth) */
 	BRK_CS_CONNECTED, /* CONNACK sent */
 	BRK_CS_CLOSING,	  /* no more input is processed */
 };
@@ -470,6 +571,7 @@ struct brk_conn {
 	uint16_t recv_max_out;
 	uint16_t alias_max_out;
 	struct brk_aliases *alias;
+	struct brk_auth_job *auth; /* BRK_CS_AUTH only */
 };
 
 /* Bytes queued for @c and not yet handed to the transport. */
@@ -573,6 +675,15 @@ struct brk {
 	uint64_t match_gen;
 	struct brk_uv *uv; /* the glue (NULL in sans-I/O tests) */
 	struct brk_clock clock;
+	/*
+	 * Password checks: how a job leaves the loop thread (the glue's
+	 * uv_queue_work; a test's fake), the jobs running and those waiting
+	 * for a free slot (see auth.c).
+	 */
+	int (*auth_start)(struct brk *b, struct brk_auth_job *j);
+	struct gw_list auth_run, auth_wait;
+	unsigned int n_auth_run, n_auth_wait;
+	size_t auth_bytes; /* CONNECT copies and input held by jobs */
 };
 
 /* Core entry points shared by session.c, broker.c and broker_uv.c. */

@@ -1458,6 +1458,7 @@ int brk_new(uv_loop_t *loop, const struct brk_config *cfg, const struct gw_logge
 		return rc;
 	}
 	u->b.uv = u;
+	u->b.auth_start = brk__auth_uv_start;
 	gw_list_init(&u->busy);
 	gw_list_init(&u->linger);
 	for (i = 0; i < cfg->n_listen; i++) {

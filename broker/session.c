@@ -1271,7 +1271,14 @@ void brk__session_acl_attach(struct brk_session *s, struct brk_acl_view *v, bool
 /* The Response Information we give: "fieldmq/response/<client id>/". */
 #define RESPONSE_PREFIX "fieldmq/response/"
 
-static void on_connect(struct brk_conn *c, struct mqtt_pkt *p, int64_t now)
+/*
+ * on_connect - CONNECT @p (the packet's bytes @pkt, @len) of @c. With a
+ * password_file, a user name's password is checked off the loop thread
+ * first (brk__auth_begin); the verdict comes back through
+ * brk__conn_connect_verdict, which runs this again with @authed.
+ */
+static void on_connect(struct brk_conn *c, struct mqtt_pkt *p, const uint8_t *pkt, size_t len,
+		       bool authed, int64_t now)
 {
 	struct brk *b = c->b;
 	struct mqtt_connect *cn = &p->connect;
@@ -1290,6 +1297,7 @@ static void on_connect(struct brk_conn *c, struct mqtt_pkt *p, int64_t now)
 	if (c->ops->identity && c->ops->identity(c)) {
 		cn->has_username = true;
 		cn->username = gw_slice_cstr(c->ops->identity(c));
+		authed = true; /* the certificate vouches for it */
 	}
 	if (id.len == 0) {
 		/* [MQTT-3.1.3-7/8] 3.1.1: an empty id needs a clean session; 3.1 has none. */
@@ -1314,6 +1322,17 @@ static void on_connect(struct brk_conn *c, struct mqtt_pkt *p, int64_t now)
 	if (p->props.has_auth_method) {
 		send_connack(c, MQTT_RC_BAD_AUTH_METHOD, false, NULL);
 		brk__conn_kick(c, 0);
+		return;
+	}
+	if (!authed && b->cfg.passwd && cn->has_username) {
+		if (brk__auth_begin(c, p, pkt, len, now)) {
+			/* Too many checks waiting: 5.0 "server busy", 3.1.1 "server unavailable". */
+			send_connack(c,
+				     c->proto == MQTT_V5 ? MQTT_RC_SERVER_BUSY
+							 : MQTT_CONNACK_SERVER_UNAVAILABLE,
+				     false, NULL);
+			brk__conn_kick(c, 0);
+		}
 		return;
 	}
 	/* The client's ACL rules, before anything of a session it may take over changes. */
@@ -1482,18 +1501,52 @@ static void on_disconnect(struct brk_conn *c, struct mqtt_pkt *p)
 	brk__conn_kick(c, 0);
 }
 
+static int decode(struct brk_conn *c, const uint8_t *buf, size_t len, struct mqtt_pkt *p)
+{
+	struct mqtt_limits lim = {
+		.max_packet_size = c->b->cfg.max_packet_size,
+		.max_topic_alias = c->b->cfg.max_topic_alias,
+		.from_client = true,
+	};
+
+	return mqtt_decode(buf, len, c->proto ? c->proto : MQTT_V311, &lim, p);
+}
+
+void brk__conn_connect_verdict(struct brk_conn *c, const uint8_t *pkt, size_t len, bool ok,
+			       int64_t now)
+{
+	struct mqtt_pkt p;
+
+	if (c->state != BRK_CS_AUTH)
+		return; /* kicked while waiting */
+	c->state = BRK_CS_NEW;
+	if (ok && decode(c, pkt, len, &p) > 0) {
+		if (c->ops->pause)
+			c->ops->pause(c, false);
+		on_connect(c, &p, pkt, len, true, now);
+		return;
+	}
+	if (c->b->lg && c->b->lg->level >= LOG_INFO) {
+		char peer[64];
+
+		/* The user name, not the password; a flood is counted in auth_failed too. */
+		brk__log(c->b, LOG_INFO, "%s: wrong user name or password",
+			 brk__conn_peer(c, peer, sizeof(peer)));
+	}
+	/* As Mosquitto: 5.0 0x86 Bad User Name or Password, 3.1.1 5 Not authorized. */
+	send_connack(
+		c, c->proto == MQTT_V5 ? MQTT_RC_BAD_USER_OR_PASSWORD : MQTT_CONNACK_NOT_AUTHORIZED,
+		false, NULL);
+	brk__conn_kick(c, 0);
+}
+
 static void handle(struct brk_conn *c, const uint8_t *buf, size_t len, int64_t now)
 {
 	struct brk *b = c->b;
-	struct mqtt_limits lim = {
-		.max_packet_size = b->cfg.max_packet_size,
-		.max_topic_alias = b->cfg.max_topic_alias,
-		.from_client = true,
-	};
 	struct mqtt_pkt p;
 	int rc;
 
-	rc = mqtt_decode(buf, len, c->proto ? c->proto : MQTT_V311, &lim, &p);
+	rc = decode(c, buf, len, &p);
 	if (rc <= 0) {
 		if (c->state == BRK_CS_NEW && p.type == MQTT_CONNECT &&
 		    p.reason == MQTT_RC_UNSUPPORTED_VERSION)
@@ -1511,7 +1564,7 @@ static void handle(struct brk_conn *c, const uint8_t *buf, size_t len, int64_t n
 			conn_fail(c, -EPROTO, MQTT_RC_PROTOCOL_ERROR);
 			return;
 		}
-		on_connect(c, &p, now);
+		on_connect(c, &p, buf, len, false, now);
 		return;
 	}
 	switch (p.type) {
@@ -1650,11 +1703,39 @@ static void input_fail(struct brk_conn *c, long rc)
 	conn_fail(c, (int)rc, rc == -EMSGSIZE ? MQTT_RC_PACKET_TOO_LARGE : MQTT_RC_MALFORMED);
 }
 
+/* Packets are handled in these states; in BRK_CS_AUTH input is held. */
+static bool reading(const struct brk_conn *c)
+{
+	return c->state == BRK_CS_NEW || c->state == BRK_CS_CONNECTED;
+}
+
+static void hold_input(struct brk_conn *c, const uint8_t *data, size_t len)
+{
+	if (brk__auth_hold_input(c, data, len))
+		brk__conn_kick(c, 0);
+}
+
+static void conn_input(struct brk_conn *c, const uint8_t *data, size_t len, int64_t now);
+
 void brk__conn_input(struct brk_conn *c, const uint8_t *data, size_t len, int64_t now)
 {
 	c->b->st.bytes_received += len;
+	conn_input(c, data, len, now);
+}
+
+void brk__conn_input_held(struct brk_conn *c, const uint8_t *data, size_t len, int64_t now)
+{
+	conn_input(c, data, len, now);
+}
+
+static void conn_input(struct brk_conn *c, const uint8_t *data, size_t len, int64_t now)
+{
+	if (c->state == BRK_CS_AUTH) {
+		hold_input(c, data, len);
+		return;
+	}
 	/* First complete the partial packet kept from the last read. */
-	while (c->rbuf && len && c->state != BRK_CS_CLOSING) {
+	while (c->rbuf && len && reading(c)) {
 		struct brk_rbuf *r = c->rbuf;
 		long need = packet_size(c, r->data, r->len);
 		size_t take;
@@ -1697,7 +1778,7 @@ void brk__conn_input(struct brk_conn *c, const uint8_t *data, size_t len, int64_
 		}
 	}
 	/* Then whole packets straight from the read buffer. */
-	while (len && c->state != BRK_CS_CLOSING) {
+	while (len && reading(c)) {
 		long need = packet_size(c, data, len);
 
 		if (need < 0) {
@@ -1722,6 +1803,9 @@ void brk__conn_input(struct brk_conn *c, const uint8_t *data, size_t len, int64_
 		data += need;
 		len -= (size_t)need;
 	}
+	/* A CONNECT went to its password check: what followed it waits too. */
+	if (len && c->state == BRK_CS_AUTH)
+		hold_input(c, data, len);
 }
 
 void brk__conn_tick(struct brk_conn *c, int64_t now)
@@ -1742,9 +1826,23 @@ void brk__conn_tick(struct brk_conn *c, int64_t now)
 		brk__conn_kick(c, MQTT_RC_KEEP_ALIVE_TIMEOUT);
 	}
 	slow_check(c, now);
-	/* A client that never sends CONNECT is dropped too. */
+	/* A client that never sends CONNECT is dropped. */
 	if (c->state == BRK_CS_NEW && now - c->last_rx > 10000)
 		brk__conn_kick(c, 0);
+	/*
+	 * One whose password check has not even started after 10 s (a flood
+	 * fills the waiting room) is told the server is busy, as one that
+	 * found the waiting room full.
+	 */
+	if (c->state == BRK_CS_AUTH && now - c->last_rx > 10000) {
+		c->b->st.auth_busy++;
+		c->state = BRK_CS_NEW;
+		send_connack(c,
+			     c->proto == MQTT_V5 ? MQTT_RC_SERVER_BUSY
+						 : MQTT_CONNACK_SERVER_UNAVAILABLE,
+			     false, NULL);
+		brk__conn_kick(c, 0);
+	}
 }
 
 void brk__conn_closed(struct brk_conn *c)
@@ -1760,6 +1858,7 @@ void brk__conn_closed(struct brk_conn *c)
 	if (c->counted && b->st.clients_connected)
 		b->st.clients_connected--;
 	c->counted = false;
+	brk__auth_conn_closed(c);
 	gw_list_del(&c->link);
 	gw_free(c->rbuf);
 	c->rbuf = NULL;

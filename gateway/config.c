@@ -11,6 +11,7 @@
  * The same reader notices section headers, so an empty or unknown section is
  * reported even when no key follows it.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <glob.h>
 #include <inttypes.h>
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include "adapters/coap/coap_uv.h"
+#include "gateway/auth_files.h"
 #include "gateway/config.h"
 
 /* ------------------------------------------------------------------ arena */
@@ -193,6 +195,7 @@ struct parse {
 	size_t errlen, errpos;
 	unsigned int n_errors;
 	int sys_err;
+	bool passwd_failed; /* password_file named and not loaded (already reported) */
 };
 
 /* The parse state behind the struct ad_parse a hook or custom parser gets. */
@@ -492,68 +495,52 @@ static int k_ws_path(struct ad_parse *ap, void *base, const struct ad_key *k, co
 	return 0;
 }
 
-/* The most an acl_file may hold: it is read whole into memory. */
-#define ACL_FILE_MAX (4u << 20)
-
 /*
- * acl_file = PATH: read the file (relative to the file that names it) and
- * parse it with brk_acl_parse(); a bad line is reported with the acl file's
- * own name and line. Empty: no ACL.
+ * acl_file = PATH, password_file = PATH: read the file (relative to the file
+ * that names it) and parse it (gateway/auth_files.c); a bad line is
+ * reported with that file's own name and line. Empty: none. The resolved
+ * path is kept for SIGHUP.
  */
-static int k_acl_file(struct ad_parse *ap, void *base, const struct ad_key *k, const char *val)
+static int k_auth_file(struct ad_parse *ap, void *base, const struct ad_key *k, const char *val)
 {
 	struct parse *p = P(ap);
 	struct brk_config *bc = base;
-	char *path, *text = NULL, msg[256];
+	bool acl = !strcmp(k->name, "acl_file");
+	char **keep = acl ? &p->cfg->acl_file : &p->cfg->password_file;
 	const char *main_file = p->file;
-	unsigned int line;
-	size_t len = 0;
-	FILE *f = NULL;
-	long size;
-	int rc = -EINVAL;
+	unsigned int line = 0;
+	char *path, msg[256];
+	int rc;
 
-	(void)k;
-	brk_acl_free(bc->acl);
-	bc->acl = NULL;
+	if (acl) {
+		brk_acl_free(bc->acl);
+		bc->acl = NULL;
+	} else {
+		brk_passwd_free(bc->passwd);
+		bc->passwd = NULL;
+	}
+	*keep = NULL;
 	if (!*val)
 		return 0;
 	path = resolve_path(p, val);
 	if (!path)
 		return -ENOMEM;
-	f = fopen(path, "r");
-	if (!f || fseek(f, 0, SEEK_END) || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET)) {
-		errorf(p, p->line, "[broker] acl_file: '%s': cannot read: %s", path,
-		       strerror(errno));
-		goto out;
-	}
-	if ((unsigned long)size > ACL_FILE_MAX) {
-		errorf(p, p->line, "[broker] acl_file: '%s': larger than %u bytes", path,
-		       ACL_FILE_MAX);
-		goto out;
-	}
-	text = gw_malloc((size_t)size + 1);
-	if (!text) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	len = fread(text, 1, (size_t)size, f);
-	if (ferror(f)) {
-		errorf(p, p->line, "[broker] acl_file: '%s': read error", path);
-		goto out;
-	}
-	rc = brk_acl_parse(text, len, &bc->acl, &line, msg, sizeof(msg));
-	if (rc == -EINVAL) {
-		/* The acl file's own name and line, as for the device maps. */
-		p->file = path;
-		errorf(p, line, "[broker] acl_file: %s", msg);
-		p->file = main_file;
-	}
-out:
-	if (rc == -ENOMEM)
+	rc = acl ? gw_acl_load(path, &bc->acl, &line, msg, sizeof(msg))
+		 : gw_passwd_load(path, &bc->passwd, &line, msg, sizeof(msg));
+	if (rc && !acl)
+		p->passwd_failed = true;
+	if (rc == -ENOMEM) {
 		p->sys_err = -ENOMEM;
-	gw_free(text);
-	if (f)
-		fclose(f);
+	} else if (rc && line) {
+		/* The file's own name and line, as for the device maps. */
+		p->file = path;
+		errorf(p, line, "[broker] %s: %s", k->name, msg);
+		p->file = main_file;
+	} else if (rc) {
+		errorf(p, p->line, "[broker] %s: %s", k->name, msg);
+	} else {
+		*keep = path;
+	}
 	return rc;
 }
 
@@ -904,6 +891,7 @@ enum {
 	KB_SYS_INTERVAL,
 	KB_PERSIST,
 	KB_ACL_FILE,
+	KB_PASSWORD_FILE,
 	KB_CERT_FILE,
 	KB_KEY_FILE,
 	KB_CA_FILE,
@@ -924,7 +912,8 @@ static const struct ad_key broker_keys[__KB_MAX] = {
 	[KB_ALLOW_ANONYMOUS] = { .name = "allow_anonymous",
 				 .type = K_BOOL,
 				 .off = BK(allow_anonymous),
-				 .def = "yes" },
+				 .def = "yes",
+				 .help = "default yes only while every listener is loopback" },
 	[KB_MAX_CONNECTIONS] = { .name = "max_connections",
 				 .type = K_INT,
 				 .off = BK(max_connections),
@@ -1042,8 +1031,13 @@ static const struct ad_key broker_keys[__KB_MAX] = {
 	[KB_ACL_FILE] = { .name = "acl_file",
 			  .type = K_CUSTOM,
 			  .off = 0,
-			  .fn = k_acl_file,
-			  .help = "Mosquitto's acl_file syntax" },
+			  .fn = k_auth_file,
+			  .help = "Mosquitto's acl_file syntax; MQTT and MQTT-SN clients; SIGHUP" },
+	[KB_PASSWORD_FILE] = { .name = "password_file",
+			       .type = K_CUSTOM,
+			       .off = 0,
+			       .fn = k_auth_file,
+			       .help = "made by mosquitto_passwd ($7$, $6$); SIGHUP" },
 	[KB_CERT_FILE] = { .name = "cert_file",
 			   .type = K_PATH,
 			   .off = BK(tls.cert_file),
@@ -1317,6 +1311,51 @@ static const struct ad_key uplink_keys[__KU_MAX] = {
 			       .def = "2m" },
 };
 
+/* allow_from = CIDR, ...: who may send datagrams to the MQTT-SN gateway. */
+static int k_allow_from(struct ad_parse *ap, void *base, const struct ad_key *k, const char *val)
+{
+	struct parse *p = P(ap);
+	struct gw_mqttsn_config *mc = base;
+	char buf[2048], *save = NULL, *tok;
+
+	(void)k;
+	mc->n_allow_from = 0;
+	snprintf(buf, sizeof(buf), "%s", val);
+	for (tok = strtok_r(buf, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+		if (mc->n_allow_from == GW_MAX_ALLOW_FROM) {
+			errorf(p, p->line, "[mqttsn] allow_from: more than %d ranges",
+			       GW_MAX_ALLOW_FROM);
+			return -EINVAL;
+		}
+		if (gw_cidr_parse(tok, &mc->allow_from[mc->n_allow_from])) {
+			errorf(p, p->line,
+			       "[mqttsn] allow_from: '%s': expected an address or ADDRESS/BITS "
+			       "(10.0.0.0/8, fd00::/8) without host bits",
+			       tok);
+			return -EINVAL;
+		}
+		mc->n_allow_from++;
+	}
+	return 0;
+}
+
+static void show_allow_from(const void *obj, const struct ad_key *k, char *buf, size_t n)
+{
+	const struct gw_mqttsn_config *mc = obj;
+	size_t pos = 0;
+	unsigned int i;
+
+	(void)k;
+	buf[0] = '\0';
+	for (i = 0; i < mc->n_allow_from && pos + 1 < n; i++) {
+		const struct gw_cidr *c = &mc->allow_from[i];
+		char a[INET6_ADDRSTRLEN];
+
+		inet_ntop(c->family, c->addr, a, sizeof(a));
+		pos += (size_t)snprintf(buf + pos, n - pos, "%s%s/%u", i ? ", " : "", a, c->bits);
+	}
+}
+
 #define MK(f) offsetof(struct gw_mqttsn_config, f)
 enum {
 	KM_ENABLED,
@@ -1329,6 +1368,7 @@ enum {
 	KM_MOUNTPOINT,
 	KM_MAX_QUEUED,
 	KM_MAX_RETRIES,
+	KM_ALLOW_FROM,
 	__KM_MAX,
 };
 
@@ -1394,6 +1434,12 @@ static const struct ad_key mqttsn_keys[__KM_MAX] = {
 			     .min = 1,
 			     .max = 100,
 			     .def = "5" },
+	[KM_ALLOW_FROM] = { .name = "allow_from",
+			    .type = K_CUSTOM,
+			    .off = 0,
+			    .fn = k_allow_from,
+			    .show = show_allow_from,
+			    .help = "CIDRs allowed to send; required when listen is not loopback" },
 };
 
 #define CK(f) offsetof(struct gw_coap_config, f)
@@ -2759,6 +2805,49 @@ static void listeners_finish(struct parse *p, struct brk_config *bc)
 	}
 }
 
+/*
+ * Authentication the listeners need (issue 14, as Mosquitto 2): with
+ * allow_anonymous unset, anonymous clients are let in only while every
+ * listener is loopback, and a listener reachable from elsewhere must have
+ * password_file or client certificates, or allow_anonymous must say yes.
+ * An MQTT-SN gateway listening beyond loopback must say who may send.
+ */
+static void auth_finish(struct parse *p, struct gw_config *cfg)
+{
+	struct brk_config *bc = &cfg->broker;
+	bool given = p->seen_global[S_BROKER] & (1ULL << KB_ALLOW_ANONYMOUS);
+	bool all_loopback = true;
+	struct sockaddr_storage ss;
+	enum brk_transport kind;
+	unsigned int i;
+
+	for (i = 0; i < bc->n_listen; i++) {
+		const struct brk_listener_cfg *l = &bc->listen[i];
+
+		if (!l->url || brk_listen_parse(l->url, &kind, &ss) ||
+		    gw_sockaddr_loopback((const struct sockaddr *)&ss))
+			continue;
+		all_loopback = false;
+		/* A password_file that failed to load was reported already. */
+		if (given || bc->passwd || p->passwd_failed || l->tls.require_certificate)
+			continue;
+		errorf(p, l->name ? p->listener_line[i] : p->sect_line[S_BROKER],
+		       "[broker] %s: listens beyond loopback without authentication: set "
+		       "password_file (or require_certificate = yes on this listener), or "
+		       "allow_anonymous = yes to let anyone in",
+		       l->url);
+	}
+	if (!given)
+		bc->allow_anonymous = all_loopback;
+	if (cfg->mqttsn.enabled && cfg->mqttsn.listen && !cfg->mqttsn.n_allow_from &&
+	    !brk_listen_parse(cfg->mqttsn.listen, &kind, &ss) &&
+	    !gw_sockaddr_loopback((const struct sockaddr *)&ss))
+		errorf(p, p->sect_line[S_MQTTSN],
+		       "[mqttsn] listen = %s is not loopback: allow_from = CIDR, ... is required "
+		       "(the networks whose devices may send)",
+		       cfg->mqttsn.listen);
+}
+
 int gw_config_load(const char *path, struct gw_config *cfg, char *err, size_t errlen)
 {
 	return gw_config_load_drivers(path, gw_drivers, cfg, err, errlen);
@@ -2806,6 +2895,7 @@ int gw_config_load_drivers(const char *path, const struct ad_driver *drivers, st
 		       "[gateway] topic_prefix: '%s': expected a topic without '+' or '#'",
 		       cfg->gateway.topic_prefix);
 	listeners_finish(&p, &cfg->broker);
+	auth_finish(&p, cfg);
 	rc = load_devices(&p, cfg->gateway.devices, cfg->gateway.publish);
 	arena_free(p.tmp);
 	if (rc)
@@ -2849,6 +2939,7 @@ void gw_devmap_free(struct gw_devmap *dm)
 void gw_config_free(struct gw_config *cfg)
 {
 	brk_acl_free(cfg->broker.acl);
+	brk_passwd_free(cfg->broker.passwd);
 	gw_devmap_free(cfg->devmap);
 	arena_free(cfg->arena);
 	memset(cfg, 0, sizeof(*cfg));

@@ -13,6 +13,7 @@
 #include "adapters/adapter.h"
 #include "broker/broker.h"
 #include "gateway/base/base.h"
+#include "gateway/base/cidr.h"
 
 enum gw_payload {
 	GW_PAYLOAD_JSON,
@@ -100,6 +101,7 @@ struct gw_predefined {
 };
 
 #define GW_MAX_PREDEFINED 256
+#define GW_MAX_ALLOW_FROM 32
 
 struct gw_mqttsn_config {
 	bool enabled;
@@ -114,6 +116,9 @@ struct gw_mqttsn_config {
 	char *mountpoint;
 	struct gw_predefined predefined[GW_MAX_PREDEFINED];
 	unsigned int n_predefined;
+	/* Who may send datagrams (empty: anyone; required when listen is not loopback). */
+	struct gw_cidr allow_from[GW_MAX_ALLOW_FROM];
+	unsigned int n_allow_from;
 };
 
 /* [coap]: the CoAP server (the EMQX CoAP gateway interface). */
@@ -158,6 +163,8 @@ struct gw_config {
 	struct gw_http_config http;
 	struct gw_devmap *devmap;
 	struct gw_arena_chunk *arena; /* strings of the sections above */
+	/* [broker] acl_file / password_file resolved (NULL: none): read again on SIGHUP. */
+	char *acl_file, *password_file;
 };
 
 /*

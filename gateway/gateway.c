@@ -20,6 +20,7 @@
 
 #include "adapters/mqttsn/mqttsn.h"
 #include "broker/broker.h"
+#include "gateway/auth_files.h"
 #include "gateway/gateway_int.h"
 #include "gateway/notify.h"
 #include "gateway/persist.h"
@@ -137,6 +138,8 @@ static int start_mqttsn(struct gw *g)
 	}
 	c.predefined = g->predefined;
 	c.n_predefined = mc->n_predefined;
+	c.allow_from = mc->allow_from;
+	c.n_allow_from = mc->n_allow_from;
 	rc = mqttsn_server_new(g->loop, g->broker, &c, g->log, &g->mqttsn);
 	if (rc) {
 		gw_log(g->log, LOG_ERR, MOD, "mqttsn: cannot create the gateway: %s",
@@ -183,6 +186,7 @@ static void sys_mqttsn(struct gw *g)
 	publish_figure(g, "$SYS/fieldmq/mqttsn/malformed", ms.malformed);
 	publish_figure(g, "$SYS/fieldmq/mqttsn/dropped/received", ms.dropped_in);
 	publish_figure(g, "$SYS/fieldmq/mqttsn/dropped/sent", ms.dropped_out);
+	publish_figure(g, "$SYS/fieldmq/mqttsn/dropped/denied", ms.denied);
 }
 
 /*
@@ -453,7 +457,9 @@ static void on_signal(uv_signal_t *s, int signum)
 	struct gw *g = s->data;
 
 	if (signum == SIGHUP) {
-		gw_log(g->log, LOG_INFO, MOD, "SIGHUP: reloading device maps");
+		gw_log(g->log, LOG_INFO, MOD,
+		       "SIGHUP: reloading acl_file, password_file, device maps");
+		gw_auth_reload(&g->cfg, g->broker, g->log);
 		gw_gateway_reload(g);
 		return;
 	}

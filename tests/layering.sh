@@ -34,6 +34,7 @@ PURE="$PURE gateway/base/hist.c gateway/metrics.c"
 CORES="broker/topic.c broker/acl.c broker/broker.c broker/session.c adapters/mqttsn/mqttsn_gw.c
 	gateway/uplink.c adapters/coap/coap_srv.c adapters/coap/coap_dev.c"
 CORES="$CORES broker/limits.c"
+CORES="$CORES broker/auth.c broker/passwd.c"
 CORE_HEADERS="gateway/base/base.h broker/broker.h broker/broker_int.h broker/mqtt_codec.h
 	broker/http.h broker/ws.h broker/limits.h broker/proxy_codec.h gateway/tls/tls.h
 	adapters/adapter.h adapters/modbus/modbus_adapter.h adapters/modbus/mbus_int.h

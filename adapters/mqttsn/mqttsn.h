@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "gateway/base/base.h"
+#include "gateway/base/cidr.h"
 
 struct uv_loop_s;
 struct brk;
@@ -41,6 +42,9 @@ struct mqttsn_config {
 	const char *mountpoint;		/* NULL / "": none */
 	const struct mqttsn_predef *predefined;
 	unsigned int n_predefined;
+	/* Who may send (unicast and group datagrams); none: anyone. Borrowed. */
+	const struct gw_cidr *allow_from;
+	unsigned int n_allow_from;
 };
 
 /* Figures for $SYS/fieldmq/mqttsn/... */
@@ -56,6 +60,7 @@ struct mqttsn_stats {
 	uint64_t publish_in;  /* to the broker */
 	uint64_t publish_out; /* PUBLISH sent to clients (first transmissions) */
 	uint64_t retransmits;
+	uint64_t denied; /* datagrams from outside allow_from, dropped unread */
 };
 
 /* DESIGN.md defaults (listen 0.0.0.0:1884, id 1, advertise 15 min, ...). */

@@ -366,6 +366,17 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	*buf = uv_buf_init((char *)s->rxbuf, sizeof(s->rxbuf));
 }
 
+/* [mqttsn] allow_from: is @from inside one of the ranges? */
+static bool allowed(const struct mqttsn_server *s, const struct sockaddr *from)
+{
+	unsigned int i;
+
+	for (i = 0; i < s->cfg.n_allow_from; i++)
+		if (gw_cidr_match(&s->cfg.allow_from[i], from))
+			return true;
+	return false;
+}
+
 static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *from,
 		    unsigned int flags)
 {
@@ -378,6 +389,11 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
 	if (flags & UV_UDP_PARTIAL) {
 		/* Longer than any MQTT-SN message. */
 		s->gw->stats.malformed++;
+		return;
+	}
+	if (s->cfg.n_allow_from && !allowed(s, from)) {
+		/* Not even decoded: a sender outside allow_from gets no answer at all. */
+		s->gw->stats.denied++;
 		return;
 	}
 	to_addr(from, &a);

@@ -342,6 +342,56 @@ static void test_acl_file(void **state)
 	gw_config_free(&cfg);
 }
 
+/*
+ * password_file (lines made by mosquitto_passwd), allow_anonymous's default
+ * from the listeners (yes only while all are loopback), a non-loopback
+ * listener without authentication refused, [mqttsn] allow_from.
+ */
+static void test_auth_keys(void **state)
+{
+	struct gw_config cfg;
+	char err[4096];
+
+	(void)state;
+	write_file("pw", "alice:$7$101$HRsTWWcik70Ldknk$sO1jgwmoG5QrwhBlP5chn4WqR+KwvHx7qy5bp660bn"
+			 "TybVzoV4CvokZE6b+yKCOO5mRQVdGdS2yMFIZXyzrj/A==\n");
+	write_file("devices.d/a.ini", "");
+	write_file("main.ini", "[broker]\nlisten = 0.0.0.0:1883\npassword_file = pw\n");
+	if (load(&cfg, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(brk_passwd_count(cfg.broker.passwd), 1);
+	assert_non_null(strstr(cfg.password_file, "/pw"));
+	assert_false(cfg.broker.allow_anonymous); /* not all loopback: no by default */
+	gw_config_free(&cfg);
+	write_file("main.ini",
+		   "[broker]\nlisten = 127.0.0.1:1883, [::1]:1884\npassword_file = pw\n");
+	assert_int_equal(load(&cfg, err, sizeof(err)), 0);
+	assert_true(cfg.broker.allow_anonymous); /* all loopback: yes by default */
+	gw_config_free(&cfg);
+	expect_error("[broker]\nlisten = 127.0.0.1:1883, 0.0.0.0:8883\n", NULL,
+		     "main.ini:1: [broker] 0.0.0.0:8883: listens beyond loopback without "
+		     "authentication");
+	expect_error("[listener:lan]\nurl = 10.1.2.3:1883\n", NULL,
+		     "main.ini:1: [broker] 10.1.2.3:1883: listens beyond loopback");
+	write_file("main.ini", "[broker]\nlisten = 0.0.0.0:1883\nallow_anonymous = no\n");
+	assert_int_equal(load(&cfg, err, sizeof(err)), 0);
+	gw_config_free(&cfg);
+	write_file("bad.pw", "# x\nalice:secret\n");
+	expect_error("[broker]\npassword_file = bad.pw\n", NULL,
+		     "bad.pw:2: [broker] password_file: not a hashed password");
+	expect_error("[broker]\npassword_file = nope.pw\n", NULL, "nope.pw': cannot read");
+	expect_error("[mqttsn]\nenabled = yes\n", NULL,
+		     "[mqttsn] listen = 0.0.0.0:1884 is not loopback: allow_from");
+	expect_error("[mqttsn]\nallow_from = 10.0.0.0/33\n", NULL, "'10.0.0.0/33'");
+	write_file("main.ini", "[mqttsn]\nenabled = yes\nallow_from = 10.0.0.0/8, fd00::/8 ::1\n");
+	if (load(&cfg, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(cfg.mqttsn.n_allow_from, 3);
+	assert_int_equal(cfg.mqttsn.allow_from[1].bits, 8);
+	assert_int_equal(cfg.mqttsn.allow_from[2].bits, 128);
+	gw_config_free(&cfg);
+}
+
 static void test_listeners(void **state)
 {
 	struct gw_config cfg;
@@ -355,7 +405,8 @@ static void test_listeners(void **state)
 		   "key_file = s.key\nca_file = /etc/ca.crt\nrequire_certificate = yes\n"
 		   "use_identity_as_username = yes\n"
 		   "[broker]\nlisten = 127.0.0.1:1883, mqtts://[::1]:8883, ws://:8080\n"
-		   "cert_file = tls/b.crt\nkey_file = tls/b.key\nws_path = /ws\n");
+		   "cert_file = tls/b.crt\nkey_file = tls/b.key\nws_path = /ws\n"
+		   "allow_anonymous = yes\n");
 	write_file("devices.d/a.ini", "");
 	if (load(&cfg, err, sizeof(err)))
 		fail_msg("%s", err);
@@ -545,6 +596,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_errors_devices, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_acl_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listeners, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_auth_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_errors_reported, setup, teardown),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test_setup_teardown(test_renamed_keys, setup, teardown),
