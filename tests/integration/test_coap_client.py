@@ -12,6 +12,9 @@ CoAP servers on 127.0.0.1, each started and stopped here by PID:
   coap-server-notls (libcoap's own example server, Debian libcoap3-bin):
         its observable /time
   nothing at all on a third port: the device goes offline, its point bad
+  a UDP "device" answering every request with garbage (random bytes, bad
+        token lengths, truncated options): offline, bad, the daemon alive, a
+        bounded number of log lines
 
 Readings are checked on MQTT: values, quality, retained status topics.
 --check-config refuses bad coap keys with file:line and accepts every
@@ -27,6 +30,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import paho.mqtt.client as mqtt
@@ -239,6 +243,17 @@ retries = 2
 
 [point:dead/v]
 path = /x
+
+[device:junk]
+protocol = coap
+url = coap://127.0.0.1:{junk}
+poll = 300ms
+timeout = 1s
+retries = 1
+
+[point:junk/v]
+path = /x
+observe = yes
 """
 
 
@@ -301,10 +316,35 @@ def test_discover(tmp, sim_port, srv_port, dead_port):
     check("--discover of a bad url: exit 2", r.returncode == 2)
 
 
+def junk_server(port, stop):
+    """A "device" that answers every datagram with garbage: random bytes, a CoAP
+    header with a bad token length, an ACK with the request's message id but
+    truncated options."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", port))
+    s.settimeout(0.2)
+    n = 0
+    while not stop.is_set():
+        try:
+            data, addr = s.recvfrom(2048)
+        except socket.timeout:
+            continue
+        n += 1
+        mid = data[2:4] if len(data) >= 4 else b"\0\0"
+        for junk in (os.urandom(1 + n % 40), b"\x4f" + b"\x45" + mid + b"\xff" * 3,
+                     b"\x60\x45" + mid + b"\xd1", b"\x68\x45" + mid + data[4:6]):
+            s.sendto(junk, addr)
+    s.close()
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="fieldmq-coap.")
     port = free_port()
     sim_port, srv_port, dead_port = free_udp_port(), free_udp_port(), free_udp_port()
+    junk_port = free_udp_port()
+    stop_junk = threading.Event()
+    junk = threading.Thread(target=junk_server, args=(junk_port, stop_junk), daemon=True)
+    junk.start()
     fmq = None
     try:
         test_config(tmp)
@@ -317,7 +357,7 @@ def main():
         test_discover(tmp, sim_port, srv_port, dead_port)
         os.mkdir(os.path.join(tmp, "devices.d"))
         with open(os.path.join(tmp, "devices.d", "coap.ini"), "w") as f:
-            f.write(DEVICES.format(sim=sim_port, srv=srv_port, dead=dead_port))
+            f.write(DEVICES.format(sim=sim_port, srv=srv_port, dead=dead_port, junk=junk_port))
         # make run's demo map, pointed at this simulator
         with open("etc/devices.d/demo_coap.ini") as f:
             demo = f.read().replace("127.0.0.1:15683", "127.0.0.1:%d" % sim_port)
@@ -391,6 +431,8 @@ def main():
               v and v["quality"] == "good" and v["unit"] == "°C")
         v = sub.value(P + "weather/door")
         check("... weather/door (SenML vb): %s" % v, v and isinstance(v["value"], bool))
+        check("a device answering garbage: offline", sub.text(P + "junk/status", "offline", 5))
+        check("... its point bad", (sub.value(P + "junk/v") or {}).get("quality") == "bad")
         check("dead device offline", sub.text(P + "dead/status", "offline", 5))
         v = sub.value(P + "dead/v")
         check("dead device point bad: %s" % v, v and v["quality"] == "bad")
@@ -442,16 +484,22 @@ def main():
         check("$SYS/fieldmq/coap/client: notifications %s, parse_errors %s, devices %s"
               % (fig("notifications"), fig("parse_errors"), fig("devices")),
               (fig("notifications") or 0) > 10 and (fig("parse_errors") or 0) >= 1
-              and fig("devices") == 6)
+              and fig("devices") == 7)
         check("$SYS/fieldmq/coap/client/writes: %s" % fig("writes"), (fig("writes") or 0) >= 3)
         with open(os.path.join(tmp, "log")) as f:
             logtext = f.read()
         check("log says it registered again", "registering again" in logtext)
+        jl = [l for l in logtext.splitlines() if " junk" in l]
+        check("the garbage device took %d log lines in ~25 s of polls every 300 ms: %s"
+              % (len(jl), [l[25:] for l in jl]),
+              0 < len(jl) <= 6)
         sub.stop()
+        check("the daemon is alive after the garbage device", fmq.poll() is None)
         stop_proc(fmq)
         check("clean stop (exit %s)" % fmq.returncode, fmq.returncode == 0)
         fmq = None
     finally:
+        stop_junk.set()
         if fmq:
             stop_proc(fmq)
         for p in procs:
