@@ -3070,7 +3070,10 @@ static void print_key(FILE *f, const struct ad_driver *drivers, const void *obj,
 			fprintf(f, "; %s = (none)\n", k->name);
 			return;
 		}
-		snprintf(buf, sizeof(buf), "%" PRIu64, v);
+		if (k->min < 0 && k->size == 4)
+			snprintf(buf, sizeof(buf), "%d", (int)(int32_t)v); /* -1: no limit */
+		else
+			snprintf(buf, sizeof(buf), "%" PRIu64, v);
 		break;
 	case K_DOUBLE:
 		fmt_double(*(const double *)src, buf, sizeof(buf));
