@@ -126,8 +126,13 @@ int brk__auth_hold_input(struct brk_conn *c, const uint8_t *data, size_t len)
 void brk__auth_work(struct brk_auth_job *j)
 {
 	static const uint8_t none[1];
-	bool ok = brk__passwd_verify(&j->ent, j->pw ? j->pw : none, j->pw_len);
+	bool ok;
 
+	if (j->ent.kind == BRK_PW_NONE) {
+		j->ok = j->known; /* brk_check_password without a password_file */
+		return;
+	}
+	ok = brk__passwd_verify(&j->ent, j->pw ? j->pw : none, j->pw_len);
 	j->ok = ok && j->known;
 }
 
@@ -143,7 +148,11 @@ void brk__auth_done(struct brk_auth_job *j, int64_t now)
 	}
 	gw_list_del(&j->link);
 	b->n_auth_run--;
-	if (c) {
+	if (j->done) {
+		if (!j->ok)
+			b->st.auth_failed++;
+		j->done(j->done_arg, j->ok);
+	} else if (c) {
 		c->auth = NULL;
 		if (!j->ok)
 			b->st.auth_failed++;
@@ -191,4 +200,77 @@ void brk__auth_fini(struct brk *b)
 		j->b = NULL;
 	}
 	b->n_auth_run = 0;
+}
+
+/* A check for an in-process front end: no connection, a callback (see broker.h). */
+static void no_file_tick(struct brk_auth_job *j, int64_t now)
+{
+	/* Without a password_file the name is taken as given; answered from the pool path too. */
+	j->ok = true;
+	brk__auth_done(j, now);
+}
+
+int brk_check_password(struct brk *b, const char *user, const void *password, size_t pw_len,
+		       void (*done)(void *arg, int verdict), void *arg, struct brk_auth_job **job)
+{
+	const struct brk_pw_entry *e = NULL;
+	struct brk_auth_job *j;
+
+	*job = NULL;
+	if (b->n_auth_wait >= BRK_AUTH_MAX_WAITING || b->auth_bytes + pw_len > BRK_AUTH_MAX_BYTES) {
+		b->st.auth_busy++;
+		return -EBUSY;
+	}
+	j = gw_malloc(sizeof(*j) + pw_len);
+	if (!j)
+		return -ENOMEM;
+	memset(j, 0, sizeof(*j));
+	memcpy(j->pkt, password, pw_len);
+	j->pkt_len = pw_len;
+	j->pw = j->pkt;
+	j->pw_len = pw_len;
+	j->b = b;
+	j->done = done;
+	j->done_arg = arg;
+	if (b->cfg.passwd)
+		e = brk__passwd_find(b->cfg.passwd, gw_slice_cstr(user));
+	j->known = e != NULL;
+	if (e)
+		j->ent = *e;
+	else
+		brk__passwd_dummy(b->cfg.passwd, &j->ent);
+	b->auth_bytes += pw_len;
+	gw_list_add_tail(&b->auth_wait, &j->link);
+	b->n_auth_wait++;
+	*job = j;
+	if (!b->cfg.passwd) {
+		/* Nothing to hash: still answered later, through the same path. */
+		gw_list_del(&j->link);
+		b->n_auth_wait--;
+		gw_list_add_tail(&b->auth_run, &j->link);
+		b->n_auth_run++;
+		j->running = true;
+		j->ent.kind = BRK_PW_NONE;
+		j->known = true;
+		j->pw = NULL;
+		if (!b->auth_start || b->auth_start(b, j))
+			no_file_tick(j, brk__now(b));
+		return 0;
+	}
+	/* Started from the next pump, so that @done never runs inside this call. */
+	if (b->auth_start)
+		pump(b, brk__now(b));
+	return 0;
+}
+
+void brk_check_cancel(struct brk_auth_job *j)
+{
+	struct brk *b = j->b;
+
+	j->done = NULL;
+	if (j->running || !b)
+		return; /* freed by brk__auth_done when the worker is back */
+	gw_list_del(&j->link);
+	b->n_auth_wait--;
+	job_free(j);
 }

@@ -371,6 +371,28 @@ int brk_set_acl(struct brk *b, struct brk_acl *acl);
  */
 void brk_set_passwd(struct brk *b, struct brk_passwd *pw);
 
+struct brk_auth_job;
+
+/*
+ * brk_check_password - check @user / @password (@pw_len bytes) against the
+ * password_file as a CONNECT is checked, for a front end whose clients log
+ * in another way (the CoAP server's mqtt/connection): off the loop thread,
+ * in the same bounded queue as MQTT CONNECTs. @done(@arg, verdict) runs
+ * later on the loop thread (inside this call only if the thread pool
+ * refused the work, or the broker has none: sans-I/O tests): 1 the password is
+ * right, 0 it is wrong (or the user unknown), -EBUSY too many checks were
+ * waiting. Without a password_file every user name is taken as given:
+ * @done gets 1. Returns 0 and *job (for brk_check_cancel; it is gone once
+ * @done ran), or -ENOMEM, -EBUSY (then @done is never called).
+ */
+int brk_check_password(struct brk *b, const char *user, const void *password, size_t pw_len,
+		       void (*done)(void *arg, int verdict), void *arg, struct brk_auth_job **job);
+/*
+ * The client went away: @done of @job will not be called. Checks still
+ * pending when the broker is freed are dropped without calling @done.
+ */
+void brk_check_cancel(struct brk_auth_job *job);
+
 /* See brk_deliver_fn. The hold is released exactly once. */
 struct brk_hold *brk_hold_take(const struct brk_delivery *d);
 void brk_hold_release(struct brk_hold *h);

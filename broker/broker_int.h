@@ -291,6 +291,9 @@ struct brk_auth_job {
 	struct gw_list link; /* b->auth_wait, then b->auth_run */
 	struct brk *b;	     /* NULL once the broker is gone */
 	struct brk_conn *c;  /* NULL once the connection closed */
+	/* brk_check_password: the caller's callback instead of a connection. */
+	void (*done)(void *arg, int verdict);
+	void *done_arg;
 	struct brk_pw_entry ent;
 	bool known; /* the user is in the file: else a dummy entry costs the same time */
 	bool ok;    /* the worker's verdict */

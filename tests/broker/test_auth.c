@@ -404,6 +404,52 @@ static void test_inline_and_reload(void **state)
 	brk_passwd_free(empty);
 }
 
+struct verdicts {
+	int v[4];
+	unsigned int n;
+};
+
+static void on_verdict(void *arg, int verdict)
+{
+	struct verdicts *r = arg;
+
+	r->v[r->n++] = verdict;
+}
+
+/* brk_check_password: the CoAP server's logins go through the same bounded queue. */
+static void test_check_password_api(void **state)
+{
+	struct env *e = *state;
+	struct verdicts r = { .n = 0 };
+	struct brk_auth_job *j[4];
+	struct brk_stats st;
+
+	assert_int_equal(brk_check_password(&e->b, "alice", "secret", 6, on_verdict, &r, &j[0]), 0);
+	assert_int_equal(brk_check_password(&e->b, "alice", "nope", 4, on_verdict, &r, &j[1]), 0);
+	assert_int_equal(brk_check_password(&e->b, "eve", "secret", 6, on_verdict, &r, &j[2]), 0);
+	assert_int_equal(brk_check_password(&e->b, "alice", "secret", 6, on_verdict, &r, &j[3]), 0);
+	assert_int_equal(r.n, 0); /* never inside the call */
+	brk_check_cancel(j[3]);	  /* still waiting: gone at once */
+	brk_check_cancel(j[1]);	  /* running: its verdict is dropped */
+	while (e->n_jobs)
+		finish_one(e);
+	assert_int_equal(r.n, 2);
+	assert_int_equal(r.v[0], 1);
+	assert_int_equal(r.v[1], 0);
+	brk_get_stats(&e->b, &st);
+	assert_int_equal(st.auth_failed, 1); /* eve; the cancelled one is not counted */
+	/* Without a password_file a name is taken as given, answered later all the same. */
+	brk_set_passwd(&e->b, NULL);
+	r.n = 0;
+	assert_int_equal(brk_check_password(&e->b, "anyone", "x", 1, on_verdict, &r, &j[0]), 0);
+	assert_int_equal(r.n, 0);
+	finish_one(e);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.v[0], 1);
+	brk_set_passwd(&e->b, e->pw);
+	assert_int_equal(e->b.auth_bytes, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -414,6 +460,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_anonymous_and_identity, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_waiting_times_out, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inline_and_reload, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_check_password_api, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
