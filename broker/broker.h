@@ -179,6 +179,15 @@ void brk_passwd_free(struct brk_passwd *pw);
 /* Users in @pw (0 for NULL). */
 unsigned int brk_passwd_count(const struct brk_passwd *pw);
 
+/*
+ * brk_passwd_check - does @user / @pass (NUL-terminated) match an entry of
+ * @pw? An unknown user costs what a known one costs (a dummy check). Slow on
+ * purpose ($7$ PBKDF2): call it on the thread pool, never on the loop
+ * thread; thread-safe while @pw lives. For listeners outside the broker (the
+ * gateway's HTTP Basic authentication). 0 when it matches, else -EACCES.
+ */
+int brk_passwd_check(const struct brk_passwd *pw, const char *user, const char *pass);
+
 /* --------------------------------------------------------------- messages */
 
 /*

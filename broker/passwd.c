@@ -72,6 +72,20 @@ const struct brk_pw_entry *brk__passwd_find(const struct brk_passwd *pw, struct 
 	return NULL;
 }
 
+int brk_passwd_check(const struct brk_passwd *pw, const char *user, const char *pass)
+{
+	const struct brk_pw_entry *e = pw ? brk__passwd_find(pw, gw_slice_cstr(user)) : NULL;
+	struct brk_pw_entry dummy;
+	bool ok;
+
+	if (!e) {
+		brk__passwd_dummy(pw, &dummy);
+		e = &dummy;
+	}
+	ok = brk__passwd_verify(e, (const uint8_t *)pass, strlen(pass));
+	return ok && e != &dummy ? 0 : -EACCES;
+}
+
 int brk_passwd_parse(const char *text, size_t len, struct brk_passwd **out, unsigned int *line,
 		     char *err, size_t errlen)
 {

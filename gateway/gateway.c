@@ -209,18 +209,13 @@ static bool http_enabled(const struct gw *g)
 	return g->cfg.http.enabled;
 }
 
-static void free_nothing(struct gw *g)
-{
-	(void)g;
-}
-
 static const struct gw_service services[__GW_SVC_MAX] = {
 	[GW_SVC_MQTTSN] = { "mqttsn", mqttsn_enabled, start_mqttsn, stop_mqttsn, free_mqttsn,
 			    sys_mqttsn },
 	[GW_SVC_COAP] = { "coap", gw__coap_enabled, gw__coap_start, gw__coap_stop, gw__coap_free,
 			  gw__coap_sys },
-	/* status.c: frees itself once its connections are closed. */
-	[GW_SVC_HTTP] = { "http", http_enabled, gw__http_start, gw__http_stop, free_nothing, NULL },
+	[GW_SVC_HTTP] = { "http", http_enabled, gw__http_start, gw__http_stop, gw__http_free,
+			  NULL },
 };
 
 /* An adapter's figure (ad_ops.figures) under $SYS/fieldmq/<protocol>/. */

@@ -70,7 +70,8 @@ struct gw {
 	struct mqttsn_server *mqttsn;
 	struct mqttsn_predef predefined[GW_MAX_PREDEFINED];
 	struct coapsrv_server *coap;
-	struct gw_httpd *httpd; /* [http] (status.c) */
+	struct gw_httpd *httpd;		/* [http] (status.c) */
+	struct brk_passwd *http_passwd; /* [http] password_file, read at start */
 	int64_t last_sys_ms;
 	int64_t started_ms, started_mono_ms; /* gw_gateway_new: wall and monotonic */
 	uint64_t upl_connects_seen;	     /* status.c: the uplink's connects at the last tick */
@@ -138,6 +139,8 @@ void gw__on_cmd_done(void *arg, void *token, const struct ad_cmd_result *res);
 int gw__http_start(struct gw *g);
 /* Closes the listener and its connections. */
 void gw__http_stop(struct gw *g);
+/* Frees the password file (after the loop ended). */
+void gw__http_free(struct gw *g);
 /* Every second: the status page's event streams, the uplink's last connect time. */
 void gw__http_tick(struct gw *g);
 

@@ -24,6 +24,7 @@
 enum conn_state {
 	CS_TLS,	 /* TLS handshake */
 	CS_HEAD, /* reading the request head */
+	CS_AUTH, /* the head is here; its password is checked on the thread pool */
 	CS_SSE,	 /* an event stream: writing events, input ignored */
 	CS_DONE, /* answered: closing once the writes are done */
 };
@@ -37,11 +38,15 @@ struct gw_http_conn {
 	enum conn_state state;
 	bool head_only;	      /* HEAD */
 	bool closing;	      /* uv_close called */
-	unsigned int handles; /* open handles left to close */
+	unsigned int handles; /* open handles left to close (and an auth check in flight) */
 	unsigned int writes;  /* uv_write()s in flight */
 	size_t queued;	      /* bytes of those */
 	size_t len;
 	uint8_t head[GW_HTTPD_MAX_HEAD];
+	/* Basic credentials, while the pool thread checks them; wiped after. */
+	uv_work_t work;
+	int auth_rc;
+	char user[256], pass[256];
 };
 
 struct gw_httpd {
@@ -57,6 +62,7 @@ struct gw_httpd {
 	struct gw_list conns;
 	struct gw_httpd_stats st;
 	unsigned int sse;
+	unsigned int auth_jobs; /* checks on the thread pool now */
 	bool closing;
 	int port;
 	uint8_t rbuf[16384];
@@ -77,9 +83,9 @@ static void maybe_free(struct gw_httpd *h)
 	}
 }
 
-static void on_conn_closed(uv_handle_t *hd)
+/* One of @c's handles closed, or its auth check returned: the last frees it. */
+static void conn_release(struct gw_http_conn *c)
 {
-	struct gw_http_conn *c = hd->data;
 	struct gw_httpd *h = c->h;
 
 	if (--c->handles)
@@ -89,6 +95,11 @@ static void on_conn_closed(uv_handle_t *hd)
 	gw_tls_free(c->tls);
 	gw_free(c);
 	maybe_free(h);
+}
+
+static void on_conn_closed(uv_handle_t *hd)
+{
+	conn_release(hd->data);
 }
 
 /* Close now, whatever is queued. */
@@ -304,19 +315,6 @@ static bool method_is(struct gw_slice m, const char *s)
 	return gw_slice_eq_cstr(m, s);
 }
 
-/* Authorization: Basic, checked by the owner's function. 0: let in. */
-static int check_auth(struct gw_httpd *h, const struct brk_http_req *rq)
-{
-	const struct gw_slice *v = brk_http_header(rq, "Authorization");
-	char user[256], pass[256];
-
-	if (!h->auth)
-		return 0;
-	if (!v || brk_http_basic_auth(*v, user, sizeof(user), pass, sizeof(pass)))
-		return -EACCES;
-	return h->auth(h->arg, user, pass) ? -EACCES : 0;
-}
-
 static void refuse(struct gw_http_conn *c, int status, const char *extra)
 {
 	char body[64];
@@ -325,6 +323,72 @@ static void refuse(struct gw_http_conn *c, int status, const char *extra)
 	if (status != 401)
 		c->h->st.bad_requests++;
 	gw_http_reply(c, status, "text/plain; charset=utf-8", body, (size_t)n, extra);
+}
+
+static void dispatch(struct gw_http_conn *c, const struct brk_http_req *rq)
+{
+	struct gw_httpd *h = c->h;
+
+	h->handle(h->arg, c, brk_http_path(rq->target), rq);
+	if (c->state == CS_HEAD)
+		refuse(c, 404, NULL); /* the owner did not answer */
+}
+
+static void unauthorized(struct gw_http_conn *c)
+{
+	c->h->st.unauthorized++;
+	refuse(c, 401, "WWW-Authenticate: Basic realm=\"fieldmq\", charset=\"UTF-8\"\r\n");
+}
+
+/* On a pool thread: the owner's check (slow on purpose: PBKDF2). */
+static void auth_work(uv_work_t *req)
+{
+	struct gw_http_conn *c = container_of(req, struct gw_http_conn, work);
+
+	c->auth_rc = c->h->auth(c->h->arg, c->user, c->pass);
+}
+
+/* Back on the loop: answer the request the head in c->head still holds. */
+static void auth_done(uv_work_t *req, int status)
+{
+	struct gw_http_conn *c = container_of(req, struct gw_http_conn, work);
+	struct brk_http_req rq;
+
+	c->h->auth_jobs--;
+	explicit_bzero(c->pass, sizeof(c->pass));
+	if (!c->closing && c->state == CS_AUTH) {
+		c->state = CS_HEAD;
+		if (status || c->auth_rc || brk_http_parse_request(c->head, c->len, &rq) <= 0)
+			unauthorized(c);
+		else
+			dispatch(c, &rq);
+	}
+	conn_release(c);
+}
+
+/*
+ * Authorization: Basic, checked by the owner's function on the thread pool.
+ * Returns 1 when the check is under way (the request waits in CS_AUTH), 0
+ * when there is nothing to check, -EACCES when refused at once.
+ */
+static int check_auth(struct gw_http_conn *c, const struct brk_http_req *rq)
+{
+	struct gw_httpd *h = c->h;
+	const struct gw_slice *v = brk_http_header(rq, "Authorization");
+
+	if (!h->auth)
+		return 0;
+	if (!v || brk_http_basic_auth(*v, c->user, sizeof(c->user), c->pass, sizeof(c->pass)))
+		return -EACCES;
+	/* A few checks at once: each costs a pool thread for a while. */
+	if (h->auth_jobs >= 2 || uv_queue_work(h->loop, &c->work, auth_work, auth_done)) {
+		explicit_bzero(c->pass, sizeof(c->pass));
+		return -EBUSY;
+	}
+	h->auth_jobs++;
+	c->handles++;
+	c->state = CS_AUTH;
+	return 1;
 }
 
 /* The head buffer has grown: a whole head yet? */
@@ -350,14 +414,13 @@ static void head_input(struct gw_http_conn *c)
 		refuse(c, 405, "Allow: GET, HEAD\r\n");
 		return;
 	}
-	if (check_auth(h, &rq)) {
-		h->st.unauthorized++;
-		refuse(c, 401, "WWW-Authenticate: Basic realm=\"fieldmq\", charset=\"UTF-8\"\r\n");
-		return;
-	}
-	h->handle(h->arg, c, brk_http_path(rq.target), &rq);
-	if (c->state == CS_HEAD)
-		refuse(c, 404, NULL); /* the owner did not answer */
+	rc = check_auth(c, &rq);
+	if (rc == -EBUSY)
+		refuse(c, 503, "Retry-After: 1\r\n");
+	else if (rc < 0)
+		unauthorized(c);
+	else if (rc == 0)
+		dispatch(c, &rq);
 }
 
 static void plain_input(struct gw_http_conn *c, const uint8_t *p, size_t n)

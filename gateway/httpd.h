@@ -34,8 +34,10 @@ struct gw_http_conn;
 typedef void (*gw_httpd_handle_fn)(void *arg, struct gw_http_conn *c, struct gw_slice path,
 				   const struct brk_http_req *rq);
 /*
- * Checks a Basic user and password (bytes, not NUL-terminated... but both
- * are NUL-terminated copies here). 0: let in; anything else: 401.
+ * Checks a Basic user and password (NUL-terminated copies). Runs on a
+ * thread of libuv's pool (a password hash is slow on purpose), at most two
+ * at once (more requests meanwhile get 503): it must only read what does
+ * not change while the server runs. 0: let in; anything else: 401.
  */
 typedef int (*gw_httpd_auth_fn)(void *arg, const char *user, const char *pass);
 

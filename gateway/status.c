@@ -23,6 +23,7 @@
 #include "adapters/coap/coap_srv.h"
 #include "adapters/modbus/modbus_adapter.h"
 #include "adapters/serial/serial_adapter.h"
+#include "gateway/auth_files.h"
 #include "gateway/gateway_int.h"
 #include "gateway/httpd.h"
 #include "gateway/metrics.h"
@@ -650,6 +651,14 @@ static void on_request(void *arg, struct gw_http_conn *c, struct gw_slice path,
 
 /* ----------------------------------------------------------- lifecycle */
 
+/* On a pool thread: Basic credentials against [http] password_file. */
+static int http_auth(void *arg, const char *user, const char *pass)
+{
+	struct gw *g = arg;
+
+	return brk_passwd_check(g->http_passwd, user, pass);
+}
+
 int gw__http_start(struct gw *g)
 {
 	const struct gw_http_config *hc = &g->cfg.http;
@@ -664,10 +673,20 @@ int gw__http_start(struct gw *g)
 	};
 
 	if (hc->password_file && *hc->password_file) {
-		/* Until the password-file verifier lands, refuse rather than serve unprotected. */
-		gw_log(g->log, LOG_ERR, MOD,
-		       "password_file: Basic authentication is not available in this build");
-		return -ENOTSUP;
+		unsigned int line = 0;
+		char msg[256];
+		int rc =
+			gw_passwd_load(hc->password_file, &g->http_passwd, &line, msg, sizeof(msg));
+
+		if (rc) {
+			if (line)
+				gw_log(g->log, LOG_ERR, MOD, "%s:%u: [http] password_file: %s",
+				       hc->password_file, line, msg);
+			else
+				gw_log(g->log, LOG_ERR, MOD, "[http] password_file: %s", msg);
+			return rc;
+		}
+		c.auth = http_auth;
 	}
 	return gw_httpd_new(g->loop, &c, g->log, &g->httpd);
 }
@@ -676,6 +695,13 @@ void gw__http_stop(struct gw *g)
 {
 	gw_httpd_close(g->httpd);
 	g->httpd = NULL;
+}
+
+/* After the loop ended: no password check runs any more. */
+void gw__http_free(struct gw *g)
+{
+	brk_passwd_free(g->http_passwd);
+	g->http_passwd = NULL;
 }
 
 void gw__http_tick(struct gw *g)

@@ -73,6 +73,24 @@ static void test_mosquitto_passwd_lines(void **state)
 	assert_int_equal(gw_mem_used(), 0);
 }
 
+/* brk_passwd_check: the public check the HTTP listener's Basic authentication uses. */
+static void test_public_check(void **state)
+{
+	struct brk_passwd *pw = load();
+
+	(void)state;
+	assert_int_equal(brk_passwd_check(pw, "alice", "secret"), 0);
+	assert_int_equal(brk_passwd_check(pw, "carol", "pässwörd:with$"), 0);
+	assert_int_equal(brk_passwd_check(pw, "dave", ""), 0);
+	assert_int_equal(brk_passwd_check(pw, "alice", "secret "), -EACCES);
+	/* Unknown users, even with a password that would match the dummy's cost. */
+	assert_int_equal(brk_passwd_check(pw, "mallory", "secret"), -EACCES);
+	assert_int_equal(brk_passwd_check(pw, "", ""), -EACCES);
+	assert_int_equal(brk_passwd_check(NULL, "alice", "secret"), -EACCES);
+	brk_passwd_free(pw);
+	assert_int_equal(gw_mem_used(), 0);
+}
+
 static void expect_bad(const char *text, unsigned int want_line, const char *want)
 {
 	struct brk_passwd *pw = (struct brk_passwd *)1;
@@ -127,6 +145,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_mosquitto_passwd_lines),
+		cmocka_unit_test(test_public_check),
 		cmocka_unit_test(test_errors_with_line_numbers),
 		cmocka_unit_test(test_empty_file),
 	};

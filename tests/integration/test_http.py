@@ -332,6 +332,59 @@ r = raw(b"GET /healthz HTTP/1.1\r\n\r\n", port=https, timeout=3)
 env.check("https://: plain HTTP is not answered in clear", not r.startswith(b"HTTP/"), r[:80])
 env.check("fieldmq stops cleanly (https)", env.stop(fmq) == 0)
 
+# ------------------------------------------------- Basic authentication
+import base64  # noqa: E402
+import concurrent.futures  # noqa: E402
+
+subprocess.run(["mosquitto_passwd", "-c", "-b", P("http.passwd"), "ops", "s3cret:x"], check=True)
+subprocess.run(["mosquitto_passwd", "-b", P("http.passwd"), "viewer", "view"], check=True)
+ini = write_ini("fieldmq-auth.ini", "127.0.0.1:%d" % http, "password_file = http.passwd\n")
+fmq = env.fieldmq(ini, tcp)
+env.check("password_file: listener up", wait_port(http))
+
+
+def auth_get(path, user=None, pw=None, method="GET"):
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (http, path), method=method)
+    if user is not None:
+        tok = base64.b64encode(("%s:%s" % (user, pw)).encode()).decode()
+        req.add_header("Authorization", "Basic " + tok)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+st, hdr, _ = auth_get("/metrics")
+env.check("no credentials: 401 with WWW-Authenticate: Basic",
+          st == 401 and hdr.get("WWW-Authenticate", "").startswith("Basic realm="), (st, hdr))
+env.check("wrong password: 401", auth_get("/metrics", "ops", "s3cret")[0] == 401)
+env.check("unknown user: 401", auth_get("/metrics", "nobody", "s3cret:x")[0] == 401)
+st, _, body = auth_get("/metrics", "ops", "s3cret:x")
+env.check("right password (with a colon in it, made by mosquitto_passwd): 200 /metrics",
+          st == 200 and b"fieldmq_http_unauthorized_total 3" in body, (st, body[-300:]))
+env.check("second user, HEAD: 200", auth_get("/healthz", "viewer", "view", "HEAD")[0] == 200)
+r = raw(b"GET /metrics HTTP/1.1\r\nAuthorization: Basic !!!!\r\n\r\n")
+env.check("malformed credentials: 401", r.startswith(b"HTTP/1.1 401 "), r[:60])
+# Checks run on the thread pool, two at a time: a burst gets 200s and 503s
+# (Retry-After), never a wrong answer, and the loop keeps serving.
+with concurrent.futures.ThreadPoolExecutor(12) as ex:
+    res = list(ex.map(lambda i: auth_get("/healthz", "ops", "s3cret:x"), range(12)))
+codes = sorted(r_[0] for r_ in res)
+env.check("12 requests at once: each 200 or 503 with Retry-After (%s)" % codes,
+          200 in codes and set(codes) <= {200, 503} and
+          all(r_[1].get("Retry-After") == "1" for r_ in res if r_[0] == 503), codes)
+env.check("fieldmq stops cleanly (password_file)", env.stop(fmq) == 0)
+with open(P("bad.passwd"), "w") as f:
+    f.write(open(P("http.passwd")).readline() + "broken line\n")
+ini = write_ini("fieldmq-badpw.ini", "127.0.0.1:%d" % http, "password_file = bad.passwd\n")
+log_at = len(env.log())
+p_ = subprocess.Popen([os.path.abspath(os.path.join(BUILD, "fieldmq")), "-c", ini],
+                      cwd=env.dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+out, _ = p_.communicate(timeout=10)
+env.check("a bad password_file: fieldmq does not start, says file:line",
+          p_.returncode != 0 and "bad.passwd:2" in out, (p_.returncode, out[-400:]))
+
 # --------------------------------------------------- config errors
 r = subprocess.run([os.path.abspath(os.path.join(BUILD, "fieldmq")), "--check-config", "-c",
                     write_ini("bad.ini", "ftp://1.2.3.4:80")], capture_output=True, text=True,
