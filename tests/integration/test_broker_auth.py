@@ -4,7 +4,8 @@
 # and $6$ SHA-512); mosquitto_pub/sub and paho-mqtt with right and wrong passwords
 # over MQTT 3.1.1 and 5.0 (CONNACK 5 / 0x86, as Mosquitto); anonymous clients
 # refused; an MQTT-SN client (mqttsn_client.py, raw UDP) under acl_file by its
-# client id; [mqttsn] allow_from dropping datagrams from elsewhere, counted in
+# client id (QoS -1 publishers by the rules for every client); [mqttsn] allow_from
+# dropping datagrams from elsewhere, counted in
 # $SYS; SIGHUP reloading both files (a connected MQTT-SN client gets the new rules
 # at once; a bad file keeps the old one and is logged with file:line); and
 # --check-config refusing a non-loopback listener without authentication.
@@ -50,6 +51,7 @@ env.check("mosquitto_passwd wrote $7$ and $6$ lines",
           "alice:$7$101$" in text and "bob:$6$" in text, text)
 
 ACL = ("topic read $SYS/#\n"
+       "topic readwrite q1\n"
        "pattern readwrite dev/%c/#\n"
        "user alice\n"
        "topic readwrite plc/#\n"
@@ -179,6 +181,19 @@ env.check("MQTT-SN SUBSCRIBE plc/# refused by the ACL", True)
 env.check("the MQTT subscriber got dev/dev1/temp and not the refused setpoint",
           wait_until(lambda: ("dev/dev1/temp", b"20") in got, 5)
           and not any(t.startswith("plc/boiler/setpoint") for t, _ in got), got)
+
+# QoS -1 (no connection): only the rules for every client apply.
+watch.subscribe("q1", 0)
+time.sleep(0.3)
+anon = sn.SnClient(("127.0.0.1", snport))
+anon.send_publish(sn.short_id("q1"), b"open", qos=-1, topic_type=sn.TOPIC_SHORT)
+anon.send_publish(sn.short_id("zz"), b"closed", qos=-1, topic_type=sn.TOPIC_SHORT)
+env.check("MQTT-SN QoS -1 to a topic every client may write is delivered",
+          wait_until(lambda: ("q1", b"open") in got, 5), got)
+env.check("MQTT-SN QoS -1 to another topic is refused (acl_denied counts it)",
+          wait_until(lambda: int(sysv.get("$SYS/fieldmq/broker/acl_denied", "0")) >= 3, 5),
+          sysv.get("$SYS/fieldmq/broker/acl_denied"))
+anon.close()
 
 # ------------------------------------------------------------------ allow_from
 far = sn.SnClient(("127.0.0.1", snport), "far1", bind=("127.0.0.2", 0))
