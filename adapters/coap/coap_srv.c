@@ -399,6 +399,12 @@ static void do_subscribe(struct coapsrv_core *core, struct coapsrv_client *c,
 	c->holding = false;
 	if (rc) {
 		obs_free(core, o, false);
+		if (rc == -ENOTCONN) {
+			/* another client took the session over: this one is over */
+			client_free(core, c);
+			set_resp(resp, COAPSRV_UNAVAILABLE, "session taken over: try again");
+			return;
+		}
 		if (rc == -EACCES) {
 			set_resp(resp, COAPSRV_FORBIDDEN, "not authorized");
 			return;
@@ -644,6 +650,11 @@ void coapsrv_on_reset(struct coapsrv_core *core, const uint8_t *addr, uint8_t ad
 			return;
 		}
 	}
+}
+
+void coapsrv_drop_client(struct coapsrv_core *core, struct coapsrv_client *c)
+{
+	client_free(core, c);
 }
 
 void coapsrv_on_idle(struct coapsrv_core *core)

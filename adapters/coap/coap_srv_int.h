@@ -296,6 +296,14 @@ void coapsrv_flush(struct coapsrv_core *core);
 /* The figures, clients and observations counted now. */
 void coapsrv_core_stats(const struct coapsrv_core *core, struct coapsrv_stats *out);
 
+/*
+ * coapsrv_drop_client - end @c (its broker session was taken over by
+ * another client with its id: every broker call returns -ENOTCONN). Its
+ * observations end; its next request makes a new session (connectionless)
+ * or needs a new connection.
+ */
+void coapsrv_drop_client(struct coapsrv_core *core, struct coapsrv_client *c);
+
 /* For tests: the client with @client_id, or NULL. */
 struct coapsrv_client *coapsrv_find_client(struct coapsrv_core *core, struct gw_slice client_id);
 

@@ -295,9 +295,10 @@ static bool answer_parked(struct coapsrv_server *s, coap_session_t *session, coa
 	return true;
 }
 
-static void publish(struct coapsrv_server *s, coap_session_t *session, const coap_pdu_t *request,
-		    coap_bin_const_t tok, struct gw_slice payload, const struct coapsrv_resp *r,
-		    coap_pdu_t *response)
+/* 0 (answered or parked), or -ENOTCONN: the client's session was taken over (nothing sent). */
+static int publish(struct coapsrv_server *s, coap_session_t *session, const coap_pdu_t *request,
+		   coap_bin_const_t tok, struct gw_slice payload, const struct coapsrv_resp *r,
+		   coap_pdu_t *response)
 {
 	struct brk_msg_props props = { 0 };
 	struct brk_pub p = { .topic = r->pub_topic,
@@ -315,7 +316,7 @@ static void publish(struct coapsrv_server *s, coap_session_t *session, const coa
 	w = gw_calloc(1, sizeof(*w));
 	if (!w) {
 		respond(response, COAPSRV_INTERNAL, GW_SLICE_STR("out of memory"));
-		return;
+		return 0;
 	}
 	w->s = s;
 	w->session = coap_session_reference(session);
@@ -327,6 +328,8 @@ static void publish(struct coapsrv_server *s, coap_session_t *session, const coa
 	if (rc < 0) {
 		coap_session_release(w->session);
 		gw_free(w);
+		if (rc == -ENOTCONN)
+			return rc;
 		if (rc == -EACCES) {
 			s->core->stats.unauthorized++;
 			respond(response, COAPSRV_FORBIDDEN, GW_SLICE_STR("not authorized"));
@@ -336,7 +339,7 @@ static void publish(struct coapsrv_server *s, coap_session_t *session, const coa
 		} else {
 			respond(response, COAPSRV_UNAVAILABLE, GW_SLICE_STR("publish failed"));
 		}
-		return;
+		return 0;
 	}
 	if (w->fired) {
 		/* Nothing held it (QoS 0, or no subscriber that holds): 2.04 now. */
@@ -344,7 +347,7 @@ static void publish(struct coapsrv_server *s, coap_session_t *session, const coa
 		gw_free(w);
 		s->core->stats.publishes++;
 		respond(response, COAPSRV_CHANGED, (struct gw_slice){ 0 });
-		return;
+		return 0;
 	}
 	/* Held (the uplink's store commits it): answer when it is released. */
 	gw_list_add_tail(&s->waits, &w->link);
@@ -359,6 +362,7 @@ static void publish(struct coapsrv_server *s, coap_session_t *session, const coa
 		 * answered by nothing; its retransmission finds the wait. */
 	}
 	coap_pdu_set_code(response, COAP_EMPTY_CODE);
+	return 0;
 }
 
 static void on_flush(uv_timer_t *t)
@@ -434,8 +438,30 @@ static void on_request(coap_resource_t *resource, coap_session_t *session,
 		return;
 	}
 	if (r.code == 0) {
-		publish(s, session, request, tok, payload, &r, response);
-		return;
+		if (publish(s, session, request, tok, payload, &r, response) != -ENOTCONN)
+			return;
+		/*
+		 * Another client took its broker session over (an MQTT client
+		 * with the same id): that client is gone; the request is tried
+		 * once more, as a new session where that is possible (a
+		 * connection's token is gone with it: 4.01).
+		 */
+		coapsrv_drop_client(s->core, r.pub_client);
+		if (!coapsrv_on_request(s->core, &peer, &raw,
+					(struct gw_slice){ tok.s, tok.length }, payload,
+					gw_mono_ms(), &r)) {
+			coap_pdu_set_code(response, COAP_EMPTY_CODE);
+			coap_pdu_set_type(response, COAP_MESSAGE_RST);
+			return;
+		}
+		if (r.code == 0) {
+			if (publish(s, session, request, tok, payload, &r, response) == -ENOTCONN) {
+				coapsrv_drop_client(s->core, r.pub_client);
+				respond(response, COAPSRV_UNAVAILABLE,
+					GW_SLICE_STR("session taken over"));
+			}
+			return;
+		}
 	}
 	if (r.obs && !r.obs->linked) {
 		r.obs->link = coap_session_reference(session);

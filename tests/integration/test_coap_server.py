@@ -168,8 +168,10 @@ def pdu(mtype, code, mid, token=b"", options=(), payload=b""):
     last = 0
     for num, val in sorted(options, key=lambda o: o[0]):
         delta, ln = num - last, len(val)
-        assert delta < 13 and ln < 13, "short options only"
-        out += bytes([delta << 4 | ln]) + val
+        assert delta < 269 and ln < 269, "no 2-byte extensions here"
+        d4, dx = (delta, b"") if delta < 13 else (13, bytes([delta - 13]))
+        l4, lx = (ln, b"") if ln < 13 else (13, bytes([ln - 13]))
+        out += bytes([d4 << 4 | l4]) + dx + lx + val
         last = num
     if payload:
         out += b"\xff" + payload
@@ -385,6 +387,29 @@ def test_connection_mode():
         sub.disconnect()
 
 
+def test_session_taken_over_by_mqtt_client():
+    # An MQTT client connects with the id of a CoAP client's session: the
+    # broker gives it the session; the CoAP client's next publish (from the
+    # same address) makes a new one instead of failing from then on.
+    with Fieldmq() as f:
+        sub = f.mqtt("sub")
+        sub.sub("k/#", 0)
+        r = Raw(f)
+        q = [(15, b"clientid=dev9")]
+        r.send(pdu(CON, 2, r.next_mid(), b"k1", path_opts("ps/k/1") + q, b"one"))
+        assert r.recv()[1] == code(2, 4)
+        assert sub.get().payload == b"one"
+        thief = f.mqtt("dev9")
+        r.send(pdu(CON, 2, r.next_mid(), b"k2", path_opts("ps/k/2") + q, b"two"))
+        t, c, mid, tok, obs, payload = r.recv()
+        assert c == code(2, 4), (c, payload)
+        assert sub.get().payload == b"two"
+        assert f.wait_sys("clients/total", lambda v: v == 2) == 2
+        thief.drop()
+        r.close()
+        sub.disconnect()
+
+
 def test_heartbeat_expiry():
     with Fieldmq(coap="heartbeat = 1s\n") as f:
         rc, out = f.coap("post", "mqtt/connection?clientid=hb", "")
@@ -501,6 +526,7 @@ if __name__ == "__main__":
         test_observe_ended_by_observe1_and_rst,
         test_non_observer_checked_by_a_con,
         test_connection_mode,
+        test_session_taken_over_by_mqtt_client,
         test_heartbeat_expiry,
         test_refusal_codes_and_blockwise,
         test_acl_and_mountpoint,

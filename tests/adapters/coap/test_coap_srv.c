@@ -636,6 +636,14 @@ static void test_con_bound_and_limits(void **state)
 	f->subscribe_rc = -EACCES;
 	assert_int_equal(req(f, 1, COAPSRV_GET, 0, "ps/z", &r), COAPSRV_FORBIDDEN);
 	f->subscribe_rc = 0;
+	/* the broker session was taken over by another client of that id: the client goes */
+	f->subscribe_rc = -ENOTCONN;
+	coapsrv_core_stats(&f->core, &st);
+	i = (int)st.clients;
+	assert_int_equal(req(f, 1, COAPSRV_GET, 0, "ps/y", &r), COAPSRV_UNAVAILABLE);
+	coapsrv_core_stats(&f->core, &st);
+	assert_int_equal(st.clients, i - 1);
+	f->subscribe_rc = 0;
 	/* notify fails: counted */
 	f->notify_rc = -ENOMEM;
 	coapsrv_on_idle(&f->core);
