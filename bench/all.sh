@@ -17,12 +17,15 @@
 #                                     and CON, CPU and RSS per client) and
 #            bench/coap_client_bench.sh (CoAP devices: 1000 observed resources on coap_sim,
 #                                     notifications/s turned into readings, CPU, RSS)
+#   flash    bench/flash_bench.sh    (bytes written to data_dir's disk a day at 100 readings/s)
+#   footprint bench/footprint.sh     (stripped -Os size x86-64/arm64/armhf; idle RSS and threads,
+#                                     against Mosquitto; Markdown tables, not fenced)
 # ONLY="store modbus" runs a subset.
 set -u
 cd "$(dirname "$0")/.."
 : "${BUILD:=build}"
 export BUILD
-ONLY=${ONLY:-"broker store modbus mqttsn uplink acks serial coap"}
+ONLY=${ONLY:-"broker store modbus mqttsn uplink acks serial coap flash footprint"}
 OUT=${OUT:-BENCHMARKS.md}
 [ -f "$OUT" ] || echo "# fieldmq benchmarks" > "$OUT"
 
@@ -38,13 +41,14 @@ section() {
 	out=$("$@" 2>&1)
 	rc=$?
 	echo "$out"
-	BENCH_OUT=$out /usr/bin/python3 - "$OUT" "$name" "$title" "$*" "$rc" "$(machine)" <<'PY'
+	BENCH_OUT=$out BENCH_MD=${BENCH_MD:-} /usr/bin/python3 - "$OUT" "$name" "$title" "$*" "$rc" "$(machine)" <<'PY'
 import os, sys
 path, name, title, cmd, rc, machine = sys.argv[1:7]
 body = os.environ["BENCH_OUT"].rstrip("\n")
 start, end = "<!-- %s-bench:start -->" % name, "<!-- %s-bench:end -->" % name
-block = "%s\n## %s\n\nCommand: `%s` (exit %s). %s\n\n```\n%s\n```\n%s" % (
-    start, title, cmd, rc, machine, body, end)
+fence = "" if os.environ.get("BENCH_MD") else "```\n"
+block = "%s\n## %s\n\nCommand: `%s` (exit %s). %s\n\n%s%s\n%s%s" % (
+    start, title, cmd, rc, machine, fence, body, fence, end)
 text = open(path).read()
 if start in text and end in text:
     a = text.index(start)
@@ -77,5 +81,7 @@ for b in $ONLY; do
 			bench/coap_server_bench.sh 100 5
 		section coap-client "CoAP devices (client side)" bench/coap_client_bench.sh 1000 10 "1000 200"
 		;;
+	flash) section flash "Disk writes (flash wear) at 100 readings/s" bench/flash_bench.sh 100 60 ;;
+	footprint) BENCH_MD=1 section footprint "Footprint: binary size, idle memory and threads" bench/footprint.sh ;;
 	esac
 done

@@ -79,6 +79,8 @@ expect "UCI config 0600" "$tmp/check" '^600 fieldmq/etc/config/fieldmq$'
 expect "demo map as an example" "$tmp/check" '^644 fieldmq/etc/fieldmq/devices.d/demo.ini.example$'
 inst=$tmp/sdk/build/root/fieldmq
 expect "installed config: data_dir in RAM" "$inst/etc/fieldmq/fieldmq.ini" '^data_dir = /var/lib/fieldmq$'
+expect "installed config: the queue in RAM bounded to 16M" "$inst/etc/fieldmq/fieldmq.ini" '^queue_max_bytes = 16M$'
+expect "installed config: the data_dir trade-off explained" "$inst/etc/fieldmq/fieldmq.ini" '^;   a USB stick or SD card'
 expect "installed config: logs to syslog (logread)" "$inst/etc/fieldmq/fieldmq.ini" '^log_target = syslog$'
 expect "installed config: id defaults to the host name" "$inst/etc/fieldmq/fieldmq.ini" '^;id = gw1$'
 if "$inst/usr/sbin/fieldmq" --check-config -c "$inst/etc/fieldmq/fieldmq.ini" >"$tmp/cc" 2>&1; then

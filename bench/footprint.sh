@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Footprint (issue 15 item 4), printed as Markdown tables:
+#  1. the stripped size of build/fieldmq built with -Os for x86-64 (this
+#     host's gcc), arm64 and armhf (Debian's cross gcc, `make cross-daemon`):
+#     the file after `strip`, and text/data/bss (`size`). Every adapter this
+#     tree has is always built in; the shared libraries (libuv, libmodbus,
+#     SQLite, inih, cJSON, mbedTLS, libcoap) are separate packages and not
+#     counted (their sizes on this host are listed below the table).
+#  2. the daemon idle: VmRSS, RssAnon (its own memory; the rest of the RSS is
+#     shared library pages, shared with other processes) and Threads from
+#     /proc/PID/status after IDLE s (default 10), with
+#       demo          etc/fieldmq.ini + etc/devices.d/demo.ini as shipped (one
+#                     Modbus TCP device of the simulator, 3 points), on free ports
+#       all-adapters  the demo device, a serial GPS (serial_sim --pty, the
+#                     shipped serial-gps example), the MQTT-SN gateway on
+#                     UDP loopback and the uplink connected to a Mosquitto
+#     and Mosquitto idle with a one-listener config (the package users would
+#     otherwise install), measured the same way.
+# FIELDMQ (default $BUILD/fieldmq, an -O2 -g build: RSS hardly depends on -Os)
+# is the daemon measured. ARCHS (default "x86_64 arm64 armhf") picks the builds.
+set -eu
+cd "$(dirname "$0")/.."
+: "${BUILD:=build}"
+: "${FIELDMQ:=$BUILD/fieldmq}"
+: "${ARCHS:=x86_64 arm64 armhf}"
+IDLE=${IDLE:-10}
+freeport() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+out=$(mktemp -d)
+pids=
+trap 'for p in $pids; do kill $p 2>/dev/null; done; rm -rf "$out"' EXIT
+
+echo "| build | stripped bytes | KB | text | data | bss |"
+echo "|---|---:|---:|---:|---:|---:|"
+for a in $ARCHS; do
+	case $a in
+	x86_64) t= dir=build/os-x86_64
+		make -s BUILD=$dir CFLAGS=-Os $dir/fieldmq >"$out/make-$a" 2>&1 ;;
+	arm64) t=aarch64-linux-gnu- dir=build/os-arm64 ;;
+	armhf) t=arm-linux-gnueabihf- dir=build/os-armhf ;;
+	*) echo "footprint: unknown arch $a" >&2; exit 1 ;;
+	esac
+	[ $a = x86_64 ] || make -s cross-daemon ARCH=$a CROSS_CFLAGS=-Os CROSS_OUT=$dir >"$out/make-$a" 2>&1 ||
+		{ cat "$out/make-$a" >&2; exit 1; }
+	${t}strip -o "$dir/fieldmq.stripped" "$dir/fieldmq"
+	sz=$(stat -c %s "$dir/fieldmq.stripped")
+	read -r text data bss _ < <(${t}size "$dir/fieldmq.stripped" | tail -1)
+	printf "| %s -Os | %d | %.0f | %d | %d | %d |\n" "$a" "$sz" "$(echo "$sz / 1024" | bc -l)" "$text" "$data" "$bss"
+done
+echo
+echo -n "Shared libraries it links on this host (x86-64, stripped as Debian ships them, KB):"
+for l in $(ldd "$FIELDMQ" | awk '$3 ~ /^\// { print $3 }' | grep -Ev 'libc\.so|libm\.so|ld-linux|libpthread|libdl|librt'); do
+	printf " %s %.0f," "$(basename "$l")" "$(echo "$(stat -L -c %s "$l") / 1024" | bc -l)"
+done
+echo
+echo
+
+status() { awk '/^(VmRSS|RssAnon|Threads):/ { v[$1] = $2 } END { printf "%.1f|%.1f|%d\n", v["VmRSS:"] / 1024, v["RssAnon:"] / 1024, v["Threads:"] }' "/proc/$1/status"; }
+row() { IFS='|' read -r rss anon thr < <(status "$2"); printf "| %s | %s | %s | %s |\n" "$1" "$rss" "$anon" "$thr"; }
+
+sport=$(freeport)
+"$BUILD/sim/modbus_sim" --tcp 127.0.0.1:$sport --regs tests/sim/modbus_regs.ini --animate >"$out/sim.out" 2>&1 &
+pids="$pids $!"
+"$BUILD/sim/serial_sim" --pty "$out/gps" --mode nmea --rate 5 >"$out/serial.out" 2>&1 &
+pids="$pids $!"
+for _ in $(seq 50); do grep -q ready "$out/sim.out" && grep -q ready "$out/serial.out" && break; sleep 0.1; done
+
+cport=$(freeport)
+printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$cport" >"$out/mosquitto.conf"
+mosquitto -c "$out/mosquitto.conf" >"$out/mosquitto.log" 2>&1 &
+mq=$!
+pids="$pids $mq"
+
+daemon() { # NAME: a copy of etc/ with free ports and, for all-adapters, more
+	local d=$out/$1 bport
+	mkdir -p "$d"
+	cp -r etc/fieldmq.ini etc/devices.d "$d/"
+	bport=$(freeport)
+	sed -i -e "s|^listen = 127.0.0.1:1883|listen = 127.0.0.1:$bport|" -e "s|^data_dir = .*|data_dir = data|" "$d/fieldmq.ini"
+	sed -i "s|^port = 15020|port = $sport|" "$d/devices.d/demo.ini"
+	if [ "$1" = all-adapters ]; then
+		sed "s|^device = /dev/serial/by-id/.*|device = $out/gps|" etc/devices.d/serial-gps.ini.example >"$d/devices.d/gps.ini"
+		python3 - "$d/fieldmq.ini" "$(freeport)" "$cport" <<'PY'
+import re, sys
+path, sn, cloud = sys.argv[1:]
+s = open(path).read()
+def sect(name, body):
+    global s
+    s = re.sub(r"(?m)^\[%s\]\n" % re.escape(name), "[%s]\n%s\n" % (name, body), s, count=1)
+sect("mqttsn", "enabled = yes\nlisten = 127.0.0.1:%s" % sn)
+sect("uplink", "enabled = yes\nurl = mqtt://127.0.0.1:%s" % cloud)
+s = re.sub(r"(?m)^(enabled = no|url = mqtts://cloud.example.com:8883|listen = 0.0.0.0:1884)$", r";\1", s)
+open(path, "w").write(s)
+PY
+	fi
+	"$FIELDMQ" --check-config -c "$d/fieldmq.ini" >"$d/check" 2>&1 || { cat "$d/check" >&2; return 1; }
+	"$FIELDMQ" -c "$d/fieldmq.ini" >"$d/log" 2>&1 &
+	echo $! >"$d/pid"
+}
+echo "| process, idle ${IDLE} s | VmRSS MB | RssAnon MB | threads |"
+echo "|---|---:|---:|---:|"
+for c in demo all-adapters; do
+	daemon $c
+	p=$(cat "$out/$c/pid")
+	pids="$pids $p"
+	sleep "$IDLE"
+	kill -0 "$p" 2>/dev/null || { cat "$out/$c/log" >&2; exit 1; }
+	row "fieldmq, $c ($(cat "$out/$c"/devices.d/*.ini | grep -c '^\[device:') devices)" "$p"
+	[ $c = demo ] || grep -i 'error\|offline' "$out/$c/log" >&2 || true
+	kill "$p"
+	wait "$p" 2>/dev/null || true
+done
+sleep 1
+row "mosquitto $(mosquitto -h 2>/dev/null | sed -n 's/^mosquitto version \([^ ]*\).*/\1/p'), one listener" "$mq"
