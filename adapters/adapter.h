@@ -189,7 +189,8 @@ struct ad_device {
 
 /*
  * [point:DEVICE/NAME]: the common keys type, scale, offset, deadband, unit,
- * access, publish; the rest (where the value is on the device) is ext.
+ * access, publish, device_class, state_class (the last two only for Home
+ * Assistant discovery); the rest (where the value is on the device) is ext.
  */
 struct ad_point {
 	char *name; /* "temperature" */
@@ -199,6 +200,8 @@ struct ad_point {
 	double offset;
 	double deadband;
 	char *unit;		 /* "" when none */
+	char *device_class;	 /* Home Assistant's device_class, "" when none */
+	char *state_class;	 /* Home Assistant's state_class, "" when none */
 	bool writable;		 /* access = rw */
 	enum ad_publish publish; /* never INHERIT after load */
 	unsigned int index;	 /* position in map->points */
@@ -318,6 +321,8 @@ enum ad_common_point_key {
 	AD_CP_UNIT,
 	AD_CP_ACCESS,
 	AD_CP_PUBLISH,
+	AD_CP_DEVICE_CLASS,
+	AD_CP_STATE_CLASS,
 	__AD_CP_MAX,
 };
 

@@ -114,6 +114,7 @@ enum sect {
 	S_PREDEFINED,
 	S_COAP,
 	S_HTTP,
+	S_HOMEASSISTANT,
 	S_BUS,
 	S_DEVICE,
 	S_POINT,
@@ -741,6 +742,22 @@ static int k_topic(struct ad_parse *ap, void *base, const struct ad_key *k, cons
 	if (*val && !topic_ok(val) && !strstr(val, "{id}")) {
 		errorf(p, p->line, "[%s] %s: '%s': expected a topic without '+' or '#'", p->section,
 		       k->name, val);
+		return -EINVAL;
+	}
+	*(char **)((char *)base + k->off) = arena_strdup(p->arena, val);
+	return 0;
+}
+
+/* [homeassistant] discovery_prefix: a non-empty topic without wildcards or empty levels at its ends. */
+static int k_ha_prefix(struct ad_parse *ap, void *base, const struct ad_key *k, const char *val)
+{
+	struct parse *p = P(ap);
+	size_t n = strlen(val);
+
+	if (!n || !topic_ok(val) || val[0] == '/' || val[n - 1] == '/') {
+		errorf(p, p->line,
+		       "[%s] %s: '%s': expected a topic without '+' or '#' and without '/' at its ends",
+		       p->section, k->name, val);
 		return -EINVAL;
 	}
 	*(char **)((char *)base + k->off) = arena_strdup(p->arena, val);
@@ -1536,6 +1553,24 @@ static const struct ad_key coap_keys[__KC_MAX] = {
 			    .help = "requests/s from one address, 0 = unlimited" },
 };
 
+#define AK(f) offsetof(struct gw_ha_config, f)
+enum {
+	KA_ENABLED,
+	KA_DISCOVERY_PREFIX,
+	__KA_MAX,
+};
+
+static const struct ad_key ha_keys[__KA_MAX] = {
+	[KA_ENABLED] = { .name = "enabled", .type = K_BOOL, .off = AK(enabled), .def = "no" },
+	[KA_DISCOVERY_PREFIX] = { .name = "discovery_prefix",
+				  .type = K_CUSTOM,
+				  .off = AK(discovery_prefix),
+				  .fn = k_ha_prefix,
+				  .show = show_str,
+				  .def = "homeassistant",
+				  .help = "Home Assistant's discovery_prefix" },
+};
+
 /* ------------------------------------------------- device map: common keys */
 
 /*
@@ -1630,6 +1665,44 @@ static const struct ad_key common_device_keys[__AD_CD_MAX] = {
 			    .help = "default: [gateway] publish" },
 };
 
+/*
+ * [point:] device_class: a Home Assistant device class (lower-case letters,
+ * digits and '_'; which names HA knows depends on the component and its
+ * version, so they are not listed here). state_class: one of HA's.
+ */
+static int k_point_class(struct ad_parse *ap, void *base, const struct ad_key *k, const char *val)
+{
+	static const char *const state_classes[] = { "measurement", "measurement_angle", "total",
+						     "total_increasing" };
+	struct parse *p = P(ap);
+	const char *c;
+	unsigned int i;
+
+	if (k->off == offsetof(struct ad_point, state_class)) {
+		for (i = 0; *val && i < GW_ARRAY_SIZE(state_classes); i++)
+			if (!strcmp(val, state_classes[i]))
+				break;
+		if (*val && i == GW_ARRAY_SIZE(state_classes)) {
+			errorf(p, p->line,
+			       "[%s] %s: '%s': expected measurement | measurement_angle | total | total_increasing",
+			       p->section, k->name, val);
+			return -EINVAL;
+		}
+	} else {
+		for (c = val; *c; c++)
+			if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_'))
+				break;
+		if (*c) {
+			errorf(p, p->line,
+			       "[%s] %s: '%s': expected a Home Assistant device class (a-z, 0-9, '_')",
+			       p->section, k->name, val);
+			return -EINVAL;
+		}
+	}
+	*(char **)((char *)base + k->off) = arena_strdup(p->arena, val);
+	return 0;
+}
+
 static const struct ad_key common_point_keys[__AD_CP_MAX] = {
 	[AD_CP_TYPE] = { .name = "type",
 			 .type = K_ENUM,
@@ -1670,6 +1743,20 @@ static const struct ad_key common_point_keys[__AD_CP_MAX] = {
 			    .enums = publishes + 1,
 			    .enum_base = 1,
 			    .help = "default: the device's" },
+	[AD_CP_DEVICE_CLASS] = { .name = "device_class",
+				 .type = K_CUSTOM,
+				 .off = offsetof(struct ad_point, device_class),
+				 .fn = k_point_class,
+				 .show = show_str,
+				 .def = "",
+				 .help = "Home Assistant discovery, e.g. temperature" },
+	[AD_CP_STATE_CLASS] = { .name = "state_class",
+				.type = K_CUSTOM,
+				.off = offsetof(struct ad_point, state_class),
+				.fn = k_point_class,
+				.show = show_str,
+				.def = "",
+				.help = "Home Assistant discovery: measurement | total | ..." },
 };
 
 /* Expected-value text for an enum key: "a | b | c". */
@@ -1817,6 +1904,10 @@ static const struct main_sect {
 	{ "mqttsn", S_MQTTSN, { mqttsn_keys, __KM_MAX, 0 }, offsetof(struct gw_config, mqttsn) },
 	{ "coap", S_COAP, { coap_keys, __KC_MAX, 0 }, offsetof(struct gw_config, coap) },
 	{ "http", S_HTTP, { http_keys, __KH_MAX, 0 }, offsetof(struct gw_config, http) },
+	{ "homeassistant",
+	  S_HOMEASSISTANT,
+	  { ha_keys, __KA_MAX, 0 },
+	  offsetof(struct gw_config, homeassistant) },
 };
 
 static void apply_defaults(struct parse *p, const struct ad_keys *t, void *obj);
@@ -1839,10 +1930,15 @@ static const struct {
 	enum sect kind;
 	bool main_only;
 } fixed_sections[] = {
-	{ "gateway", S_GATEWAY, true }, { "broker", S_BROKER, true },
-	{ "store", S_STORE, true },	{ "uplink", S_UPLINK, true },
-	{ "mqttsn", S_MQTTSN, true },	{ "mqttsn.predefined", S_PREDEFINED, true },
-	{ "coap", S_COAP, true },	{ "http", S_HTTP, true },
+	{ "gateway", S_GATEWAY, true },
+	{ "broker", S_BROKER, true },
+	{ "store", S_STORE, true },
+	{ "uplink", S_UPLINK, true },
+	{ "mqttsn", S_MQTTSN, true },
+	{ "mqttsn.predefined", S_PREDEFINED, true },
+	{ "coap", S_COAP, true },
+	{ "http", S_HTTP, true },
+	{ "homeassistant", S_HOMEASSISTANT, true },
 };
 
 /*
@@ -1934,7 +2030,7 @@ static void begin_section(struct parse *p, const char *name)
 	}
 	if (!colon) {
 		errorf(p, p->line,
-		       "[%s]: unknown section; expected gateway, broker, store, uplink, mqttsn, mqttsn.predefined, coap, http, bus:NAME, device:NAME or point:DEVICE/NAME",
+		       "[%s]: unknown section; expected gateway, broker, store, uplink, mqttsn, mqttsn.predefined, coap, http, homeassistant, bus:NAME, device:NAME or point:DEVICE/NAME",
 		       name);
 		return;
 	}

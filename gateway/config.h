@@ -145,6 +145,12 @@ struct gw_http_config {
 	char *password_file; /* NULL / "": no authentication */
 };
 
+/* [homeassistant]: MQTT discovery (gateway/ha.c, gateway/ha_glue.c). */
+struct gw_ha_config {
+	bool enabled;
+	char *discovery_prefix; /* a topic without wildcards, "homeassistant" by default */
+};
+
 /* A loaded device map and everything it owns (one arena, freed at once). */
 struct gw_devmap {
 	struct ad_map map;
@@ -161,6 +167,7 @@ struct gw_config {
 	struct gw_mqttsn_config mqttsn;
 	struct gw_coap_config coap;
 	struct gw_http_config http;
+	struct gw_ha_config homeassistant;
 	struct gw_devmap *devmap;
 	struct gw_arena_chunk *arena; /* strings of the sections above */
 	/* [broker] acl_file / password_file resolved (NULL: none): read again on SIGHUP. */

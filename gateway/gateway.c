@@ -22,6 +22,7 @@
 #include "broker/broker.h"
 #include "gateway/auth_files.h"
 #include "gateway/gateway_int.h"
+#include "gateway/ha_glue.h"
 #include "gateway/notify.h"
 #include "gateway/persist.h"
 #include "gateway/uplink.h"
@@ -189,6 +190,51 @@ static void sys_mqttsn(struct gw *g)
 	publish_figure(g, "$SYS/fieldmq/mqttsn/dropped/denied", ms.denied);
 }
 
+static bool ha_enabled(const struct gw *g)
+{
+	return g->cfg.homeassistant.enabled;
+}
+
+/* Home Assistant discovery (gateway/ha_glue.c): the configs of the current map. */
+static int start_ha(struct gw *g)
+{
+	struct gw_ha_ctx ctx = {
+		.discovery_prefix = g->cfg.homeassistant.discovery_prefix,
+		.gateway_id = g->cfg.gateway.id,
+		.topic_prefix = g->cfg.gateway.topic_prefix,
+		.payload = g->cfg.gateway.payload,
+		.version = FIELDMQ_VERSION,
+		.protocols = g->proto_names,
+	};
+	unsigned int i;
+	int rc;
+
+	for (i = 0; i < __AD_PROTO_MAX; i++)
+		g->proto_names[i] = g->cfg.drivers[i].name;
+	rc = gw_ha_new(g->broker, &ctx, &g->cfg.devmap->map, g->log, &g->ha);
+	if (rc)
+		gw_log(g->log, LOG_ERR, MOD, "homeassistant: cannot start: %s", strerror(-rc));
+	return rc;
+}
+
+static void stop_ha(struct gw *g)
+{
+	gw_ha_free(g->ha);
+	g->ha = NULL;
+}
+
+static void sys_ha(struct gw *g)
+{
+	struct gw_ha_stats hs;
+
+	if (!g->ha)
+		return;
+	gw_ha_get_stats(g->ha, &hs);
+	publish_figure(g, "$SYS/fieldmq/homeassistant/configs/sent", hs.configs_sent);
+	publish_figure(g, "$SYS/fieldmq/homeassistant/configs/removed", hs.configs_removed);
+	publish_figure(g, "$SYS/fieldmq/homeassistant/births", hs.births);
+}
+
 /*
  * Optional parts of the daemon that serve broker sessions rather than
  * readings (MQTT-SN, the CoAP server), started after the broker
@@ -216,6 +262,8 @@ static const struct gw_service services[__GW_SVC_MAX] = {
 			  gw__coap_sys },
 	[GW_SVC_HTTP] = { "http", http_enabled, gw__http_start, gw__http_stop, gw__http_free,
 			  NULL },
+	[GW_SVC_HOMEASSISTANT] = { "homeassistant", ha_enabled, start_ha, stop_ha, stop_ha,
+				   sys_ha },
 };
 
 /* An adapter's figure (ad_ops.figures) under $SYS/fieldmq/<protocol>/. */
@@ -440,6 +488,7 @@ int gw_gateway_reload(struct gw *g)
 	}
 	for (i = 0; i < __AD_PROTO_MAX; i++)
 		stop_slot(&g->old_adapters[i]);
+	gw_ha_map_changed(g->ha, &dm->map);
 	gw_log(g->log, LOG_INFO, MOD, "reload: device maps reloaded (%u devices, %u points)",
 	       dm->map.n_devices, dm->map.n_points);
 	return first;

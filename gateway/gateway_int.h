@@ -28,6 +28,7 @@ struct gw_persist;
 struct gw_uplink;
 struct coapsrv_server;
 struct gw_httpd;
+struct gw_ha;
 
 /* What the gateway knows of a device between readings, and its figures for /metrics. */
 struct gw_devstate {
@@ -55,6 +56,7 @@ enum gw_service_id {
 	GW_SVC_MQTTSN,
 	GW_SVC_COAP,
 	GW_SVC_HTTP,
+	GW_SVC_HOMEASSISTANT,
 	__GW_SVC_MAX,
 };
 
@@ -70,8 +72,10 @@ struct gw {
 	struct mqttsn_server *mqttsn;
 	struct mqttsn_predef predefined[GW_MAX_PREDEFINED];
 	struct coapsrv_server *coap;
-	struct gw_httpd *httpd;		/* [http] (status.c) */
-	struct brk_passwd *http_passwd; /* [http] password_file, read at start */
+	struct gw_httpd *httpd;			 /* [http] (status.c) */
+	struct brk_passwd *http_passwd;		 /* [http] password_file, read at start */
+	struct gw_ha *ha;			 /* Home Assistant discovery, or NULL */
+	const char *proto_names[__AD_PROTO_MAX]; /* for its device models */
 	int64_t last_sys_ms;
 	int64_t started_ms, started_mono_ms; /* gw_gateway_new: wall and monotonic */
 	uint64_t upl_connects_seen;	     /* status.c: the uplink's connects at the last tick */

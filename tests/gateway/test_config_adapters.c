@@ -345,9 +345,10 @@ static void test_fake_errors(void **state)
 {
 	(void)state;
 	/* Unknown keys list the common keys and the adapter's, holes skipped. */
-	expect_error("[device:w]\nprotocol = fake\nurl = u\n[point:w/t]\npth = /x\n",
-		     "a.ini:5: [point:w/t] pth: unknown key; expected one of: type, scale, offset, "
-		     "deadband, unit, access, publish, path, observe, format\n");
+	expect_error(
+		"[device:w]\nprotocol = fake\nurl = u\n[point:w/t]\npth = /x\n",
+		"a.ini:5: [point:w/t] pth: unknown key; expected one of: type, scale, offset, "
+		"deadband, unit, access, publish, device_class, state_class, path, observe, format\n");
 	expect_error("[device:w]\nprotocol = fake\nurl = u\nhots = h\n",
 		     "a.ini:4: [device:w] hots: unknown key; expected one of: protocol, bus, poll, "
 		     "publish, url, mode, keepalive, tag, line, speed\n");
