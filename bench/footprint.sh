@@ -10,10 +10,14 @@
 #     shared library pages, shared with other processes) and Threads from
 #     /proc/PID/status after IDLE s (default 10), with
 #       demo          etc/fieldmq.ini + etc/devices.d/demo.ini as shipped (one
-#                     Modbus TCP device of the simulator, 3 points), on free ports
+#                     Modbus TCP device of the simulator, 7 points), on free
+#                     ports (make run's demo_serial.ini and demo_coap.ini are
+#                     left out: their simulators are make run's)
 #       all-adapters  the demo device, a serial GPS (serial_sim --pty, the
-#                     shipped serial-gps example), the MQTT-SN gateway on
-#                     UDP loopback and the uplink connected to a Mosquitto
+#                     shipped serial-gps example), a CoAP device observed
+#                     (libcoap's coap-server-notls, /time), the MQTT-SN
+#                     gateway on UDP loopback and the uplink connected to a
+#                     Mosquitto
 #     and Mosquitto idle with a one-listener config (the package users would
 #     otherwise install), measured the same way.
 # FIELDMQ (default $BUILD/fieldmq, an -O2 -g build: RSS hardly depends on -Os)
@@ -27,7 +31,7 @@ IDLE=${IDLE:-10}
 freeport() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 out=$(mktemp -d)
 pids=
-trap 'for p in $pids; do kill $p 2>/dev/null; done; rm -rf "$out"' EXIT
+trap 'for p in $pids; do kill $p 2>/dev/null || true; done; rm -rf "$out"' EXIT
 
 echo "| build | stripped bytes | KB | text | data | bss |"
 echo "|---|---:|---:|---:|---:|---:|"
@@ -63,6 +67,9 @@ pids="$pids $!"
 "$BUILD/sim/serial_sim" --pty "$out/gps" --mode nmea --rate 5 >"$out/serial.out" 2>&1 &
 pids="$pids $!"
 for _ in $(seq 50); do grep -q ready "$out/sim.out" && grep -q ready "$out/serial.out" && break; sleep 0.1; done
+coport=$(freeport)
+coap-server-notls -A 127.0.0.1 -p "$coport" >"$out/coap.out" 2>&1 &
+pids="$pids $!"
 
 cport=$(freeport)
 printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$cport" >"$out/mosquitto.conf"
@@ -72,13 +79,15 @@ pids="$pids $mq"
 
 daemon() { # NAME: a copy of etc/ with free ports and, for all-adapters, more
 	local d=$out/$1 bport
-	mkdir -p "$d"
-	cp -r etc/fieldmq.ini etc/devices.d "$d/"
+	mkdir -p "$d/devices.d"
+	cp etc/fieldmq.ini "$d/"
+	cp etc/devices.d/demo.ini "$d/devices.d/"
 	bport=$(freeport)
 	sed -i -e "s|^listen = 127.0.0.1:1883|listen = 127.0.0.1:$bport|" -e "s|^data_dir = .*|data_dir = data|" "$d/fieldmq.ini"
 	sed -i "s|^port = 15020|port = $sport|" "$d/devices.d/demo.ini"
 	if [ "$1" = all-adapters ]; then
 		sed "s|^device = /dev/serial/by-id/.*|device = $out/gps|" etc/devices.d/serial-gps.ini.example >"$d/devices.d/gps.ini"
+		printf '[device:clock]\nprotocol = coap\nurl = coap://127.0.0.1:%s\npoll = 10s\n[point:clock/time]\npath = /time\nobserve = yes\nformat = text\ntype = string\n' "$coport" >"$d/devices.d/coap.ini"
 		python3 - "$d/fieldmq.ini" "$(freeport)" "$cport" <<'PY'
 import re, sys
 path, sn, cloud = sys.argv[1:]
