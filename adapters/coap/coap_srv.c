@@ -276,6 +276,7 @@ static struct coapsrv_client *client_of(struct coapsrv_core *core, const struct 
 {
 	struct coapsrv_client *c;
 	char name[COAPSRV_ID_MAX + 1];
+	struct coapsrv_req anon;
 	struct gw_slice id;
 
 	if (req->has_token) {
@@ -307,7 +308,16 @@ static struct coapsrv_client *client_of(struct coapsrv_core *core, const struct 
 		snprintf(name, sizeof(name), "coap-%s", peer->name ? peer->name : "anon");
 		id = gw_slice_cstr(name);
 	}
-	if (client_new(core, peer, id, req, false, now, &c, resp))
+	/*
+	 * A user name is taken only from POST mqtt/connection, where the glue
+	 * checks its password: a connectionless request's username= would let
+	 * anyone claim another user's acl_file rights.
+	 */
+	anon = *req;
+	anon.has_username = false;
+	anon.username = (struct gw_slice){ 0 };
+	anon.password = (struct gw_slice){ 0 };
+	if (client_new(core, peer, id, &anon, false, now, &c, resp))
 		return NULL;
 	return c;
 }

@@ -70,7 +70,13 @@ struct pub_wait {
 	bool inside; /* the publish call has not returned yet */
 	bool fired;  /* the callback ran */
 	bool parked; /* coap_register_async() done: the callback triggers it */
+	/* A password check of POST mqtt/connection instead of a publish. */
+	bool auth;
+	int verdict;		  /* brk_check_password's: 1 right, 0 wrong, -EBUSY */
+	struct brk_auth_job *job; /* while the check runs */
 };
+
+#define VERDICT_NONE (-1000) /* no password check done for this request */
 
 /*
  * libcoap 4.3.1 reports a PDU it could not parse only in its log (and its
@@ -272,7 +278,7 @@ static void on_pub_acked(void *arg, int status)
 
 /* The request came back from coap_async_trigger(): the broker accepted it. */
 static bool answer_parked(struct coapsrv_server *s, coap_session_t *session, coap_bin_const_t tok,
-			  coap_pdu_t *response)
+			  coap_pdu_t *response, int *verdict)
 {
 	coap_async_t *async = coap_find_async(session, tok);
 	struct pub_wait *w;
@@ -282,16 +288,81 @@ static bool answer_parked(struct coapsrv_server *s, coap_session_t *session, coa
 	w = coap_async_get_app_data(async);
 	if (!w || !w->fired) {
 		/* A copy of a request still waiting (a retransmission): the
-		 * empty ACK went out; the 2.04 follows when the broker acks. */
+		 * empty ACK went out; the answer follows when the wait ends. */
 		coap_pdu_set_code(response, COAP_EMPTY_CODE);
 		return true;
 	}
 	gw_list_del(&w->link);
 	coap_session_release(w->session);
-	gw_free(w);
 	coap_async_set_app_data(async, NULL);
+	if (w->auth) {
+		/* The password check ended: the request goes on with its verdict. */
+		*verdict = w->verdict;
+		gw_free(w);
+		return false;
+	}
+	gw_free(w);
 	s->core->stats.publishes++;
 	coap_pdu_set_code(response, COAP_RESPONSE_CODE(204));
+	return true;
+}
+
+static void on_auth_done(void *arg, int verdict)
+{
+	struct pub_wait *w = arg;
+
+	w->job = NULL;
+	w->verdict = verdict;
+	on_pub_acked(w, 0); /* the same path: answer now, or trigger the parked request */
+}
+
+/*
+ * POST mqtt/connection with a user name: its password is checked against
+ * password_file (off the loop thread) before the core makes the session.
+ * Returns true when the request is answered or parked here; false with
+ * *verdict set when it may go on.
+ */
+static bool check_password(struct coapsrv_server *s, coap_session_t *session,
+			   const coap_pdu_t *request, coap_bin_const_t tok,
+			   const struct coapsrv_raw *raw, coap_pdu_t *response, int *verdict)
+{
+	char topic[COAPSRV_TOPIC_MAX], user[COAPSRV_CRED_MAX + 1];
+	struct coapsrv_req req;
+	struct pub_wait *w;
+	coap_async_t *async;
+	int rc;
+
+	if (*verdict != VERDICT_NONE || coapsrv_route(raw, topic, sizeof(topic), &req) ||
+	    req.op != COAPSRV_OP_CONNECT || !req.has_username)
+		return false;
+	w = gw_calloc(1, sizeof(*w));
+	if (!w) {
+		respond(response, COAPSRV_INTERNAL, GW_SLICE_STR("out of memory"));
+		return true;
+	}
+	w->auth = true;
+	w->s = s;
+	w->session = coap_session_reference(session);
+	w->tok_len = (uint8_t)GW_MIN(tok.length, sizeof(w->tok));
+	memcpy(w->tok, tok.s, w->tok_len);
+	snprintf(user, sizeof(user), "%.*s", (int)req.username.len, (const char *)req.username.p);
+	w->inside = true;
+	rc = brk_check_password(s->brk, user, req.password.p, req.password.len, on_auth_done, w,
+				&w->job);
+	w->inside = false;
+	if (rc < 0 || w->fired) {
+		*verdict = rc < 0 ? rc : w->verdict;
+		coap_session_release(w->session);
+		gw_free(w);
+		return false;
+	}
+	gw_list_add_tail(&s->waits, &w->link);
+	async = coap_register_async(session, request, 0);
+	if (async) {
+		coap_async_set_app_data(async, w);
+		w->parked = true;
+	}
+	coap_pdu_set_code(response, COAP_EMPTY_CODE);
 	return true;
 }
 
@@ -388,12 +459,13 @@ static void on_request(coap_resource_t *resource, coap_session_t *session,
 	size_t len = 0, offset = 0, total = 0;
 	const uint8_t *data = NULL;
 	bool overflow = false;
+	int verdict = VERDICT_NONE;
 
 	(void)resource;
 	(void)query;
 	if (!s || s->stopping)
 		return;
-	if (answer_parked(s, session, tok, response))
+	if (answer_parked(s, session, tok, response, &verdict))
 		return;
 	raw.method = (uint8_t)coap_pdu_get_code(request);
 	coap_option_iterator_init(request, &oi, COAP_OPT_ALL);
@@ -428,6 +500,19 @@ static void on_request(coap_resource_t *resource, coap_session_t *session,
 	}
 	if (coap_get_data_large(request, &len, &data, &offset, &total))
 		payload = (struct gw_slice){ data, len };
+	if (check_password(s, session, request, tok, &raw, response, &verdict))
+		return;
+	if (verdict != VERDICT_NONE && verdict != 1) {
+		s->core->stats.requests++;
+		if (verdict == 0) {
+			s->core->stats.unauthorized++;
+			respond(response, COAPSRV_UNAUTHORIZED,
+				GW_SLICE_STR("bad user name or password"));
+		} else {
+			respond(response, COAPSRV_UNAVAILABLE, GW_SLICE_STR("try again later"));
+		}
+		return;
+	}
 	to_peer(coap_session_get_addr_remote(session), &peer, name, sizeof(name));
 	peer.link = session;
 	if (!coapsrv_on_request(s->core, &peer, &raw, (struct gw_slice){ tok.s, tok.length },
@@ -754,9 +839,15 @@ void coapsrv_server_stop(struct coapsrv_server *s, void (*done)(void *arg), void
 		struct pub_wait *w = gw_list_first(&s->waits, struct pub_wait, link);
 
 		gw_list_del(&w->link);
-		w->s = NULL;
 		coap_session_release(w->session);
 		w->session = NULL;
+		if (w->job) {
+			/* a password check: its callback will not run */
+			brk_check_cancel(w->job);
+			gw_free(w);
+			continue;
+		}
+		w->s = NULL;
 	}
 	if (s->core_ready) {
 		coapsrv_core_fini(s->core);

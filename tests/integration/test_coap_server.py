@@ -410,6 +410,28 @@ def test_session_taken_over_by_mqtt_client():
         sub.disconnect()
 
 
+def test_connection_password_file():
+    # POST mqtt/connection's password is checked against [broker] password_file
+    d = tempfile.mkdtemp(prefix="fieldmq-coap-pw.")
+    pw = os.path.join(d, "passwd")
+    subprocess.run(["mosquitto_passwd", "-c", "-b", pw, "bob", "s3cret"], check=True,
+                   capture_output=True)
+    try:
+        with Fieldmq(extra="password_file = %s\n" % pw) as f:
+            rc, out = f.coap("post", "mqtt/connection?clientid=p1&username=bob&password=s3cret",
+                             "")
+            token = out.strip().splitlines()[-1].strip()
+            assert rc == 0 and token.isdigit(), out
+            rc, out = f.coap("post", "mqtt/connection?clientid=p2&username=bob&password=nope", "")
+            assert "4.01" in out, out
+            rc, out = f.coap("post", "mqtt/connection?clientid=p3&username=eve&password=s3cret",
+                             "")
+            assert "4.01" in out, out
+            assert f.wait_sys("clients", lambda v: v == 1) == 1
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def test_heartbeat_expiry():
     with Fieldmq(coap="heartbeat = 1s\n") as f:
         rc, out = f.coap("post", "mqtt/connection?clientid=hb", "")
@@ -468,8 +490,10 @@ def test_acl_and_mountpoint():
             assert (m.topic, m.payload) == ("dev/bob/t", b"ok")  # the mountpoint
             assert "4.03" in f.coap("post", "ps/eve/t?" + q, "no")[1]
             assert "4.03" in f.coap("get", "ps/eve/%23?" + q, None, ["-s", "1"])[1]
-            # without a user name nothing is granted
+            # without a user name nothing is granted, and a connectionless
+            # request cannot claim one (only mqtt/connection's is checked)
             assert "4.03" in f.coap("post", "ps/bob/t", "anon")[1]
+            assert "4.03" in f.coap("post", "ps/bob/t?username=bob", "claim")[1]
             sub.none(0.5)
             sub.disconnect()
     finally:
@@ -527,6 +551,7 @@ if __name__ == "__main__":
         test_non_observer_checked_by_a_con,
         test_connection_mode,
         test_session_taken_over_by_mqtt_client,
+        test_connection_password_file,
         test_heartbeat_expiry,
         test_refusal_codes_and_blockwise,
         test_acl_and_mountpoint,
