@@ -620,10 +620,54 @@ static void retained_walk(struct brk_tnode *nd, struct gw_slice f, size_t i, con
 	}
 }
 
+/*
+ * The walk collects the matching messages (each referenced) before any is
+ * handed on: an in-process subscriber may publish from its delivery callback,
+ * and a publish that clears a retained message prunes tree nodes the walk
+ * would still visit. Up to 64 matches take no allocation; past that the list
+ * grows on the heap (a subscribe, not a per-message path), and when it
+ * cannot, what was collected is still delivered.
+ */
+struct rcollect {
+	struct brk_msg **v;
+	size_t n, cap;
+	struct brk_msg *inl[64];
+};
+
+static void collect_one(void *arg, struct brk_msg *m)
+{
+	struct rcollect *rc = arg;
+
+	if (rc->n == rc->cap) {
+		size_t cap = rc->cap * 2;
+		struct brk_msg **v = gw_malloc(cap * sizeof(*v));
+
+		if (!v)
+			return;
+		memcpy(v, rc->v, rc->n * sizeof(*v));
+		if (rc->v != rc->inl)
+			gw_free(rc->v);
+		rc->v = v;
+		rc->cap = cap;
+	}
+	rc->v[rc->n++] = brk__msg_ref(m);
+}
+
 void brk__tree_retained_foreach(struct brk_tree *t, struct gw_slice filter,
 				void (*fn)(void *arg, struct brk_msg *m), void *arg)
 {
-	struct rwalk rw = { fn, arg };
+	struct rcollect rc;
+	struct rwalk rw = { collect_one, &rc };
+	size_t i;
 
+	rc.v = rc.inl;
+	rc.n = 0;
+	rc.cap = sizeof(rc.inl) / sizeof(rc.inl[0]);
 	retained_walk(t->root, filter, 0, &rw, true);
+	for (i = 0; i < rc.n; i++) {
+		fn(arg, rc.v[i]);
+		brk__msg_unref(rc.v[i]);
+	}
+	if (rc.v != rc.inl)
+		gw_free(rc.v);
 }
