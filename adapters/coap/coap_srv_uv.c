@@ -347,8 +347,9 @@ static bool check_password(struct coapsrv_server *s, coap_session_t *session,
 	memcpy(w->tok, tok.s, w->tok_len);
 	snprintf(user, sizeof(user), "%.*s", (int)req.username.len, (const char *)req.username.p);
 	w->inside = true;
-	rc = brk_check_password(s->brk, user, req.password.p, req.password.len, on_auth_done, w,
-				&w->job);
+	/* no password= is an empty one (and never a NULL pointer to memcpy) */
+	rc = brk_check_password(s->brk, user, req.password.p ? (const void *)req.password.p : "",
+				req.password.len, on_auth_done, w, &w->job);
 	w->inside = false;
 	if (rc < 0 || w->fired) {
 		*verdict = rc < 0 ? rc : w->verdict;
