@@ -5,6 +5,7 @@
 #   make test       test-deps + build + unit tests, fuzz corpus replay, integration tests, format and layering checks
 #   make asan       the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench      benchmarks against Mosquitto (writes BENCHMARKS.md figures to build/bench/)
+#   make soak       SOAK_MINUTES (30) of load with a cloud outage: RSS, fds, CPU, queue, loss (build/soak/)
 #   make install    $(DESTDIR)$(PREFIX)/sbin/fieldmq and $(DESTDIR)/etc/fieldmq/
 #
 # Honours CC CFLAGS CPPFLAGS LDFLAGS PKG_CONFIG PREFIX DESTDIR (OpenWrt and cross builds).
@@ -199,6 +200,10 @@ fuzz:
 bench: test-deps all $(BENCH_BINS)
 	BUILD=$(BUILD) bench/all.sh
 
+# Not in `make test` or CI: it takes SOAK_MINUTES (default 30). See bench/soak.sh.
+soak: all sims $(BUILD)/bench/mqtt_load
+	BUILD=$(BUILD) bench/soak.sh
+
 # ----------------------------------------------------------------- running
 # The demo device maps (etc/devices.d/demo.ini, demo_coap.ini) poll the Modbus
 # simulator and observe the CoAP one, started here beside the daemon and stopped with it.
@@ -363,7 +368,7 @@ install: $(BUILD)/fieldmq
 clean:
 	rm -rf build
 
-.PHONY: layering fuzz-libs all sims test-bins check test test-mbedtls3 asan fuzz bench run deps test-deps node-deps format-check format install clean
+.PHONY: layering fuzz-libs all sims test-bins check test test-mbedtls3 asan fuzz bench soak run deps test-deps node-deps format-check format install clean
 .SECONDARY:
 .DELETE_ON_ERROR:
 

@@ -5,7 +5,7 @@
  *
  * Usage: mqtt_load -p PORT -s SCENARIO [-H HOST] [-d SECS] [-u WARMUP_SECS]
  *                  [-w WINDOW] [-n IDLE_CONNS] [-r RATE] [-B BROKER_PID]
- *                  [-T CAFILE] [-W]
+ *                  [-T CAFILE] [-W] [-k HOLD_SECS]
  *
  *   -T CAFILE  every connection is TLS (mbedTLS client, TLS 1.2 or what the
  *              library has, server name "localhost" verified against CAFILE);
@@ -21,7 +21,9 @@
  *   s5  fan-in 50 publishers at RATE msgs/s each (default 200) -> 1 subscriber
  *       of a wildcard; latency from a CLOCK_MONOTONIC stamp in the payload
  *   s6  IDLE_CONNS (default 5000) CONNECTed idle clients (keepalive 0); the
- *       broker's VmRSS before, and 2.5 s after the last CONNACK (/proc/PID/status)
+ *       broker's VmRSS before, and 2.5 s after the last CONNACK (/proc/PID/status);
+ *       with -k, the connections then stay open HOLD_SECS more (bench/soak.sh),
+ *       and any of them closed by the broker is an error
  *   hs  connect, (TLS handshake,) CONNECT, CONNACK, DISCONNECT, close, one after
  *       the other for the run: new connections a second, and the broker's CPU
  *
@@ -144,7 +146,7 @@ struct load {
 	struct sockaddr_in addr;
 	int ep;
 	int broker_pid;
-	double dur, warmup;
+	double dur, warmup, hold;
 	unsigned int window, rate, idle;
 	struct conn **pubs, **subs, **idles;
 	unsigned int n_pubs, n_subs, n_idles, n_connected, n_ready;
@@ -928,6 +930,10 @@ static int run_idle(struct load *lg)
 	       "per_conn_bytes=%.0f\n",
 	       lg->idle, (double)(t1 - t0) / 1e9, before, after,
 	       before < 0 || after < 0 ? -1.0 : (double)(after - before) * 1024.0 / lg->idle);
+	fflush(stdout);
+	settle = now_ns() + (int64_t)(lg->hold * 1e9);
+	while (now_ns() < settle)
+		loop_once(lg, 200);
 	for (i = 0; i < lg->n_idles; i++)
 		conn_close(lg->idles[i]);
 	return 0;
@@ -1078,7 +1084,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: mqtt_load -p PORT -s s1|s2|s3|s4|s5|s6|hs [-H HOST] [-d SECS] "
 			"[-u WARMUP_SECS] [-w WINDOW] [-n IDLE_CONNS] [-r RATE] [-B BROKER_PID] "
-			"[-T CAFILE] [-W]\n");
+			"[-T CAFILE] [-W] [-k HOLD_SECS]\n");
 	exit(2);
 }
 
@@ -1090,7 +1096,7 @@ int main(int argc, char **argv)
 	int opt, port = 0;
 	unsigned int i;
 
-	while ((opt = getopt(argc, argv, "p:s:H:d:u:w:n:r:B:T:W")) != -1) {
+	while ((opt = getopt(argc, argv, "p:s:H:d:u:w:n:r:B:T:Wk:")) != -1) {
 		switch (opt) {
 		case 'p':
 			port = atoi(optarg);
@@ -1124,6 +1130,9 @@ int main(int argc, char **argv)
 			break;
 		case 'W':
 			lg.ws = true;
+			break;
+		case 'k':
+			lg.hold = atof(optarg);
 			break;
 		default:
 			usage();
