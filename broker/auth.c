@@ -225,7 +225,8 @@ int brk_check_password(struct brk *b, const char *user, const void *password, si
 	if (!j)
 		return -ENOMEM;
 	memset(j, 0, sizeof(*j));
-	memcpy(j->pkt, password, pw_len);
+	if (pw_len) /* memcpy from NULL is undefined even for 0 bytes */
+		memcpy(j->pkt, password, pw_len);
 	j->pkt_len = pw_len;
 	j->pw = j->pkt;
 	j->pw_len = pw_len;

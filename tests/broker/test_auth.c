@@ -438,6 +438,13 @@ static void test_check_password_api(void **state)
 	assert_int_equal(r.v[1], 0);
 	brk_get_stats(&e->b, &st);
 	assert_int_equal(st.auth_failed, 1); /* eve; the cancelled one is not counted */
+	/* No password at all (NULL, 0): a wrong one, not undefined behaviour (UBSan). */
+	r.n = 0;
+	assert_int_equal(brk_check_password(&e->b, "alice", NULL, 0, on_verdict, &r, &j[0]), 0);
+	while (e->n_jobs)
+		finish_one(e);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.v[0], 0);
 	/* Without a password_file a name is taken as given, answered later all the same. */
 	brk_set_passwd(&e->b, NULL);
 	r.n = 0;
