@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <uv.h>
 
 #include "adapters/coap/coap_int.h"
@@ -40,6 +41,15 @@ struct dev_glue {
 	bool resolved;
 	coap_address_t dst;
 	struct res_glue *res;
+	bool cn_refused; /* logged a certificate name that is not the host */
+	/*
+	 * A coaps:// device with certificates has a libcoap context of its own:
+	 * libcoap 4.3.1 (OpenSSL) loads a session's ca_file into its context's
+	 * one CA store, so devices sharing a context would trust each other's
+	 * CAs. NULL: the adapter's (a->cu), or none could be made (pki).
+	 */
+	struct ad_coap_uv *cu;
+	bool pki;
 };
 
 /* A write in flight: PUT / POST of a point's value, answered through on_cmd_done. */
@@ -66,6 +76,12 @@ struct ad_coap_adapter {
 	void (*done)(void *arg);
 	void *done_arg;
 };
+
+/* The libcoap context of @g's session. */
+static struct ad_coap_uv *dev_cu(const struct dev_glue *g)
+{
+	return g->pki ? g->cu : g->a->cu;
+}
 
 static struct ad_coap_clock clock_now(struct ad_coap_adapter *a)
 {
@@ -235,6 +251,34 @@ static int add_path(coap_pdu_t *pdu, const char *path)
 	return 0;
 }
 
+/*
+ * The device's certificate (depth 0), already verified against ca_file by
+ * libcoap: the name libcoap gives (its first DNS subjectAltName, else its
+ * CN) must be cert_name, or the url's host. Refused: logged once (each
+ * retry is refused again).
+ */
+static int check_cn(const char *cn, const uint8_t *cert, size_t cert_len, coap_session_t *s,
+		    unsigned int depth, int validated, void *arg)
+{
+	struct dev_glue *g = arg;
+	const struct ad_coap_device *k = ad_coap_dev_keys(g->cd->cfg);
+	const char *want = k->cert_name && *k->cert_name ? k->cert_name : k->host;
+
+	(void)cert;
+	(void)cert_len;
+	(void)s;
+	if (depth > 0 || !validated)
+		return validated; /* libcoap logs why a chain is refused */
+	if (cn && !strcasecmp(cn, want))
+		return 1;
+	if (!g->cn_refused)
+		gw_log(g->a->base.log, LOG_WARNING, "coap",
+		       "%s: the device's certificate names '%s', not '%s' (cert_name): refused",
+		       g->cd->cfg->name, cn ? cn : "", want);
+	g->cn_refused = true;
+	return 0;
+}
+
 static int session_open(struct dev_glue *g);
 
 static int op_send(void *arg, struct ad_coap_res *r, bool observe)
@@ -265,7 +309,7 @@ static int op_send(void *arg, struct ad_coap_res *r, bool observe)
 	if (coap_send(g->sess, pdu) == COAP_INVALID_MID)
 		return -EIO;
 	rg->observing = observe;
-	ad_coap_uv_kick(a->cu);
+	ad_coap_uv_kick(dev_cu(g));
 	return 0;
 }
 
@@ -282,7 +326,7 @@ static void op_forget(void *arg, struct ad_coap_res *r)
 		/* Tell the device, and let libcoap drop its state of the observation. */
 		token_make(tok, g->index, r->index, rg->gen);
 		coap_cancel_observe(g->sess, &t, COAP_MESSAGE_NON);
-		ad_coap_uv_kick(a->cu);
+		ad_coap_uv_kick(dev_cu(g));
 	}
 	rg->observing = false;
 	rg->gen++; /* answers to the old exchange are refused from now on */
@@ -437,6 +481,9 @@ static void on_nack(coap_session_t *s, const coap_pdu_t *sent, const coap_nack_r
 	case COAP_NACK_NOT_DELIVERABLE:
 		err = -EHOSTUNREACH;
 		break;
+	case COAP_NACK_TLS_FAILED:
+		err = -EACCES; /* "DTLS handshake failed" */
+		break;
 	default:
 		err = -EPROTO;
 		break;
@@ -452,11 +499,32 @@ static int session_open(struct dev_glue *g)
 {
 	struct ad_coap_adapter *a = g->a;
 	const struct ad_coap_device *k = ad_coap_dev_keys(g->cd->cfg);
-	coap_context_t *ctx = ad_coap_uv_context(a->cu);
+	coap_context_t *ctx;
 
 	if (!g->resolved)
 		return -EHOSTUNREACH;
-	if (k->secure) {
+	if (!dev_cu(g))
+		return -ENOMEM;
+	ctx = ad_coap_uv_context(dev_cu(g));
+	if (k->secure && k->ca_file && *k->ca_file) {
+		coap_dtls_pki_t pki;
+
+		memset(&pki, 0, sizeof(pki));
+		pki.version = COAP_DTLS_PKI_SETUP_VERSION;
+		pki.verify_peer_cert = 1;
+		pki.check_common_ca = 1;
+		pki.cert_chain_validation = 1;
+		pki.cert_chain_verify_depth = 3;
+		pki.validate_cn_call_back = check_cn;
+		pki.cn_call_back_arg = g;
+		pki.client_sni = (char *)k->host;
+		pki.pki_key.key_type = COAP_PKI_KEY_PEM;
+		pki.pki_key.key.pem.ca_file = k->ca_file;
+		pki.pki_key.key.pem.public_cert =
+			k->cert_file && *k->cert_file ? k->cert_file : NULL;
+		pki.pki_key.key.pem.private_key = k->key_file && *k->key_file ? k->key_file : NULL;
+		g->sess = coap_new_client_session_pki(ctx, NULL, &g->dst, COAP_PROTO_DTLS, &pki);
+	} else if (k->secure) {
 		coap_dtls_cpsk_t psk;
 
 		memset(&psk, 0, sizeof(psk));
@@ -511,21 +579,41 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 
 /* --------------------------------------------------------------- adapter */
 
+static void context_setup(struct ad_coap_adapter *a, struct ad_coap_uv *cu)
+{
+	coap_context_t *ctx = ad_coap_uv_context(cu);
+
+	coap_set_app_data(ctx, a);
+	coap_context_set_block_mode(ctx, COAP_BLOCK_USE_LIBCOAP | COAP_BLOCK_SINGLE_BODY);
+	coap_register_response_handler(ctx, on_response);
+	coap_register_nack_handler(ctx, on_nack);
+}
+
 static int start(struct ad_adapter *base)
 {
 	struct ad_coap_adapter *a = (struct ad_coap_adapter *)base;
-	coap_context_t *ctx;
 	unsigned int i;
 	int rc;
 
 	rc = ad_coap_uv_new(base->loop, base->log, "coap", &a->cu);
 	if (rc)
 		return rc;
-	ctx = ad_coap_uv_context(a->cu);
-	coap_set_app_data(ctx, a);
-	coap_context_set_block_mode(ctx, COAP_BLOCK_USE_LIBCOAP | COAP_BLOCK_SINGLE_BODY);
-	coap_register_response_handler(ctx, on_response);
-	coap_register_nack_handler(ctx, on_nack);
+	context_setup(a, a->cu);
+	for (i = 0; i < a->core.n_devs; i++) {
+		struct dev_glue *g = &a->devs[i];
+		const struct ad_coap_device *k = ad_coap_dev_keys(g->cd->cfg);
+
+		g->pki = k->secure && k->ca_file && *k->ca_file;
+		if (!g->pki)
+			continue;
+		if (ad_coap_uv_new(base->loop, base->log, "coap", &g->cu)) {
+			gw_log(base->log, LOG_ERR, "coap", "%s: cannot make a libcoap context",
+			       g->cd->cfg->name);
+			g->cu = NULL; /* session_open fails: the device goes offline */
+			continue;
+		}
+		context_setup(a, g->cu);
+	}
 	uv_timer_init(base->loop, &a->timer);
 	a->timer_open = true;
 	a->timer_due = INT64_MAX;
@@ -597,6 +685,13 @@ static void stop(struct ad_adapter *base, void (*done)(void *arg), void *arg)
 		a->devs[i].sess = NULL; /* freed with the context */
 	}
 	a->closing = 2;
+	for (i = 0; i < a->core.n_devs; i++) {
+		if (!a->devs[i].cu)
+			continue;
+		a->closing++;
+		ad_coap_uv_close(a->devs[i].cu, on_cu_closed, a);
+		a->devs[i].cu = NULL;
+	}
 	uv_close((uv_handle_t *)&a->timer, on_timer_closed);
 	ad_coap_uv_close(a->cu, on_cu_closed, a);
 	a->cu = NULL;
@@ -685,7 +780,7 @@ static int command(struct ad_adapter *base, const struct ad_point *pt, const str
 					 ad_coap_dev_keys(pt->device)->timeout_ms };
 	if (w->value.type == AD_VAL_STRING)
 		w->value.type = AD_VAL_NONE; /* the caller's buffer does not outlive this call */
-	ad_coap_uv_kick(a->cu);
+	ad_coap_uv_kick(dev_cu(g));
 	arm(a, w->deadline);
 	a->core.stats.writes++;
 	return 0;

@@ -39,6 +39,10 @@ struct ad_coap_device {
 	char *url;
 	char *psk_identity;
 	char *psk_key;
+	char *ca_file;	 /* coaps:// with a certificate: verifies the device's (PEM) */
+	char *cert_file; /* and optionally ours (PEM, with key_file) */
+	char *key_file;
+	char *cert_name; /* the name the device's certificate must carry ("": the url's host) */
 	uint32_t timeout_ms;
 	uint8_t retries;
 	uint16_t degrade_after;

@@ -2,13 +2,14 @@
  * coap_keys.c - the CoAP device adapter's device-map keys: one row per key
  * of its [device:] and [point:] sections (it has no buses: each device is
  * its own session), and the checks that need a whole section: the url
- * split and checked, DTLS keys only with coaps:// and only where this
- * libcoap has DTLS, one location per point matching its format.
+ * split and checked, DTLS keys (a PSK, or PEM files: ca_file, cert_file,
+ * key_file, readable) only with coaps:// and only where this libcoap has DTLS, one location per point matching its format.
  */
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "adapters/coap/coap_int.h"
 #include "adapters/coap/coap_uv.h"
@@ -19,6 +20,10 @@ enum {
 	CD_URL,
 	CD_PSK_IDENTITY,
 	CD_PSK_KEY,
+	CD_CA_FILE,
+	CD_CERT_FILE,
+	CD_KEY_FILE,
+	CD_CERT_NAME,
 	CD_TIMEOUT,
 	CD_RETRIES,
 	CD_DEGRADE_AFTER,
@@ -31,7 +36,8 @@ static const struct ad_key device_rows[__CD_MAX] = {
 	[CD_URL] = { .name = "url",
 		     .type = AD_K_STR,
 		     .off = DK(url),
-		     .help = "coap://HOST[:PORT][/BASE] or coaps:// (DTLS with psk_identity / psk_key)" },
+		     .help = "coap://HOST[:PORT][/BASE] or coaps:// (DTLS: psk_identity / psk_key, or "
+			     "ca_file)" },
 	[CD_PSK_IDENTITY] = { .name = "psk_identity",
 			      .type = AD_K_STR,
 			      .off = DK(psk_identity),
@@ -41,6 +47,25 @@ static const struct ad_key device_rows[__CD_MAX] = {
 			 .off = DK(psk_key),
 			 .flag = AD_KF_SECRET,
 			 .help = "coaps://: the pre-shared key (as text)" },
+	[CD_CA_FILE] = { .name = "ca_file",
+			 .type = AD_K_PATH,
+			 .off = DK(ca_file),
+			 .help = "coaps:// with certificates: CA(s) (PEM) the device's certificate "
+				 "must chain to" },
+	[CD_CERT_FILE] = { .name = "cert_file",
+			   .type = AD_K_PATH,
+			   .off = DK(cert_file),
+			   .help = "coaps:// with ca_file: our client certificate (PEM), if the "
+				   "device asks for one" },
+	[CD_KEY_FILE] = { .name = "key_file",
+			  .type = AD_K_PATH,
+			  .off = DK(key_file),
+			  .help = "cert_file's private key (PEM)" },
+	[CD_CERT_NAME] = { .name = "cert_name",
+			   .type = AD_K_STR,
+			   .off = DK(cert_name),
+			   .help = "ca_file: the name the device's certificate must carry (its "
+				   "first DNS subjectAltName, else its CN); default the url's host" },
 	[CD_TIMEOUT] = { .name = "timeout",
 			 .type = AD_K_DUR,
 			 .off = DK(timeout_ms),
@@ -74,12 +99,51 @@ static const struct ad_key device_rows[__CD_MAX] = {
 			     .def = "60s" },
 };
 
+static bool given(const char *s)
+{
+	return s && *s;
+}
+
+/* A file key, when given, must name a readable file. */
+static bool readable(struct ad_parse *ap, const char *key, const char *path)
+{
+	if (!given(path) || !access(path, R_OK))
+		return true;
+	ad_parse_error(ap, ap->line, "[%s] %s: '%s': %s", ap->section, key, path, strerror(errno));
+	return false;
+}
+
+/* coaps:// with certificates: ca_file, and cert_file / key_file together. */
+static int check_pki(struct ad_parse *ap, const struct ad_coap_device *cd)
+{
+	const char *w = ap->section;
+	bool ok = true;
+
+	if (!given(cd->ca_file)) {
+		ad_parse_error(ap, ap->line,
+			       "[%s] coaps:// with a certificate needs ca_file (to verify the "
+			       "device's)",
+			       w);
+		return -EINVAL;
+	}
+	if (given(cd->cert_file) != given(cd->key_file)) {
+		ad_parse_error(ap, ap->line, "[%s] cert_file and key_file: both or neither", w);
+		return -EINVAL;
+	}
+	ok = readable(ap, "ca_file", cd->ca_file) && ok;
+	ok = readable(ap, "cert_file", cd->cert_file) && ok;
+	ok = readable(ap, "key_file", cd->key_file) && ok;
+	return ok ? 0 : -EINVAL;
+}
+
 static int check_device(struct ad_parse *ap, struct ad_device *d)
 {
 	struct ad_coap_device *cd = d->ext;
 	const char *why = NULL, *w = ap->section;
 	size_t off = 0;
 	bool psk = (cd->psk_identity && *cd->psk_identity) || (cd->psk_key && *cd->psk_key);
+	bool pki = given(cd->ca_file) || given(cd->cert_file) || given(cd->key_file) ||
+		   given(cd->cert_name);
 
 	if (!cd->url || !*cd->url) {
 		ad_parse_error(ap, ap->line, "[%s] url: required (coap://HOST[:PORT])", w);
@@ -101,13 +165,31 @@ static int check_device(struct ad_parse *ap, struct ad_device *d)
 			       w);
 		return -EINVAL;
 	}
-	if (cd->secure &&
-	    (!cd->psk_identity || !*cd->psk_identity || !cd->psk_key || !*cd->psk_key)) {
-		ad_parse_error(ap, ap->line, "[%s] coaps:// needs psk_identity and psk_key", w);
-		return -EINVAL;
-	}
 	if (!cd->secure && psk) {
 		ad_parse_error(ap, ap->line, "[%s] psk_identity / psk_key: only with coaps://", w);
+		return -EINVAL;
+	}
+	if (!cd->secure && pki) {
+		ad_parse_error(ap, ap->line,
+			       "[%s] ca_file / cert_file / key_file / cert_name: only with "
+			       "coaps://",
+			       w);
+		return -EINVAL;
+	}
+	if (!cd->secure)
+		return 0;
+	if (psk && pki) {
+		ad_parse_error(ap, ap->line,
+			       "[%s] coaps://: psk_identity / psk_key or ca_file / cert_file / "
+			       "key_file / cert_name, not both",
+			       w);
+		return -EINVAL;
+	}
+	if (pki)
+		return check_pki(ap, cd);
+	if (!cd->psk_identity || !*cd->psk_identity || !cd->psk_key || !*cd->psk_key) {
+		ad_parse_error(ap, ap->line,
+			       "[%s] coaps:// needs psk_identity and psk_key, or ca_file", w);
 		return -EINVAL;
 	}
 	return 0;

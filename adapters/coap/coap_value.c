@@ -573,6 +573,8 @@ const char *ad_coap_err_name(int err, char *buf, size_t n)
 		return "value out of range";
 	case -ENOENT:
 		return "no such value in the payload";
+	case -EACCES:
+		return "DTLS handshake failed";
 	default:
 		snprintf(buf, n, "error %d", -err);
 		return buf;
