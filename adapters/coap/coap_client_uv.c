@@ -1,7 +1,8 @@
 /*
  * coap_client_uv.c - the CoAP device adapter's glue: one libcoap context on
  * the loop (coap_uv.c), a client session per device (its host resolved with
- * uv_getaddrinfo), GETs and observations on behalf of the core (coap_dev.c),
+ * uv_getaddrinfo; coaps:// ones made by coap_client_dtls.c, those with
+ * certificates in a context of their own), GETs and observations on behalf of the core (coap_dev.c),
  * answers and NACKs fed back to it, one uv_timer for the core's deadlines.
  *
  * Tokens are 8 bytes: device index (16 bits), resource index (16 bits) and
@@ -14,9 +15,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <uv.h>
 
+#include "adapters/coap/coap_client_dtls.h"
 #include "adapters/coap/coap_int.h"
 #include "adapters/coap/coap_uv.h"
 
@@ -41,7 +42,7 @@ struct dev_glue {
 	bool resolved;
 	coap_address_t dst;
 	struct res_glue *res;
-	bool cn_refused; /* logged a certificate name that is not the host */
+	struct ad_coap_dtls_peer peer; /* coaps:// */
 	/*
 	 * A coaps:// device with certificates has a libcoap context of its own:
 	 * libcoap 4.3.1 (OpenSSL) loads a session's ca_file into its context's
@@ -149,44 +150,6 @@ static struct ad_coap_res *token_res(struct ad_coap_adapter *a, coap_bin_const_t
 
 /* ------------------------------------------------------------- writes */
 
-static const char *code_name(unsigned int code)
-{
-	switch (code) {
-	case 128:
-		return "4.00 Bad Request";
-	case 129:
-		return "4.01 Unauthorized";
-	case 130:
-		return "4.02 Bad Option";
-	case 131:
-		return "4.03 Forbidden";
-	case 132:
-		return "4.04 Not Found";
-	case 133:
-		return "4.05 Method Not Allowed";
-	case 134:
-		return "4.06 Not Acceptable";
-	case 140:
-		return "4.12 Precondition Failed";
-	case 141:
-		return "4.13 Request Entity Too Large";
-	case 143:
-		return "4.15 Unsupported Content-Format";
-	case 160:
-		return "5.00 Internal Server Error";
-	case 161:
-		return "5.01 Not Implemented";
-	case 162:
-		return "5.02 Bad Gateway";
-	case 163:
-		return "5.03 Service Unavailable";
-	case 164:
-		return "5.04 Gateway Timeout";
-	default:
-		return "error response";
-	}
-}
-
 /* Answer write @w (ok, or @error a static string) and free its slot. */
 static void write_done(struct ad_coap_adapter *a, struct write *w, const char *error)
 {
@@ -248,34 +211,6 @@ static int add_path(coap_pdu_t *pdu, const char *path)
 			return -ENOMEM;
 		path += n;
 	}
-	return 0;
-}
-
-/*
- * The device's certificate (depth 0), already verified against ca_file by
- * libcoap: the name libcoap gives (its first DNS subjectAltName, else its
- * CN) must be cert_name, or the url's host. Refused: logged once (each
- * retry is refused again).
- */
-static int check_cn(const char *cn, const uint8_t *cert, size_t cert_len, coap_session_t *s,
-		    unsigned int depth, int validated, void *arg)
-{
-	struct dev_glue *g = arg;
-	const struct ad_coap_device *k = ad_coap_dev_keys(g->cd->cfg);
-	const char *want = k->cert_name && *k->cert_name ? k->cert_name : k->host;
-
-	(void)cert;
-	(void)cert_len;
-	(void)s;
-	if (depth > 0 || !validated)
-		return validated; /* libcoap logs why a chain is refused */
-	if (cn && !strcasecmp(cn, want))
-		return 1;
-	if (!g->cn_refused)
-		gw_log(g->a->base.log, LOG_WARNING, "coap",
-		       "%s: the device's certificate names '%s', not '%s' (cert_name): refused",
-		       g->cd->cfg->name, cn ? cn : "", want);
-	g->cn_refused = true;
 	return 0;
 }
 
@@ -429,7 +364,7 @@ static coap_response_t on_response(coap_session_t *s, const coap_pdu_t *sent,
 
 		if (!w)
 			return COAP_RESPONSE_FAIL;
-		write_done(a, w, code >> 5 == 2 ? NULL : code_name(code));
+		write_done(a, w, code >> 5 == 2 ? NULL : ad_coap_code_name(code));
 		return COAP_RESPONSE_OK;
 	}
 	if (!r || a->stopping)
@@ -506,35 +441,12 @@ static int session_open(struct dev_glue *g)
 	if (!dev_cu(g))
 		return -ENOMEM;
 	ctx = ad_coap_uv_context(dev_cu(g));
-	if (k->secure && k->ca_file && *k->ca_file) {
-		coap_dtls_pki_t pki;
-
-		memset(&pki, 0, sizeof(pki));
-		pki.version = COAP_DTLS_PKI_SETUP_VERSION;
-		pki.verify_peer_cert = 1;
-		pki.check_common_ca = 1;
-		pki.cert_chain_validation = 1;
-		pki.cert_chain_verify_depth = 3;
-		pki.validate_cn_call_back = check_cn;
-		pki.cn_call_back_arg = g;
-		pki.client_sni = (char *)k->host;
-		pki.pki_key.key_type = COAP_PKI_KEY_PEM;
-		pki.pki_key.key.pem.ca_file = k->ca_file;
-		pki.pki_key.key.pem.public_cert =
-			k->cert_file && *k->cert_file ? k->cert_file : NULL;
-		pki.pki_key.key.pem.private_key = k->key_file && *k->key_file ? k->key_file : NULL;
-		g->sess = coap_new_client_session_pki(ctx, NULL, &g->dst, COAP_PROTO_DTLS, &pki);
-	} else if (k->secure) {
-		coap_dtls_cpsk_t psk;
-
-		memset(&psk, 0, sizeof(psk));
-		psk.version = COAP_DTLS_CPSK_SETUP_VERSION;
-		psk.client_sni = (char *)k->host;
-		psk.psk_info.identity.s = (const uint8_t *)k->psk_identity;
-		psk.psk_info.identity.length = strlen(k->psk_identity);
-		psk.psk_info.key.s = (const uint8_t *)k->psk_key;
-		psk.psk_info.key.length = strlen(k->psk_key);
-		g->sess = coap_new_client_session_psk2(ctx, NULL, &g->dst, COAP_PROTO_DTLS, &psk);
+	if (k->secure) {
+		g->peer = (struct ad_coap_dtls_peer){ .keys = k,
+						      .log = a->base.log,
+						      .name = g->cd->cfg->name,
+						      .name_refused = g->peer.name_refused };
+		g->sess = ad_coap_dtls_session(ctx, &g->dst, &g->peer);
 	} else {
 		g->sess = coap_new_client_session(ctx, NULL, &g->dst, COAP_PROTO_UDP);
 	}
@@ -603,7 +515,7 @@ static int start(struct ad_adapter *base)
 		struct dev_glue *g = &a->devs[i];
 		const struct ad_coap_device *k = ad_coap_dev_keys(g->cd->cfg);
 
-		g->pki = k->secure && k->ca_file && *k->ca_file;
+		g->pki = ad_coap_dtls_is_pki(k);
 		if (!g->pki)
 			continue;
 		if (ad_coap_uv_new(base->loop, base->log, "coap", &g->cu)) {

@@ -293,4 +293,7 @@ int64_t ad_coap_core_failure(struct ad_coap_core *c, struct ad_coap_res *r,
 /* "4.04 Not Found"-style text of a code or error, for notes and write results. */
 const char *ad_coap_err_name(int err, char *buf, size_t n);
 
+/* A 4.xx / 5.xx response code (class << 5 | detail) as "4.05 Method Not Allowed". */
+const char *ad_coap_code_name(unsigned int code);
+
 #endif

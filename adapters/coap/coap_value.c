@@ -580,3 +580,41 @@ const char *ad_coap_err_name(int err, char *buf, size_t n)
 		return buf;
 	}
 }
+
+const char *ad_coap_code_name(unsigned int code)
+{
+	switch (code) {
+	case 128:
+		return "4.00 Bad Request";
+	case 129:
+		return "4.01 Unauthorized";
+	case 130:
+		return "4.02 Bad Option";
+	case 131:
+		return "4.03 Forbidden";
+	case 132:
+		return "4.04 Not Found";
+	case 133:
+		return "4.05 Method Not Allowed";
+	case 134:
+		return "4.06 Not Acceptable";
+	case 140:
+		return "4.12 Precondition Failed";
+	case 141:
+		return "4.13 Request Entity Too Large";
+	case 143:
+		return "4.15 Unsupported Content-Format";
+	case 160:
+		return "5.00 Internal Server Error";
+	case 161:
+		return "5.01 Not Implemented";
+	case 162:
+		return "5.02 Bad Gateway";
+	case 163:
+		return "5.03 Service Unavailable";
+	case 164:
+		return "5.04 Gateway Timeout";
+	default:
+		return "error response";
+	}
+}
