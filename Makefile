@@ -201,7 +201,7 @@ bench: test-deps all $(BENCH_BINS)
 	BUILD=$(BUILD) bench/all.sh
 
 # Not in `make test` or CI: it takes SOAK_MINUTES (default 30). See bench/soak.sh.
-soak: all sims $(BUILD)/bench/mqtt_load
+soak: test-deps all sims $(BUILD)/bench/mqtt_load
 	BUILD=$(BUILD) bench/soak.sh
 
 # ----------------------------------------------------------------- running
@@ -224,7 +224,7 @@ RUN_DEB_PKGS := gcc make pkg-config libuv1-dev libmodbus-dev libcoap3-dev libmbe
 TEST_DEB_PKGS := libcmocka-dev libcoap3-bin sqlite3 mosquitto python3 python3-paho-mqtt \
 	python3-pymodbus python3-scapy socat openssl clang-format iproute2 procps \
 	golang-go golang-github-eclipse-paho.mqtt.golang-dev nodejs chromium haproxy \
-	prometheus python3-prometheus-client
+	prometheus python3-prometheus-client python3-jinja2 python3-nmea2 gnuplot-nox
 # npm packages of the tests (MQTT.js): tests/integration/node/package-lock.json.
 NODE_TEST_DIR := tests/integration/node
 NODE_MODULES := $(NODE_TEST_DIR)/node_modules/.package-lock.json
