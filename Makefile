@@ -224,7 +224,7 @@ RUN_DEB_PKGS := gcc make pkg-config libuv1-dev libmodbus-dev libcoap3-dev libmbe
 TEST_DEB_PKGS := libcmocka-dev libcoap3-bin sqlite3 mosquitto python3 python3-paho-mqtt \
 	python3-pymodbus python3-scapy socat openssl clang-format iproute2 procps \
 	golang-go golang-github-eclipse-paho.mqtt.golang-dev nodejs chromium haproxy \
-	prometheus python3-prometheus-client python3-jinja2 python3-nmea2 gnuplot-nox
+	prometheus python3-prometheus-client python3-jinja2 python3-nmea2 gnuplot-nox curl systemd
 # npm packages of the tests (MQTT.js): tests/integration/node/package-lock.json.
 NODE_TEST_DIR := tests/integration/node
 NODE_MODULES := $(NODE_TEST_DIR)/node_modules/.package-lock.json
