@@ -13,6 +13,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <glob.h>
 #include <inttypes.h>
 #include <ini.h>
@@ -185,6 +186,8 @@ struct parse {
 	unsigned int sect_line[__S_MAX];
 	unsigned int listener_line[BRK_MAX_LISTENERS]; /* of [listener:NAME], by index */
 	FILE *f;
+	const struct gw_config_file *mem; /* gw_config_load_mem: the files; NULL: the disk */
+	size_t n_mem;
 	/* every dev_tmp / pt_tmp / bus_tmp across files, in file order */
 	struct dev_tmp **devs;
 	unsigned int n_devs;
@@ -2303,6 +2306,24 @@ static char *read_line(char *line, int num, void *stream)
 	return line;
 }
 
+/*
+ * Opens @path for reading: from the disk, or with gw_config_load_mem the
+ * entry of that name as a memory stream (fmemopen), so read_line and inih
+ * see the same FILE either way. NULL with errno set on failure.
+ */
+static FILE *open_file(struct parse *p, const char *path)
+{
+	size_t i;
+
+	if (!p->mem)
+		return fopen(path, "r");
+	for (i = 0; i < p->n_mem; i++)
+		if (!strcmp(p->mem[i].path, path))
+			return fmemopen((void *)p->mem[i].text, p->mem[i].len, "r");
+	errno = ENOENT;
+	return NULL;
+}
+
 static int parse_file(struct parse *p, const char *path, bool main_file)
 {
 	char *slash;
@@ -2324,7 +2345,7 @@ static int parse_file(struct parse *p, const char *path, bool main_file)
 	p->section[0] = '\0';
 	if (main_file && p->cfg)
 		main_defaults(p);
-	p->f = fopen(path, "r");
+	p->f = open_file(p, path);
 	if (!p->f) {
 		rc = -errno;
 		p->n_errors++;
@@ -2780,6 +2801,17 @@ static int load_devices(struct parse *p, const char *pattern, enum ad_publish gw
 
 	if (!pattern || !*pattern)
 		return 0;
+	if (p->mem) {
+		/* In memory: every file but the main one that the pattern matches, in order. */
+		for (i = 1; i < p->n_mem && !p->sys_err; i++) {
+			if (fnmatch(pattern, p->mem[i].path, FNM_PATHNAME | FNM_PERIOD))
+				continue;
+			p->arena = &p->dm->arena;
+			parse_file(p, p->mem[i].path, false);
+		}
+		resolve(p, gw_publish);
+		return p->sys_err;
+	}
 	rc = glob(pattern, 0, NULL, &g);
 	if (rc == GLOB_NOMATCH)
 		return 0;
@@ -2949,8 +2981,10 @@ int gw_config_load(const char *path, struct gw_config *cfg, char *err, size_t er
 	return gw_config_load_drivers(path, gw_drivers, cfg, err, errlen);
 }
 
-int gw_config_load_drivers(const char *path, const struct ad_driver *drivers, struct gw_config *cfg,
-			   char *err, size_t errlen)
+/* gw_config_load_drivers, with the files from @mem (@n_mem of them) when @mem is set. */
+static int config_load(const char *path, const struct ad_driver *drivers,
+		       const struct gw_config_file *mem, size_t n_mem, struct gw_config *cfg,
+		       char *err, size_t errlen)
 {
 	struct parse p;
 	char id[64];
@@ -2958,6 +2992,8 @@ int gw_config_load_drivers(const char *path, const struct ad_driver *drivers, st
 
 	memset(cfg, 0, sizeof(*cfg));
 	parse_init(&p, drivers, err, errlen);
+	p.mem = mem;
+	p.n_mem = n_mem;
 	cfg->drivers = drivers;
 	cfg->devmap = gw_calloc(1, sizeof(*cfg->devmap));
 	if (!cfg->devmap)
@@ -2997,6 +3033,22 @@ int gw_config_load_drivers(const char *path, const struct ad_driver *drivers, st
 	if (rc)
 		return rc;
 	return p.n_errors ? -EINVAL : 0;
+}
+
+int gw_config_load_drivers(const char *path, const struct ad_driver *drivers, struct gw_config *cfg,
+			   char *err, size_t errlen)
+{
+	return config_load(path, drivers, NULL, 0, cfg, err, errlen);
+}
+
+int gw_config_load_mem(const struct gw_config_file *files, size_t n, struct gw_config *cfg,
+		       char *err, size_t errlen)
+{
+	if (!n) {
+		memset(cfg, 0, sizeof(*cfg));
+		return -EINVAL;
+	}
+	return config_load(files[0].path, gw_drivers, files, n, cfg, err, errlen);
 }
 
 int gw_devmap_load(const struct gw_config *cfg, struct gw_devmap **out, char *err, size_t errlen)

@@ -199,6 +199,25 @@ extern const struct ad_driver gw_drivers[__AD_PROTO_MAX];
 int gw_config_load_drivers(const char *path, const struct ad_driver *drivers, struct gw_config *cfg,
 			   char *err, size_t errlen);
 
+/* One file of an in-memory configuration: its name and @len bytes of text. */
+struct gw_config_file {
+	const char *path;
+	const char *text; /* need not be NUL-terminated */
+	size_t len;
+};
+
+/*
+ * gw_config_load_mem - gw_config_load() on files held in memory (the fuzz
+ * target and tests): files[0] is the main file; the [gateway] devices glob
+ * (resolved against files[0].path's folder) is matched with fnmatch against
+ * the paths of files[1..n-1], which are parsed in that order. No directory
+ * is read; files that keys name (acl_file, password_file, certificates) are
+ * still opened from the disk. The texts must outlive the call only. n == 0
+ * returns -EINVAL. gw_devmap_load() on the result reads the disk.
+ */
+int gw_config_load_mem(const struct gw_config_file *files, size_t n, struct gw_config *cfg,
+		       char *err, size_t errlen);
+
 /*
  * gw_devmap_load - load only the device maps named by @cfg's [gateway] devices
  * (used on SIGHUP). Same error contract as gw_config_load. On success *out is a

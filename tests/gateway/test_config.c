@@ -563,6 +563,51 @@ static void test_missing_file(void **state)
 	gw_config_free(&cfg);
 }
 
+/*
+ * gw_config_load_mem: the main file and the maps the devices glob matches
+ * come from memory (texts without a closing NUL); a map the glob does not
+ * match is not read; errors name the in-memory path and line; no files is
+ * -EINVAL. The folder does not exist, so nothing came from the disk.
+ */
+static void test_load_mem(void **state)
+{
+	static const char main_ini[] = "[gateway]\nid = mem1\n";
+	static const char map_a[] = "[device:boiler]\nprotocol = modbus\ntype = tcp\n"
+				    "host = 127.0.0.1\nport = 15020\n\n"
+				    "[point:boiler/t]\narea = input\naddress = 0\ntype = int16\n";
+	static const char map_b[] = "[device:other]\nprotocol = modbus\nbogus = 1\n";
+	static const char bad[] = "[gateway]\nid = mem1\n\n[point:x/y]\nnope = 1\n";
+	struct gw_config_file files[] = {
+		{ "/nonexistent.mem/fieldmq.ini", main_ini, sizeof(main_ini) - 1 },
+		{ "/nonexistent.mem/devices.d/a.ini", map_a, sizeof(map_a) - 1 },
+		{ "/nonexistent.mem/devices.d/b.conf", map_b, sizeof(map_b) - 1 },
+	};
+	struct gw_config cfg;
+	char err[2048];
+
+	(void)state;
+	assert_int_equal(gw_config_load_mem(files, 3, &cfg, err, sizeof(err)), 0);
+	assert_string_equal(cfg.gateway.id, "mem1");
+	assert_int_equal(cfg.devmap->map.n_devices, 1);
+	assert_string_equal(cfg.devmap->map.devices[0]->name, "boiler");
+	assert_int_equal(cfg.devmap->map.devices[0]->n_points, 1);
+	gw_config_free(&cfg);
+
+	files[2].path = "/nonexistent.mem/devices.d/b.ini";
+	assert_int_equal(gw_config_load_mem(files, 3, &cfg, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "/nonexistent.mem/devices.d/b.ini:3:"));
+	gw_config_free(&cfg);
+
+	files[0].text = bad;
+	files[0].len = sizeof(bad) - 1;
+	assert_int_equal(gw_config_load_mem(files, 1, &cfg, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "/nonexistent.mem/fieldmq.ini:4:"));
+	gw_config_free(&cfg);
+
+	assert_int_equal(gw_config_load_mem(files, 0, &cfg, err, sizeof(err)), -EINVAL);
+	gw_config_free(&cfg);
+}
+
 static void test_devmap_reload(void **state)
 {
 	struct gw_config cfg;
@@ -599,6 +644,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_auth_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_errors_reported, setup, teardown),
 		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_load_mem),
 		cmocka_unit_test_setup_teardown(test_renamed_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_devmap_reload, setup, teardown),
 	};
