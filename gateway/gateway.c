@@ -504,6 +504,7 @@ static void on_signal(uv_signal_t *s, int signum)
 		gw_log(g->log, LOG_INFO, MOD,
 		       "SIGHUP: reloading acl_file, password_file, device maps");
 		gw_auth_reload(&g->cfg, g->broker, g->log);
+		gw__http_reload(g);
 		gw_gateway_reload(g);
 		return;
 	}

@@ -22,6 +22,8 @@
 
 #define GW_TOPIC_MAX 1024
 #define GW_PAYLOAD_MAX 2048
+/* Replaced [http] password files waiting for running checks to end. */
+#define GW_HTTP_PW_RETIRED 4
 
 struct st_store;
 struct gw_persist;
@@ -72,8 +74,14 @@ struct gw {
 	struct mqttsn_server *mqttsn;
 	struct mqttsn_predef predefined[GW_MAX_PREDEFINED];
 	struct coapsrv_server *coap;
-	struct gw_httpd *httpd;			 /* [http] (status.c) */
-	struct brk_passwd *http_passwd;		 /* [http] password_file, read at start */
+	struct gw_httpd *httpd; /* [http] (status.c) */
+	/*
+	 * [http] password_file: read at start and on SIGHUP. Pool threads read
+	 * the pointer (atomically) during password checks, so a replaced file
+	 * waits in http_pw_retired until no check runs (status.c).
+	 */
+	struct brk_passwd *http_passwd;
+	struct brk_passwd *http_pw_retired[GW_HTTP_PW_RETIRED];
 	struct gw_ha *ha;			 /* Home Assistant discovery, or NULL */
 	const char *proto_names[__AD_PROTO_MAX]; /* for its device models */
 	int64_t last_sys_ms;
@@ -147,5 +155,11 @@ void gw__http_stop(struct gw *g);
 void gw__http_free(struct gw *g);
 /* Every second: the status page's event streams, the uplink's last connect time. */
 void gw__http_tick(struct gw *g);
+/*
+ * SIGHUP: read [http] password_file again. A file that cannot be read or
+ * parsed keeps the one in use (logged with file:line). 0, -EINVAL, -ENOMEM,
+ * -EBUSY (replaced files still wait for checks to end: try again).
+ */
+int gw__http_reload(struct gw *g);
 
 #endif

@@ -649,4 +649,5 @@ void gw_httpd_close(struct gw_httpd *h)
 void gw_httpd_get_stats(const struct gw_httpd *h, struct gw_httpd_stats *out)
 {
 	*out = h->st;
+	out->auth_checks = h->auth_jobs;
 }

@@ -101,6 +101,7 @@ struct gw_httpd_stats {
 	uint64_t unauthorized;	  /* 401 */
 	uint64_t refused;	  /* over max_clients */
 	unsigned int connections; /* open now */
+	unsigned int auth_checks; /* password checks queued or running on the pool now */
 };
 void gw_httpd_get_stats(const struct gw_httpd *h, struct gw_httpd_stats *out);
 

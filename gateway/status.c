@@ -656,7 +656,74 @@ static int http_auth(void *arg, const char *user, const char *pass)
 {
 	struct gw *g = arg;
 
-	return brk_passwd_check(g->http_passwd, user, pass);
+	/* gw__http_reload() swaps it on the loop thread while checks may run. */
+	return brk_passwd_check(__atomic_load_n(&g->http_passwd, __ATOMIC_ACQUIRE), user, pass);
+}
+
+/* Log a password file that could not be loaded, with file:line when there is a line. */
+static void log_bad_passwd(struct gw *g, const char *path, unsigned int line, const char *msg,
+			   const char *tail)
+{
+	if (line)
+		gw_log(g->log, LOG_ERR, MOD, "%s:%u: [http] password_file: %s%s", path, line, msg,
+		       tail);
+	else
+		gw_log(g->log, LOG_ERR, MOD, "[http] password_file: %s%s", msg, tail);
+}
+
+/*
+ * Free the replaced password files once no check can still read one: a
+ * check reads the pointer after it was queued, and every check queued
+ * before the swap has ended when none is queued or running.
+ */
+static void http_pw_collect(struct gw *g)
+{
+	struct gw_httpd_stats hs;
+	unsigned int i;
+
+	/* Without the server (stopping) checks may still run: gw__http_free() frees. */
+	if (!g->httpd)
+		return;
+	gw_httpd_get_stats(g->httpd, &hs);
+	if (hs.auth_checks)
+		return;
+	for (i = 0; i < GW_HTTP_PW_RETIRED; i++) {
+		brk_passwd_free(g->http_pw_retired[i]);
+		g->http_pw_retired[i] = NULL;
+	}
+}
+
+int gw__http_reload(struct gw *g)
+{
+	const char *path = g->cfg.http.password_file;
+	struct brk_passwd *pw, *old;
+	unsigned int i, line = 0;
+	char msg[256];
+	int rc;
+
+	if (!g->httpd || !g->http_passwd || !path || !*path)
+		return 0; /* no listener, or no authentication configured */
+	http_pw_collect(g);
+	for (i = 0; i < GW_HTTP_PW_RETIRED && g->http_pw_retired[i]; i++)
+		;
+	if (i == GW_HTTP_PW_RETIRED) {
+		gw_log(g->log, LOG_WARNING, MOD,
+		       "reload: [http] password_file: checks of earlier files still run; "
+		       "keeping the one in use, send SIGHUP again");
+		return -EBUSY;
+	}
+	rc = gw_passwd_load(path, &pw, &line, msg, sizeof(msg));
+	if (rc) {
+		log_bad_passwd(g, path, line, msg, "; keeping the previous one");
+		return rc;
+	}
+	old = g->http_passwd;
+	__atomic_store_n(&g->http_passwd, pw, __ATOMIC_RELEASE);
+	g->http_pw_retired[i] = old;
+	http_pw_collect(g);
+	gw_log(g->log, LOG_INFO, MOD, "reload: [http] password_file %s read again (%u users)", path,
+	       brk_passwd_count(pw));
+	return 0;
 }
 
 int gw__http_start(struct gw *g)
@@ -679,11 +746,7 @@ int gw__http_start(struct gw *g)
 			gw_passwd_load(hc->password_file, &g->http_passwd, &line, msg, sizeof(msg));
 
 		if (rc) {
-			if (line)
-				gw_log(g->log, LOG_ERR, MOD, "%s:%u: [http] password_file: %s",
-				       hc->password_file, line, msg);
-			else
-				gw_log(g->log, LOG_ERR, MOD, "[http] password_file: %s", msg);
+			log_bad_passwd(g, hc->password_file, line, msg, "");
 			return rc;
 		}
 		c.auth = http_auth;
@@ -700,8 +763,14 @@ void gw__http_stop(struct gw *g)
 /* After the loop ended: no password check runs any more. */
 void gw__http_free(struct gw *g)
 {
+	unsigned int i;
+
 	brk_passwd_free(g->http_passwd);
 	g->http_passwd = NULL;
+	for (i = 0; i < GW_HTTP_PW_RETIRED; i++) {
+		brk_passwd_free(g->http_pw_retired[i]);
+		g->http_pw_retired[i] = NULL;
+	}
 }
 
 void gw__http_tick(struct gw *g)
@@ -709,6 +778,9 @@ void gw__http_tick(struct gw *g)
 	struct gw_uplink_stats us;
 	uint8_t *body;
 	size_t len = 0;
+
+	if (g->http_pw_retired[0]) /* filled from the first slot */
+		http_pw_collect(g);
 
 	if (g->uplink) {
 		gw_uplink_get_stats(g->uplink, &us);

@@ -374,6 +374,30 @@ codes = sorted(r_[0] for r_ in res)
 env.check("12 requests at once: each 200 or 503 with Retry-After (%s)" % codes,
           200 in codes and set(codes) <= {200, 503} and
           all(r_[1].get("Retry-After") == "1" for r_ in res if r_[0] == 503), codes)
+
+# SIGHUP reads the password file again, as the broker's: old credentials stop
+# working, new ones work; a broken file keeps the one in use (file:line logged).
+import signal  # noqa: E402
+
+subprocess.run(["mosquitto_passwd", "-c", "-b", P("http.passwd.new"), "ops", "n3w"], check=True)
+os.replace(P("http.passwd.new"), P("http.passwd"))
+log_at = len(env.log())
+fmq.send_signal(signal.SIGHUP)
+env.check("SIGHUP: [http] password_file read again (1 user)",
+          env.wait_log(r"reload: \[http\] password_file \S*http.passwd read again \(1 users\)",
+                       10, log_at), env.log()[log_at:])
+env.check("  the old password: 401", auth_get("/metrics", "ops", "s3cret:x")[0] == 401)
+env.check("  a user no longer in the file: 401", auth_get("/healthz", "viewer", "view")[0] == 401)
+env.check("  the new password: 200", auth_get("/metrics", "ops", "n3w")[0] == 200)
+with open(P("http.passwd"), "a") as f:
+    f.write("no colon on this line\n")
+log_at = len(env.log())
+fmq.send_signal(signal.SIGHUP)
+env.check("SIGHUP with a broken file: logged with file:line, the previous one kept",
+          env.wait_log(r"http.passwd:2: \[http\] password_file: .*keeping the previous one", 10,
+                       log_at), env.log()[log_at:])
+env.check("  the password in use still works: 200", auth_get("/metrics", "ops", "n3w")[0] == 200)
+env.check("  the old one still does not: 401", auth_get("/metrics", "ops", "s3cret:x")[0] == 401)
 env.check("fieldmq stops cleanly (password_file)", env.stop(fmq) == 0)
 with open(P("bad.passwd"), "w") as f:
     f.write(open(P("http.passwd")).readline() + "broken line\n")
