@@ -8,9 +8,18 @@
  * writer). Each connection is used by one thread at a time - store.c keeps at
  * most one commit and one peek in flight and runs the synchronous calls only
  * while none is - so they are opened with SQLITE_OPEN_NOMUTEX.
+ *
+ * Memory: SQLite's defaults (a 2 MB page cache and 120 KB of lookaside per
+ * connection) are sized for a desktop. Here each connection gets a cache
+ * sized for what it does (conn_tune): only the writer reuses pages between
+ * transactions - in WAL mode a connection drops its whole cache whenever
+ * another one has written, so the reader's and the checkpointer's caches
+ * serve one statement at a time. The integrity check's connection lives
+ * only as long as the check.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -113,11 +122,12 @@ struct st__db {
 	sqlite3_stmt *stmt[__S_MAX];
 	sqlite3_stmt *peek;
 	sqlite3_stmt *meta_get;
-	sqlite3 *chk;	      /* the background integrity check's own connection */
-	sqlite3 *ckpt;	      /* checkpoints, on the pool, beside the writer */
-	int wal_frames;	      /* in the WAL after the last commit (the writer's wal hook) */
-	struct st__meta meta; /* as committed; touched by the commit thread only */
+	atomic_int check_stop; /* st__db_check_interrupt() was called */
+	sqlite3 *ckpt;	       /* checkpoints, on the pool, beside the writer */
+	int wal_frames;	       /* in the WAL after the last commit (the writer's wal hook) */
+	struct st__meta meta;  /* as committed; touched by the commit thread only */
 	const struct gw_logger *lg;
+	char *path;	   /* the database file, for the check's connection */
 	char marker[4096]; /* <path>.check-failed */
 	int lock_fd;	   /* <path>.lock, flock()ed while open */
 };
@@ -215,6 +225,38 @@ static int wal_hook(void *arg, sqlite3 *h, const char *name, int frames)
 	return SQLITE_OK;
 }
 
+/*
+ * Page cache of each connection, in KiB (PRAGMA cache_size=-N). The writer's
+ * holds a batch's dirty pages plus the interior pages of the tables it
+ * writes: a batch of 1000 retained readings (1000 devices x 10 points at 1
+ * s, 100 ms sync_interval) dirties ~30 pages. A batch larger than the cache
+ * spills pages to the WAL before its commit, which SQLite does without
+ * harm. The others read a few pages per statement (see the header).
+ */
+#define CACHE_KIB_WRITER 256
+#define CACHE_KIB_READER 64
+#define CACHE_KIB_OTHER 32
+
+/*
+ * conn_tune - give connection @h a page cache of @cache_kib KiB and, unless
+ * @lookaside, no lookaside memory (SQLite's per-connection pool of small
+ * allocations: 120 KB that speeds up the writer's statements, and buys
+ * nothing for connections that run one statement now and then). Call right
+ * after the open, before the first statement. Returns an SQLite code.
+ */
+static int conn_tune(sqlite3 *h, int cache_kib, bool lookaside)
+{
+	char sql[48];
+	int rc = SQLITE_OK;
+
+	if (!lookaside)
+		rc = sqlite3_db_config(h, SQLITE_DBCONFIG_LOOKASIDE, NULL, 0, 0);
+	snprintf(sql, sizeof(sql), "PRAGMA cache_size=-%d", cache_kib);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(h, sql, NULL, NULL, NULL);
+	return rc;
+}
+
 static int db_connect(const char *path, sqlite3 **out)
 {
 	int rc;
@@ -303,7 +345,9 @@ static int db_open_checked(const char *path, bool sync_full, sqlite3 **out, char
 		snprintf(why, why_len, "open: %s", h ? sqlite3_errmsg(h) : sqlite3_errstr(rc));
 		goto out;
 	}
-	rc = pragma_text(h, "PRAGMA journal_mode=WAL", buf, sizeof(buf));
+	rc = conn_tune(h, CACHE_KIB_WRITER, true);
+	if (rc == SQLITE_OK)
+		rc = pragma_text(h, "PRAGMA journal_mode=WAL", buf, sizeof(buf));
 	if (rc == SQLITE_OK && strcmp(buf, "wal")) {
 		rc = SQLITE_CANTOPEN;
 		snprintf(why, why_len, "journal_mode=WAL refused (%s)", buf);
@@ -456,12 +500,12 @@ void st__db_close(struct st__db *db)
 		sqlite3_finalize(db->stmt[i]);
 	sqlite3_finalize(db->peek);
 	sqlite3_close_v2(db->ckpt);
-	sqlite3_close_v2(db->chk);
 	sqlite3_close_v2(db->rd);
 	/* The last connection to close checkpoints and removes the WAL. */
 	sqlite3_close_v2(db->wr);
 	if (db->lock_fd >= 0)
 		close(db->lock_fd);
+	gw_free(db->path);
 	gw_free(db);
 }
 
@@ -484,6 +528,11 @@ int st__db_open(const char *path, bool sync_full, const struct gw_logger *lg, st
 		return -ENOMEM;
 	db->lg = lg;
 	db->lock_fd = -1;
+	db->path = gw_strdup(path);
+	if (!db->path) {
+		err = -ENOMEM;
+		goto fail;
+	}
 	/*
 	 * One process per database: two daemons on one file would hand out the
 	 * same queue ids. SQLite's own locks allow many, so a lock file says no.
@@ -549,14 +598,12 @@ int st__db_open(const char *path, bool sync_full, const struct gw_logger *lg, st
 	if (rc == SQLITE_OK)
 		rc = db_connect(path, &db->rd);
 	if (rc == SQLITE_OK)
+		rc = conn_tune(db->rd, CACHE_KIB_READER, false);
+	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(db->rd, "PRAGMA query_only=1", NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v3(db->rd, PEEK_SQL, -1, SQLITE_PREPARE_PERSISTENT, &db->peek,
 					NULL);
-	if (rc == SQLITE_OK)
-		rc = db_connect(path, &db->chk);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_exec(db->chk, "PRAGMA query_only=1", NULL, NULL, NULL);
 	/*
 	 * Checkpoints leave the commits: a commit that also checkpointed (SQLite
 	 * does so past 1000 WAL pages) would copy the WAL into the database and
@@ -570,6 +617,8 @@ int st__db_open(const char *path, bool sync_full, const struct gw_logger *lg, st
 		sqlite3_wal_hook(db->wr, wal_hook, db);
 		rc = db_connect(path, &db->ckpt);
 	}
+	if (rc == SQLITE_OK)
+		rc = conn_tune(db->ckpt, CACHE_KIB_OTHER, false);
 	/* A connection learns the file is in WAL mode when it first reads it. */
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(db->ckpt, "SELECT count(*) FROM sqlite_schema", NULL, NULL, NULL);
@@ -978,22 +1027,49 @@ int st__db_set_readonly(struct st__db *db, bool ro)
 		       : -EIO;
 }
 
+/* The check's progress handler: non-zero stops the statement (SQLITE_INTERRUPT). */
+static int check_progress(void *arg)
+{
+	return atomic_load(&((struct st__db *)arg)->check_stop);
+}
+
+/*
+ * The connection is opened here, on the pool thread, and closed before
+ * returning: the check walks every page of the file once, and a connection
+ * kept open for it would hold its cache and lookaside for the whole run.
+ * Interruption goes through a flag that the progress handler reads, so the
+ * loop thread never touches a connection that may be opening or closing.
+ */
 int st__db_check_full(struct st__db *db, char *why, size_t why_len)
 {
-	int rc = pragma_text(db->chk, "PRAGMA quick_check", why, why_len);
+	sqlite3 *h = NULL;
+	int rc;
 
+	why[0] = '\0';
+	if (atomic_load(&db->check_stop))
+		return -ECANCELED;
+	rc = db_connect(db->path, &h);
+	if (rc == SQLITE_OK)
+		rc = conn_tune(h, CACHE_KIB_OTHER, false);
+	if (rc == SQLITE_OK) {
+		sqlite3_progress_handler(h, 1000, check_progress, db);
+		rc = sqlite3_exec(h, "PRAGMA query_only=1", NULL, NULL, NULL);
+	}
+	if (rc == SQLITE_OK)
+		rc = pragma_text(h, "PRAGMA quick_check", why, why_len);
+	if (rc != SQLITE_OK && rc != SQLITE_INTERRUPT)
+		snprintf(why, why_len, "%s", h ? sqlite3_errmsg(h) : sqlite3_errstr(rc));
+	sqlite3_close_v2(h);
 	if (rc == SQLITE_INTERRUPT)
 		return -ECANCELED;
-	if (rc != SQLITE_OK) {
-		snprintf(why, why_len, "%s", sqlite3_errmsg(db->chk));
+	if (rc != SQLITE_OK)
 		return unusable(rc) ? -EBADMSG : rc_errno(rc) ? rc_errno(rc) : -EIO;
-	}
 	return strcmp(why, "ok") ? -EBADMSG : 0;
 }
 
 void st__db_check_interrupt(struct st__db *db)
 {
-	sqlite3_interrupt(db->chk);
+	atomic_store(&db->check_stop, 1);
 }
 
 int st__db_mark_bad(struct st__db *db)

@@ -171,7 +171,8 @@ int st__db_load_sessions(struct st__db *db, st_session_fn sess_cb, st_session_ms
 
 /*
  * The full integrity check (PRAGMA quick_check of the whole file, which reads
- * every page) on its own connection, run on the pool after open: 0 (ok),
+ * every page) on a connection of its own, opened for the check and closed
+ * after it, run on the pool after open: 0 (ok),
  * -EBADMSG (damaged: *why says how), -ECANCELED (interrupted), -EIO.
  * st__db_check_interrupt() may be called from the loop thread meanwhile.
  * st__db_mark_bad() leaves a marker so the next open moves the file aside.

@@ -950,6 +950,43 @@ static void test_corrupt_deep(void **state)
 	close_sync(f);
 }
 
+/*
+ * The full check opens its own connection on the pool and closes it when
+ * done; st__db_check_interrupt() (st_close) stops it through a flag, also
+ * before it has started, and a check after the flag is set ends at once.
+ */
+static void test_check_interrupt(void **state)
+{
+	struct fx *f = *state;
+	struct st_config cfg;
+	char why[128];
+	int i;
+
+	cfg_init(f, &cfg);
+	open_ok(f, &cfg);
+	for (i = 0; i < 100; i++)
+		assert_int_equal(append_n(f, i, NULL, NULL, NULL), 0);
+	flush_sync(f);
+	while (stats(f).check_result == 1)
+		uv_run(&f->loop, UV_RUN_ONCE);
+	assert_int_equal(stats(f).check_result, 0);
+	/* A second check on this thread, as the pool runs it: ok, then stopped. */
+	assert_int_equal(st__db_check_full(st__store_db(f->st), why, sizeof(why)), 0);
+	assert_string_equal(why, "ok");
+	st__db_check_interrupt(st__store_db(f->st));
+	assert_int_equal(st__db_check_full(st__store_db(f->st), why, sizeof(why)), -ECANCELED);
+	/* The store goes on writing. */
+	assert_int_equal(append_n(f, 100, NULL, NULL, NULL), 0);
+	flush_sync(f);
+	assert_int_equal(stats(f).queue_messages, 101);
+	close_sync(f);
+
+	/* Closed at once: the check is cut short (or had already finished). */
+	open_ok(f, &cfg);
+	close_sync(f);
+	assert_int_equal(f->n_err, 0);
+}
+
 /* Fill with 1 KiB records until commits fail; the store keeps them. */
 static void fill_until_failing(struct fx *f, struct done_log *d, int *appended)
 {
@@ -1294,6 +1331,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_waited_commits_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checkpoint_off_commit_path, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_check_interrupt, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
