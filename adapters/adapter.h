@@ -448,19 +448,34 @@ struct ad_sink {
  */
 typedef void (*ad_figure_fn)(void *arg, const char *name, uint64_t value);
 
-/* Kinds of failed device requests, for /metrics (errors by kind). */
+/* Kinds of device errors, for /metrics (errors by kind). */
 enum ad_err_kind {
 	AD_ERR_TIMEOUT,	  /* no answer in time */
-	AD_ERR_EXCEPTION, /* the device refused (e.g. a Modbus exception) */
-	AD_ERR_TRANSPORT, /* connection refused or lost, malformed answer, ... */
+	AD_ERR_EXCEPTION, /* the device refused: a Modbus exception, a CoAP 4.xx / 5.xx */
+	AD_ERR_TRANSPORT, /* connection refused or lost, RST / ICMP, a port that cannot be
+			     opened or written, a malformed Modbus answer, ... */
+	AD_ERR_PARSE,	  /* an answer that could not be read: a payload no point can read, a
+			     line that does not match while a question is out, a bad checksum */
+	AD_ERR_TLS,	  /* the DTLS handshake failed */
+	AD_ERR_OVERRUN,	  /* a frame longer than the bus allows (serial max_frame), dropped */
 	__AD_ERR_MAX,
 };
 
-/* One device's request figures (device_stats()); a plain struct, no allocation. */
+/* The bit of @kind in ad_device_stats.kinds. */
+#define AD_ERR_BIT(kind) (1u << (kind))
+
+/*
+ * One device's request figures (device_stats()); a plain struct, no
+ * allocation. What a request is depends on the protocol: a Modbus request
+ * (reads and writes), a CoAP GET or notification, a serial poll or a frame
+ * of a device that talks by itself. Errors are events: a serial poll can
+ * get a garbled line, then time out.
+ */
 struct ad_device_stats {
-	uint64_t requests;	       /* requests that ended (reads and writes) */
-	uint64_t errors[__AD_ERR_MAX]; /* of which failed, by kind */
-	struct gw_hist latency;	       /* from sending a request to its end */
+	uint64_t requests;	       /* requests that ended (answered or failed) */
+	uint64_t errors[__AD_ERR_MAX]; /* errors, by kind */
+	struct gw_hist latency; /* from sending a request to its answer (Modbus: or failure) */
+	uint32_t kinds;		/* AD_ERR_BIT()s of the kinds the adapter counts */
 };
 
 struct ad_ops {

@@ -267,7 +267,14 @@ static int device_stats(struct gw *g, unsigned int i, struct ad_device_stats *ou
 /* Per device: requests, errors by kind, the latency histogram (adapters that count them). */
 static void metrics_device_requests(struct gw *g, struct gw_writer *w)
 {
-	static const char *const kinds[__AD_ERR_MAX] = { "timeout", "exception", "transport" };
+	static const char *const kinds[__AD_ERR_MAX] = {
+		[AD_ERR_TIMEOUT] = "timeout",
+		[AD_ERR_EXCEPTION] = "exception",
+		[AD_ERR_TRANSPORT] = "transport",
+		[AD_ERR_PARSE] = "parse",
+		[AD_ERR_TLS] = "tls",
+		[AD_ERR_OVERRUN] = "overrun",
+	};
 	const struct ad_map *map = &g->cfg.devmap->map;
 	struct gw_expo_label l[3] = { { "device", NULL }, { "protocol", NULL }, { "kind", NULL } };
 	struct ad_device_stats ds;
@@ -282,19 +289,21 @@ static void metrics_device_requests(struct gw *g, struct gw_writer *w)
 		gw_expo_u64(w, "fieldmq_device_requests_total", l, 2, ds.requests);
 	}
 	FAM("fieldmq_device_request_errors_total", "counter",
-	    "Failed requests to the device, by kind (timeout, exception, transport).");
+	    "Device errors by kind (timeout, exception, transport, parse, tls, overrun).");
 	for (i = 0; i < map->n_devices; i++) {
 		if (device_stats(g, i, &ds))
 			continue;
 		l[0].value = map->devices[i]->name;
 		l[1].value = PROTO_NAME(g, map->devices[i]->protocol);
 		for (k = 0; k < __AD_ERR_MAX; k++) {
+			if (!(ds.kinds & AD_ERR_BIT(k)))
+				continue; /* a kind this adapter does not have */
 			l[2].value = kinds[k];
 			gw_expo_u64(w, "fieldmq_device_request_errors_total", l, 3, ds.errors[k]);
 		}
 	}
 	FAM("fieldmq_device_request_duration_seconds", "histogram",
-	    "Time from sending a request to the device to its answer or failure.");
+	    "Time from sending a request to the device to its answer (Modbus: or failure).");
 	for (i = 0; i < map->n_devices; i++) {
 		if (device_stats(g, i, &ds))
 			continue;

@@ -719,6 +719,13 @@ static void figures(const struct ad_adapter *base, ad_figure_fn emit, void *arg)
 	emit(arg, "client/devices/online", st->devices_online);
 }
 
+/* /metrics: @d's exchanges, errors by kind and latency, as the core counted them. */
+static int device_stats(const struct ad_adapter *base, const struct ad_device *d,
+			struct ad_device_stats *out)
+{
+	return ad_coap_core_device_stats(&((const struct ad_coap_adapter *)base)->core, d, out);
+}
+
 static const struct ad_ops coap_ops = {
 	.name = "coap",
 	.start = start,
@@ -726,6 +733,7 @@ static const struct ad_ops coap_ops = {
 	.free = adapter_free,
 	.command = command,
 	.figures = figures,
+	.device_stats = device_stats,
 };
 
 struct ad_adapter *ad_coap_new(uv_loop_t *loop, const struct ad_map *map,

@@ -181,6 +181,34 @@ static void dev_failed(struct ad_coap_core *c, struct ad_coap_cdev *d, int64_t n
 	}
 }
 
+/* ---------------------------------------------------------------- figures */
+
+/* An exchange of @d ended without an answer (@err, as ad_coap_core_failure() takes). */
+static void count_failure(struct ad_coap_cdev *d, int err)
+{
+	enum ad_err_kind k = err == -ETIMEDOUT ? AD_ERR_TIMEOUT
+			     : err == -EACCES  ? AD_ERR_TLS /* the glue's COAP_NACK_TLS_FAILED */
+					       : AD_ERR_TRANSPORT;
+
+	d->st.requests++;
+	d->st.errors[k]++;
+}
+
+/*
+ * An answer of @r with @code at @now: a notification when @r was observing
+ * (no request to time), else the answer to the request sent at r->sent_ms.
+ */
+static void count_answer(struct ad_coap_res *r, int64_t now, unsigned int code, bool notification)
+{
+	struct ad_device_stats *st = &r->dev->st;
+
+	st->requests++;
+	if (!notification)
+		gw_hist_observe_us(&st->latency, (now - r->sent_ms) * 1000);
+	if (code >> 5 != 2)
+		st->errors[AD_ERR_EXCEPTION]++;
+}
+
 /* --------------------------------------------------------------- requests */
 
 static int64_t res_due(const struct ad_coap_res *r)
@@ -253,6 +281,8 @@ static int64_t failure(struct ad_coap_core *c, struct ad_coap_res *r, struct ad_
 	unsigned int i;
 
 	c->stats.failures++;
+	if (transport)
+		count_failure(d, err);
 	if (r->err != err)
 		note(c, AD_COAP_NOTE_FAILED, d, r, NULL, err);
 	r->err = err;
@@ -304,13 +334,13 @@ static enum ad_coap_format pick_format(const struct ad_coap_point *cp, int cf)
 	}
 }
 
-/* Every point of @r from one payload: readings, or bad + counted. */
-static void read_points(struct ad_coap_core *c, struct ad_coap_res *r, int64_t ts, int cf,
-			const uint8_t *p, size_t n)
+/* Every point of @r from one payload: readings, or bad + counted. Returns the points that were bad. */
+static unsigned int read_points(struct ad_coap_core *c, struct ad_coap_res *r, int64_t ts, int cf,
+				const uint8_t *p, size_t n)
 {
 	void *doc = NULL;
 	bool parsed = false;
-	unsigned int i;
+	unsigned int i, bad = 0;
 
 	for (i = 0; i < r->n_pts; i++) {
 		const struct ad_point *pt = r->pts[i];
@@ -344,6 +374,7 @@ static void read_points(struct ad_coap_core *c, struct ad_coap_res *r, int64_t t
 		if (!rc)
 			rc = ad_coap_raw_to_value(pt, &raw, &v);
 		if (rc) {
+			bad++;
 			c->stats.parse_errors++;
 			if (r->pt_q[i] != 2)
 				note(c, AD_COAP_NOTE_PARSE, r->dev, r, pt, rc);
@@ -355,6 +386,7 @@ static void read_points(struct ad_coap_core *c, struct ad_coap_res *r, int64_t t
 	}
 	if (doc)
 		ad_coap_json_free(doc);
+	return bad;
 }
 
 int64_t ad_coap_core_response(struct ad_coap_core *c, struct ad_coap_res *r,
@@ -370,6 +402,7 @@ int64_t ad_coap_core_response(struct ad_coap_core *c, struct ad_coap_res *r,
 		return res_due(r); /* an exchange the core gave up */
 	c->stats.responses++;
 	c->stats.notifications += was_observing;
+	count_answer(r, now.mono_ms, code, was_observing);
 	if (code >> 5 != 2) {
 		/* 4.xx / 5.xx: the device is there, the resource is not well */
 		if (was_observing)
@@ -382,7 +415,8 @@ int64_t ad_coap_core_response(struct ad_coap_core *c, struct ad_coap_res *r,
 		r->err = 0;
 	}
 	dev_ok(c, d);
-	read_points(c, r, now.wall_ms, cf, payload, len);
+	if (read_points(c, r, now.wall_ms, cf, payload, len))
+		d->st.errors[AD_ERR_PARSE]++; /* once per answer, however many points */
 	if ((r->registering || was_observing) && observe) {
 		if (max_age_ms < 0)
 			max_age_ms = AD_COAP_DEFAULT_MAX_AGE_MS;
@@ -403,4 +437,21 @@ int64_t ad_coap_core_response(struct ad_coap_core *c, struct ad_coap_res *r,
 	r->registering = false;
 	r->next_ms = now.mono_ms + d->cfg->poll_ms;
 	return res_due(r);
+}
+
+int ad_coap_core_device_stats(const struct ad_coap_core *c, const struct ad_device *d,
+			      struct ad_device_stats *out)
+{
+	unsigned int i;
+
+	for (i = 0; i < c->n_devs; i++) {
+		if (c->devs[i].cfg != d)
+			continue;
+		*out = c->devs[i].st;
+		out->kinds = AD_ERR_BIT(AD_ERR_TIMEOUT) | AD_ERR_BIT(AD_ERR_EXCEPTION) |
+			     AD_ERR_BIT(AD_ERR_TRANSPORT) | AD_ERR_BIT(AD_ERR_PARSE) |
+			     AD_ERR_BIT(AD_ERR_TLS);
+		return 0;
+	}
+	return -ENOENT;
 }

@@ -206,6 +206,14 @@ struct ad_coap_cdev {
 	int64_t fail_ms;    /* when fails last grew (mono) */
 	int64_t skip_until; /* degraded until (mono), 0 none */
 	signed char online; /* -1 unknown, 0 offline, 1 online */
+	/*
+	 * For /metrics: requests are exchanges that ended (a GET or a
+	 * registration answered or failed) and notifications; latency from a
+	 * request to its answer (notifications have no request); errors by
+	 * kind: timeout, exception (4.xx / 5.xx), transport (RST, ICMP, no
+	 * session), parse (a 2.xx payload some point cannot read), tls.
+	 */
+	struct ad_device_stats st;
 	struct ad_coap_core *core;
 	void *glue;
 };
@@ -289,6 +297,13 @@ int64_t ad_coap_core_response(struct ad_coap_core *c, struct ad_coap_res *r,
  */
 int64_t ad_coap_core_failure(struct ad_coap_core *c, struct ad_coap_res *r,
 			     struct ad_coap_clock now, int err);
+
+/*
+ * @d's figures for /metrics (ad_ops.device_stats), with the kinds the core
+ * counts. 0, or -ENOENT when @d is not one of @c's devices.
+ */
+int ad_coap_core_device_stats(const struct ad_coap_core *c, const struct ad_device *d,
+			      struct ad_device_stats *out);
 
 /* "4.04 Not Found"-style text of a code or error, for notes and write results. */
 const char *ad_coap_err_name(int err, char *buf, size_t n);

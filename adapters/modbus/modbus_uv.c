@@ -909,6 +909,8 @@ static int mb_device_stats(const struct ad_adapter *a, const struct ad_device *d
 	if (!d)
 		return -ENOENT;
 	*out = d->st;
+	out->kinds = AD_ERR_BIT(AD_ERR_TIMEOUT) | AD_ERR_BIT(AD_ERR_EXCEPTION) |
+		     AD_ERR_BIT(AD_ERR_TRANSPORT);
 	return 0;
 }
 

@@ -261,6 +261,19 @@ struct ser_dev {
 	bool online;
 	bool status_known;
 	unsigned int timeouts; /* in a row */
+	/*
+	 * For /metrics (ser_dev_stats()): requests are polls that ended
+	 * (answered, timed out, or cut by the port failing) and, for a device
+	 * that talks by itself, the frames it took (or that looked like its
+	 * own and could not be read); latency from writing the poll_command to
+	 * the answer; errors by kind: timeout, parse (a field or line that did
+	 * not parse, a line nobody took while its question was out), overrun
+	 * (a frame over max_frame while it was asked, or, for a device that
+	 * talks by itself, at any time) and transport (the port could not be
+	 * opened, went away or refused a write: every device of the port).
+	 * Commands (write_command) are not counted.
+	 */
+	struct ad_device_stats st;
 };
 
 /* What a parser found for one point. */
@@ -478,6 +491,7 @@ struct ser_port {
 	unsigned int q_head, q_len;
 	bool busy;
 	int64_t req_deadline;
+	int64_t sent_at;	/* when the request in flight was written */
 	struct ser_result *res; /* caller's, max points of a device */
 	int last_error;		/* -errno of the last failed open / close */
 	struct ser_port_stats st;
@@ -522,5 +536,8 @@ int ser_port_command(struct ser_port *p, struct ser_dev *d, struct ser_point *pt
 
 /* Stop: pending commands end with "stopped", the port is closed if open. */
 void ser_port_stop(struct ser_port *p, int64_t now);
+
+/* @d's figures for /metrics (ad_ops.device_stats), with the kinds the machine counts. */
+void ser_dev_stats(const struct ser_dev *d, struct ad_device_stats *out);
 
 #endif

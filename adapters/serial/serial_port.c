@@ -47,6 +47,51 @@ static void report(struct ser_port *p, struct ser_dev *d, struct ser_point *pt,
 	p->ops->reading(p->arg, d, pt, v, q);
 }
 
+/* The port failed (open, write, gone): a transport error of every device on it. */
+static void count_port_trouble(struct ser_port *p)
+{
+	unsigned int i;
+
+	for (i = 0; i < p->n_devs; i++)
+		p->devs[i].st.errors[AD_ERR_TRANSPORT]++;
+}
+
+/* Frames cut at max_frame while feeding: the asked device's, or those of devices that talk. */
+static void count_overruns(struct ser_port *p, struct ser_dev *asked, uint64_t n)
+{
+	unsigned int i;
+
+	if (asked) {
+		asked->st.errors[AD_ERR_OVERRUN] += n;
+		return;
+	}
+	for (i = 0; i < p->n_devs; i++)
+		if (!p->devs[i].poll_cmd)
+			p->devs[i].st.errors[AD_ERR_OVERRUN] += n;
+}
+
+/* A frame @d took (@rc from ser_parse() > 0): any field that did not parse is a parse error. */
+static void count_frame(const struct ser_port *p, struct ser_dev *d, int rc)
+{
+	unsigned int i;
+
+	if (rc != 1)
+		return;
+	for (i = 0; i < d->n_points; i++) {
+		if (p->res[i].found == SER_BAD) {
+			d->st.errors[AD_ERR_PARSE]++;
+			return;
+		}
+	}
+}
+
+void ser_dev_stats(const struct ser_dev *d, struct ad_device_stats *out)
+{
+	*out = d->st;
+	out->kinds = AD_ERR_BIT(AD_ERR_TIMEOUT) | AD_ERR_BIT(AD_ERR_TRANSPORT) |
+		     AD_ERR_BIT(AD_ERR_PARSE) | AD_ERR_BIT(AD_ERR_OVERRUN);
+}
+
 /* A point's value did not parse (or its device did not answer): say so once. */
 static void point_bad(struct ser_port *p, struct ser_dev *d, struct ser_point *pt)
 {
@@ -107,8 +152,12 @@ static void fail_queue(struct ser_port *p, const char *why)
 
 static void close_port(struct ser_port *p, int64_t now, int err)
 {
+	struct ser_req *r = p->busy ? head(p) : NULL;
 	unsigned int i;
 
+	count_port_trouble(p);
+	if (r && r->kind == SER_REQ_POLL)
+		r->d->st.requests++; /* a poll out: it ends unanswered */
 	p->last_error = err;
 	p->state = SER_PORT_CLOSED;
 	p->retry_at = now + p->backoff_ms;
@@ -131,6 +180,8 @@ static void kick(struct ser_port *p)
 			p->st.write_errors++;
 			if (r->kind == SER_REQ_WRITE)
 				cmd_done(p, r, false, "write to the port failed");
+			else
+				r->d->st.requests++; /* its transport error: close_port() */
 			pop(p);
 			p->st.closes++;
 			close_port(p, p->now, rc);
@@ -148,6 +199,7 @@ static void kick(struct ser_port *p)
 		}
 		p->busy = true;
 		p->req_deadline = p->now + p->timeout_ms;
+		p->sent_at = p->now;
 	}
 }
 
@@ -207,6 +259,9 @@ static void on_frame(void *arg, const uint8_t *frame, size_t len)
 		rc = ser_parse(asked, &l, p->res);
 		if (rc > 0) {
 			claimed = true;
+			asked->st.requests++;
+			gw_hist_observe_us(&asked->st.latency, (p->now - p->sent_at) * 1000);
+			count_frame(p, asked, rc);
 			answered(p, asked);
 			if (rc == 1)
 				deliver(p, asked, p->res);
@@ -221,11 +276,18 @@ static void on_frame(void *arg, const uint8_t *frame, size_t len)
 		if (d == asked || d->poll_cmd)
 			continue;
 		rc = ser_parse(d, &l, p->res);
+		if (rc > 0 || rc == -EBADMSG)
+			d->st.requests++;
+		if (rc == -EBADMSG)
+			d->st.errors[AD_ERR_PARSE]++; /* its format, but unreadable */
+		count_frame(p, d, rc);
 		if (rc == 1)
 			deliver(p, d, p->res);
 		claimed |= rc > 0;
 		bad |= rc == -EBADMSG;
 	}
+	if (!claimed && asked)
+		asked->st.errors[AD_ERR_PARSE]++; /* no match while its question was out */
 	if (!claimed) {
 		if (bad)
 			p->st.bad_lines++;
@@ -254,6 +316,7 @@ void ser_port_opened(struct ser_port *p, int64_t now, int err)
 		return;
 	if (err) {
 		p->st.open_failures++;
+		count_port_trouble(p);
 		p->last_error = err;
 		p->state = SER_PORT_CLOSED;
 		p->retry_at = now + p->backoff_ms;
@@ -278,12 +341,26 @@ void ser_port_opened(struct ser_port *p, int64_t now, int err)
 	}
 }
 
+/* The device whose poll is out, or NULL. */
+static struct ser_dev *asked_dev(struct ser_port *p)
+{
+	struct ser_req *r = p->busy ? head(p) : NULL;
+
+	return r && r->kind == SER_REQ_POLL ? r->d : NULL;
+}
+
 void ser_port_data(struct ser_port *p, const uint8_t *data, size_t n, int64_t now)
 {
+	uint64_t overlong = p->framer.st.overlong;
+	struct ser_dev *asked;
+
 	p->now = now;
 	if (p->state != SER_PORT_OPEN)
 		return;
+	asked = asked_dev(p); /* bytes of an overlong frame came while it was asked */
 	ser_framer_feed(&p->framer, data, n, now, on_frame, p);
+	if (p->framer.st.overlong != overlong)
+		count_overruns(p, asked, p->framer.st.overlong - overlong);
 }
 
 void ser_port_failed(struct ser_port *p, int64_t now, int err)
@@ -306,6 +383,8 @@ static void timeout(struct ser_port *p)
 	} else {
 		struct ser_dev *d = r->d;
 
+		d->st.requests++;
+		d->st.errors[AD_ERR_TIMEOUT]++;
 		if (++d->timeouts >= SER_OFFLINE_AFTER)
 			set_status(p, d, false);
 		for (i = 0; i < d->n_points; i++)

@@ -870,6 +870,24 @@ static void sr_figures(const struct ad_adapter *a, ad_figure_fn emit, void *arg)
 	}
 }
 
+/* /metrics: @dev's polls or frames, errors by kind and latency, as its port's machine counted them. */
+static int sr_device_stats(const struct ad_adapter *a, const struct ad_device *dev,
+			   struct ad_device_stats *out)
+{
+	const struct sr_adapter *ad = (const struct sr_adapter *)a;
+	unsigned int i, k;
+
+	for (i = 0; i < ad->n_ports; i++) {
+		for (k = 0; k < ad->ports[i].n_devs; k++) {
+			if (ad->ports[i].devs[k].dev == dev) {
+				ser_dev_stats(&ad->ports[i].devs[k], out);
+				return 0;
+			}
+		}
+	}
+	return -ENOENT;
+}
+
 static const struct ad_ops sr_ad_ops = {
 	.name = "serial",
 	.start = sr_start,
@@ -877,6 +895,7 @@ static const struct ad_ops sr_ad_ops = {
 	.free = sr_free,
 	.command = sr_command,
 	.figures = sr_figures,
+	.device_stats = sr_device_stats,
 };
 
 /* ------------------------------------------------------------- building */

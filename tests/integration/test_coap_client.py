@@ -21,7 +21,11 @@ Readings are checked on MQTT: values, quality, retained status topics.
 etc/devices.d/coap-*.ini.example; writes (PUT, POST with a JSON pointer and
 scale, a 4.05) go out on .../set and come back on .../set/result; make run's demo map (demo_coap.ini) reads
 the simulator; fieldmq --discover prints skeletons of both servers that
---check-config accepts."""
+--check-config accepts. /metrics (parsed by prometheus_client) has each
+device's requests, errors by kind and latency histogram as they happened:
+exceptions (5.00) and parse errors of sim, only timeouts for slow, answers
+of more than 2.5 s for patient (latency count == requests answered), only
+failures for dead."""
 import glob
 import json
 import os
@@ -32,8 +36,10 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 import paho.mqtt.client as mqtt
+from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from itlib import free_port, stop_proc, wait_port  # noqa: E402
@@ -316,6 +322,63 @@ def test_discover(tmp, sim_port, srv_port, dead_port):
     check("--discover of a bad url: exit 2", r.returncode == 2)
 
 
+def scrape(http_port):
+    """/metrics parsed by prometheus_client: {(sample name, ((label, value), ...)): value}."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % http_port, timeout=5) as r:
+        body = r.read().decode()
+    out = {}
+    for fam in text_string_to_metric_families(body):
+        for smp in fam.samples:
+            out[(smp.name, tuple(sorted(smp.labels.items())))] = smp.value
+    return out
+
+
+def dev_metrics(samples, dev):
+    """One coap device's request figures: requests, errors by kind, latency count/buckets."""
+    def get(name, **extra):
+        labels = dict(device=dev, protocol="coap", **extra)
+        return samples.get((name, tuple(sorted(labels.items()))))
+    kinds = sorted(dict(k[1]).get("kind") for k in samples
+                   if k[0] == "fieldmq_device_request_errors_total" and dict(k[1]).get("device") == dev)
+    return {
+        "requests": get("fieldmq_device_requests_total"),
+        "errors": {k: get("fieldmq_device_request_errors_total", kind=k) for k in kinds},
+        "lat_count": get("fieldmq_device_request_duration_seconds_count"),
+        "lat_le_2.5": get("fieldmq_device_request_duration_seconds_bucket", le="2.5"),
+        "online": get("fieldmq_device_online"),
+        "last_ok": get("fieldmq_device_last_success_timestamp_seconds"),
+    }
+
+
+def test_metrics(http_port):
+    """Per-device figures of /metrics, from what the devices of this test did."""
+    smp = scrape(http_port)
+    sim, slow, patient, dead = (dev_metrics(smp, d) for d in ("sim", "slow", "patient", "dead"))
+    check("metrics: a coap device's error kinds: %s" % sorted(sim["errors"]),
+          sorted(sim["errors"]) == ["exception", "parse", "timeout", "tls", "transport"])
+    check("metrics: sim: requests (GETs and notifications) %s, latency observations %s"
+          % (sim["requests"], sim["lat_count"]),
+          (sim["requests"] or 0) > 20 and 0 < (sim["lat_count"] or 0) < sim["requests"])
+    check("metrics: sim: 5.00 of /fail as exceptions, garbage notifications as parse errors: %s"
+          % sim["errors"], sim["errors"].get("exception", 0) >= 2
+          and sim["errors"].get("parse", 0) >= 1)
+    check("metrics: sim online, last success in the last minute (%s)" % sim["last_ok"],
+          sim["online"] == 1 and abs(time.time() - (sim["last_ok"] or 0)) < 60)
+
+    def answered(d):
+        return d["requests"] - sum(d["errors"].get(k, 0) for k in ("timeout", "transport", "tls"))
+    check("metrics: slow (3 s answers, timeout 1 s): every request a timeout, none timed: %s" % slow,
+          (slow["requests"] or 0) >= 3 and slow["errors"].get("timeout") == slow["requests"]
+          and slow["lat_count"] == 0 and slow["online"] == 0)
+    check("metrics: patient (timeout 6 s): latency count == requests answered (%s), each > 2.5 s: %s"
+          % (patient["requests"] and answered(patient), patient),
+          (patient["lat_count"] or 0) >= 1 and patient["lat_count"] == answered(patient)
+          and patient["lat_le_2.5"] == 0 and patient["errors"].get("exception") == 0)
+    check("metrics: dead: every request failed (timeout or ICMP), none timed, never a success: %s"
+          % dead, (dead["requests"] or 0) >= 2 and answered(dead) == 0 and dead["lat_count"] == 0
+          and dead["last_ok"] == 0 and dead["online"] == 0)
+
+
 def junk_server(port, stop):
     """A "device" that answers every datagram with garbage: random bytes, a CoAP
     header with a bad token length, an ACK with the request's message id but
@@ -339,7 +402,7 @@ def junk_server(port, stop):
 
 def main():
     tmp = tempfile.mkdtemp(prefix="fieldmq-coap.")
-    port = free_port()
+    port, http_port = free_port(), free_port()
     sim_port, srv_port, dead_port = free_udp_port(), free_udp_port(), free_udp_port()
     junk_port = free_udp_port()
     stop_junk = threading.Event()
@@ -365,7 +428,8 @@ def main():
             f.write(demo)
         with open(os.path.join(tmp, "fieldmq.ini"), "w") as f:
             f.write("[gateway]\nid = gw1\ndata_dir = data\nlog_level = debug\n"
-                    "[broker]\nlisten = 127.0.0.1:%d\npersist = no\nsys_interval = 1s\n" % port)
+                    "[broker]\nlisten = 127.0.0.1:%d\npersist = no\nsys_interval = 1s\n"
+                    "[http]\nenabled = yes\nlisten = 127.0.0.1:%d\n" % (port, http_port))
         log = open(os.path.join(tmp, "log"), "w")
         t0 = time.time()
         fmq = spawn([FIELDMQ, "-c", os.path.join(tmp, "fieldmq.ini")], stdout=log, stderr=log)
@@ -486,6 +550,7 @@ def main():
               (fig("notifications") or 0) > 10 and (fig("parse_errors") or 0) >= 1
               and fig("devices") == 7)
         check("$SYS/fieldmq/coap/client/writes: %s" % fig("writes"), (fig("writes") or 0) >= 3)
+        test_metrics(http_port)
         with open(os.path.join(tmp, "log")) as f:
             logtext = f.read()
         check("log says it registered again", "registering again" in logtext)

@@ -5,8 +5,10 @@
 # every second, and this test asks its HTTP API for up == 1 and fieldmq's
 # series; the exposition also parses with python3-prometheus-client's parser
 # (the one its own tests use), and each family is checked against the names
-# the README lists. Then /healthz and /readyz (503 with the reason while the
-# cloud is down, 200 once it is back), /status.json and the page, HEAD, and
+# the README lists, with the per-device request series of a Modbus, a CoAP and
+# a serial device (latency count == requests answered). Then /healthz and
+# /readyz (503 with the reason while the cloud is down, 200 once it is back),
+# /status.json and the page, HEAD, and
 # bad requests: unknown paths (404), other methods (405), an oversized head
 # (431), garbage (400), a slowloris that never finishes its head (closed by
 # the header timeout, while a normal request is still served), too many
@@ -44,6 +46,29 @@ sim = subprocess.Popen([os.path.join(BUILD, "sim", "modbus_sim"), "--tcp", "127.
                         "--regs", "tests/sim/modbus_regs.ini"],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 env.procs.append(sim)
+# A CoAP device (coap_sim, polled) and a queried serial device (serial_sim as a raw
+# TCP serial server, SCPI): their per-device series go through the same scrape.
+us = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+us.bind(("127.0.0.1", 0))
+cport = us.getsockname()[1]
+us.close()
+sport = free_port()
+csim = subprocess.Popen([os.path.join(BUILD, "sim", "coap_sim"), "--listen", "127.0.0.1:%d" % cport],
+                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+env.procs.append(csim)
+ssim = subprocess.Popen([os.path.join(BUILD, "sim", "serial_sim"), "--tcp", "127.0.0.1:%d" % sport,
+                         "--mode", "scpi", "--rate", "0"],
+                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+env.procs.append(ssim)
+env.check("coap_sim and serial_sim ready",
+          csim.stdout.readline().startswith(b"ready") and ssim.stdout.readline().startswith(b"ready"))
+with open(P("devices.d/others.ini"), "w") as f:
+    f.write("[device:weather]\nprotocol = coap\nurl = coap://127.0.0.1:%d\npoll = 200ms\n"
+            "[point:weather/plain]\npath = /plain\ntype = uint32\n"
+            "[bus:scpi]\ntype = tcp\nhost = 127.0.0.1\nport = %d\ntimeout = 500ms\n"
+            "[device:dmm]\nprotocol = serial\nbus = scpi\nparser = regex\n"
+            "match = ^([-+0-9.E]+)$\npoll = 200ms\npoll_command = \"MEAS:TEMP?\\r\\n\"\n"
+            "[point:dmm/temp]\ngroup = 1\n" % (cport, sport))
 
 
 def write_ini(name, listen, extra=""):
@@ -106,9 +131,11 @@ env.check("/readyz: 200 once the uplink connects",
           wait_until(lambda: get("/readyz")[0] == 200, 10), get("/readyz"))
 
 # ------------------------------------------------------------- exposition
-env.check("the device is polled",
-          wait_until(lambda: b'fieldmq_device_online{device="boiler",protocol="modbus"} 1'
-                     in get("/metrics")[2], 10))
+env.check("the devices are polled (Modbus, CoAP, serial)",
+          wait_until(lambda: all(b'fieldmq_device_online{device="%s",protocol="%s"} 1' % dp
+                                 in get("/metrics")[2] for dp in
+                                 ((b"boiler", b"modbus"), (b"weather", b"coap"),
+                                  (b"dmm", b"serial"))), 10))
 st, hdr, body = get("/metrics")
 env.check("/metrics: 200, the exposition's content type",
           st == 200 and hdr.get("Content-Type", "").startswith("text/plain; version=0.0.4"),
@@ -155,6 +182,29 @@ errs = [s for s in fams["fieldmq_device_request_errors"].samples] \
 env.check("  request errors by kind (timeout, exception, transport)",
           sorted(s.labels.get("kind") for s in errs if s.labels.get("device") == "boiler") ==
           ["exception", "timeout", "transport"], errs)
+env.check("  a CoAP device's kinds (timeout, exception, transport, parse, tls)",
+          sorted(s.labels.get("kind") for s in errs if s.labels.get("device") == "weather") ==
+          ["exception", "parse", "timeout", "tls", "transport"], errs)
+env.check("  a serial device's kinds (timeout, transport, parse, overrun)",
+          sorted(s.labels.get("kind") for s in errs if s.labels.get("device") == "dmm") ==
+          ["overrun", "parse", "timeout", "transport"], errs)
+
+
+def dev_sample(fam, dev, suffix=""):
+    f = fams.get(fam)
+    v = [s.value for s in f.samples if s.name == fam + suffix and s.labels.get("device") == dev
+         and not s.labels.get("kind")] if f else []
+    return v[0] if v else None
+
+
+for dev, proto in (("weather", "coap"), ("dmm", "serial")):
+    req = dev_sample("fieldmq_device_requests", dev, "_total")
+    cnt = dev_sample("fieldmq_device_request_duration_seconds", dev, "_count")
+    bad = sum(s.value for s in errs if s.labels.get("device") == dev
+              and s.labels.get("kind") in ("timeout", "transport", "tls"))
+    env.check("  %s (%s): requests %s, latency count %s == requests answered (%s)"
+              % (dev, proto, req, cnt, req and req - bad),
+              req and req > 0 and cnt and cnt == req - bad)
 rss = [s.value for s in fams["process_resident_memory_bytes"].samples] \
     if "process_resident_memory_bytes" in fams else [0]
 start = [s.value for s in fams["process_start_time_seconds"].samples] \
@@ -203,6 +253,14 @@ env.check("  and many of them (%s series)" % (n and n[0]["value"][1]),
 q = promq("histogram_quantile(0.99, fieldmq_store_commit_duration_seconds_bucket)")
 env.check("  the commit latency histogram works in PromQL (p99 %s s)" % (q and q[0]["value"][1]),
           len(q) == 1, q)
+q = promq("histogram_quantile(0.5, fieldmq_device_request_duration_seconds_bucket)")
+env.check("  device request latency in PromQL for each protocol (median %s)"
+          % {r["metric"].get("protocol"): r["value"][1] for r in q},
+          sorted(r["metric"].get("protocol") for r in q) == ["coap", "modbus", "serial"], q)
+q = promq('sum by (protocol) (fieldmq_device_requests_total{device=~"weather|dmm"})')
+env.check("  and their requests (%s)" % {r["metric"].get("protocol"): r["value"][1] for r in q},
+          sorted(r["metric"].get("protocol") for r in q) == ["coap", "serial"] and
+          all(float(r["value"][1]) > 0 for r in q), q)
 tgt = []
 try:
     with urllib.request.urlopen("http://127.0.0.1:%d/api/v1/targets" % prom, timeout=3) as r:

@@ -36,7 +36,10 @@ from the serial adapter, one "cannot open" per missing port) and the daemon's
 RSS growth over a flood of 20 000 lines is bounded.
 
 Readings are checked on MQTT (values, units, quality, retained), counts in
-$SYS/fieldmq/serial/...; --check-config refuses bad serial keys with
+$SYS/fieldmq/serial/... and per device in /metrics ([http]: the probe's
+timeouts, then latency count == queries answered; th1's frames, parse errors
+and overrun; gps's bad checksum and hotplug; dmm's open failures);
+--check-config refuses bad serial keys with
 file:line."""
 import json
 import os
@@ -48,8 +51,10 @@ import tempfile
 import termios
 import time
 import tty
+import urllib.request
 
 import paho.mqtt.client as mqtt
+from prometheus_client.parser import text_string_to_metric_families
 import pynmea2
 import re
 import select
@@ -469,6 +474,27 @@ def nmea_lines():
             pynmea2.parse(str(rmc)), pynmea2.parse(str(gsv)), pynmea2.parse(str(zda)))
 
 
+def dev_metrics(http_port, dev):
+    """One serial device's figures in /metrics (parsed by prometheus_client)."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % http_port, timeout=5) as r:
+        body = r.read().decode()
+    smp = {}
+    for fam in text_string_to_metric_families(body):
+        for x in fam.samples:
+            if x.labels.get("device") == dev and x.labels.get("protocol") == "serial":
+                smp[(x.name, x.labels.get("kind"), x.labels.get("le"))] = x.value
+    errors = {k: v for (n, k, _), v in smp.items() if n == "fieldmq_device_request_errors_total"}
+    d = {"requests": smp.get(("fieldmq_device_requests_total", None, None)),
+         "errors": errors,
+         "lat_count": smp.get(("fieldmq_device_request_duration_seconds_count", None, None)),
+         "lat_le_0.1": smp.get(("fieldmq_device_request_duration_seconds_bucket", None, "0.1")),
+         "online": smp.get(("fieldmq_device_online", None, None))}
+    # A transport error is the port's (counted on each of its devices), not a request's: a
+    # poll cut by it is a request without a timeout or an answer.
+    d["answered"] = (d["requests"] or 0) - errors.get("timeout", 0)
+    return d
+
+
 def test_config_errors(tmp):
     d = os.path.join(tmp, "bad")
     os.makedirs(os.path.join(d, "devices.d"))
@@ -521,6 +547,7 @@ def test_examples(tmp):
 def main():
     tmp = tempfile.mkdtemp(prefix="fieldmq-serial.")
     port, tcp_port, socat_port, cloud_port = free_port(), free_port(), free_port(), free_port()
+    http_port = free_port()
     fmq = None
     try:
         test_config_errors(tmp)
@@ -557,7 +584,8 @@ def main():
                     "[broker]\nlisten = 127.0.0.1:%d\npersist = no\nsys_interval = 1s\n"
                     "[uplink]\nenabled = yes\nurl = mqtt://127.0.0.1:%d\nprotocol = 3.1.1\n"
                     "forward = fieldmq/gw1/# 1\nreconnect_min = 200ms\nreconnect_max = 1s\n"
-                    % (port, cloud_port))
+                    "[http]\nenabled = yes\nlisten = 127.0.0.1:%d\n"
+                    % (port, cloud_port, http_port))
         log = open(os.path.join(tmp, "log"), "w")
         fmq = spawn([FIELDMQ, "-c", os.path.join(tmp, "fieldmq.ini")], stdout=log, stderr=log)
         check("broker listens", wait_port(port))
@@ -763,6 +791,10 @@ def main():
         late.stop()
         check("probe: offline after 3 timeouts (%s)" % (m and m.payload),
               m and m.payload == b"offline")
+        d = dev_metrics(http_port, "probe")
+        check("metrics: probe's unanswered queries are requests that timed out, none timed: %s" % d,
+              d["errors"].get("timeout", 0) >= 3 and d["requests"] == d["errors"]["timeout"]
+              and d["lat_count"] == 0 and d["online"] == 0)
         # Answer a fresh question only: the device takes an answer while its
         # question is out (timeout = 100ms of every 300ms poll). Questions
         # already waiting on the pty are drained first, since answering an old
@@ -776,6 +808,11 @@ def main():
             v = sub.value(P + "probe/v", lambda v: v["value"] == 1.5, 0.3)
         check("probe: answered, a reading", v is not None and v["quality"] == "good")
         check("probe: online again", sub.text(P + "probe/status", "online", 3) is not None)
+        d = dev_metrics(http_port, "probe")
+        check("metrics: probe's latency count == its answered queries (%s), each within the "
+              "100 ms timeout: %s" % (d["answered"], d),
+              (d["lat_count"] or 0) >= 1 and d["lat_count"] == d["answered"]
+              and d["lat_le_0.1"] == d["lat_count"] and d["online"] == 1)
 
         # --- fixed-length frames; interval = 500ms: stale after 1.5 s of silence
         lenp.write(b"T+021.50T-003.25T+00")
@@ -907,6 +944,21 @@ def main():
         check("demo: the Acurite sensor of the rtl_433 stream on the same line: %s" % v,
               v is not None and v["unit"] == "°C" and 20 <= v["value"] < 25)
 
+        d = dev_metrics(http_port, "th1")
+        check("metrics: a serial device's error kinds: %s" % sorted(d["errors"]),
+              sorted(d["errors"]) == ["overrun", "parse", "timeout", "transport"])
+        check("metrics: th1 (talks by itself): its frames as requests (> 60000 with the floods), "
+              "the values that did not parse, the overlong line, no latency: %s" % d,
+              (d["requests"] or 0) > 60000 and d["errors"]["parse"] >= 2
+              and d["errors"]["overrun"] >= 1 and d["errors"]["timeout"] == 0
+              and d["lat_count"] == 0)
+        d = dev_metrics(http_port, "gps")
+        check("metrics: gps: the bad checksum a parse error, the unplugged pty transport: %s" % d,
+              d["errors"]["parse"] >= 1 and d["errors"]["transport"] >= 1)
+        d = dev_metrics(http_port, "dmm")
+        check("metrics: dmm: missing at start and unplugged (transport), queries answered "
+              "and timed: %s" % d, d["errors"]["transport"] >= 2 and (d["lat_count"] or 0) >= 3
+              and d["lat_count"] <= d["answered"])
         check("$SYS: ports open", sub.figure("ports/open", lambda n: n == 12, 5) is not None)
         check("$SYS: per-bus lines", sub.wait(lambda m: m.topic ==
                                                "$SYS/fieldmq/serial/bus/text/lines"

@@ -3,7 +3,8 @@
  * coap_dev.c) with a fake clock and a fake transport: observe and poll
  * schedules, re-registration (Max-Age, ended observation, a device that
  * does not observe), shared resources, errors once per change, timeouts,
- * offline after retries, degrade and recovery, unparsable payloads.
+ * offline after retries, degrade and recovery, unparsable payloads, the
+ * per-device figures of /metrics.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -458,6 +459,89 @@ static void test_send_fails(void **state)
 	fake_free(f);
 }
 
+/* The device's figures for /metrics: each kind of end of a polled GET, with a fake clock. */
+static void test_device_stats_poll(void **state)
+{
+	struct fake *f = fake_new(1);
+	struct ad_device other = { .name = (char *)"other" };
+	struct ad_device_stats st;
+	unsigned int k;
+
+	(void)state;
+	f->dk.degrade_after = 0;
+	f->dk.retries = 10;
+	fake_init(f);
+	assert_int_equal(ad_coap_core_device_stats(&f->core, &f->dev, &st), 0);
+	assert_int_equal(st.requests, 0);
+	assert_int_equal(st.latency.count, 0);
+	assert_int_equal(ad_coap_core_device_stats(&f->core, &other, &st), -ENOENT);
+	/* 2.05 after 30 ms: one request, latency 30 ms (bucket le=0.05), no error */
+	ad_coap_core_tick(&f->core, at(0));
+	answer(f, f->sent[0], 30, CONTENT, AD_COAP_CF_TEXT, false, -1, "21.5");
+	/* 4.04 after 10 ms: an exception, still an answer (timed) */
+	ad_coap_core_tick(&f->core, at(1030));
+	answer(f, f->sent[1], 1040, NOT_FOUND, AD_COAP_CF_NONE, false, -1, "");
+	/* 2.05 whose payload the point cannot read: a parse error, timed */
+	ad_coap_core_tick(&f->core, at(2040));
+	answer(f, f->sent[2], 2045, CONTENT, AD_COAP_CF_TEXT, false, -1, "warm");
+	/* no answer: the core times it out after 2 s, not timed */
+	ad_coap_core_tick(&f->core, at(3045));
+	ad_coap_core_tick(&f->core, at(5045));
+	/* RST, then a refused DTLS handshake, then a send that fails at once */
+	ad_coap_core_tick(&f->core, at(6045));
+	ad_coap_core_failure(&f->core, f->sent[4], at(6046), -ECONNRESET);
+	ad_coap_core_tick(&f->core, at(7046));
+	ad_coap_core_failure(&f->core, f->sent[5], at(7047), -EACCES);
+	f->send_rc = -EHOSTUNREACH;
+	ad_coap_core_tick(&f->core, at(8047));
+	assert_int_equal(f->n_sent, 7);
+	/* a late report of an exchange given up counts nothing */
+	ad_coap_core_failure(&f->core, f->sent[3], at(8050), -ETIMEDOUT);
+	assert_int_equal(ad_coap_core_device_stats(&f->core, &f->dev, &st), 0);
+	assert_int_equal(st.requests, 7);
+	assert_int_equal(st.errors[AD_ERR_EXCEPTION], 1);
+	assert_int_equal(st.errors[AD_ERR_PARSE], 1);
+	assert_int_equal(st.errors[AD_ERR_TIMEOUT], 1);
+	assert_int_equal(st.errors[AD_ERR_TRANSPORT], 2);
+	assert_int_equal(st.errors[AD_ERR_TLS], 1);
+	assert_int_equal(st.errors[AD_ERR_OVERRUN], 0);
+	/* the latency of the three answers only: 30 + 10 + 5 ms */
+	assert_int_equal(st.latency.count, 3);
+	assert_int_equal(st.latency.sum_us, 45000);
+	assert_int_equal(st.latency.bucket[3], 1); /* 5 ms: le=0.005 */
+	assert_int_equal(st.latency.bucket[4], 1); /* 10 ms: le=0.01 */
+	assert_int_equal(st.latency.bucket[6], 1); /* 30 ms: le=0.05 */
+	/* the kinds a CoAP device has (overrun is serial's) */
+	for (k = 0; k < __AD_ERR_MAX; k++)
+		assert_int_equal(!!(st.kinds & AD_ERR_BIT(k)), k != AD_ERR_OVERRUN);
+	fake_free(f);
+}
+
+/* Observed: the registration's answer is timed, notifications are requests without a latency. */
+static void test_device_stats_observe(void **state)
+{
+	struct fake *f = fake_new(1);
+	struct ad_device_stats st;
+
+	(void)state;
+	f->pk[0].observe = true;
+	fake_init(f);
+	ad_coap_core_tick(&f->core, at(0));
+	answer(f, f->sent[0], 120, CONTENT, AD_COAP_CF_TEXT, true, 60000, "1");
+	answer(f, f->sent[0], 5000, CONTENT, AD_COAP_CF_TEXT, true, 60000, "2");
+	answer(f, f->sent[0], 9000, CONTENT, AD_COAP_CF_TEXT, true, 60000, "x");
+	/* the device ends the observation with 5.03: an exception, then polled after `poll` */
+	answer(f, f->sent[0], 9500, 163, AD_COAP_CF_NONE, false, -1, "");
+	assert_int_equal(ad_coap_core_device_stats(&f->core, &f->dev, &st), 0);
+	assert_int_equal(st.requests, 4);
+	assert_int_equal(st.latency.count, 1);
+	assert_int_equal(st.latency.sum_us, 120000);
+	assert_int_equal(st.errors[AD_ERR_PARSE], 1);
+	assert_int_equal(st.errors[AD_ERR_EXCEPTION], 1);
+	assert_int_equal(st.errors[AD_ERR_TIMEOUT] + st.errors[AD_ERR_TRANSPORT], 0);
+	fake_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -473,6 +557,8 @@ int main(void)
 		cmocka_unit_test(test_unparsable_notification),
 		cmocka_unit_test(test_send_fails),
 		cmocka_unit_test(test_failures_within_a_poll_count_once),
+		cmocka_unit_test(test_device_stats_poll),
+		cmocka_unit_test(test_device_stats_observe),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

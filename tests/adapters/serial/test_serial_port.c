@@ -3,7 +3,7 @@
  * I/O: hotplug (missing at start, backoff, disappears, returns), devices
  * sharing a line, polls with one request in flight and timeouts, commands
  * with and without write_response, a port that fails on write, bad values
- * reported once, noise, and the counters.
+ * reported once, noise, the counters and the per-device figures of /metrics.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -408,6 +408,98 @@ static void test_idle_framing_through_port(void **state)
 	assert_string_equal(events(&f), "r0.0=5 good");
 }
 
+/*
+ * The per-device figures of /metrics: a polled device (A) and one that talks
+ * by itself (K) on one line whose frames may be 16 bytes, with a fake clock.
+ */
+static void test_device_stats(void **state)
+{
+	static struct fake f;
+	static regex_t re;
+	static const struct ser_framer_conf short_line = {
+		.mode = SER_FR_LINE, .delim = "\n", .delim_len = 1, .max_frame = 16
+	};
+	struct ser_point pA = { .type = AD_PT_FLOAT64, .scale = 1, .group = 1 };
+	struct ser_point pK = { .type = AD_PT_FLOAT64, .scale = 1, .key = "t" };
+	struct ser_dev devs[2] = {
+		{ .parser = SER_PARSE_REGEX,
+		  .match = &re,
+		  .n_groups = 1,
+		  .points = &pA,
+		  .n_points = 1,
+		  .poll_ms = 1000,
+		  .poll_cmd = (const uint8_t *)"A?\r\n",
+		  .poll_cmd_len = 4 },
+		{ .parser = SER_PARSE_KV,
+		  .pair_seps = ";",
+		  .kv_seps = "=",
+		  .points = &pK,
+		  .n_points = 1 },
+	};
+	struct ad_device_stats a, k;
+	unsigned int i;
+
+	(void)state;
+	memset(&f, 0, sizeof(f));
+	assert_int_equal(regcomp(&re, "^([-+0-9.E]+)$", REG_EXTENDED), 0);
+	ser_port_init(&f.port, &fops, &f, &short_line, f.fbuf, devs, 2, f.res, 500, 1000, 8000);
+	/* the port is missing at first: a transport error of both devices */
+	f.open_result = -ENOENT;
+	ser_port_start(&f.port, 0);
+	f.open_result = 0;
+	ser_port_tick(&f.port, 1000); /* opened; A asked at once */
+	assert_string_equal(f.written, "A?\r\n");
+	data(&f, "t=7\n", 1010);  /* K talks: a frame of K's */
+	data(&f, "12.5\n", 1040); /* A answers after 40 ms */
+	/* A's next question gets a line nobody takes, then nothing: parse error, timeout */
+	ser_port_tick(&f.port, 2000);
+	data(&f, "garbage!\n", 2010);
+	ser_port_tick(&f.port, 2500);
+	/* a frame over max_frame while nobody is asked: K's overrun, not A's */
+	data(&f, "t=123456789012345678901234\n", 2600);
+	/* one while A is asked: A's; then its answer after 20 ms */
+	ser_port_tick(&f.port, 3000);
+	data(&f, "99999999999999999999999\n", 3010);
+	data(&f, "1.5\n", 3020);
+	/* a value K's point cannot read */
+	data(&f, "t=x\n", 3100);
+	/* the port goes away with A's question out: A's request ends, both get a transport error */
+	ser_port_tick(&f.port, 3200);
+	ser_port_failed(&f.port, 3210, -EIO); /* nothing asked: 3200 < next poll at 4000 */
+	ser_port_tick(&f.port, 4210);	      /* reopened: A asked at once */
+	assert_int_equal(f.port.state, SER_PORT_OPEN);
+	ser_port_failed(&f.port, 4250, -EIO);
+	/* reopened, and the port refuses A's question */
+	f.write_result = -EIO;
+	ser_port_tick(&f.port, 5250);
+	assert_int_equal(f.port.st.write_errors, 1);
+	ser_dev_stats(&devs[0], &a);
+	ser_dev_stats(&devs[1], &k);
+	/* A: answered twice (timed), timed out once, cut by the port once, refused once */
+	assert_int_equal(a.requests, 5);
+	assert_int_equal(a.latency.count, 2);
+	assert_int_equal(a.latency.sum_us, 60000);
+	assert_int_equal(a.latency.bucket[5], 1); /* 20 ms: le=0.025 */
+	assert_int_equal(a.latency.bucket[6], 1); /* 40 ms: le=0.05 */
+	assert_int_equal(a.errors[AD_ERR_TIMEOUT], 1);
+	assert_int_equal(a.errors[AD_ERR_PARSE], 1);
+	assert_int_equal(a.errors[AD_ERR_OVERRUN], 1);
+	assert_int_equal(a.errors[AD_ERR_TRANSPORT], 4); /* open, gone twice, write */
+	/* K: two frames (no latency: nobody asked), one unreadable value, one overrun */
+	assert_int_equal(k.requests, 2);
+	assert_int_equal(k.latency.count, 0);
+	assert_int_equal(k.errors[AD_ERR_TIMEOUT], 0);
+	assert_int_equal(k.errors[AD_ERR_PARSE], 1);
+	assert_int_equal(k.errors[AD_ERR_OVERRUN], 1);
+	assert_int_equal(k.errors[AD_ERR_TRANSPORT], 4);
+	/* the kinds a serial device has */
+	for (i = 0; i < __AD_ERR_MAX; i++)
+		assert_int_equal(!!(a.kinds & AD_ERR_BIT(i)),
+				 i != AD_ERR_EXCEPTION && i != AD_ERR_TLS);
+	ser_port_stop(&f.port, 6000);
+	regfree(&re);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -416,6 +508,7 @@ int main(void)
 		cmocka_unit_test(test_polls),
 		cmocka_unit_test(test_commands),
 		cmocka_unit_test(test_idle_framing_through_port),
+		cmocka_unit_test(test_device_stats),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
