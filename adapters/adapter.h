@@ -28,11 +28,11 @@
  *     struct ad_ops (start, stop, free, command, optional reload).
  *  5. One line in the registry, gateway/adapters.c:
  *         [AD_PROTO_COAP] = { "coap", &coap_schema, ad_coap_new },
- *     Nothing in gateway/config.c or in gateway.c's lifecycle changes. The
+ *     Nothing in gateway/config*.c or in gateway.c's lifecycle changes. The
  *     Makefile already builds adapters/coap and adapters/serial as modules
  *     (ad_coap, ad_serial) and links their tests (tests/adapters/<name>/).
  *
- * What the loader does for an adapter's sections (gateway/config.c):
+ * What the loader does for an adapter's sections (gateway/config_devmap.c):
  *  - [device:]: the common keys first (protocol picks the schema), then
  *    the adapter's device keys, then its bus keys: a device that names no
  *    bus and whose adapter has bus keys gets an implicit bus of its own
@@ -287,7 +287,7 @@ struct ad_keys {
 /*
  * What the loader hands to hooks and custom parsers: error reporting with
  * file:line, copies into the map's memory, and which keys a section gave.
- * Implemented by gateway/config.c through function pointers, so adapters
+ * Implemented by gateway/config_keys.c through function pointers, so adapters
  * need nothing from the gateway library at link time.
  */
 struct ad_parse_ops {

@@ -5,7 +5,7 @@
  * delivery make against them.
  *
  * Pure: no file I/O, no logging, no clock. The caller reads the file
- * (gateway/config.c, tests/sim/brokerd.c) and reports errors with its name.
+ * (gateway/config_broker.c, tests/sim/brokerd.c) and reports errors with its name.
  */
 #include <errno.h>
 #include <stdio.h>

@@ -5,7 +5,7 @@
  * PBKDF2 is slow by design and must never run on the loop thread.
  *
  * No file I/O, no logging, no clock: the caller reads the file
- * (gateway/config.c) and reports errors with its name.
+ * (gateway/config_broker.c) and reports errors with its name.
  */
 #include <errno.h>
 #include <stdio.h>

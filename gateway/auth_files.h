@@ -1,6 +1,6 @@
 /*
  * auth_files.h - reading the broker's acl_file and password_file: at start
- * (gateway/config.c) and again on SIGHUP (gateway/gateway.c), where a bad
+ * (gateway/config_broker.c) and again on SIGHUP (gateway/gateway.c), where a bad
  * file keeps the one in use.
  */
 #ifndef FIELDMQ_AUTH_FILES_H

@@ -2,7 +2,7 @@
  * mbus_keys.c - the Modbus adapter's device-map keys: one row per key of its
  * [bus:], [device:] and [point:] sections (type, range, default, help), and
  * the checks that need a whole section (required keys, inheritance from the
- * device, what an area can hold). The loader (gateway/config.c) reads the
+ * device, what an area can hold). The loader (gateway/config_devmap.c) reads the
  * files and the common keys; these tables are all it knows of Modbus.
  *
  * Pure: no allocation beyond the loader's callbacks, no I/O.
