@@ -15,8 +15,18 @@
  * A worker owns its modbus_t; it touches the request (and the registers it
  * reads into) only between taking it and posting its result, under the
  * line's mutex. Nothing else is shared.
+ *
+ * Memory: a network line is one per Modbus TCP device, so it holds only
+ * what it needs while idle - a timer, a socket and the poller (about 650
+ * bytes). A request is framed on the stack and written with uv_try_write;
+ * only what the socket did not take is copied out (struct mb_unsent). An
+ * answer is read into one buffer of the adapter and decoded there; only the
+ * first bytes of an answer that came in pieces are kept by the line (part,
+ * allocated the first time that happens). The connect and host look-up
+ * requests are allocated while they run.
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -38,6 +48,8 @@ enum net_state {
 
 struct mb_adapter;
 
+struct mb_unsent;
+
 struct mb_line {
 	struct mb_adapter *ad;
 	const struct ad_bus *cfg;
@@ -46,21 +58,27 @@ struct mb_line {
 	uv_timer_t timer;
 	bool serial;
 	/* Network lines (loop thread only). */
+	bool have_addr;
+	bool send_pending; /* sm.x waits for the connection */
 	enum net_state net;
 	uv_tcp_t tcp;
-	uv_connect_t creq;
-	uv_getaddrinfo_t gai;
-	struct sockaddr_storage addr;
-	bool have_addr;
-	bool send_pending; /* wbuf waits for the connection */
-	bool writing;	   /* a uv_write of wbuf is under way */
-	uv_write_t wreq;
-	uint8_t wbuf[MBUS_TCP_MAX_ADU];
-	size_t wlen;
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	} addr;
 	uint16_t tid;
-	uint8_t rbuf[MBUS_TCP_MAX_ADU]; /* one request in flight: one ADU (RTU's is shorter) */
-	size_t rlen;
-	struct mb_worker *w; /* serial lines only */
+	uint16_t rlen;		  /* bytes in part */
+	uint8_t *part;		  /* MBUS_TCP_MAX_ADU: an answer that came in pieces */
+	struct mb_unsent *unsent; /* the tail of a request that uv_write sends */
+	struct mb_worker *w;	  /* serial lines only */
+};
+
+/* The bytes of a request the socket did not take at once, while uv_write has them. */
+struct mb_unsent {
+	uv_write_t req;
+	struct mb_line *l;
+	uint8_t data[];
 };
 
 /*
@@ -99,6 +117,8 @@ struct mb_adapter {
 	void (*stop_done)(void *arg);
 	void *stop_arg;
 	struct ad_modbus_stats stats;
+	/* Every network line reads into this and decodes at once (loop thread only). */
+	uint8_t rbuf[MBUS_TCP_MAX_ADU];
 };
 
 static struct mbus_clock clock_now(void)
@@ -300,7 +320,7 @@ static void net_close(struct mb_line *l)
 	if (l->net != NET_CONNECTING && l->net != NET_CONNECTED)
 		return;
 	l->net = NET_CLOSING;
-	l->rlen = 0;
+	l->rlen = 0; /* part is freed in the close callback: on_read may be using it */
 	l->ad->closing++;
 	uv_close((uv_handle_t *)&l->tcp, on_tcp_closed);
 }
@@ -321,7 +341,8 @@ static void on_tcp_closed(uv_handle_t *h)
 	struct mb_adapter *ad = l->ad;
 
 	l->net = NET_IDLE;
-	l->writing = false;
+	gw_free(l->part);
+	l->part = NULL;
 	ad->closing--;
 	if (ad->stopping) {
 		maybe_done(ad);
@@ -332,70 +353,103 @@ static void on_tcp_closed(uv_handle_t *h)
 		net_connect(l);
 }
 
+/* libuv calls it before the close callback, also when the close cancelled the write. */
 static void on_written(uv_write_t *req, int status)
 {
-	struct mb_line *l = container_of(req, struct mb_line, wreq);
+	struct mb_unsent *u = container_of(req, struct mb_unsent, req);
+	struct mb_line *l = u->l;
 
-	l->writing = false;
+	l->unsent = NULL;
+	gw_free(u);
 	if (status < 0 && status != UV_ECANCELED && l->net == NET_CONNECTED)
 		net_fail(l, status);
 }
 
-/* Sends wbuf on the connected socket: mostly at once, else through uv_write. */
-static int net_write(struct mb_line *l)
+/*
+ * Sends the @len bytes at @p on the connected socket: mostly at once; what
+ * the socket does not take is copied and handed to uv_write. 0 or -errno
+ * (-EBUSY: the last request's tail is still being written).
+ */
+static int net_write(struct mb_line *l, const uint8_t *p, size_t len)
 {
-	uv_buf_t b = uv_buf_init((char *)l->wbuf, (unsigned int)l->wlen);
-	int n;
+	uv_buf_t b = uv_buf_init((char *)p, (unsigned int)len);
+	struct mb_unsent *u;
+	int n, rc;
 
-	if (l->writing)
+	if (l->unsent)
 		return -EBUSY;
 	n = uv_try_write((uv_stream_t *)&l->tcp, &b, 1);
-	if (n == (int)l->wlen)
+	if (n == (int)len)
 		return 0;
 	if (n < 0 && n != UV_EAGAIN)
 		return n;
 	if (n > 0) {
-		b.base += n;
-		b.len -= (unsigned int)n;
+		p += n;
+		len -= (size_t)n;
 	}
-	l->writing = true;
-	return uv_write(&l->wreq, (uv_stream_t *)&l->tcp, &b, 1, on_written);
+	u = gw_malloc(sizeof(*u) + len);
+	if (!u)
+		return -ENOMEM;
+	u->l = l;
+	memcpy(u->data, p, len);
+	b = uv_buf_init((char *)u->data, (unsigned int)len);
+	rc = uv_write(&u->req, (uv_stream_t *)&l->tcp, &b, 1, on_written);
+	if (rc) {
+		gw_free(u);
+		return rc;
+	}
+	l->unsent = u;
+	return 0;
 }
 
+/* Into the adapter's buffer, or after the first bytes of an answer in pieces. */
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
 	struct mb_line *l = container_of((uv_tcp_t *)h, struct mb_line, tcp);
 
 	(void)hint;
-	buf->base = (char *)l->rbuf + l->rlen;
-	buf->len = sizeof(l->rbuf) - l->rlen;
+	if (l->rlen) {
+		buf->base = (char *)l->part + l->rlen;
+		buf->len = MBUS_TCP_MAX_ADU - l->rlen;
+	} else {
+		buf->base = (char *)l->ad->rbuf;
+		buf->len = sizeof(l->ad->rbuf);
+	}
 }
 
 /*
  * Bytes from the device: cut them into frames. An answer with the
  * transaction id of the request in flight goes to the poller; anything else
  * (a late answer to a request that timed out) is dropped. A malformed
- * stream ends the connection.
+ * stream ends the connection. Bytes of an unfinished answer move from the
+ * adapter's buffer to the line's part, where the rest of it is read.
  */
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct mb_line *l = container_of((uv_tcp_t *)s, struct mb_line, tcp);
 	bool tcp = l->mc->type == AD_BUS_TCP;
+	const uint8_t *p;
+	size_t len;
 
-	(void)buf;
 	if (nread < 0) {
 		net_fail(l, nread == UV_EOF ? -ECONNRESET : (int)nread);
 		return;
 	}
-	l->rlen += (size_t)nread;
-	while (l->rlen > 0 && l->net == NET_CONNECTED) {
+	if (buf->base == (char *)l->ad->rbuf) {
+		p = l->ad->rbuf;
+		len = (size_t)nread;
+	} else {
+		l->rlen = (uint16_t)(l->rlen + nread);
+		p = l->part;
+		len = l->rlen;
+	}
+	while (len > 0 && l->net == NET_CONNECTED) {
 		struct mbus_frame f;
 		uint16_t tid = 0;
 		int n;
 
-		n = tcp ? mbus_mbap_decode(l->rbuf, l->rlen, &tid, &f)
-			: mbus_rtu_decode_rsp(l->rbuf, l->rlen, &f);
-		if (n == 0 && l->rlen == sizeof(l->rbuf))
+		n = tcp ? mbus_mbap_decode(p, len, &tid, &f) : mbus_rtu_decode_rsp(p, len, &f);
+		if (n == 0 && len >= MBUS_TCP_MAX_ADU)
 			n = -EBADMSG;
 		if (n == 0)
 			break;
@@ -408,17 +462,30 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		/* The poller may have reset (closed) the connection. */
 		if (l->net != NET_CONNECTED)
 			break;
-		memmove(l->rbuf, l->rbuf + n, l->rlen - (size_t)n);
-		l->rlen -= (size_t)n;
+		p += n;
+		len -= (size_t)n;
+	}
+	if (l->net == NET_CONNECTED) {
+		if (len && !l->part && !(l->part = gw_malloc(MBUS_TCP_MAX_ADU))) {
+			net_fail(l, -ENOMEM);
+			return;
+		}
+		if (len)
+			memmove(l->part, p, len);
+		l->rlen = (uint16_t)len;
 	}
 	pump(l);
 }
 
+static int net_send(struct mb_line *l, const struct mbus_xfer *x);
+
+/* libuv calls it before the close callback, also when the close cancelled the connect. */
 static void on_connect(uv_connect_t *req, int status)
 {
-	struct mb_line *l = container_of(req, struct mb_line, creq);
+	struct mb_line *l = req->data;
 	int rc;
 
+	gw_free(req);
 	if (status == UV_ECANCELED || l->net != NET_CONNECTING)
 		return;
 	if (status < 0) {
@@ -430,7 +497,7 @@ static void on_connect(uv_connect_t *req, int status)
 	rc = uv_read_start((uv_stream_t *)&l->tcp, on_alloc, on_read);
 	if (!rc && l->send_pending) {
 		l->send_pending = false;
-		rc = net_write(l);
+		rc = net_send(l, &l->sm.x);
 		/* The answer gets its own timeout after the connect's. */
 		if (!rc)
 			mbus_line_sent(&l->sm, clock_now());
@@ -441,25 +508,35 @@ static void on_connect(uv_connect_t *req, int status)
 
 static void open_socket(struct mb_line *l)
 {
+	uv_connect_t *req = gw_malloc(sizeof(*req));
 	int rc;
 
+	if (!req) {
+		net_fail(l, -ENOMEM);
+		return;
+	}
 	rc = uv_tcp_init(l->ad->base.loop, &l->tcp);
 	if (rc) {
+		gw_free(req);
 		net_fail(l, rc);
 		return;
 	}
 	l->net = NET_CONNECTING;
 	uv_tcp_nodelay(&l->tcp, 1);
-	rc = uv_tcp_connect(&l->creq, &l->tcp, (const struct sockaddr *)&l->addr, on_connect);
-	if (rc)
+	req->data = l;
+	rc = uv_tcp_connect(req, &l->tcp, &l->addr.sa, on_connect);
+	if (rc) {
+		gw_free(req);
 		net_fail(l, rc);
+	}
 }
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
-	struct mb_line *l = container_of(req, struct mb_line, gai);
+	struct mb_line *l = req->data;
 	struct mb_adapter *ad = l->ad;
 
+	gw_free(req);
 	ad->resolving--;
 	l->net = NET_IDLE;
 	if (status == 0 && res && res->ai_addrlen <= sizeof(l->addr)) {
@@ -484,20 +561,27 @@ static void net_connect(struct mb_line *l)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
 	const char *host = l->mc->host;
+	uv_getaddrinfo_t *req;
 	char port[8];
 	int rc;
 
 	if (l->net != NET_IDLE)
 		return;
 	if (!l->have_addr) {
-		if (uv_ip4_addr(host, l->mc->port, (struct sockaddr_in *)&l->addr) == 0 ||
-		    uv_ip6_addr(host, l->mc->port, (struct sockaddr_in6 *)&l->addr) == 0) {
+		if (uv_ip4_addr(host, l->mc->port, &l->addr.in) == 0 ||
+		    uv_ip6_addr(host, l->mc->port, &l->addr.in6) == 0) {
 			l->have_addr = true;
 		} else {
 			snprintf(port, sizeof(port), "%u", l->mc->port);
-			rc = uv_getaddrinfo(l->ad->base.loop, &l->gai, on_resolved, host, port,
-					    &hints);
-			if (rc) {
+			req = gw_malloc(sizeof(*req));
+			if (req) {
+				req->data = l;
+				rc = uv_getaddrinfo(l->ad->base.loop, req, on_resolved, host, port,
+						    &hints);
+				if (rc)
+					gw_free(req);
+			}
+			if (!req || rc) {
 				net_fail(l, -EHOSTUNREACH);
 				return;
 			}
@@ -509,11 +593,11 @@ static void net_connect(struct mb_line *l)
 	open_socket(l);
 }
 
-/* Frames @x for the line's protocol into wbuf. */
-static int net_frame(struct mb_line *l, const struct mbus_xfer *x)
+/* Frames @x for the line's protocol into @aw (a new transaction id for MBAP). */
+static int net_frame(struct mb_line *l, const struct mbus_xfer *x, struct gw_writer *aw)
 {
 	uint8_t pdu[MBUS_MAX_PDU];
-	struct gw_writer w, aw;
+	struct gw_writer w;
 	int rc;
 
 	gw_writer_init(&w, pdu, sizeof(pdu));
@@ -523,13 +607,21 @@ static int net_frame(struct mb_line *l, const struct mbus_xfer *x)
 		rc = mbus_pdu_read(&w, x->fc, x->addr, x->count);
 	if (rc)
 		return rc;
-	gw_writer_init(&aw, l->wbuf, sizeof(l->wbuf));
 	if (l->mc->type == AD_BUS_TCP)
-		rc = mbus_mbap_encode(&aw, ++l->tid, x->unit, pdu, w.len);
-	else
-		rc = mbus_rtu_encode(&aw, x->unit, pdu, w.len);
-	l->wlen = aw.len;
-	return rc;
+		return mbus_mbap_encode(aw, ++l->tid, x->unit, pdu, w.len);
+	return mbus_rtu_encode(aw, x->unit, pdu, w.len);
+}
+
+/* Frames @x on the stack and writes it on the connected socket; 0 or -errno. */
+static int net_send(struct mb_line *l, const struct mbus_xfer *x)
+{
+	uint8_t adu[MBUS_TCP_MAX_ADU];
+	struct gw_writer aw;
+	int rc;
+
+	gw_writer_init(&aw, adu, sizeof(adu));
+	rc = net_frame(l, x, &aw);
+	return rc ? rc : net_write(l, adu, aw.len);
 }
 
 /* =============================================================== poller ops */
@@ -547,14 +639,25 @@ static int op_send(void *arg, const struct mbus_xfer *x)
 		uv_mutex_unlock(&l->w->lock);
 		return 0;
 	}
-	rc = net_frame(l, x);
-	if (rc)
-		return rc;
 	if (l->net == NET_CONNECTED) {
-		rc = net_write(l);
+		rc = net_send(l, x);
 		if (rc)
 			net_close(l);
 		return rc;
+	}
+	/*
+	 * Framed once now for its errors, and again from the poller's copy
+	 * (l->sm.x, which stays put while the request is outstanding) once
+	 * the connection is up: no buffer is held while connecting.
+	 */
+	{
+		uint8_t adu[MBUS_TCP_MAX_ADU];
+		struct gw_writer aw;
+
+		gw_writer_init(&aw, adu, sizeof(adu));
+		rc = net_frame(l, x, &aw);
+		if (rc)
+			return rc;
 	}
 	l->send_pending = true;
 	if (l->net == NET_IDLE)
@@ -828,6 +931,7 @@ static void mb_free(struct ad_adapter *a)
 	for (i = 0; i < ad->n_lines; i++) {
 		struct mb_worker *w = ad->lines[i].w;
 
+		gw_free(ad->lines[i].part);
 		if (w) {
 			uv_cond_destroy(&w->cond);
 			uv_mutex_destroy(&w->lock);
