@@ -18,6 +18,7 @@ the CA the server asks for (-C: it refuses clients without one).
 The good device and the wrong-CA one run in one daemon: a CA one device
 trusts must not be trusted for another (libcoap keeps one CA store per
 context; the adapter gives each certificate device its own).
+/metrics counts the refused handshakes as errors of kind tls.
 --check-config refuses missing files, a PSK and certificates together,
 cert_file without key_file, certificate keys on coap://, and accepts
 relative paths (relative to the device map)."""
@@ -28,8 +29,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 import paho.mqtt.client as mqtt
+from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from itlib import free_port, stop_proc, wait_port  # noqa: E402
@@ -180,6 +183,24 @@ type = string
 """
 
 
+def errors_by_kind(http_port, dev):
+    """@dev's /metrics request figures: {"requests": n, "latency": n, <kind>: n, ...}."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % http_port, timeout=5) as r:
+        body = r.read().decode()
+    out = {}
+    for fam in text_string_to_metric_families(body):
+        for x in fam.samples:
+            if x.labels.get("device") != dev:
+                continue
+            if x.name == "fieldmq_device_request_errors_total":
+                out[x.labels["kind"]] = x.value
+            elif x.name == "fieldmq_device_requests_total":
+                out["requests"] = x.value
+            elif x.name == "fieldmq_device_request_duration_seconds_count":
+                out["latency"] = x.value
+    return out
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="fieldmq-coappki.")
     fmq = None
@@ -187,7 +208,7 @@ def main():
         os.mkdir(os.path.join(tmp, "pki"))
         make_pki(os.path.join(tmp, "pki"))
         test_config(tmp)
-        port = free_port()
+        port, http_port = free_port(), free_port()
         p = free_udp_pair()
         pki = os.path.join(tmp, "pki")
         procs.append(subprocess.Popen(
@@ -208,7 +229,8 @@ def main():
             f.write(DEVICES.format(port=p + 1))
         with open(os.path.join(tmp, "fieldmq.ini"), "w") as f:
             f.write("[gateway]\nid = gw1\ndata_dir = data\n"
-                    "[broker]\nlisten = 127.0.0.1:%d\npersist = no\n" % port)
+                    "[broker]\nlisten = 127.0.0.1:%d\npersist = no\n"
+                    "[http]\nenabled = yes\nlisten = 127.0.0.1:%d\n" % (port, http_port))
         log = open(os.path.join(tmp, "log"), "w")
         fmq = subprocess.Popen([FIELDMQ, "-c", os.path.join(tmp, "fieldmq.ini")],
                                stdout=log, stderr=log)
@@ -243,6 +265,13 @@ def main():
                                            for t, m in list(msgs)))
         time.sleep(3)  # more refused polls: no more log lines of ours
         check("good still online", last(P + "good/status") == "online")
+        e = errors_by_kind(http_port, "good")
+        check("metrics: good: answered and timed, no tls error: %s" % e,
+              e.get("latency", 0) >= 1 and e.get("tls") == 0)
+        for dev in ("wrongca", "nocert"):
+            e = errors_by_kind(http_port, dev)
+            check("metrics: %s: refused handshakes counted as kind tls, none timed: %s" % (dev, e),
+                  e.get("tls", 0) >= 1 and e.get("latency") == 0)
         c.loop_stop()
         c.disconnect()
         stop_proc(fmq)
