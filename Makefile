@@ -22,19 +22,23 @@ PYTHON ?= /usr/bin/python3
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.1.0)
 
 # Debian ships libcoap in three variants and no plain libcoap-3.pc: take the first present.
+# The daemon takes only its headers and loads a flavour with dlopen() when the configuration
+# has CoAP, one with DTLS for coaps:// (adapters/coap/coap_lib.h): no CoAP, no libcoap (nor
+# OpenSSL) in memory. Programs that call libcoap directly (the CoAP simulator) link COAP_LIBS.
 COAP_PC = $(firstword $(foreach p,libcoap-3 libcoap-3-openssl libcoap-3-gnutls libcoap-3-notls,\
 	$(shell $(PKG_CONFIG) --exists $(p) 2>/dev/null && echo $(p))))
-PKGS = libuv libmodbus sqlite3 inih libcjson $(COAP_PC)
+PKGS = libuv libmodbus sqlite3 inih libcjson
+COAP_LIBS = $(shell $(PKG_CONFIG) --libs $(COAP_PC))
 # mbedTLS 2.28 on Debian ships no .pc file; 3.x on OpenWrt links the same way.
 MBEDTLS_LIBS ?= -lmbedtls -lmbedx509 -lmbedcrypto
 
 WARN := -std=gnu11 -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes \
 	-Wmissing-declarations -Werror
-PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS))
+PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS) $(COAP_PC))
 PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS))
 ALL_CPPFLAGS = -I. -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DFIELDMQ_VERSION='"$(VERSION)"' $(CPPFLAGS)
 ALL_CFLAGS = $(WARN) $(CFLAGS) $(SAN) $(PKG_CFLAGS)
-ALL_LIBS = $(PKG_LIBS) $(MBEDTLS_LIBS) -lpthread -lm
+ALL_LIBS = $(PKG_LIBS) $(MBEDTLS_LIBS) -ldl -lpthread -lm
 CMOCKA_CFLAGS = $(shell $(PKG_CONFIG) --cflags cmocka)
 CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka)
 
@@ -130,7 +134,7 @@ SIM_SRCS := $(sort $(wildcard tests/sim/*.c))
 SIM_BINS := $(patsubst tests/sim/%.c,$(BUILD)/sim/%,$(SIM_SRCS))
 $(BUILD)/sim/%: $(BUILD)/obj/tests/sim/%.o $(LIBFILES)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(ALL_LIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(ALL_LIBS) $(COAP_LIBS)
 sims: $(SIM_BINS)
 
 BENCH_SRCS := $(sort $(wildcard bench/*.c))

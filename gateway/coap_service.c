@@ -41,7 +41,8 @@ int gw__coap_start(struct gw *g)
 	rc = coapsrv_server_new(g->loop, g->broker, &c, g->log, &g->coap);
 	if (rc) {
 		gw_log(g->log, LOG_ERR, MOD, "cannot create the CoAP server on %s: %s", cc->listen,
-		       rc == -ENOTSUP ? "coaps:// needs a libcoap with DTLS"
+		       rc == -ENOTSUP  ? "coaps:// needs a libcoap with DTLS"
+		       : rc == -ENOENT ? "libcoap cannot be loaded (is libcoap3 installed?)"
 		       : rc == -EINVAL
 			       ? "a bad listen entry, or coaps:// without psk_identity and psk_key"
 			       : strerror(-rc));

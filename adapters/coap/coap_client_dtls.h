@@ -10,7 +10,7 @@
 #ifndef FIELDMQ_COAP_CLIENT_DTLS_H
 #define FIELDMQ_COAP_CLIENT_DTLS_H
 
-#include <coap3/coap.h>
+#include "adapters/coap/coap_lib.h"
 #include <stdbool.h>
 
 struct gw_logger;

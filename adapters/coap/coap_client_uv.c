@@ -11,7 +11,7 @@
  * it is refused, so libcoap answers a notification of it with RST and the
  * device forgets that observer [RFC 7641 3.6].
  */
-#include <coap3/coap.h>
+#include "adapters/coap/coap_lib.h"
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>

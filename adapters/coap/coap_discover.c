@@ -4,7 +4,7 @@
  * one-shot command run instead of the daemon: it blocks (getaddrinfo,
  * libcoap's own wait) and never runs on the daemon's loop.
  */
-#include <coap3/coap.h>
+#include "adapters/coap/coap_lib.h"
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -149,7 +149,10 @@ int ad_coap_discover(const char *url, unsigned int timeout_ms, FILE *out, FILE *
 		fprintf(err, "fieldmq: --discover: cannot resolve %s\n", cd.host);
 		goto out;
 	}
-	coap_startup();
+	if (ad_coap_lib_load(false)) {
+		fprintf(err, "fieldmq: --discover: cannot load libcoap: %s\n", ad_coap_lib_error());
+		goto out;
+	}
 	coap_set_log_level(LOG_ERR);
 	coap_address_init(&dst);
 	memcpy(&dst.addr, ai->ai_addr, ai->ai_addrlen);

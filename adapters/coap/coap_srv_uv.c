@@ -27,7 +27,7 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include <coap3/coap.h>
+#include "adapters/coap/coap_lib.h"
 #include <uv.h>
 
 #include "broker/broker.h"
@@ -696,6 +696,10 @@ int coapsrv_server_new(uv_loop_t *loop, struct brk *broker, const struct coapsrv
 	int rc;
 
 	*out = NULL;
+	/* Before check_entry: it uses libcoap's address type (coap_lib.h loads it). */
+	rc = ad_coap_lib_load(false);
+	if (rc)
+		return rc;
 	rc = each_listen(cfg->listen, check_entry, (void *)cfg);
 	if (rc)
 		return rc;

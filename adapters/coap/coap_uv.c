@@ -8,7 +8,7 @@
  * uv_timer covers deadlines computed after a send made outside a handler
  * (4.3.1 re-arms its timerfd only in coap_io_prepare_epoll()) and kicks.
  */
-#include <coap3/coap.h>
+#include "adapters/coap/coap_lib.h"
 #include <errno.h>
 #include <uv.h>
 
@@ -80,7 +80,13 @@ int ad_coap_uv_new(uv_loop_t *loop, const struct gw_logger *log, const char *tag
 	int fd, rc;
 
 	*out = NULL;
-	coap_startup(); /* idempotent: the first call initialises, later ones return */
+	/* Loads libcoap (and calls coap_startup) on the first call: coap_lib.h. */
+	rc = ad_coap_lib_load(false);
+	if (rc) {
+		gw_log(log, LOG_ERR, tag ? tag : "coap", "cannot load libcoap: %s",
+		       ad_coap_lib_error());
+		return rc;
+	}
 	/*
 	 * Warnings: the CoAP server counts libcoap's "discard malformed PDU"
 	 * warnings through its log handler (coap_srv_uv.c). They come once per
@@ -186,12 +192,17 @@ void ad_coap_uv_close(struct ad_coap_uv *cu, void (*done)(void *arg), void *arg)
 
 bool ad_coap_has_dtls(void)
 {
-	return coap_dtls_is_supported() != 0;
+	/* The first caller decides the flavour: configuration checks, with coaps:// in hand. */
+	return ad_coap_lib_load(true) == 0 && coap_dtls_is_supported() != 0;
 }
 
 const char *ad_coap_tls_name(void)
 {
-	const coap_tls_version_t *v = coap_get_tls_library_version();
+	const coap_tls_version_t *v;
+
+	if (ad_coap_lib_load(false))
+		return "none";
+	v = coap_get_tls_library_version();
 
 	switch (v ? v->type : COAP_TLS_LIBRARY_NOTLS) {
 	case COAP_TLS_LIBRARY_TINYDTLS:

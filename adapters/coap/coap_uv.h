@@ -74,7 +74,11 @@ void ad_coap_uv_close(struct ad_coap_uv *cu, void (*done)(void *arg), void *arg)
 /* Processing rounds run so far (coap_io_process calls), for tests and stats. */
 unsigned long ad_coap_uv_rounds(const struct ad_coap_uv *cu);
 
-/* Whether this build's libcoap does DTLS (coaps://, PSK). */
+/*
+ * Whether libcoap does DTLS (coaps://). The first libcoap call of the process
+ * decides which flavour is loaded (coap_lib.h): called first, this loads one
+ * with DTLS if one is installed. Configuration checks call it for coaps://.
+ */
 bool ad_coap_has_dtls(void);
 
 /* The DTLS library libcoap was built with, for --check-config / --version ("OpenSSL", "none"). */

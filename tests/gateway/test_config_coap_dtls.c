@@ -3,7 +3,8 @@
  * DTLS: --check-config (gw_config_load) refuses it and says why. The DTLS
  * probe (ad_coap_has_dtls, adapters/coap/coap_uv.c) is replaced at link time
  * (-Wl,--wrap, test_config_coap_dtls.ldflags), so both answers are tested
- * on one machine; build/notls (COAP_PC=libcoap-3-notls) shows the real one.
+ * on one machine; FIELDMQ_LIBCOAP=libcoap-3-notls.so.3 shows the real one
+ * (tests/integration/test_coap_lazy.py).
  */
 #include <errno.h>
 #include <stdbool.h>

@@ -108,7 +108,8 @@ for c in chown chgrp; do printf '#!/bin/sh\necho "%s $*" >> %s/calls\n' "$c" "$t
 printf '#!/bin/sh\necho "logger $* $(cat)" >> %s/calls\n' "$tmp" >"$tmp/stub/logger"
 chmod +x "$tmp/stub/"*
 sed "s|^PROG=/usr/sbin/fieldmq|PROG=$tmp/stub/fieldmq|" "$pkg/files/fieldmq.init" >"$tmp/fieldmq.init"
-mock() { PATH="$tmp/stub:$PATH" PROCD_MOCK="$here/sdk-standin/procd-mock.sh" \
+mkdir -p "$tmp/lib" && : >"$tmp/lib/libcoap-3.so.3"
+mock() { LIBDIR="$tmp/lib" PATH="$tmp/stub:$PATH" PROCD_MOCK="$here/sdk-standin/procd-mock.sh" \
 	sh "$here/procd-mock-more.sh" "$tmp/fieldmq.init" "$@" UCI_main_config="$etc/fieldmq.ini"; }
 
 : >"$tmp/calls"
@@ -127,6 +128,7 @@ expect "jail: config read-only" "$tmp/procd" "^jail_mount $etc\$"
 expect "jail: data dir writable" "$tmp/procd" "^jail_mount_rw $etc/../data\$"
 expect "jail: serial ports of the device maps" "$tmp/procd" '^jail_mount_rw /dev/ttyS1$'
 expect "jail: serial port with a comment" "$tmp/procd" '^jail_mount_rw /dev/ttyUSB0$'
+expect "jail: libcoap (loaded with dlopen, not a DT_NEEDED)" "$tmp/procd" "^jail_mount $tmp/lib/libcoap-3.so.3\$"
 expect "data dir made (relative to the config) and given to fieldmq" "$tmp/calls" "^chown fieldmq:fieldmq $etc/../data\$"
 [ -d "$tmp/data" ] && ok "data dir exists" || bad "data dir $tmp/data not made"
 expect "config readable by group fieldmq" "$tmp/calls" "^chgrp -R fieldmq $etc\$"

@@ -4,7 +4,7 @@
  * side (as the daemon runs the CoAP server and the CoAP device adapter).
  * Every loop run is bounded by a watchdog timer.
  */
-#include <coap3/coap.h>
+#include "adapters/coap/coap_lib.h"
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
