@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -21,10 +22,15 @@
 
 static size_t prop_len(const struct brk_msg_props *p)
 {
-	if (!p)
-		return 0;
 	return p->content_type.len + p->response_topic.len + p->correlation_data.len +
 	       p->user_props.len;
+}
+
+/* Properties that say nothing (an MQTT 5 publish without any) are not kept. */
+static bool props_empty(const struct brk_msg_props *p)
+{
+	return !p || (!p->has_payload_format && !p->has_expiry && !p->content_type.p &&
+		      !p->response_topic.p && !p->correlation_data.p && !p->user_props.len);
 }
 
 /* Copy @src to *dst and return the slice at its new home (NULL p stays NULL). */
@@ -44,16 +50,24 @@ static struct gw_slice copy_slice(uint8_t **dst, struct gw_slice src)
 
 struct brk_msg *brk__msg_new(const struct brk_pub *pub, int64_t now)
 {
-	const struct brk_msg_props *pp = pub->props;
+	const struct brk_msg_props *pp = props_empty(pub->props) ? NULL : pub->props;
+	size_t len, ext_at = 0;
+	struct brk_msg_ext *x;
 	struct brk_msg *m;
 	uint8_t *d;
 
 	if (pub->topic.len > 65535 || pub->payload.len > UINT32_MAX)
 		return NULL;
-	m = gw_malloc(sizeof(*m) + pub->topic.len + 1 + pub->payload.len + prop_len(pp));
+	len = offsetof(struct brk_msg, topic) + pub->topic.len + 1 + pub->payload.len;
+	if (pp) {
+		/* Room to align the ext; the message itself is allocated aligned. */
+		ext_at = (len + 7) & ~(size_t)7;
+		len = ext_at + sizeof(*x) + prop_len(pp);
+	}
+	m = gw_malloc(len);
 	if (!m)
 		return NULL;
-	memset(m, 0, sizeof(*m));
+	memset(m, 0, offsetof(struct brk_msg, topic));
 	m->refs = 1;
 	m->qos = pub->qos > 2 ? 2 : pub->qos;
 	m->retain = pub->retain;
@@ -61,23 +75,24 @@ struct brk_msg *brk__msg_new(const struct brk_pub *pub, int64_t now)
 	memcpy(m->topic, pub->topic.p, pub->topic.len);
 	m->topic[pub->topic.len] = 0;
 	d = (uint8_t *)m->topic + pub->topic.len + 1;
-	m->payload = d;
 	m->payload_len = (uint32_t)pub->payload.len;
 	if (pub->payload.len)
 		memcpy(d, pub->payload.p, pub->payload.len);
-	d += pub->payload.len;
 	if (pp) {
 		m->has_props = true;
-		m->props.has_payload_format = pp->has_payload_format;
-		m->props.payload_format = pp->payload_format;
-		m->props.has_expiry = pp->has_expiry;
-		m->props.expiry = pp->expiry;
-		m->props.content_type = copy_slice(&d, pp->content_type);
-		m->props.response_topic = copy_slice(&d, pp->response_topic);
-		m->props.correlation_data = copy_slice(&d, pp->correlation_data);
-		m->props.user_props = copy_slice(&d, pp->user_props);
+		x = (struct brk_msg_ext *)((uint8_t *)m + ext_at);
+		memset(x, 0, sizeof(*x));
+		d = (uint8_t *)(x + 1);
+		x->props.has_payload_format = pp->has_payload_format;
+		x->props.payload_format = pp->payload_format;
+		x->props.has_expiry = pp->has_expiry;
+		x->props.expiry = pp->expiry;
+		x->props.content_type = copy_slice(&d, pp->content_type);
+		x->props.response_topic = copy_slice(&d, pp->response_topic);
+		x->props.correlation_data = copy_slice(&d, pp->correlation_data);
+		x->props.user_props = copy_slice(&d, pp->user_props);
 		if (pp->has_expiry && now)
-			m->expire_at = now + (int64_t)pp->expiry * 1000;
+			x->expire_at = now + (int64_t)pp->expiry * 1000;
 	}
 	return m;
 }
@@ -90,11 +105,11 @@ void brk__msg_unref(struct brk_msg *m)
 
 uint32_t brk__msg_expiry_left(const struct brk_msg *m, int64_t now)
 {
-	int64_t left;
+	int64_t at = brk__msg_expire_at(m), left;
 
-	if (!m->expire_at)
+	if (!at)
 		return 0;
-	left = (m->expire_at - now + 999) / 1000;
+	left = (at - now + 999) / 1000;
 	return left < 1 ? 1 : (uint32_t)left;
 }
 
@@ -178,10 +193,10 @@ static struct brk_pub msg_pub(const struct brk_msg *m)
 {
 	struct brk_pub pub = {
 		.topic = brk__msg_topic(m),
-		.payload = { m->payload, m->payload_len },
+		.payload = { brk__msg_payload(m), m->payload_len },
 		.qos = m->qos,
 		.retain = m->retain,
-		.props = m->has_props ? &m->props : NULL,
+		.props = brk__msg_props(m),
 	};
 
 	return pub;
@@ -345,7 +360,7 @@ static void will_publish(struct brk_session *s, int64_t now)
 	if (!w)
 		return;
 	/* The will's expiry runs from its publication. */
-	if (w->has_props && w->props.has_expiry) {
+	if (brk__msg_props(w) && brk__msg_props(w)->has_expiry) {
 		struct brk_pub pub = msg_pub(w);
 
 		m = brk__msg_new(&pub, now);
@@ -393,7 +408,7 @@ static void persist_pending(struct brk_session *s, struct gw_list *l, bool infli
 	gw_list_for_each (pos, l) {
 		struct brk_qmsg *q = gw_list_entry(pos, struct brk_qmsg, link);
 
-		if (inflight ? (q->m || !q->seq) : (!q->seq || q->m->expire_at))
+		if (inflight ? (q->m || !q->seq) : (!q->seq || brk__msg_expire_at(q->m)))
 			brk__qmsg_persist(s, q, now);
 	}
 }

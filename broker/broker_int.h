@@ -27,6 +27,10 @@ struct mqtt_pkt;
 /*
  * One published message, shared by every subscriber: topic, payload and
  * properties live in one allocation after the header. Immutable once built.
+ * The header is 13 bytes: a message without properties (every reading of an
+ * adapter) carries no room for them - a retained store of 10 000 readings
+ * is mostly such messages. One with properties has a struct brk_msg_ext
+ * after its payload (8-byte aligned), then the properties' bytes.
  */
 struct brk_msg {
 	uint32_t refs;
@@ -34,12 +38,38 @@ struct brk_msg {
 	uint16_t topic_len;
 	uint8_t qos;
 	bool retain;
-	bool has_props;
-	int64_t expire_at; /* monotonic ms; 0 = never */
-	struct brk_msg_props props;
-	const uint8_t *payload;
-	char topic[]; /* NUL-terminated, then payload, then property bytes */
+	bool has_props; /* a struct brk_msg_ext follows the payload */
+	char topic[];	/* NUL-terminated, then payload, then the ext and property bytes */
 };
+
+struct brk_msg_ext {
+	int64_t expire_at;	    /* monotonic ms; 0 = never */
+	struct brk_msg_props props; /* slices into the bytes that follow */
+};
+
+static inline const uint8_t *brk__msg_payload(const struct brk_msg *m)
+{
+	return (const uint8_t *)m->topic + m->topic_len + 1;
+}
+
+/* @m's properties and expiry, or NULL when it has none. */
+static inline const struct brk_msg_ext *brk__msg_ext(const struct brk_msg *m)
+{
+	uintptr_t end = (uintptr_t)(brk__msg_payload(m) + m->payload_len);
+
+	return m->has_props ? (const struct brk_msg_ext *)((end + 7) & ~(uintptr_t)7) : NULL;
+}
+
+static inline const struct brk_msg_props *brk__msg_props(const struct brk_msg *m)
+{
+	return m->has_props ? &brk__msg_ext(m)->props : NULL;
+}
+
+/* When @m expires (monotonic ms), 0 for never. */
+static inline int64_t brk__msg_expire_at(const struct brk_msg *m)
+{
+	return m->has_props ? brk__msg_ext(m)->expire_at : 0;
+}
 
 /*
  * brk__msg_new - copy @pub into a new message with refs = 1. @now is the
@@ -56,7 +86,9 @@ void brk__msg_unref(struct brk_msg *m);
 uint32_t brk__msg_expiry_left(const struct brk_msg *m, int64_t now);
 static inline bool brk__msg_expired(const struct brk_msg *m, int64_t now)
 {
-	return m->expire_at && now >= m->expire_at;
+	int64_t at = brk__msg_expire_at(m);
+
+	return at && now >= at;
 }
 static inline struct gw_slice brk__msg_topic(const struct brk_msg *m)
 {

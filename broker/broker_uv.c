@@ -479,7 +479,7 @@ static void conn_flush(struct brk_uvconn *uc)
 	*c->out = tmp;
 	for (i = 0; i < w->wbuf.n; i++) {
 		struct brk_oseg *sg = &w->wbuf.segs[i];
-		uint8_t *base = sg->m ? (uint8_t *)sg->m->payload : w->wbuf.buf;
+		uint8_t *base = sg->m ? (uint8_t *)brk__msg_payload(sg->m) : w->wbuf.buf;
 
 		u->iov[i] = uv_buf_init((char *)base + sg->off, sg->len);
 	}
@@ -783,8 +783,7 @@ static void xconn_flush(struct brk_uvconn *uc)
 			for (i = 0; !rc && i < c->out->n; i++) {
 				struct brk_oseg *sg = &c->out->segs[i];
 				const uint8_t *p =
-					(sg->m ? (const uint8_t *)sg->m->payload : c->out->buf) +
-					sg->off;
+					(sg->m ? brk__msg_payload(sg->m) : c->out->buf) + sg->off;
 				size_t n = sg->len;
 
 				while (!rc && n) {

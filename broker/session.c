@@ -454,34 +454,35 @@ bool brk__conn_send_publish(struct brk_conn *c, struct brk_qmsg *q, bool dup, in
 	p.publish.dup = dup && q->qos;
 	p.publish.retain = q->retain;
 	p.publish.topic = brk__msg_topic(m);
-	p.publish.payload = (struct gw_slice){ m->payload, m->payload_len };
+	p.publish.payload = (struct gw_slice){ brk__msg_payload(m), m->payload_len };
 	if (c->proto == MQTT_V5) {
+		const struct brk_msg_props *mp = brk__msg_props(m);
 		struct mqtt_props *pp = &p.props;
 
-		if (m->props.has_payload_format) {
+		if (mp && mp->has_payload_format) {
 			pp->has_payload_format = true;
-			pp->payload_format = m->props.payload_format;
+			pp->payload_format = mp->payload_format;
 		}
-		if (m->expire_at) {
+		if (brk__msg_expire_at(m)) {
 			/* [MQTT-3.3.2-6] the expiry forwarded is what is left of it. */
 			pp->has_message_expiry = true;
 			pp->message_expiry = brk__msg_expiry_left(m, now);
 		}
-		if (m->props.content_type.p) {
+		if (mp && mp->content_type.p) {
 			pp->has_content_type = true;
-			pp->content_type = m->props.content_type;
+			pp->content_type = mp->content_type;
 		}
-		if (m->props.response_topic.p) {
+		if (mp && mp->response_topic.p) {
 			pp->has_response_topic = true;
-			pp->response_topic = m->props.response_topic;
+			pp->response_topic = mp->response_topic;
 		}
-		if (m->props.correlation_data.p) {
+		if (mp && mp->correlation_data.p) {
 			pp->has_correlation_data = true;
-			pp->correlation_data = m->props.correlation_data;
+			pp->correlation_data = mp->correlation_data;
 		}
-		if (m->props.user_props.len) {
+		if (mp && mp->user_props.len) {
 			pp->has_user_props = true;
-			pp->user_props = m->props.user_props;
+			pp->user_props = mp->user_props;
 		}
 		if (q->n_ids) {
 			unsigned int i;
@@ -531,7 +532,7 @@ bool brk__conn_send_publish(struct brk_conn *c, struct brk_qmsg *q, bool dup, in
 	if (mqtt_encode_publish_header(&w, c->proto, &p) || w.len != hdr)
 		return false;
 	if (copy) {
-		memcpy(dst + hdr, m->payload, m->payload_len);
+		memcpy(dst + hdr, brk__msg_payload(m), m->payload_len);
 		if (out_commit(c, total, true))
 			return false;
 	} else if (out_commit(c, hdr, false) || obuf_msg(c->out, m)) {
@@ -565,15 +566,15 @@ void brk__qmsg_persist(struct brk_session *s, struct brk_qmsg *q, int64_t now)
 
 	if (m) {
 		pub.topic = brk__msg_topic(m);
-		pub.payload = (struct gw_slice){ m->payload, m->payload_len };
-		pub.props = m->has_props ? &m->props : NULL;
+		pub.payload = (struct gw_slice){ brk__msg_payload(m), m->payload_len };
+		pub.props = brk__msg_props(m);
 	}
-	if (m && m->expire_at) {
+	if (m && brk__msg_expire_at(m)) {
 		/*
 		 * The expiry saved is what is left of it now, so a restore does
 		 * not restart the clock from the publisher's full interval.
 		 */
-		props = m->props;
+		props = *brk__msg_props(m);
 		props.has_expiry = true;
 		props.expiry = brk__msg_expiry_left(m, now);
 		pub.props = &props;
@@ -610,10 +611,10 @@ static void deliver_ic(struct brk_session *s, struct brk_msg *m, uint8_t qos, bo
 	struct brk_delivery d;
 
 	d.topic = brk__msg_topic(m);
-	d.payload = (struct gw_slice){ m->payload, m->payload_len };
+	d.payload = (struct gw_slice){ brk__msg_payload(m), m->payload_len };
 	d.qos = qos;
 	d.retain = retain;
-	d.props = m->has_props ? &m->props : NULL;
+	d.props = brk__msg_props(m);
 	d.sub_ids = ids;
 	d.n_sub_ids = n_ids;
 	d.hold = qos ? hold : NULL;

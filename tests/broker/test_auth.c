@@ -196,7 +196,7 @@ static void drain(struct fconn *f)
 	if (!o)
 		return;
 	for (i = 0; i < o->n; i++) {
-		const uint8_t *p = o->segs[i].m ? o->segs[i].m->payload : o->buf;
+		const uint8_t *p = o->segs[i].m ? brk__msg_payload(o->segs[i].m) : o->buf;
 
 		memcpy(f->out + f->out_len, p + o->segs[i].off, o->segs[i].len);
 		f->out_len += o->segs[i].len;

@@ -652,9 +652,81 @@ static void test_acl_subjects(void **state)
 	brk_acl_free(acl2);
 }
 
+/*
+ * A message without properties carries none (13 bytes of header, then topic
+ * and payload); one with properties has them after its payload, 8-byte
+ * aligned, whatever the lengths before; empty MQTT 5 properties count as none.
+ */
+static void test_msg_layout(void **state)
+{
+	static const uint8_t ud[] = { 0, 1, 'k', 0, 1, 'v' };
+	struct brk_msg_props none = { 0 }, pp = {
+		.has_payload_format = true,
+		.payload_format = 1,
+		.has_expiry = true,
+		.expiry = 30,
+		.content_type = gw_slice_cstr("text/plain"),
+		.correlation_data = gw_slice_cstr("abc"),
+		.user_props = { ud, sizeof(ud) },
+	};
+	struct brk_pub pub = { .topic = gw_slice_cstr("a/b"), .payload = gw_slice_cstr("21.5") };
+	const struct brk_msg_props *mp;
+	struct brk_msg *m;
+	size_t tl, pl;
+
+	(void)state;
+	m = brk__msg_new(&pub, 1000);
+	assert_non_null(m);
+	assert_false(m->has_props);
+	assert_null(brk__msg_props(m));
+	assert_int_equal(brk__msg_expire_at(m), 0);
+	assert_int_equal(brk__msg_expiry_left(m, 5000), 0);
+	assert_string_equal(m->topic, "a/b");
+	assert_memory_equal(brk__msg_payload(m), "21.5", 4);
+	assert_int_equal(gw_mem_used() >= offsetof(struct brk_msg, topic) + 4 + 4, 1);
+	brk__msg_unref(m);
+
+	pub.props = &none;
+	m = brk__msg_new(&pub, 1000);
+	assert_false(m->has_props);
+	brk__msg_unref(m);
+
+	pub.props = &pp;
+	for (tl = 1; tl <= 9; tl++) {
+		for (pl = 0; pl <= 9; pl++) {
+			pub.topic = (struct gw_slice){ (const uint8_t *)"tttttttttt", tl };
+			pub.payload = (struct gw_slice){ (const uint8_t *)"pppppppppp", pl };
+			m = brk__msg_new(&pub, 1000);
+			assert_non_null(m);
+			assert_true(m->has_props);
+			mp = brk__msg_props(m);
+			assert_int_equal((uintptr_t)brk__msg_ext(m) % 8, 0);
+			assert_true((const uint8_t *)brk__msg_ext(m) >= brk__msg_payload(m) + pl);
+			assert_int_equal(m->topic_len, tl);
+			assert_int_equal(m->payload_len, pl);
+			assert_memory_equal(brk__msg_payload(m), "pppppppppp", pl);
+			assert_true(mp->has_payload_format && mp->payload_format == 1);
+			assert_true(mp->has_expiry && mp->expiry == 30);
+			assert_int_equal(brk__msg_expire_at(m), 31000);
+			assert_int_equal(brk__msg_expiry_left(m, 11000), 20);
+			assert_int_equal(mp->content_type.len, 10);
+			assert_memory_equal(mp->content_type.p, "text/plain", 10);
+			assert_null(mp->response_topic.p);
+			assert_memory_equal(mp->correlation_data.p, "abc", 3);
+			assert_memory_equal(mp->user_props.p, ud, sizeof(ud));
+			/* The slices live inside the message, not in the caller's memory. */
+			assert_ptr_not_equal(mp->content_type.p, pp.content_type.p);
+			assert_ptr_equal(mp->user_props.p + sizeof(ud),
+					 (const uint8_t *)(brk__msg_ext(m) + 1) + 19);
+			brk__msg_unref(m);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_msg_layout),
 		cmocka_unit_test_setup_teardown(test_pub_sub_and_ids, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retained_and_rh, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_offline_queue_and_will, setup, teardown),

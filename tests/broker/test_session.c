@@ -116,7 +116,7 @@ static void drain(struct fconn *f)
 	if (!o)
 		return;
 	for (i = 0; i < o->n; i++) {
-		const uint8_t *p = o->segs[i].m ? o->segs[i].m->payload : o->buf;
+		const uint8_t *p = o->segs[i].m ? brk__msg_payload(o->segs[i].m) : o->buf;
 
 		assert_true(f->out_len + o->segs[i].len <= sizeof(f->out));
 		memcpy(f->out + f->out_len, p + o->segs[i].off, o->segs[i].len);
