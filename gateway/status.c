@@ -171,6 +171,12 @@ static void metrics_broker(struct gw *g, struct gw_writer *w)
 	FAM("fieldmq_broker_dropped_messages_total", "counter",
 	    "Messages dropped (queue limits, offline sessions).");
 	U("fieldmq_broker_dropped_messages_total", bs.dropped);
+	FAM("fieldmq_broker_slow_consumer_dropped_messages_total", "counter",
+	    "QoS 0 messages dropped because the client's output passed max_buffered_bytes.");
+	U("fieldmq_broker_slow_consumer_dropped_messages_total", bs.slow_dropped);
+	FAM("fieldmq_broker_slow_consumer_disconnects_total", "counter",
+	    "Clients closed for staying past max_buffered_bytes for slow_consumer_timeout.");
+	U("fieldmq_broker_slow_consumer_disconnects_total", bs.slow_disconnected);
 	FAM("fieldmq_broker_acl_denials_total", "counter",
 	    "PUBLISHes, subscriptions and wills refused by the ACL.");
 	U("fieldmq_broker_acl_denials_total", bs.acl_denied);
@@ -216,6 +222,12 @@ static void metrics_store(struct gw *g, struct gw_writer *w)
 	FAM("fieldmq_store_commit_duration_seconds", "histogram",
 	    "Time from the start of a commit to its completion.");
 	gw_expo_hist(w, "fieldmq_store_commit_duration_seconds", NULL, 0, &ss.commit_latency);
+	FAM("fieldmq_store_sqlite_memory_bytes", "gauge",
+	    "Heap held by SQLite (all the store's connections).");
+	U("fieldmq_store_sqlite_memory_bytes", ss.sqlite_heap);
+	FAM("fieldmq_store_sqlite_page_cache_bytes", "gauge",
+	    "The part of it that is page cache (up to cache_size per connection).");
+	U("fieldmq_store_sqlite_page_cache_bytes", ss.sqlite_page_cache);
 }
 
 static void metrics_uplink(struct gw *g, struct gw_writer *w)

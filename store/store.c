@@ -974,6 +974,7 @@ void st_get_stats(const struct st_store *st, struct st_stats *out)
 		       (st->committing ? st->commit.dropped_add : 0);
 	out->pending_ops = st->pending.n_ops + (st->committing ? st->infl.n_ops : 0);
 	out->failing = st->failing;
+	st__db_memory(&out->sqlite_heap, &out->sqlite_page_cache);
 }
 
 struct st__db *st__store_db(struct st_store *st)

@@ -788,6 +788,18 @@ static int write_op(struct st__db *db, struct st__commit *c, struct st__op *op, 
 	return rc;
 }
 
+void st__db_memory(uint64_t *heap, uint64_t *page_cache)
+{
+	sqlite3_int64 cur = 0, hi = 0;
+
+	/* Thread-safe: SQLite's status counters are kept under its own mutex. */
+	sqlite3_status64(SQLITE_STATUS_MEMORY_USED, &cur, &hi, 0);
+	*heap = cur > 0 ? (uint64_t)cur : 0;
+	cur = 0;
+	sqlite3_status64(SQLITE_STATUS_PAGECACHE_OVERFLOW, &cur, &hi, 0);
+	*page_cache = cur > 0 ? (uint64_t)cur : 0;
+}
+
 int st__db_wal_frames(const struct st__db *db)
 {
 	return db->wal_frames;

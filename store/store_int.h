@@ -149,6 +149,8 @@ void st__db_close(struct st__db *db);
  * Never checkpoints (see st__db_checkpoint).
  */
 void st__db_commit(struct st__db *db, struct st__commit *c);
+/* SQLite's process-wide heap and page-cache bytes now (any thread). */
+void st__db_memory(uint64_t *heap, uint64_t *page_cache);
 /* Pages in the WAL after the last commit. */
 int st__db_wal_frames(const struct st__db *db);
 /*

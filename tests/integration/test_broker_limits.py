@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_uplink_lib import Env, free_port, wait_until  # noqa: E402
@@ -100,7 +101,7 @@ def closed_by_peer(s, timeout=T):
 
 
 # -------------------------------------------------------------- the daemon
-main, small, proxy, proxy2 = free_port(), free_port(), free_port(), free_port()
+main, small, proxy, proxy2, http = free_port(), free_port(), free_port(), free_port(), free_port()
 with open(P("fieldmq.ini"), "w") as f:
     f.write("[gateway]\nid = gw1\ndata_dir = data\ndevices =\nlog_level = debug\n")
     f.write("[broker]\nlisten = 127.0.0.1:%d\nsys_interval = 1s\n" % main)
@@ -109,6 +110,7 @@ with open(P("fieldmq.ini"), "w") as f:
     f.write("[listener:small]\nurl = 127.0.0.1:%d\nmax_connections = 3\n" % small)
     f.write("[listener:proxy]\nurl = 127.0.0.1:%d\nproxy_protocol = yes\n" % proxy)
     f.write("[listener:proxy2]\nurl = mqtt://127.0.0.1:%d\nproxy_protocol = yes\n" % proxy2)
+    f.write("[http]\nenabled = yes\nlisten = 127.0.0.1:%d\n" % http)
 r = subprocess.run([os.environ.get("FIELDMQ", os.path.join(os.environ.get("BUILD", "build"),
                                                            "fieldmq")),
                     "-c", P("fieldmq.ini"), "--check-config"], capture_output=True, text=True)
@@ -340,6 +342,20 @@ env.check("the slow consumer is disconnected", closed_by_peer(slow, 10))
 env.check("$SYS/fieldmq/broker/slow/disconnected counts it", sys_at_least("slow/disconnected", 1),
           sysv)
 env.check("one log line says so", env.wait_log(r"127\.0\.0\.11:\d+ \(slow\): slow consumer", 3))
+
+
+def metric(name):
+    body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % http, timeout=5).read().decode()
+    return [int(x.split()[1]) for x in body.splitlines() if x.split(" ")[0] == name]
+
+
+# /metrics has the same counts (the soak accounts for QoS 0 losses with them).
+mdrop = metric("fieldmq_broker_slow_consumer_dropped_messages_total")
+mdisc = metric("fieldmq_broker_slow_consumer_disconnects_total")
+env.check("/metrics: slow consumer drops and disconnects, as $SYS says",
+          wait_until(lambda: metric("fieldmq_broker_slow_consumer_dropped_messages_total") ==
+                     [int(sysv.get("slow/dropped", "-1"))], 5) and
+          mdrop[0] >= 1 and mdisc == [1], (mdrop, mdisc, sysv))
 stop.set()
 ft.join(5)
 env.check("the QoS 1 subscriber got all 50 messages meanwhile",

@@ -158,6 +158,9 @@ want = {
     "fieldmq_modbus_requests": "counter", "fieldmq_http_requests": "counter",
     "fieldmq_device_requests": "counter", "fieldmq_device_request_errors": "counter",
     "fieldmq_device_request_duration_seconds": "histogram",
+    "fieldmq_broker_slow_consumer_dropped_messages": "counter",
+    "fieldmq_broker_slow_consumer_disconnects": "counter",
+    "fieldmq_store_sqlite_memory_bytes": "gauge", "fieldmq_store_sqlite_page_cache_bytes": "gauge",
     "process_resident_memory_bytes": "gauge", "process_cpu_seconds": "counter",
     "process_open_fds": "gauge", "process_start_time_seconds": "gauge",
 }
@@ -205,6 +208,11 @@ for dev, proto in (("weather", "coap"), ("dmm", "serial")):
     env.check("  %s (%s): requests %s, latency count %s == requests answered (%s)"
               % (dev, proto, req, cnt, req and req - bad),
               req and req > 0 and cnt and cnt == req - bad)
+sq = {n: [s.value for s in fams[n].samples] if n in fams else []
+      for n in ("fieldmq_store_sqlite_memory_bytes", "fieldmq_store_sqlite_page_cache_bytes")}
+env.check("  SQLite's heap is counted and holds its page cache",
+          all(len(v) == 1 for v in sq.values()) and
+          sq["fieldmq_store_sqlite_memory_bytes"][0] >= sq["fieldmq_store_sqlite_page_cache_bytes"][0] > 0, sq)
 rss = [s.value for s in fams["process_resident_memory_bytes"].samples] \
     if "process_resident_memory_bytes" in fams else [0]
 start = [s.value for s in fams["process_start_time_seconds"].samples] \

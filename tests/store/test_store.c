@@ -769,6 +769,59 @@ static void test_checkpoint_off_commit_path(void **state)
 	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM queue"), 1500);
 }
 
+/*
+ * SQLite's heap and page cache are in st_stats (for /metrics and the soak):
+ * reading a queue larger than the caches fills the reader's and the writer's
+ * page caches, and they stop at cache_size (2000 KiB each by default), so a
+ * queue ten times larger than that costs no more than four connections'
+ * caches however long it is.
+ */
+static void test_sqlite_memory(void **state)
+{
+	struct fx *f = *state;
+	struct done_log d = { 0 };
+	struct st_config cfg;
+	struct st_stats s0, s1;
+	static char payload[1001];
+	uint64_t after = 0;
+	int i;
+
+	cfg_init(f, &cfg);
+	open_ok(f, &cfg);
+	s0 = stats(f);
+	assert_true(s0.sqlite_heap > 0);
+	assert_true(s0.sqlite_heap >= s0.sqlite_page_cache);
+	memset(payload, 'x', sizeof(payload) - 1);
+	/* 20000 records of 1 KB: 20 MB, ten times one connection's cache. */
+	for (i = 0; i < 20000; i++) {
+		struct st_record r = mkrec("big", payload);
+
+		assert_int_equal(st_queue_append(f->st, &r, 0, on_done, &d, NULL), 0);
+		if (i % 1000 == 999)
+			flush_sync(f);
+	}
+	flush_sync(f);
+	assert_int_equal(d.n_ok, 20000);
+	for (i = 0; i < 40; i++) {
+		struct peeked *p = peek_sync(f, after, 512);
+
+		if (!p->n)
+			break;
+		after = p->ids[p->n - 1];
+	}
+	assert_int_equal(after, 20000);
+	s1 = stats(f);
+	if (getenv("ST_TEST_VERBOSE"))
+		fprintf(stderr, "sqlite heap %llu -> %llu, page cache %llu -> %llu\n",
+			(unsigned long long)s0.sqlite_heap, (unsigned long long)s1.sqlite_heap,
+			(unsigned long long)s0.sqlite_page_cache,
+			(unsigned long long)s1.sqlite_page_cache);
+	assert_true(s1.sqlite_page_cache > s0.sqlite_page_cache + (1u << 20));
+	assert_true(s1.sqlite_page_cache <= 4 * 2000 * 1024 * 11 / 10);
+	assert_true(s1.sqlite_heap >= s1.sqlite_page_cache);
+	close_sync(f);
+}
+
 /* synchronous = full: the same behaviour, every commit synced. */
 static void test_sync_full(void **state)
 {
@@ -1332,6 +1385,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sync_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checkpoint_off_commit_path, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_interrupt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sqlite_memory, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
