@@ -21,8 +21,13 @@
 # Every SAMPLE (5) s: fieldmq's VmRSS, open fds and scheduler state
 # (/proc/PID), its CPU (utime+stime over the interval, % of one core), the
 # machine's load average, and from its Prometheus /metrics ([http]): uplink
-# queued (the drain backlog), connected, dropped, sent, and the broker's
-# dropped messages (e.g. QoS 0 to a slow subscriber). After the run: the load stops, the backlog drains (up to
+# queued (the drain backlog), connected, dropped, sent, the broker's dropped
+# messages (all, and QoS 0 dropped for a slow consumer), the heap fieldmq
+# allocated itself (gw_malloc) and SQLite's (all of it, and its page cache).
+# Of the loop thread (fieldmq's main thread) from /proc/PID/task/PID: the
+# share of the interval it was on a CPU and the share it was runnable but
+# waiting for one (schedstat: a starved process, not a blocked loop), and
+# where it slept (wchan). After the run: the load stops, the backlog drains (up to
 # 120 s), the subscribers get up to 60 s to catch up, everything is stopped by
 # PID.
 #
@@ -32,11 +37,19 @@
 #              30th of the run (60 s of 30 min) after the drain to the end of
 #              the load - RSS grows by at most
 #              max(1 MB, 5 %) (the step across the outage is printed: what
-#              queueing and draining left allocated);
+#              queueing and draining left allocated); or, where it grew more,
+#              by at most that beyond the growth of SQLite's page cache, which
+#              must have stayed within its cap (4 connections x cache_size
+#              2000 KiB, + 10 %): a queue that grew past what the caches held
+#              (a stall, the outage) fills them once, and they stay full;
 #   fds flat:  fds equal (+/- 2) within A and B and from A's start to B's end;
 #   no loss:   every soak/seq message fieldmq acknowledged reached the cloud
 #              subscriber; duplicates are counted and reported (allowed by
 #              at-least-once around the reconnect);
+#   qos0:      every local QoS 0 message mqtt_load sent and did not get is one
+#              the broker counted as dropped for a slow consumer (its output
+#              past max_buffered_bytes, 1 MB by default: a bounded buffer, by
+#              design), so sent = delivered + dropped;
 #   drained:   the uplink queue is back to its steady level (at most
 #              max(2000, the median pre-outage sample + 100)) after the cloud
 #              came back;
@@ -221,27 +234,47 @@ ticks=$(getconf CLK_TCK)
 metric() { # TEXT NAME: the sample's value
 	awk -v n="$2" '$1 == n { print $2; f = 1 } END { if (!f) print "nan" }' <<<"$1"
 }
-echo "# t_s rss_kb fds cpu_pct load1 queued connected dropped phase state uplink_sent broker_dropped" >"$R/samples.tsv"
+echo "# t_s rss_kb fds cpu_pct load1 queued connected dropped phase state uplink_sent broker_dropped" \
+	"gw_heap_kb sqlite_heap_kb sqlite_cache_kb slow_dropped loop_cpu_pct loop_rqwait_pct loop_wchan nice" \
+	"rss_brk_heap_kb rss_anon_kb" >"$R/samples.tsv"
+kb() { awk -v v="$1" 'BEGIN { if (v == "nan") print "nan"; else printf "%.0f", v / 1024 }'; }
 sample() { # PHASE
-	local m rss fds c t cpu
+	local m rss fds c t cpu ss loop wchan maps
 	t=$(now)
 	c=$(awk '{ print $14 + $15 }' "/proc/$fq/stat" 2>/dev/null) || return 1
 	cpu=$(awk -v c0="$c_prev" -v c1="$c" -v t0="$t_prev" -v t1="$t" -v hz="$ticks" \
 		'BEGIN { printf "%.1f", 100 * (c1 - c0) / hz / (t1 - t0) }')
-	c_prev=$c t_prev=$t
+	# The loop thread: on a CPU / waiting for one, ns (schedstat).
+	ss=$(cat "/proc/$fq/task/$fq/schedstat" 2>/dev/null) || ss="$ss_prev"
+	loop=$(awk -v a="$ss_prev" -v b="$ss" -v t0="$t_prev" -v t1="$t" 'BEGIN {
+		split(a, x, " "); split(b, y, " "); d = (t1 - t0) * 1e9
+		printf "%.1f\t%.1f", 100 * (y[1] - x[1]) / d, 100 * (y[2] - x[2]) / d }')
+	c_prev=$c t_prev=$t ss_prev=$ss
 	rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$fq/status")
 	fds=$(find "/proc/$fq/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
 	m=$(curl -s -m 2 "http://127.0.0.1:$hport/metrics")
-	printf "%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n" \
+	wchan=$(tr -c 'a-zA-Z0-9_' _ <"/proc/$fq/task/$fq/wchan" 2>/dev/null)
+	# RSS of the main malloc arena ([heap]) and of the other anonymous
+	# mappings (the pool threads' malloc arenas, stacks, large mmap'd blocks).
+	maps=$(awk '/^[0-9a-f]+-[0-9a-f]+ / { k = ($6 == "[heap]") ? "h" : ($6 == "" ? "a" : "f") }
+		/^Rss:/ { r[k] += $2 } END { printf "%d\t%d", r["h"], r["a"] }' "/proc/$fq/smaps" 2>/dev/null)
+	printf "%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n" \
 		"$(awk -v t="$t" -v t0="$t0" 'BEGIN { print t - t0 }')" \
 		"$rss" "$fds" "$cpu" "$(cut -d' ' -f1 /proc/loadavg)" \
 		"$(metric "$m" fieldmq_uplink_queued_messages)" "$(metric "$m" fieldmq_uplink_connected)" \
 		"$(metric "$m" fieldmq_uplink_dropped_messages_total)" "$1" \
 		"$(awk '{ print $3 }' "/proc/$fq/stat" 2>/dev/null)" \
 		"$(metric "$m" fieldmq_uplink_sent_messages_total)" \
-		"$(metric "$m" fieldmq_broker_dropped_messages_total)" >>"$R/samples.tsv"
+		"$(metric "$m" fieldmq_broker_dropped_messages_total)" \
+		"$(kb "$(metric "$m" fieldmq_memory_allocated_bytes)")" \
+		"$(kb "$(metric "$m" fieldmq_store_sqlite_memory_bytes)")" \
+		"$(kb "$(metric "$m" fieldmq_store_sqlite_page_cache_bytes)")" \
+		"$(metric "$m" fieldmq_broker_slow_consumer_dropped_messages_total)" \
+		"$loop" "${wchan:--}" "$(awk '{ print $19 }' "/proc/$fq/stat" 2>/dev/null)" \
+		"${maps:-nan	nan}" >>"$R/samples.tsv"
 }
 c_prev=$(awk '{ print $14 + $15 }' "/proc/$fq/stat") t_prev=$t0
+ss_prev=$(cat "/proc/$fq/task/$fq/schedstat")
 
 # The queue alone every second (the drain lasts seconds): t_s queued.
 (
@@ -283,6 +316,13 @@ for _ in $(seq $((120 / SAMPLE))); do
 	q=$(tail -1 "$R/samples.tsv" | cut -f6)
 	[ "$q" = 0 ] && break
 done
+# glibc's view of the heap once the load is gone: per arena, bytes taken
+# from the system and bytes in use (the difference is freed memory malloc
+# keeps: fragmentation). malloc_stats() prints to fieldmq's stderr; gdb stops
+# fieldmq for a moment, which no longer disturbs anything here.
+if command -v gdb >/dev/null; then
+	timeout 30 gdb -p "$fq" -batch -ex 'call (void)malloc_stats()' >"$R/gdb.out" 2>&1
+fi
 acked=$(sed -n 's/^RESULT .*acked=\([0-9]*\).*/\1/p' "$R/seq.out")
 for _ in $(seq 60); do
 	[ "$(wc -l <"$R/cloud-seq.txt")" -ge "${acked:-0}" ] && break
@@ -304,6 +344,14 @@ for line in open(R + "/samples.tsv"):
     rows.append(dict(t=float(f[0]), rss=int(f[1]), fds=int(f[2]), cpu=float(f[3]), load=float(f[4]),
                      q=float(f[5]), conn=f[6], drop=f[7], phase=f[8].strip(),
                      bdrop=f[11].strip() if len(f) > 11 else "?"))
+    if len(f) > 19:
+        num = lambda x: float(x) if x not in ("nan", "") else float("nan")
+        rows[-1].update(state=f[9], sent=num(f[10]), gw=num(f[12]), sqh=num(f[13]), sqc=num(f[14]),
+                        slow=num(f[15]), lcpu=num(f[16]), rqw=num(f[17]), wchan=f[18],
+                        nice=f[19].strip())
+    if len(f) > 21:
+        rows[-1].update(brk=num(f[20]), anon=num(f[21]))
+full = all("sqc" in r for r in rows)
 ok = True
 def check(name, good, text):
     global ok
@@ -356,8 +404,35 @@ for name, win in (("A", A), ("B", B)):
                  growth(win, "rss"), win[0]["fds"], win[-1]["fds"]))
 if A and B:
     print("RSS step across the outage (window B start - window A end): %+.1f MB" % ((B[0]["rss"] - A[-1]["rss"]) / 1024))
-check("rss", len(A) > 1 and len(B) > 1 and all(growth(x, "rss") <= lim(x) for x in (A, B)),
-      "growth within each window <= max(1 MB, 5 %)")
+# RSS beside what fieldmq allocated itself (gw_malloc) and SQLite's heap.
+if full:
+    print("memory (MB)        t     RSS  gw_malloc  SQLite  (page cache)  rest")
+    marks = [("start", rows[0]), ("warm-up end", w)]
+    if A:
+        marks.append(("window A end", A[-1]))
+    if B:
+        marks.append(("window B start", B[0]))
+    marks += [("max RSS", max(rows, key=lambda r: r["rss"])), ("end of the load", last)]
+    for name, r in marks:
+        print("  %-15s %5.0f  %5.1f  %9.1f  %6.1f  %11.1f  %5.1f"
+              % (name, r["t"], r["rss"] / 1024, r["gw"] / 1024, r["sqh"] / 1024, r["sqc"] / 1024,
+                 (r["rss"] - r["gw"] - r["sqh"]) / 1024))
+# SQLite's page caches: 4 connections x cache_size (2000 KiB), + 10 % (see
+# st_stats): they fill once when the queue outgrows them and stay full.
+CACHE_CAP = 4 * 2000 * 1.1
+def rss_ok(win):
+    if growth(win, "rss") <= lim(win):
+        return True
+    return full and growth(win, "rss") - growth(win, "sqc") <= lim(win) and \
+        max(r["sqc"] for r in win) <= CACHE_CAP
+for name, win in (("A", A), ("B", B)):
+    if full and len(win) > 1:
+        print("window %s: RSS %+.0f kB, SQLite page cache %+.0f kB (max %.0f kB of a %.0f kB cap), "
+              "SQLite heap %+.0f kB, gw_malloc %+.0f kB"
+              % (name, growth(win, "rss"), growth(win, "sqc"), max(r["sqc"] for r in win), CACHE_CAP,
+                 growth(win, "sqh"), growth(win, "gw")))
+check("rss", len(A) > 1 and len(B) > 1 and all(rss_ok(x) for x in (A, B)),
+      "growth within each window <= max(1 MB, 5 %), beyond SQLite's page cache filling to its cap")
 check("fds", len(A) > 1 and len(B) > 1 and all(abs(growth(x, "fds")) <= 2 for x in (A, B))
       and abs(B[-1]["fds"] - A[0]["fds"]) <= 2, "fds equal (+/- 2) across and within the windows")
 check("drain", bool(drained),
@@ -389,6 +464,43 @@ for name in ("local.out", "idle.out"):
         if line.startswith("RESULT"):
             print("%s: %s" % (name, line.strip()))
 print("broker dropped messages (fieldmq_broker_dropped_messages_total) at the end of the load: %s" % last["bdrop"])
+# Local QoS 0: what mqtt_load did not get must be what the broker dropped
+# for a slow consumer (the s5 subscriber is the only network client that is
+# sent QoS 0).
+lres = {}
+for line in open(R + "/local.out"):
+    if line.startswith("RESULT"):
+        lres = dict(x.split("=", 1) for x in line.split()[1:])
+if full and lres:
+    slow = tail["slow"] - rows[0]["slow"]
+    lost0 = int(lres["lost"])
+    print("local QoS 0: sent %s = delivered %s + lost %d; the broker dropped %.0f for a slow consumer "
+          "(max_buffered_bytes) meanwhile" % (lres["sent"], lres["delivered"], lost0, slow))
+    check("qos0", lost0 == slow, "every lost QoS 0 message is one the broker counted as dropped "
+          "(%d lost, %.0f counted)" % (lost0, slow))
+if full:
+    rq = [r["rqw"] for r in run if r["rqw"] == r["rqw"]]
+    lc = [r["lcpu"] for r in run if r["lcpu"] == r["lcpu"]]
+    print("loop thread: on a CPU %.1f %% of the time (max %.1f), waiting for a CPU %.1f %% (max %.1f), "
+          "nice %s" % (sum(lc) / len(lc), max(lc), sum(rq) / len(rq), max(rq), rows[0]["nice"]))
+    # Stalls: the queue grew by more than 2000 in a sample while connected.
+    prev = None
+    for r in rows:
+        if prev and r["conn"].strip() == "1" and prev["conn"].strip() == "1" and r["q"] - prev["q"] > 2000:
+            print("stall? %.0f-%.0f s: queue %.0f -> %.0f, uplink sent %.0f/s, fieldmq CPU %.1f %%, loop thread "
+                  "on a CPU %.1f %% / waiting for one %.1f %%, state %s, wchan %s, load %.1f"
+                  % (prev["t"], r["t"], prev["q"], r["q"], (r["sent"] - prev["sent"]) / (r["t"] - prev["t"]),
+                     r["cpu"], r["lcpu"], r["rqw"], r["state"], r["wchan"], r["load"]))
+        prev = r
+if full and all("brk" in r for r in rows):
+    print("RSS by mapping (MB)   t    [heap]  other anon (pool arenas, stacks)")
+    for name, r in marks:
+        print("  %-15s %5.0f  %6.1f  %6.1f" % (name, r["t"], r["brk"] / 1024, r["anon"] / 1024))
+ms = [line.rstrip() for line in open(R + "/fieldmq.log", errors="replace")
+      if line.startswith(("Arena", "Total", "system bytes", "in use bytes", "max mmap"))]
+if ms:
+    print("malloc_stats() after the load (glibc; system = taken from the OS, in use = allocated):")
+    print("\n".join("  " + x for x in ms))
 print("result: %s" % ("all checks passed" if ok else "FAILED"))
 sys.exit(0 if ok else 1)
 PY
@@ -404,14 +516,20 @@ set rmargin 10
 set grid
 set style rect fc rgb "#ffdddd" fs solid 1.0 noborder
 set object 1 rect from $OUT_START/60.0, graph 0 to $OUT_END/60.0, graph 1 behind
-set ylabel "RSS (MB)"
+set ylabel "memory (MB)"
 set yrange [0:*]
-plot "$R/samples.tsv" using (\$1/60):(\$2/1024) with lines lw 2 title "fieldmq VmRSS"
+set key left center
+plot "$R/samples.tsv" using (\$1/60):(\$2/1024) with lines lw 2 title "fieldmq VmRSS", \
+     "" using (\$1/60):(\$14/1024) with lines lw 1 title "SQLite heap (/metrics)", \
+     "" using (\$1/60):(\$15/1024) with lines lw 1 dt 2 title "of it page cache", \
+     "" using (\$1/60):(\$13/1024) with lines lw 1 title "gw_malloc (fieldmq's own)"
+set key default
 set ylabel "CPU (% of a core)"
 set y2label "load average (2 cores)"
 set y2range [0:*]
 set y2tics
 plot "$R/samples.tsv" using (\$1/60):4 with lines lw 2 title "fieldmq CPU (5 s)", \
+     "" using (\$1/60):18 with lines lw 1 title "its loop thread waiting for a CPU (% of the time)", \
      "" using (\$1/60):5 axes x1y2 with lines dt 2 title "machine load average (right axis)"
 unset y2label
 unset y2tics
