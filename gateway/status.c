@@ -16,6 +16,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -493,6 +496,24 @@ static void metrics_process(struct gw *g, struct gw_writer *w)
 	gw_expo_u64(w, "fieldmq_build_info", &ver, 1, 1);
 	FAM("fieldmq_memory_allocated_bytes", "gauge", "Bytes allocated through gw_malloc.");
 	U("fieldmq_memory_allocated_bytes", gw_mem_used());
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
+	{
+		/*
+		 * glibc's own view of its heap, every thread's arena: what it took
+		 * from the system and what is allocated (through gw_malloc or not:
+		 * SQLite, libuv, the libraries). The difference is freed memory it
+		 * keeps for reuse, which RSS still counts (a high-water mark).
+		 */
+		struct mallinfo2 mi = mallinfo2();
+
+		FAM("fieldmq_malloc_heap_bytes", "gauge",
+		    "Bytes glibc malloc holds from the system (arenas and mmap'd blocks).");
+		U("fieldmq_malloc_heap_bytes", (uint64_t)(mi.arena + mi.hblkhd));
+		FAM("fieldmq_malloc_in_use_bytes", "gauge",
+		    "Of them, bytes allocated now; the rest is free and kept for reuse.");
+		U("fieldmq_malloc_in_use_bytes", (uint64_t)(mi.uordblks + mi.hblkhd));
+	}
+#endif
 	/* The process_ names every Prometheus client library exports. */
 	FAM("process_cpu_seconds_total", "counter", "User and system CPU time spent in seconds.");
 	gw_expo_double(w, "process_cpu_seconds_total", NULL, 0, pf.cpu_s);

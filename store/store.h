@@ -270,12 +270,12 @@ struct st_stats {
 	/*
 	 * Heap SQLite holds now, and the part of it that is page cache
 	 * (sqlite3_status: SQLITE_STATUS_MEMORY_USED and PAGECACHE_OVERFLOW).
-	 * Process-wide figures: the store's four connections (writer, reader,
-	 * checkpointer, integrity check) are all the SQLite of fieldmq. Each
-	 * connection's page cache grows with what it reads up to SQLite's
-	 * cache_size (default 2000 KiB) and stays there: a queue that once
-	 * held more than the caches adds up to ~8 MiB that is not given back.
-	 * 0 when SQLite is built with SQLITE_DEFAULT_MEMSTATUS=0.
+	 * Process-wide figures: the store's connections (writer, reader,
+	 * checkpointer, the integrity check while it runs) are all the SQLite
+	 * of fieldmq. Each connection's page cache grows with what it reads up
+	 * to its cache_size (store_db.c: 256 KiB for the writer, 64 KiB for the
+	 * reader, 32 KiB for the others) and stays there. 0 when SQLite is
+	 * built with SQLITE_DEFAULT_MEMSTATUS=0.
 	 */
 	uint64_t sqlite_heap;
 	uint64_t sqlite_page_cache;

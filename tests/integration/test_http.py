@@ -161,6 +161,7 @@ want = {
     "fieldmq_broker_slow_consumer_dropped_messages": "counter",
     "fieldmq_broker_slow_consumer_disconnects": "counter",
     "fieldmq_store_sqlite_memory_bytes": "gauge", "fieldmq_store_sqlite_page_cache_bytes": "gauge",
+    "fieldmq_malloc_heap_bytes": "gauge", "fieldmq_malloc_in_use_bytes": "gauge",
     "process_resident_memory_bytes": "gauge", "process_cpu_seconds": "counter",
     "process_open_fds": "gauge", "process_start_time_seconds": "gauge",
 }
@@ -213,6 +214,12 @@ sq = {n: [s.value for s in fams[n].samples] if n in fams else []
 env.check("  SQLite's heap is counted and holds its page cache",
           all(len(v) == 1 for v in sq.values()) and
           sq["fieldmq_store_sqlite_memory_bytes"][0] >= sq["fieldmq_store_sqlite_page_cache_bytes"][0] > 0, sq)
+mi = {n: [s.value for s in fams[n].samples] if n in fams else []
+      for n in ("fieldmq_malloc_heap_bytes", "fieldmq_malloc_in_use_bytes")}
+env.check("  glibc malloc: heap held >= in use >= what went through gw_malloc and SQLite",
+          all(len(v) == 1 for v in mi.values()) and
+          mi["fieldmq_malloc_heap_bytes"][0] >= mi["fieldmq_malloc_in_use_bytes"][0] >=
+          sq["fieldmq_store_sqlite_memory_bytes"][0] > 0, (mi, sq))
 rss = [s.value for s in fams["process_resident_memory_bytes"].samples] \
     if "process_resident_memory_bytes" in fams else [0]
 start = [s.value for s in fams["process_start_time_seconds"].samples] \
