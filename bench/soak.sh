@@ -396,7 +396,10 @@ print("queue (1 s samples): before the outage max %.0f, peak %.0f at %.0f s, dro
 # the outage, B from a 30th of the run after the drain to the end of the load.
 d_end = drained[0][0] if drained else float("inf")
 A = [r for r in rows if warm <= r["t"] < o0]
-B = [r for r in rows if r["phase"] != "tail" and r["t"] >= d_end + max(2 * step, (o0 + o1) / 30)]
+# Not the last sample: the load generators' run ends about then, and their
+# 51 connections may be closing while it is taken.
+B = [r for r in rows if r["phase"] != "tail" and r["t"] >= d_end + max(2 * step, (o0 + o1) / 30)
+     and r["t"] <= o0 + o1 - step / 2]
 def growth(win, k):
     return (win[-1][k] - win[0][k]) if len(win) > 1 else 0
 lim = lambda win: max(1024, 0.05 * win[0]["rss"]) if win else 0
