@@ -18,7 +18,8 @@
 #            bench/coap_client_bench.sh (CoAP devices: 1000 observed resources on coap_sim,
 #                                     notifications/s turned into readings, CPU, RSS)
 #   flash    bench/flash_bench.sh    (bytes written to data_dir's disk a day at 100 readings/s)
-#   footprint bench/footprint.sh     (stripped -Os size x86-64/arm64/armhf; idle RSS and threads,
+#   footprint bench/footprint.sh     (stripped -Os size x86-64/arm64/armhf; idle VmRSS, RssAnon,
+#                                     RssFile, Pss, threads and Rss by library; EXTRA="NAME=PATH" more binaries,
 #                                     against Mosquitto; Markdown tables, not fenced)
 # ONLY="store modbus" runs a subset.
 set -u

@@ -6,9 +6,12 @@
 #     tree has is always built in; the shared libraries (libuv, libmodbus,
 #     SQLite, inih, cJSON, mbedTLS, libcoap) are separate packages and not
 #     counted (their sizes on this host are listed below the table).
-#  2. the daemon idle: VmRSS, RssAnon (its own memory; the rest of the RSS is
-#     shared library pages, shared with other processes) and Threads from
-#     /proc/PID/status after IDLE s (default 10), with
+#  2. the daemon idle: from /proc/PID/status after IDLE s (default 10),
+#     VmRSS (every resident page mapped, shared library pages included:
+#     what top and ps show), RssAnon (its own memory: heap, stacks, relocated
+#     library data), RssFile (pages of files: the binary and the shared
+#     libraries, shared with every process that maps them), Pss (smaps_rollup:
+#     each shared page divided by the processes mapping it) and Threads, with
 #       demo          etc/fieldmq.ini + etc/devices.d/demo.ini as shipped (one
 #                     Modbus TCP device of the simulator, 7 points), on free
 #                     ports (make run's demo_serial.ini and demo_coap.ini are
@@ -18,10 +21,13 @@
 #                     (libcoap's coap-server-notls, /time), the MQTT-SN
 #                     gateway on UDP loopback and the uplink connected to a
 #                     Mosquitto
-#     and Mosquitto idle with a one-listener config (the package users would
-#     otherwise install), measured the same way.
-# FIELDMQ (default $BUILD/fieldmq, an -O2 -g build: RSS hardly depends on -Os)
-# is the daemon measured. ARCHS (default "x86_64 arm64 armhf") picks the builds.
+#     for FIELDMQ (default $BUILD/fieldmq, the -O2 -g build of `make`) and,
+#     when x86_64 is in ARCHS, the stripped -Os build of table 1; EXTRA
+#     ("NAME=PATH ...") adds more binaries (e.g. main's, for a before/after
+#     in one run). Then Mosquitto idle with a one-listener config (the
+#     package users would otherwise install), measured the same way.
+#  3. where the resident pages of each process go (smaps, KB): Rss and Pss by
+#     mapping, grouped (glibc = libc + libm + ld.so).
 set -eu
 cd "$(dirname "$0")/.."
 : "${BUILD:=build}"
@@ -51,15 +57,61 @@ for a in $ARCHS; do
 	printf "| %s -Os | %d | %.0f | %d | %d | %d |\n" "$a" "$sz" "$(echo "$sz / 1024" | bc -l)" "$text" "$data" "$bss"
 done
 echo
-echo -n "Shared libraries it links on this host (x86-64, stripped as Debian ships them, KB):"
+echo -n "Shared libraries it links on this host (x86-64, stripped as Debian ships them, KB; libcoap, and the TLS library of its flavour, only loaded when CoAP is configured):"
 for l in $(ldd "$FIELDMQ" | awk '$3 ~ /^\// { print $3 }' | grep -Ev 'libc\.so|libm\.so|ld-linux|libpthread|libdl|librt'); do
 	printf " %s %.0f," "$(basename "$l")" "$(echo "$(stat -L -c %s "$l") / 1024" | bc -l)"
 done
 echo
 echo
 
-status() { awk '/^(VmRSS|RssAnon|Threads):/ { v[$1] = $2 } END { printf "%.1f|%.1f|%d\n", v["VmRSS:"] / 1024, v["RssAnon:"] / 1024, v["Threads:"] }' "/proc/$1/status"; }
-row() { IFS='|' read -r rss anon thr < <(status "$2"); printf "| %s | %s | %s | %s |\n" "$1" "$rss" "$anon" "$thr"; }
+status() { # PID: VmRSS|RssAnon|RssFile|Pss|Threads, MB
+	awk '/^(VmRSS|RssAnon|RssFile|Threads):/ { v[$1] = $2 } /^Pss:/ { v[$1] = $2 }
+		END { printf "%.1f|%.1f|%.1f|%.1f|%d\n", v["VmRSS:"] / 1024, v["RssAnon:"] / 1024,
+			v["RssFile:"] / 1024, v["Pss:"] / 1024, v["Threads:"] }' "/proc/$1/status" "/proc/$1/smaps_rollup"
+}
+row() { IFS='|' read -r rss anon file pss thr < <(status "$2")
+	printf "| %s | %s | %s | %s | %s | %s |\n" "$1" "$rss" "$anon" "$file" "$pss" "$thr"; }
+# NAME PID: Rss/Pss in KB by group of mappings, one line "NAME|group=rss/pss|..." into $out/groups.
+groups() {
+	python3 - "$1" "$2" >>"$out/groups" <<'PY'
+import re, sys
+name, pid = sys.argv[1:]
+order = ["glibc", "SQLite", "mbedTLS", "libcoap", "OpenSSL", "other libraries", "the binary",
+         "heap", "other anonymous", "stack"]
+g = {k: [0, 0] for k in order}
+cur = None
+for line in open("/proc/%s/smaps" % pid):
+    f = line.split()
+    if re.match(r"^[0-9a-f]+-[0-9a-f]+$", f[0]):
+        path = f[5] if len(f) > 5 else ""
+        base = path.rsplit("/", 1)[-1]
+        if path == "[heap]":
+            cur = "heap"
+        elif path == "[stack]":
+            cur = "stack"
+        elif not path or path.startswith("["):
+            cur = "other anonymous"
+        elif re.match(r"(libc|libm|ld-linux.*|libpthread|libdl|librt)[.-]", base):
+            cur = "glibc"
+        elif base.startswith("libsqlite3"):
+            cur = "SQLite"
+        elif base.startswith("libmbed"):
+            cur = "mbedTLS"
+        elif base.startswith("libcoap"):
+            cur = "libcoap"
+        elif re.match(r"lib(ssl|crypto|gnutls|nettle|hogweed|gmp)", base):
+            cur = "OpenSSL"
+        elif base.startswith("lib") and ".so" in base:
+            cur = "other libraries"
+        elif path.endswith(("fieldmq", "fieldmq.stripped", "mosquitto")):
+            cur = "the binary"
+        else:
+            cur = "other anonymous"  # e.g. SQLite's -shm file
+    elif f[0] in ("Rss:", "Pss:") and cur:
+        g[cur][0 if f[0] == "Rss:" else 1] += int(f[1])
+print(name + "|" + "|".join("%s=%d/%d" % (k, v[0], v[1]) for k, v in g.items()))
+PY
+}
 
 sport=$(freeport)
 "$BUILD/sim/modbus_sim" --tcp 127.0.0.1:$sport --regs tests/sim/modbus_regs.ini --animate >"$out/sim.out" 2>&1 &
@@ -105,18 +157,38 @@ PY
 	"$FIELDMQ" -c "$d/fieldmq.ini" >"$d/log" 2>&1 &
 	echo $! >"$d/pid"
 }
-echo "| process, idle ${IDLE} s | VmRSS MB | RssAnon MB | threads |"
-echo "|---|---:|---:|---:|"
-for c in demo all-adapters; do
-	daemon $c
-	p=$(cat "$out/$c/pid")
-	pids="$pids $p"
-	sleep "$IDLE"
-	kill -0 "$p" 2>/dev/null || { cat "$out/$c/log" >&2; exit 1; }
-	row "fieldmq, $c ($(cat "$out/$c"/devices.d/*.ini | grep -c '^\[device:') devices)" "$p"
-	[ $c = demo ] || grep -i 'error\|offline' "$out/$c/log" >&2 || true
-	kill "$p"
-	wait "$p" 2>/dev/null || true
+echo "| process, idle ${IDLE} s | VmRSS MB | RssAnon MB | RssFile MB | Pss MB | threads |"
+echo "|---|---:|---:|---:|---:|---:|"
+bins="fieldmq=$FIELDMQ"
+[[ " $ARCHS " == *" x86_64 "* ]] && bins="$bins fieldmq-Os-stripped=build/os-x86_64/fieldmq.stripped"
+bins="$bins ${EXTRA:-}"
+for b in $bins; do
+	bname=${b%%=*}
+	FIELDMQ=${b#*=}
+	for c in demo all-adapters; do
+		rm -rf "${out:?}/$c"
+		daemon $c
+		p=$(cat "$out/$c/pid")
+		pids="$pids $p"
+		sleep "$IDLE"
+		kill -0 "$p" 2>/dev/null || { cat "$out/$c/log" >&2; exit 1; }
+		row "$bname, $c ($(cat "$out/$c"/devices.d/*.ini | grep -c '^\[device:') devices)" "$p"
+		groups "$bname, $c" "$p"
+		[ $c = demo ] || grep -i 'error\|offline' "$out/$c/log" >&2 || true
+		kill "$p"
+		wait "$p" 2>/dev/null || true
+	done
 done
 sleep 1
-row "mosquitto $(mosquitto -h 2>/dev/null | sed -n 's/^mosquitto version \([^ ]*\).*/\1/p'), one listener" "$mq"
+mqname="mosquitto $(mosquitto -h 2>/dev/null | sed -n 's/^mosquitto version \([^ ]*\).*/\1/p'), one listener"
+row "$mqname" "$mq"
+groups "$mqname" "$mq"
+echo
+echo "Where the resident pages go (KB, Rss / Pss; glibc = libc + libm + ld.so; OpenSSL = libssl + libcrypto):"
+echo
+IFS='|' read -r -a first <"$out/groups"
+printf "| process |"; for kv in "${first[@]:1}"; do printf " %s |" "${kv%%=*}"; done; echo
+printf "|---|"; for _ in "${first[@]:1}"; do printf -- "---:|"; done; echo
+while IFS='|' read -r -a f; do
+	printf "| %s |" "${f[0]}"; for kv in "${f[@]:1}"; do printf " %s |" "${kv#*=}"; done; echo
+done <"$out/groups"
