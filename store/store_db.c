@@ -22,6 +22,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -257,11 +258,33 @@ static int conn_tune(sqlite3 *h, int cache_kib, bool lookaside)
 	return rc;
 }
 
+/*
+ * SQLite's process-wide settings, set once before its first use (fieldmq is
+ * the only user of SQLite in its process): no bulk page-cache allocation per
+ * connection. SQLite's default (SQLITE_DEFAULT_PCACHE_INITSZ, 20 pages) is
+ * an 87 KB block that each connection allocates and writes at its first
+ * read, before PRAGMA cache_size can say less; without it the pages come one
+ * at a time as a cache fills, up to the same cache_size. Idle RSS -0.2 MB
+ * (BENCHMARKS.md footprint). sqlite3_config() must run before
+ * sqlite3_initialize() and while no other thread is in SQLite: the
+ * pthread_once gives both, whichever thread opens first; when SQLite was
+ * initialised already (a test that used it first) the setting is refused
+ * and nothing else changes.
+ */
+static pthread_once_t sqlite_setup_once = PTHREAD_ONCE_INIT;
+
+static void sqlite_setup(void)
+{
+	sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0);
+	sqlite3_initialize();
+}
+
 static int db_connect(const char *path, sqlite3 **out)
 {
 	int rc;
 
 	*out = NULL;
+	pthread_once(&sqlite_setup_once, sqlite_setup);
 	rc = sqlite3_open_v2(
 		path, out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc == SQLITE_OK) {
