@@ -99,8 +99,6 @@ static struct brk_tnode *node_new(struct brk_tnode *parent, const uint8_t *w, si
 	if (!nd)
 		return NULL;
 	nd->parent = parent;
-	gw_list_init(&nd->subs);
-	gw_list_init(&nd->shares);
 	nd->len = (uint16_t)n;
 	memcpy(nd->word, w, n);
 	return nd;
@@ -142,21 +140,57 @@ static int child_grow(struct brk_tnode *nd)
 	return 0;
 }
 
+/* @nd's subscription part, allocated if it has none. NULL on out-of-memory. */
+static struct brk_tfilters *filters_get(struct brk_tnode *nd)
+{
+	if (!nd->f) {
+		nd->f = gw_calloc(1, sizeof(*nd->f));
+		if (!nd->f)
+			return NULL;
+		gw_list_init(&nd->f->subs);
+		gw_list_init(&nd->f->shares);
+	}
+	return nd->f;
+}
+
+/* Frees @nd's subscription part once nothing is left in it. */
+static void filters_trim(struct brk_tnode *nd)
+{
+	struct brk_tfilters *f = nd->f;
+
+	if (f && !f->plus && !f->hash && gw_list_empty(&f->subs) && gw_list_empty(&f->shares)) {
+		gw_free(f);
+		nd->f = NULL;
+	}
+}
+
+static struct brk_tnode *plus_of(const struct brk_tnode *nd)
+{
+	return nd->f ? nd->f->plus : NULL;
+}
+
+static struct brk_tnode *hash_of(const struct brk_tnode *nd)
+{
+	return nd->f ? nd->f->hash : NULL;
+}
+
 /* The child for level @w of @nd, created if needed. NULL on out-of-memory. */
 static struct brk_tnode *child_get(struct brk_tnode *nd, const uint8_t *w, size_t n)
 {
+	struct brk_tfilters *f;
 	struct brk_tnode *c;
 	uint32_t h;
 
-	if (n == 1 && w[0] == '+') {
-		if (!nd->plus)
-			nd->plus = node_new(nd, w, n);
-		return nd->plus;
-	}
-	if (n == 1 && w[0] == '#') {
-		if (!nd->hash)
-			nd->hash = node_new(nd, w, n);
-		return nd->hash;
+	if (n == 1 && (w[0] == '+' || w[0] == '#')) {
+		struct brk_tnode **slot;
+
+		f = filters_get(nd);
+		if (!f)
+			return NULL;
+		slot = w[0] == '+' ? &f->plus : &f->hash;
+		if (!*slot)
+			*slot = node_new(nd, w, n);
+		return *slot;
 	}
 	c = child_find(nd, w, n);
 	if (c)
@@ -177,12 +211,14 @@ static void child_unlink(struct brk_tnode *parent, struct brk_tnode *c)
 {
 	struct brk_tnode **pp;
 
-	if (parent->plus == c) {
-		parent->plus = NULL;
+	if (parent->f && parent->f->plus == c) {
+		parent->f->plus = NULL;
+		filters_trim(parent);
 		return;
 	}
-	if (parent->hash == c) {
-		parent->hash = NULL;
+	if (parent->f && parent->f->hash == c) {
+		parent->f->hash = NULL;
+		filters_trim(parent);
 		return;
 	}
 	pp = &parent->buckets[hash_word((const uint8_t *)c->word, c->len) &
@@ -200,15 +236,17 @@ static void child_unlink(struct brk_tnode *parent, struct brk_tnode *c)
 	}
 }
 
+/* After filters_trim(): f is NULL when it held nothing. */
 static bool node_unused(const struct brk_tnode *nd)
 {
-	return !nd->n_children && !nd->plus && !nd->hash && gw_list_empty(&nd->subs) &&
-	       gw_list_empty(&nd->shares) && !nd->retained;
+	return !nd->n_children && !nd->f && !nd->retained;
 }
 
 /* Free @nd and its empty ancestors (never the root). */
 static void node_prune(struct brk_tree *t, struct brk_tnode *nd)
 {
+	if (nd)
+		filters_trim(nd);
 	while (nd && nd != t->root && node_unused(nd)) {
 		struct brk_tnode *parent = nd->parent;
 
@@ -234,13 +272,15 @@ static struct brk_tnode *node_walk(struct brk_tree *t, struct gw_slice f, bool c
 			if (!c) {
 				if (created)
 					node_prune(t, nd);
+				else
+					filters_trim(nd); /* child_get may have added it */
 				return NULL;
 			}
 			created = c;
 		} else if (j - i == 1 && f.p[i] == '+') {
-			c = nd->plus;
+			c = plus_of(nd);
 		} else if (j - i == 1 && f.p[i] == '#') {
-			c = nd->hash;
+			c = hash_of(nd);
 		} else {
 			c = child_find(nd, f.p + i, j - i);
 		}
@@ -267,8 +307,11 @@ static void node_free_all(struct brk_tnode *nd)
 			node_free_all(c);
 		}
 	}
-	node_free_all(nd->plus);
-	node_free_all(nd->hash);
+	if (nd->f) {
+		node_free_all(nd->f->plus);
+		node_free_all(nd->f->hash);
+		gw_free(nd->f);
+	}
 	if (nd->retained)
 		brk__msg_unref(nd->retained);
 	gw_free(nd->buckets);
@@ -294,6 +337,7 @@ int brk__tree_sub(struct brk_tree *t, struct brk_sub *sub)
 {
 	struct gw_slice f = { (const uint8_t *)sub->filter, sub->filter_len }, group, real;
 	struct brk_share *sh = NULL;
+	struct brk_tfilters *tf;
 	struct brk_tnode *nd;
 	bool bad, shared;
 	struct gw_list *pos;
@@ -304,14 +348,19 @@ int brk__tree_sub(struct brk_tree *t, struct brk_sub *sub)
 	nd = node_walk(t, shared ? real : f, true);
 	if (!nd)
 		return -ENOMEM;
+	tf = filters_get(nd);
+	if (!tf) {
+		node_prune(t, nd);
+		return -ENOMEM;
+	}
 	sub->node = nd;
 	sub->share = NULL;
 	if (!shared) {
-		gw_list_add_tail(&nd->subs, &sub->node_link);
+		gw_list_add_tail(&tf->subs, &sub->node_link);
 		t->n_subs++;
 		return 0;
 	}
-	gw_list_for_each (pos, &nd->shares) {
+	gw_list_for_each (pos, &tf->shares) {
 		struct brk_share *x = gw_list_entry(pos, struct brk_share, link);
 
 		if (strlen(x->name) == group.len && memcmp(x->name, group.p, group.len) == 0) {
@@ -327,7 +376,7 @@ int brk__tree_sub(struct brk_tree *t, struct brk_sub *sub)
 		}
 		memcpy(sh->name, group.p, group.len);
 		gw_list_init(&sh->members);
-		gw_list_add_tail(&nd->shares, &sh->link);
+		gw_list_add_tail(&tf->shares, &sh->link);
 	}
 	sub->share = sh;
 	gw_list_add_tail(&sh->members, &sub->node_link);
@@ -461,10 +510,12 @@ static void match_node_subs(struct brk_tnode *nd, const struct brk_session *publ
 {
 	struct gw_list *pos;
 
-	gw_list_for_each (pos, &nd->subs) {
+	if (!nd->f)
+		return;
+	gw_list_for_each (pos, &nd->f->subs) {
 		match_sub(gw_list_entry(pos, struct brk_sub, node_link), publisher, out);
 	}
-	gw_list_for_each (pos, &nd->shares) {
+	gw_list_for_each (pos, &nd->f->shares) {
 		match_share(gw_list_entry(pos, struct brk_share, link), out);
 	}
 }
@@ -473,30 +524,30 @@ static void match_walk(struct brk_tnode *nd, struct gw_slice topic, size_t i,
 		       const struct brk_session *publisher, struct brk_matches *out, bool root)
 {
 	size_t j = i;
-	struct brk_tnode *c;
+	struct brk_tnode *c, *plus = plus_of(nd), *hash = hash_of(nd);
 	/* [MQTT-4.7.2-1] $-topics are not matched by a leading wildcard. */
 	bool wild = !(root && topic.len && topic.p[0] == '$');
 
-	if (nd->hash && wild)
-		match_node_subs(nd->hash, publisher, out); /* "a/#" also matches "a" */
+	if (hash && wild)
+		match_node_subs(hash, publisher, out); /* "a/#" also matches "a" */
 	while (j < topic.len && topic.p[j] != '/')
 		j++;
 	c = child_find(nd, topic.p + i, j - i);
 	if (j >= topic.len) {
 		if (c)
 			match_node_subs(c, publisher, out);
-		if (nd->plus && wild)
-			match_node_subs(nd->plus, publisher, out);
-		if (c && c->hash)
-			match_node_subs(c->hash, publisher, out);
-		if (nd->plus && wild && nd->plus->hash)
-			match_node_subs(nd->plus->hash, publisher, out);
+		if (plus && wild)
+			match_node_subs(plus, publisher, out);
+		if (c && hash_of(c))
+			match_node_subs(hash_of(c), publisher, out);
+		if (plus && wild && hash_of(plus))
+			match_node_subs(hash_of(plus), publisher, out);
 		return;
 	}
 	if (c)
 		match_walk(c, topic, j + 1, publisher, out, false);
-	if (nd->plus && wild)
-		match_walk(nd->plus, topic, j + 1, publisher, out, false);
+	if (plus && wild)
+		match_walk(plus, topic, j + 1, publisher, out, false);
 }
 
 void brk__tree_match(struct brk_tree *t, struct gw_slice topic, const struct brk_session *publisher,

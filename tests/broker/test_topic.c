@@ -295,6 +295,43 @@ static void test_retained(void **state)
 	assert_int_equal(f->t.n_retained, 3);
 }
 
+/*
+ * A node's subscription part (+ and # children, subscriptions, share
+ * groups) exists only while it holds something: nodes of topics that are
+ * only published to, or whose subscriptions are gone, have none.
+ */
+static void test_filters_lazy(void **state)
+{
+	struct fix *f = *state;
+	struct brk_tnode *a;
+	struct brk_sub *s1, *s2, *s3;
+
+	retain(f, "r/a", "1");
+	assert_null(f->t.root->f);
+	s1 = sub(f, 0, "r/+", 0, 0, 0);
+	s2 = sub(f, 1, "r/a", 0, 0, 0);
+	s3 = sub(f, 2, "$share/g/r/a/#", 0, 0, 0);
+	a = s2->node;
+	assert_non_null(a->f);	       /* s2 and the # child */
+	assert_non_null(a->parent->f); /* the + child of r */
+	assert_non_null(s1->node->f);
+	assert_null(s1->node->f->hash); /* r/+ has a subscription, no # child */
+	assert_int_equal(match(f, "r/a", NULL), 3);
+	brk__tree_unsub(&f->t, s3);
+	assert_null(a->f->hash); /* r/a/# pruned */
+	brk__tree_unsub(&f->t, s2);
+	assert_null(a->f); /* nothing left: freed */
+	assert_non_null(a->retained);
+	brk__tree_unsub(&f->t, s1);
+	assert_null(a->parent->f); /* r's + child pruned, its part freed */
+	assert_int_equal(match(f, "r/a", NULL), 0);
+	assert_int_equal(retained(f, "r/+"), 1);
+	retain(f, "r/a", ""); /* the last reason for r/a: pruned up to the root */
+	assert_int_equal(f->t.root->n_children, 0);
+	assert_null(f->t.root->f);
+	/* The fixture unsubscribes again at teardown: no-ops now. */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -308,6 +345,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unsub_prunes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_siblings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retained, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_filters_lazy, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
