@@ -285,6 +285,27 @@ struct ad_keys {
 };
 
 /*
+ * The rows of degrade_after / degrade_for, shared by the adapters whose
+ * devices are skipped for a while after failing (Modbus, CoAP): one place for
+ * their range and default. Each adapter keeps them in its own device table
+ * (and struct @st, as uint16_t degrade_after and uint32_t degrade_for_ms),
+ * so they print where its other device keys print:
+ *     [CD_DEGRADE_AFTER] = AD_KEY_DEGRADE_AFTER(struct ad_coap_device, "..."),
+ *     [CD_DEGRADE_FOR] = AD_KEY_DEGRADE_FOR(struct ad_coap_device),
+ */
+#define AD_KEY_DEGRADE_AFTER(st, help_)                                                        \
+	{                                                                                      \
+		.name = "degrade_after", .type = AD_K_INT, .off = offsetof(st, degrade_after), \
+		.size = sizeof(((st *)0)->degrade_after), .min = 0, .max = 10000, .def = "3",  \
+		.help = (help_)                                                                \
+	}
+#define AD_KEY_DEGRADE_FOR(st)                                                                     \
+	{                                                                                          \
+		.name = "degrade_for", .type = AD_K_DUR, .off = offsetof(st, degrade_for_ms),      \
+		.size = sizeof(((st *)0)->degrade_for_ms), .min = 0, .max = 86400000, .def = "60s" \
+	}
+
+/*
  * What the loader hands to hooks and custom parsers: error reporting with
  * file:line, copies into the map's memory, and which keys a section gave.
  * Implemented by gateway/config_keys.c through function pointers, so adapters

@@ -82,21 +82,9 @@ static const struct ad_key device_rows[__CD_MAX] = {
 			 .max = 10,
 			 .def = "1",
 			 .help = "failed requests in a row before the device is offline" },
-	[CD_DEGRADE_AFTER] = { .name = "degrade_after",
-			       .type = AD_K_INT,
-			       .off = DK(degrade_after),
-			       .size = 2,
-			       .min = 0,
-			       .max = 10000,
-			       .def = "3",
-			       .help = "failed requests in a row before the device is skipped" },
-	[CD_DEGRADE_FOR] = { .name = "degrade_for",
-			     .type = AD_K_DUR,
-			     .off = DK(degrade_for_ms),
-			     .size = 4,
-			     .min = 0,
-			     .max = 86400000,
-			     .def = "60s" },
+	[CD_DEGRADE_AFTER] = AD_KEY_DEGRADE_AFTER(
+		struct ad_coap_device, "failed requests in a row before the device is skipped"),
+	[CD_DEGRADE_FOR] = AD_KEY_DEGRADE_FOR(struct ad_coap_device),
 };
 
 static bool given(const char *s)
