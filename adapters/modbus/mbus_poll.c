@@ -102,6 +102,40 @@ int mbus_pdev_init(struct mbus_pdev *d, const struct ad_device *dev, void *mem, 
 	return (int)(total ? total : 1);
 }
 
+/* The per-point arrays hold n_points entries, the per-request ones n_reqs. */
+size_t mbus_pdev_size(const struct mbus_pdev *d, int units)
+{
+	size_t np = d->cfg->n_points ? d->cfg->n_points : 1;
+	size_t nr = d->n_reqs > 0 ? (size_t)d->n_reqs : 1;
+
+	return ALIGN8(np * sizeof(*d->order)) + ALIGN8(nr * sizeof(*d->reqs)) +
+	       ALIGN8(nr * sizeof(*d->res)) + ALIGN8(np * sizeof(*d->pt_err)) +
+	       ALIGN8(nr * sizeof(*d->req_err)) + ALIGN8(np) +
+	       ALIGN8((size_t)(units > 0 ? units : 1) * sizeof(*d->data));
+}
+
+int mbus_pdev_move(struct mbus_pdev *d, void *mem, size_t len, int units)
+{
+	size_t np = d->cfg->n_points ? d->cfg->n_points : 1;
+	size_t nr = d->n_reqs > 0 ? (size_t)d->n_reqs : 1;
+	size_t nu = (size_t)(units > 0 ? units : 1);
+	uint8_t *p = mem;
+
+	if (len < mbus_pdev_size(d, units))
+		return -ENOBUFS;
+	d->order =
+		memcpy(carve(&p, &len, np * sizeof(*d->order)), d->order, np * sizeof(*d->order));
+	d->reqs = memcpy(carve(&p, &len, nr * sizeof(*d->reqs)), d->reqs, nr * sizeof(*d->reqs));
+	d->res = memcpy(carve(&p, &len, nr * sizeof(*d->res)), d->res, nr * sizeof(*d->res));
+	d->pt_err = memcpy(carve(&p, &len, np * sizeof(*d->pt_err)), d->pt_err,
+			   np * sizeof(*d->pt_err));
+	d->req_err = memcpy(carve(&p, &len, nr * sizeof(*d->req_err)), d->req_err,
+			    nr * sizeof(*d->req_err));
+	d->pt_q = memcpy(carve(&p, &len, np), d->pt_q, np);
+	d->data = memset(carve(&p, &len, nu * sizeof(*d->data)), 0, nu * sizeof(*d->data));
+	return 0;
+}
+
 /* -------------------------------------------------------------- readings */
 
 static void emit(struct mbus_line *l, struct mbus_pdev *d, const struct ad_point *pt,

@@ -105,7 +105,7 @@ struct mbus_res {
 	uint32_t off;		      /* into data */
 };
 
-/* One device on a line. Fill with mbus_pdev_init(). */
+/* One device on a line. Fill with mbus_pdev_init() (and mbus_pdev_move()). */
 struct mbus_pdev {
 	struct mbus_job job; /* its poll, while queued or running */
 	const struct ad_device *cfg;
@@ -177,6 +177,18 @@ long mbus_pdev_need(const struct ad_device *dev);
  */
 int mbus_pdev_init(struct mbus_pdev *d, const struct ad_device *dev, void *mem, size_t len,
 		   uint32_t first_delay_ms, const struct ad_point **bad);
+
+/*
+ * mbus_pdev_need() plans for the worst case, a request per point; the plan
+ * usually holds far fewer (one for ten adjacent registers). After
+ * mbus_pdev_init(): mbus_pdev_size() is what @d's plan fills, plus @units
+ * uint16_t for d->data; mbus_pdev_move() copies the plan into @mem (@len
+ * bytes, at least mbus_pdev_size, aligned as malloc aligns), points d->data
+ * at the units after it (zeroed) and returns 0, or -ENOBUFS when @len is
+ * short (@d untouched). The old memory is the caller's to free.
+ */
+size_t mbus_pdev_size(const struct mbus_pdev *d, int units);
+int mbus_pdev_move(struct mbus_pdev *d, void *mem, size_t len, int units);
 
 /*
  * Set up @l for the @n devices in @devs (each initialised with

@@ -291,11 +291,27 @@ static void fake_start(struct fake *f, uint32_t timeout, uint32_t turnaround)
 	long need = mbus_pdev_need(&f->dev);
 	int units;
 
+	void *fit;
+	size_t size;
+
 	f->mem = malloc((size_t)need);
 	units = mbus_pdev_init(&f->pd, &f->dev, f->mem, (size_t)need, 0, &bad);
 	assert_true(units > 0);
-	f->data = calloc((size_t)units, sizeof(uint16_t));
-	f->pd.data = f->data;
+	/* As the glue does: the plan moves into room for the requests planned. */
+	size = mbus_pdev_size(&f->pd, units);
+	if (f->pd.n_reqs < (int)f->dev.n_points)
+		assert_true(size < (size_t)need + (size_t)units * sizeof(uint16_t));
+	fit = malloc(size);
+	assert_int_equal(mbus_pdev_move(&f->pd, fit, size - 1, units), -ENOBUFS);
+	assert_ptr_equal(f->pd.order, f->mem);
+	memset(fit, 0x5a, size);
+	assert_int_equal(mbus_pdev_move(&f->pd, fit, size, units), 0);
+	assert_ptr_equal(f->pd.order, fit);
+	assert_int_equal(f->pd.data[units - 1], 0);
+	memset(f->mem, 0xa5, (size_t)need); /* nothing may read the old memory */
+	free(f->mem);
+	f->mem = fit;
+	f->data = NULL;
 	f->devs[0] = &f->pd;
 	if (f->has_dev2) {
 		need = mbus_pdev_need(&f->dev2);
