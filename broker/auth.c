@@ -5,7 +5,7 @@
  * the connection waits in BRK_CS_AUTH (not read; what it sent after CONNECT
  * is kept), the job waits for one of BRK_AUTH_MAX_RUNNING slots, the glue
  * runs brk__auth_work on the libuv thread pool, and brk__auth_done, back on
- * the loop, lets session.c finish the CONNECT. The slots are few so that a
+ * the loop, lets conn.c finish the CONNECT. The slots are few so that a
  * flood of CONNECTs with bad passwords occupies at most that many pool
  * threads (SQLite commits use the same pool) and never the loop; past
  * BRK_AUTH_MAX_WAITING jobs, or BRK_AUTH_MAX_BYTES held, a CONNECT is refused

@@ -21,6 +21,8 @@ struct brk_conn;
 struct brk_tnode;
 struct brk_auth_job;
 struct mqtt_pkt;
+struct mqtt_props;
+struct mqtt_connect;
 
 /* ------------------------------------------------------------- messages */
 
@@ -379,10 +381,10 @@ void brk__auth_conn_closed(struct brk_conn *c);
 int brk__auth_uv_start(struct brk *b, struct brk_auth_job *j);
 /* brk__fini: forget waiting jobs, detach running ones. */
 void brk__auth_fini(struct brk *b);
-/* session.c: the rest of on_connect, once the password is known to be right (or not). */
+/* conn.c: the rest of on_connect, once the password is known to be right (or not). */
 void brk__conn_connect_verdict(struct brk_conn *c, const uint8_t *pkt, size_t len, bool ok,
 			       int64_t now);
-/* session.c: feed input held during the check. */
+/* conn.c: feed input held during the check. */
 void brk__conn_input_held(struct brk_conn *c, const uint8_t *data, size_t len, int64_t now);
 
 /* ----------------------------------------------------------- sessions */
@@ -732,7 +734,7 @@ struct brk {
 	size_t auth_bytes; /* CONNECT copies and input held by jobs */
 };
 
-/* Core entry points shared by session.c, broker.c and broker_uv.c. */
+/* Core entry points shared by conn.c, conn_out.c, session.c, broker.c and broker_uv.c. */
 /* brk__init - @clk (copied; mono_ms must be set) is the only clock the core reads. */
 int brk__init(struct brk *b, struct uv_loop_s *loop, const struct brk_config *cfg,
 	      const struct gw_logger *lg, const struct brk_clock *clk);
@@ -795,6 +797,42 @@ void brk__conn_send_ack(struct brk_conn *c, uint8_t type, uint16_t pid, uint8_t 
 /* Encode @q of @s as a PUBLISH onto its connection. false: too big for the client (dropped). */
 bool brk__conn_send_publish(struct brk_conn *c, struct brk_qmsg *q, bool dup, int64_t now);
 void brk__conn_send_pubrel(struct brk_conn *c, uint16_t pid);
+/* conn_out.c: encode @p for @c's version into its output. 0, -EINVAL or -ENOMEM. */
+int brk__conn_out_pkt(struct brk_conn *c, const struct mqtt_pkt *p);
+/* conn_out.c: CONNACK with @reason (a 5.0 code, mapped for 3.1.1) and 5.0 @props (may be NULL). */
+void brk__conn_send_connack(struct brk_conn *c, uint8_t reason, bool present,
+			    struct mqtt_props *props);
+/* conn_out.c: DISCONNECT with @reason (5.0 only: nothing for 3.1.1). */
+void brk__conn_send_disconnect(struct brk_conn *c, uint8_t reason);
+/* conn_out.c: the alias tables of @c, allocated on first use; NULL on out-of-memory. */
+struct brk_aliases *brk__conn_aliases(struct brk_conn *c);
+/*
+ * conn.c: a bad packet (@err, 5.0 @reason): count it, answer a failed
+ * CONNECT with its CONNACK, and close this connection only.
+ */
+void brk__conn_fail(struct brk_conn *c, int err, uint8_t reason);
+/*
+ * session.c: the packets of a connected client that act on its session,
+ * dispatched by conn.c (c->s is set).
+ */
+void brk__on_publish(struct brk_conn *c, struct mqtt_pkt *p, int64_t now);
+void brk__on_ack(struct brk_conn *c, const struct mqtt_pkt *p, int64_t now);
+void brk__on_pubrel(struct brk_conn *c, const struct mqtt_pkt *p);
+void brk__on_subscribe(struct brk_conn *c, struct mqtt_pkt *p, int64_t now);
+void brk__on_unsubscribe(struct brk_conn *c, struct mqtt_pkt *p);
+/*
+ * session.c: the session for the accepted CONNECT @cn of client @id, taken
+ * over, resumed (*@present) or new, with @expiry, the ACL rules @av
+ * (ownership taken, on failure too) and the will; NULL on out-of-memory.
+ */
+struct brk_session *brk__session_take(struct brk *b, struct gw_slice id,
+				      const struct mqtt_connect *cn, struct brk_acl_view *av,
+				      uint32_t expiry, bool *present, int64_t now);
+/* The Receive Maximum we announce to 5.0 clients (0 in a config: none, 65535). */
+static inline unsigned int brk__recv_max(const struct brk *b)
+{
+	return b->cfg.receive_maximum ? b->cfg.receive_maximum : 65535;
+}
 void brk__tick(struct brk *b, int64_t now);
 void brk__sys_publish(struct brk *b, int64_t now);
 struct brk_msg *brk__will_msg(struct brk_session *s);

@@ -31,7 +31,8 @@ PURE="gateway/base/rw.c adapters/modbus/mbus_codec.c adapters/modbus/mbus_plan.c
 PURE="$PURE $(ls broker/*_codec.c adapters/*/*_codec.c 2>/dev/null | tr '\n' ' ')"
 # The metrics exposition writer and its histogram (the HTTP listener's /metrics).
 PURE="$PURE gateway/base/hist.c gateway/metrics.c"
-CORES="broker/topic.c broker/acl.c broker/broker.c broker/session.c adapters/mqttsn/mqttsn_gw.c
+CORES="broker/topic.c broker/acl.c broker/broker.c broker/session.c broker/conn.c broker/conn_out.c
+	adapters/mqttsn/mqttsn_gw.c
 	gateway/uplink.c adapters/coap/coap_srv.c adapters/coap/coap_dev.c"
 CORES="$CORES broker/limits.c"
 CORES="$CORES broker/auth.c broker/passwd.c"
