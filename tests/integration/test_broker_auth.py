@@ -19,6 +19,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_uplink_lib import FIELDMQ, Env, free_port, wait_until  # noqa: E402
 import mqttsn_client as sn  # noqa: E402
+from itlib import free_udp_port  # noqa: E402
 
 import paho.mqtt.client as mqtt  # noqa: E402
 
@@ -30,15 +31,6 @@ def passwd(*args):
     r = subprocess.run(["mosquitto_passwd"] + list(args), capture_output=True, text=True,
                        timeout=10, cwd=env.dir)
     assert r.returncode == 0, r.stdout + r.stderr
-
-
-def free_udp_port():
-    import socket
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 # The password file, made by the real tool: alice $7$ (its default), bob $6$.

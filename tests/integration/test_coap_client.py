@@ -26,10 +26,10 @@ device's requests, errors by kind and latency histogram as they happened:
 exceptions (5.00) and parse errors of sim, only timeouts for slow, answers
 of more than 2.5 s for patient (latency count == requests answered), only
 failures for dead."""
+import functools
 import glob
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -42,45 +42,19 @@ import paho.mqtt.client as mqtt
 from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from itlib import free_port, stop_proc, wait_port  # noqa: E402
+from itlib import (BUILD, FIELDMQ, Checks, check_device_map, finish, free_port,  # noqa: E402
+                   free_udp_port, stop_proc, wait_for, wait_port)
 
-BUILD = os.environ.get("BUILD", "build")
-FIELDMQ = os.environ.get("FIELDMQ", os.path.join(BUILD, "fieldmq"))
 SIM = os.path.join(BUILD, "sim", "coap_sim")
-fails = 0
+check = Checks()
+check_config = functools.partial(check_device_map, check)  # (tmp, devices, want)
 procs = []
-
-
-def check(desc, cond):
-    global fails
-    print(("ok - " if cond else "NOT OK - ") + desc, flush=True)
-    if not cond:
-        fails += 1
 
 
 def spawn(args, **kw):
     p = subprocess.Popen(args, **kw)
     procs.append(p)
     return p
-
-
-def free_udp_port():
-    """A UDP port on 127.0.0.1 that was free a moment ago."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_for(pred, timeout=5.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    return None
 
 
 class Sub:
@@ -261,25 +235,6 @@ retries = 1
 path = /x
 observe = yes
 """
-
-
-def check_config(tmp, devices, want):
-    d = os.path.join(tmp, "cc")
-    shutil.rmtree(d, ignore_errors=True)
-    os.makedirs(os.path.join(d, "devices.d"))
-    with open(os.path.join(d, "devices.d", "a.ini"), "w") as f:
-        f.write(devices)
-    with open(os.path.join(d, "fieldmq.ini"), "w") as f:
-        f.write("[gateway]\nid = t\ndata_dir = .\n")
-    r = subprocess.run([FIELDMQ, "--check-config", "-c", os.path.join(d, "fieldmq.ini")],
-                       capture_output=True, text=True, timeout=10)
-    out = r.stdout + r.stderr
-    if want is None:
-        check("--check-config accepts: %s" % out.strip()[:100], r.returncode == 0)
-    else:
-        check("--check-config refuses with %r (exit %d): %s" % (want, r.returncode,
-                                                                 out.strip()[:160]),
-              r.returncode == 2 and want in out)
 
 
 def test_config(tmp):
@@ -566,17 +521,8 @@ def main():
         fmq = None
     finally:
         stop_junk.set()
-        if fmq:
-            stop_proc(fmq)
-        for p in procs:
-            if p.poll() is None:
-                stop_proc(p)
-        if fails and os.path.exists(os.path.join(tmp, "log")):
-            with open(os.path.join(tmp, "log")) as f:
-                sys.stderr.write(f.read()[-4000:])
-        shutil.rmtree(tmp, ignore_errors=True)
-    print("%d failed" % fails)
-    return 1 if fails else 0
+        status = finish(check, tmp, [fmq] + procs)
+    return status
 
 
 if __name__ == "__main__":

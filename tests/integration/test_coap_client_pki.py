@@ -22,8 +22,8 @@ context; the adapter gives each certificate device its own).
 --check-config refuses missing files, a PSK and certificates together,
 cert_file without key_file, certificate keys on coap://, and accepts
 relative paths (relative to the device map)."""
+import functools
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -35,20 +35,13 @@ import paho.mqtt.client as mqtt
 from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from itlib import free_port, stop_proc, wait_port  # noqa: E402
+from itlib import (FIELDMQ, Checks, check_device_map, finish, free_port,  # noqa: E402
+                   stop_proc, wait_for, wait_port)
 from tls_lib import make_pki  # noqa: E402
 
-BUILD = os.environ.get("BUILD", "build")
-FIELDMQ = os.environ.get("FIELDMQ", os.path.join(BUILD, "fieldmq"))
-fails = 0
+check = Checks()
+check_config = functools.partial(check_device_map, check)  # (tmp, devices, want)
 procs = []
-
-
-def check(desc, cond):
-    global fails
-    print(("ok - " if cond else "NOT OK - ") + desc, flush=True)
-    if not cond:
-        fails += 1
 
 
 def free_udp_pair():
@@ -69,33 +62,6 @@ def free_udp_pair():
             a.close()
             b.close()
     raise RuntimeError("no pair of free UDP ports")
-
-
-def wait_for(pred, timeout=5.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    return None
-
-
-def check_config(d, devices, want):
-    shutil.rmtree(os.path.join(d, "cc"), ignore_errors=True)
-    os.makedirs(os.path.join(d, "cc", "devices.d"))
-    with open(os.path.join(d, "cc", "devices.d", "a.ini"), "w") as f:
-        f.write(devices)
-    with open(os.path.join(d, "cc", "fieldmq.ini"), "w") as f:
-        f.write("[gateway]\nid = t\ndata_dir = .\n")
-    r = subprocess.run([FIELDMQ, "--check-config", "-c", os.path.join(d, "cc", "fieldmq.ini")],
-                       capture_output=True, text=True, timeout=10)
-    out = (r.stdout + r.stderr).strip()
-    if want is None:
-        check("--check-config accepts: %s" % out[:120], r.returncode == 0)
-    else:
-        check("--check-config refuses with %r (exit %d): %s" % (want, r.returncode, out[:200]),
-              r.returncode == 2 and want in out)
 
 
 def test_config(d):
@@ -288,17 +254,8 @@ def main():
             check("%s: %r logged once (%d), offline once (%d)" % (dev, want, n, off),
                   n == 1 and off == 1)
     finally:
-        if fmq:
-            stop_proc(fmq)
-        for pr in procs:
-            if pr.poll() is None:
-                stop_proc(pr)
-        if fails and os.path.exists(os.path.join(tmp, "log")):
-            with open(os.path.join(tmp, "log")) as f:
-                sys.stderr.write(f.read()[-4000:])
-        shutil.rmtree(tmp, ignore_errors=True)
-    print("%d failed" % fails)
-    return 1 if fails else 0
+        status = finish(check, tmp, [fmq] + procs)
+    return status
 
 
 if __name__ == "__main__":

@@ -28,20 +28,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from broker_harness import Client, T, run  # noqa: E402
-from itlib import free_port, stop_proc  # noqa: E402
+from itlib import free_port, free_udp_port, stop_proc  # noqa: E402
 
 BUILD = os.environ.get("BUILD", "build")
 FIELDMQ = os.path.abspath(os.environ.get("FIELDMQ", os.path.join(BUILD, "fieldmq")))
 CLIENT = "coap-client-notls"
 DTLS_CLIENT = "coap-client-gnutls"
-
-
-def free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Fieldmq:

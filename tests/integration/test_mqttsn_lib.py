@@ -18,18 +18,10 @@ import paho.mqtt.client as mqtt
 
 import mqttsn_client as sn
 from broker_harness import Client, T, run  # noqa: F401 (re-exported)
-from itlib import free_port, stop_proc
+from itlib import free_port, free_udp_port, stop_proc
 
 BUILD = os.environ.get("BUILD", "build")
 FIELDMQ = os.environ.get("FIELDMQ", os.path.join(BUILD, "fieldmq"))
-
-
-def free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Fieldmq:

@@ -60,7 +60,7 @@ import re
 import select
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from itlib import free_port, stop_proc, wait_port  # noqa: E402
+from itlib import free_port, stop_proc, wait_for, wait_port  # noqa: E402
 
 BUILD = os.environ.get("BUILD", "build")
 FIELDMQ = os.environ.get("FIELDMQ", os.path.join(BUILD, "fieldmq"))
@@ -80,16 +80,6 @@ def spawn(args, **kw):
     p = subprocess.Popen(args, **kw)
     procs.append(p)
     return p
-
-
-def wait_for(pred, timeout=5.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    return None
 
 
 class Pair:
