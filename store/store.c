@@ -36,7 +36,11 @@
  * publisher's PUBACK then costs no hand-over to a pool thread and back (two
  * thread wake-ups, the larger part of its latency on a busy machine). Larger
  * batches, and every commit with synchronous = full (an fsync each), go to
- * the pool.
+ * the pool. So does the first commit into an empty WAL: after open, and
+ * after a checkpoint that copied the whole WAL into the database, SQLite
+ * starts the WAL over and fsyncs its new header even with synchronous =
+ * normal (wal_may_restart); and every commit while a checkpoint runs, which
+ * may finish before the commit begins.
  */
 #define INLINE_MAX_OPS 64
 #define INLINE_MAX_BYTES (64u << 10)
@@ -97,6 +101,13 @@ struct st_store {
 	uv_work_t ckpt_work;
 	bool ckpt_running;
 	int ckpt_rc;
+	/*
+	 * The next commit may be the first into an empty WAL (which SQLite
+	 * fsyncs): set at open and when a checkpoint ends, cleared when a
+	 * commit that began after that has committed (on the pool).
+	 */
+	bool wal_may_restart;
+	bool commit_restarts; /* the commit in flight began with wal_may_restart */
 
 	uv_work_t check_work;
 	bool checking;
@@ -387,6 +398,8 @@ static void commit_done(uv_work_t *req, int status)
 		snprintf(c->err, sizeof(c->err), "%s", uv_strerror(status));
 	}
 	st__sched_done(&st->sched, (int64_t)uv_now(st->loop), !c->rc);
+	if (!c->rc && st->commit_restarts && !st->ckpt_running)
+		st->wal_may_restart = false;
 	if (!c->rc) {
 		st->stats.commits++;
 		gw_hist_observe_us(&st->stats.commit_latency,
@@ -442,6 +455,7 @@ static void ckpt_done(uv_work_t *req, int status)
 
 	(void)status;
 	st->ckpt_running = false;
+	st->wal_may_restart = true;
 	if (st->ckpt_rc)
 		gw_log(st->lg, LOG_DEBUG, LOGM, "checkpoint: %s", strerror(-st->ckpt_rc));
 	if (st->closing)
@@ -487,7 +501,8 @@ static void start_commit(struct st_store *st)
 	st->committing = true;
 	st->commit_started_ns = uv_hrtime();
 	inline_ok = !st->cfg.sync_full && st->infl.n_ops <= INLINE_MAX_OPS &&
-		    st->infl.bytes <= INLINE_MAX_BYTES;
+		    st->infl.bytes <= INLINE_MAX_BYTES && !st->wal_may_restart && !st->ckpt_running;
+	st->commit_restarts = st->wal_may_restart && !st->ckpt_running;
 	if (inline_ok) {
 		st__db_commit(st->db, c);
 		commit_done(&st->commit_work, 0);
@@ -886,6 +901,7 @@ int st_open(uv_loop_t *loop, const struct st_config *cfg, const struct gw_logger
 		goto fail;
 	st->next_id = st->meta.last_id + 1;
 	st__sched_init(&st->sched, cfg->sync_interval_ms);
+	st->wal_may_restart = true;
 	err = uv_timer_init(loop, &st->timer);
 	if (err)
 		goto fail;
