@@ -78,13 +78,29 @@ static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ft
 	return remove(p);
 }
 
+static int run_bounded(struct fx *f, const bool *flag, uint64_t ms);
+
+/*
+ * A test that failed half-way leaves its store open, and a store whose
+ * commits fail retries them for ever: running the loop to its end here hung
+ * the binary. Its callbacks point into the failed test's stack, so the store
+ * is neither run nor closed: it is left behind (leaked) and the failure
+ * reported. Otherwise the loop gets a bounded time to wind down.
+ */
 static int teardown(void **state)
 {
 	struct fx *f = *state;
 
 	if (f->mounted)
 		umount2(f->dir, MNT_DETACH);
-	uv_run(&f->loop, UV_RUN_DEFAULT);
+	if (f->st) {
+		print_error("teardown: the test left its store open (leaked)\n");
+		return -1;
+	}
+	if (run_bounded(f, NULL, 10000)) {
+		print_error("teardown: the loop is still alive after 10 s\n");
+		return -1;
+	}
 	assert_int_equal(uv_loop_close(&f->loop), 0);
 	/* Everything the store allocated came back. */
 	assert_int_equal(gw_mem_used(), 0);
@@ -121,6 +137,26 @@ static void run_until(struct fx *f, const bool *flag)
 {
 	while (!*flag)
 		uv_run(&f->loop, UV_RUN_ONCE);
+}
+
+/*
+ * Run the loop until *@flag (or, @flag NULL, until it has nothing left to
+ * do), at most @ms of loop time: 0, or -ETIMEDOUT.
+ */
+static int run_bounded(struct fx *f, const bool *flag, uint64_t ms)
+{
+	uint64_t end;
+
+	uv_update_time(&f->loop);
+	end = uv_now(&f->loop) + ms;
+	while (flag ? !*flag : uv_loop_alive(&f->loop)) {
+		if (uv_now(&f->loop) >= end)
+			return -ETIMEDOUT;
+		uv_run(&f->loop, UV_RUN_NOWAIT);
+		usleep(1000);
+		uv_update_time(&f->loop);
+	}
+	return 0;
 }
 
 static void flush_sync(struct fx *f)
@@ -1186,7 +1222,14 @@ static void check_recovery(struct fx *f, struct done_log *d)
 	/* More appends while failing are kept, not lost. */
 	for (i = 0; i < 10; i++)
 		assert_int_equal(append_n(f, i, on_done, d, NULL), 0);
+	/*
+	 * A retry is due 10 ms after a failure, but it runs on the thread pool:
+	 * on a loaded machine (or with the pool busy) it can take far longer to
+	 * come back, so wait for the second failure instead of a fixed time.
+	 */
 	run_ms(f, 50);
+	for (i = 0; i < 1000 && stats(f).commit_errors < 2; i++)
+		run_ms(f, 10);
 	s = stats(f);
 	assert_true(s.failing);
 	assert_true(s.commit_errors >= 2);
@@ -1229,6 +1272,94 @@ static void test_disk_full_max_pages(void **state)
 	open_ok(f, &cfg);
 	assert_int_equal(stats(f).queue_messages, (uint64_t)appended);
 	close_sync(f);
+}
+
+/*
+ * Work that occupies pool threads for a while, as slow commits or checks
+ * would. On the heap: a failed test leaves it to teardown's loop.
+ */
+struct busy_pool {
+	int n;
+	uv_work_t w[64];
+};
+
+static void on_busy_work(uv_work_t *req)
+{
+	(void)req;
+	usleep(300 * 1000);
+}
+
+static void on_busy_done(uv_work_t *req, int status)
+{
+	(void)status;
+	((struct busy_pool *)req->data)->n--;
+}
+
+/*
+ * The retries of a failing commit run on the pool; when every pool thread
+ * is busy they come back late. The store must keep retrying (and the test
+ * must wait for it, not for a fixed 50 ms: it used to fail there about one
+ * run in 40 on a loaded machine, and leave the store open and the binary
+ * hung in teardown).
+ */
+static void test_disk_full_busy_pool(void **state)
+{
+	struct fx *f = *state;
+	struct done_log d = { 0 };
+	struct st_config cfg;
+	const char *env = getenv("UV_THREADPOOL_SIZE");
+	int n_busy = env && atoi(env) > 0 ? atoi(env) : 4, appended = 0, i;
+	struct busy_pool *bp = calloc(1, sizeof(*bp));
+
+	assert_non_null(bp);
+	n_busy = GW_MIN(n_busy, (int)GW_ARRAY_SIZE(bp->w));
+	cfg_init(f, &cfg);
+	open_ok(f, &cfg);
+	assert_int_equal(st__db_set_max_pages(st__store_db(f->st), 50), 0);
+	fill_until_failing(f, &d, &appended);
+	for (i = 0; i < n_busy; i++) {
+		bp->w[i].data = bp;
+		assert_int_equal(uv_queue_work(&f->loop, &bp->w[i], on_busy_work, on_busy_done), 0);
+		bp->n++;
+	}
+	check_recovery(f, &d);
+	appended += 10;
+	while (bp->n)
+		uv_run(&f->loop, UV_RUN_ONCE);
+	free(bp);
+	assert_int_equal(st__db_set_max_pages(st__store_db(f->st), 0), 0);
+	check_resumed(f, &d, appended);
+	close_sync(f);
+}
+
+/*
+ * systemctl stop on a full disk: closing while every commit fails ends after
+ * one last attempt, in bounded time; the operations it could not write get
+ * their callbacks with the error, and nothing is left on the loop.
+ */
+static void test_close_while_failing(void **state)
+{
+	struct fx *f = *state;
+	struct done_log d = { 0 };
+	struct st_config cfg;
+	bool closed = false;
+	int appended = 0, i;
+
+	cfg_init(f, &cfg);
+	open_ok(f, &cfg);
+	assert_int_equal(st__db_set_max_pages(st__store_db(f->st), 50), 0);
+	fill_until_failing(f, &d, &appended);
+	for (i = 0; i < 10; i++)
+		assert_int_equal(append_n(f, i, on_done, &d, NULL), 0);
+	appended += 10;
+	st_close(f->st, on_flag, &closed);
+	assert_int_equal(run_bounded(f, &closed, 10000), 0);
+	f->st = NULL;
+	assert_int_equal(d.n, appended);
+	assert_int_equal(d.n_ok + d.n_err, appended);
+	assert_true(d.n_err >= 10);
+	assert_non_null(strstr(f->last_err, "operations lost"));
+	assert_int_equal(run_bounded(f, NULL, 10000), 0);
 }
 
 static bool mount_tmpfs(struct fx *f, const char *opts)
@@ -1480,6 +1611,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_corrupt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_deep, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disk_full_max_pages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_disk_full_busy_pool, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_close_while_failing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disk_full_tmpfs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_only_at_open, setup, teardown),
@@ -1494,5 +1627,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_no_sync_on_loop, setup, teardown),
 	};
 
+	/* ST_TEST_FILTER=test_read_only runs one test (a shell glob: * and ?). */
+	if (getenv("ST_TEST_FILTER"))
+		cmocka_set_test_filter(getenv("ST_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
