@@ -24,10 +24,14 @@
 #     for FIELDMQ (default $BUILD/fieldmq, the -O2 -g build of `make`) and,
 #     when x86_64 is in ARCHS, the stripped -Os build of table 1; EXTRA
 #     ("NAME=PATH ...") adds more binaries (e.g. main's, for a before/after
-#     in one run). Then Mosquitto idle with a one-listener config (the
+#     in one run); MUSL=1 adds build/musl/fieldmq, the same tree linked with
+#     musl libc and dependencies built with musl-gcc (bench/musl_build.sh,
+#     run first if that binary is missing; libcoap without DTLS there).
+#     Then Mosquitto idle with a one-listener config (the
 #     package users would otherwise install), measured the same way.
 #  3. where the resident pages of each process go (smaps, KB): Rss and Pss by
-#     mapping, grouped (glibc = libc + libm + ld.so).
+#     mapping, grouped (libc = glibc's libc + libm + ld.so, or musl's
+#     ld-musl, which is its libc, libm and loader in one file).
 set -eu
 cd "$(dirname "$0")/.."
 : "${BUILD:=build}"
@@ -76,7 +80,7 @@ groups() {
 	python3 - "$1" "$2" >>"$out/groups" <<'PY'
 import re, sys
 name, pid = sys.argv[1:]
-order = ["glibc", "SQLite", "mbedTLS", "libcoap", "OpenSSL", "other libraries", "the binary",
+order = ["libc", "SQLite", "mbedTLS", "libcoap", "OpenSSL", "other libraries", "the binary",
          "heap", "other anonymous", "stack"]
 g = {k: [0, 0] for k in order}
 cur = None
@@ -91,8 +95,8 @@ for line in open("/proc/%s/smaps" % pid):
             cur = "stack"
         elif not path or path.startswith("["):
             cur = "other anonymous"
-        elif re.match(r"(libc|libm|ld-linux.*|libpthread|libdl|librt)[.-]", base):
-            cur = "glibc"
+        elif re.match(r"(libc|libm|ld-linux.*|ld-musl.*|libpthread|libdl|librt)[.-]", base):
+            cur = "libc"
         elif base.startswith("libsqlite3"):
             cur = "SQLite"
         elif base.startswith("libmbed"):
@@ -161,6 +165,10 @@ echo "| process, idle ${IDLE} s | VmRSS MB | RssAnon MB | RssFile MB | Pss MB | 
 echo "|---|---:|---:|---:|---:|---:|"
 bins="fieldmq=$FIELDMQ"
 [[ " $ARCHS " == *" x86_64 "* ]] && bins="$bins fieldmq-Os-stripped=build/os-x86_64/fieldmq.stripped"
+if [ "${MUSL:-0}" = 1 ]; then
+	[ -x build/musl/fieldmq ] || bench/musl_build.sh >&2
+	bins="$bins fieldmq-musl=build/musl/fieldmq"
+fi
 bins="$bins ${EXTRA:-}"
 for b in $bins; do
 	bname=${b%%=*}
@@ -184,7 +192,7 @@ mqname="mosquitto $(mosquitto -h 2>/dev/null | sed -n 's/^mosquitto version \([^
 row "$mqname" "$mq"
 groups "$mqname" "$mq"
 echo
-echo "Where the resident pages go (KB, Rss / Pss; glibc = libc + libm + ld.so; OpenSSL = libssl + libcrypto):"
+echo "Where the resident pages go (KB, Rss / Pss; libc = glibc's libc + libm + ld.so, or musl's ld-musl; OpenSSL = libssl + libcrypto):"
 echo
 IFS='|' read -r -a first <"$out/groups"
 printf "| process |"; for kv in "${first[@]:1}"; do printf " %s |" "${kv%%=*}"; done; echo
