@@ -1,13 +1,17 @@
 /*
- * mqttsn_gw.c - the MQTT-SN gateway state machine (see mqttsn_int.h).
+ * mqttsn_gw.c - the MQTT-SN gateway state machine (see mqttsn_int.h): the
+ * incoming side (one handler per message type, the will handshake), the
+ * timers and the machine's lifecycle.
  *
  * Sans I/O: every event carries the time, every action goes through gw->ops.
+ * The clients and their tables are in mqttsn_client.c, what goes out to them
+ * in mqttsn_out.c (cross-file internals: mqttsn_gw_int.h).
  * Section numbers refer to the MQTT-SN Protocol Specification v1.2.
  */
 #include <errno.h>
 #include <string.h>
 
-#include "mqttsn_int.h"
+#include "mqttsn_gw_int.h"
 
 static const char *const cstate_names[__MQTTSN_CS_MAX] = {
 	[MQTTSN_CS_WILLTOPIC] = "willtopic", [MQTTSN_CS_WILLMSG] = "willmsg",
@@ -44,508 +48,10 @@ static bool has_wildcard(struct gw_slice s)
 	return false;
 }
 
-static const struct mqttsn_predef *predef_by_id(const struct mqttsn_gw *gw, uint16_t id)
-{
-	unsigned int i;
-
-	for (i = 0; i < gw->cfg.n_predefined; i++)
-		if (gw->cfg.predefined[i].id == id)
-			return &gw->cfg.predefined[i];
-	return NULL;
-}
-
-static const struct mqttsn_predef *predef_by_name(const struct mqttsn_gw *gw, struct gw_slice name)
-{
-	unsigned int i;
-
-	for (i = 0; i < gw->cfg.n_predefined; i++)
-		if (gw_slice_eq_cstr(name, gw->cfg.predefined[i].topic))
-			return &gw->cfg.predefined[i];
-	return NULL;
-}
-
-/* @name with the mountpoint in front, in gw->topicbuf; -EMSGSIZE if too long. */
-static int mount(struct mqttsn_gw *gw, struct gw_slice name, struct gw_slice *out)
-{
-	size_t n = gw->mountpoint.len + name.len;
-
-	if (n > MQTTSN_MAX_LEN)
-		return -EMSGSIZE;
-	if (gw->mountpoint.len)
-		memcpy(gw->topicbuf, gw->mountpoint.p, gw->mountpoint.len);
-	if (name.len)
-		memcpy(gw->topicbuf + gw->mountpoint.len, name.p, name.len);
-	out->p = (const uint8_t *)gw->topicbuf;
-	out->len = n;
-	return 0;
-}
-
 static int64_t after_s(int64_t now_ms, uint16_t s)
 {
 	/* Supervision allows 1.5 times the announced duration (6.14, like MQTT's keepalive). */
 	return now_ms + (int64_t)s * 1500;
-}
-
-/* ------------------------------------------------------------- sending */
-
-static void send_msg(struct mqttsn_gw *gw, const struct mqttsn_addr *to, struct mqttsn_msg *m)
-{
-	struct gw_writer w;
-	int n;
-
-	if (to && to->encap) {
-		/* Answer through the forwarder the client came through (5.5). */
-		m->encapsulated = true;
-		m->encap.ctrl = to->ctrl;
-		m->encap.node_id = (struct gw_slice){ to->node, to->node_len };
-	}
-	gw_writer_init(&w, gw->txbuf, sizeof(gw->txbuf));
-	n = mqttsn_encode(&w, m);
-	if (n <= 0) {
-		gw->stats.dropped_out++;
-		return;
-	}
-	gw->stats.datagrams_out++;
-	if (to)
-		gw->ops->send(gw->arg, to, gw->txbuf, (size_t)n);
-	else if (gw->ops->broadcast)
-		gw->ops->broadcast(gw->arg, gw->txbuf, (size_t)n);
-}
-
-static void send_simple(struct mqttsn_gw *gw, const struct mqttsn_addr *to, uint8_t type)
-{
-	struct mqttsn_msg m = { .type = type };
-
-	send_msg(gw, to, &m);
-}
-
-static void send_resp(struct mqttsn_gw *gw, const struct mqttsn_addr *to, uint8_t type, uint8_t rc)
-{
-	struct mqttsn_msg m = { .type = type, .resp = { rc } };
-
-	send_msg(gw, to, &m);
-}
-
-static void send_ack(struct mqttsn_gw *gw, const struct mqttsn_addr *to, uint8_t type,
-		     uint16_t topic_id, uint16_t msg_id, uint8_t rc)
-{
-	struct mqttsn_msg m = { .type = type, .ack = { topic_id, msg_id, rc } };
-
-	send_msg(gw, to, &m);
-}
-
-static void send_msgid(struct mqttsn_gw *gw, const struct mqttsn_addr *to, uint8_t type,
-		       uint16_t msg_id)
-{
-	struct mqttsn_msg m = { .type = type, .msgid = { msg_id } };
-
-	send_msg(gw, to, &m);
-}
-
-/* ------------------------------------------------------------- clients */
-
-static uint32_t addr_hash(const struct mqttsn_addr *a)
-{
-	uint32_t h = 2166136261u; /* FNV-1a */
-	size_t i;
-
-	for (i = 0; i < a->len && i < MQTTSN_ADDR_MAX; i++)
-		h = (h ^ a->data[i]) * 16777619u;
-	for (i = 0; i < a->node_len && i < MQTTSN_NODE_ID_MAX; i++)
-		h = (h ^ a->node[i]) * 16777619u;
-	return h;
-}
-
-static bool addr_eq(const struct mqttsn_addr *a, const struct mqttsn_addr *b)
-{
-	return a->len == b->len && a->encap == b->encap && a->node_len == b->node_len &&
-	       !memcmp(a->data, b->data, a->len) && !memcmp(a->node, b->node, a->node_len);
-}
-
-static struct gw_list *bucket(struct mqttsn_gw *gw, const struct mqttsn_addr *a)
-{
-	return &gw->buckets[addr_hash(a) & (gw->n_buckets - 1)];
-}
-
-static struct mqttsn_client *find_by_addr(struct mqttsn_gw *gw, const struct mqttsn_addr *a)
-{
-	struct gw_list *head = bucket(gw, a), *pos;
-
-	gw_list_for_each (pos, head) {
-		struct mqttsn_client *c = gw_list_entry(pos, struct mqttsn_client, hnode);
-
-		if (addr_eq(&c->addr, a))
-			return c;
-	}
-	return NULL;
-}
-
-struct mqttsn_client *mqttsn_gw_find_client(struct mqttsn_gw *gw, struct gw_slice client_id)
-{
-	struct gw_list *pos;
-
-	gw_list_for_each (pos, &gw->clients) {
-		struct mqttsn_client *c = gw_list_entry(pos, struct mqttsn_client, all);
-
-		if (gw_slice_eq(client_id,
-				(struct gw_slice){ (const uint8_t *)c->client_id, c->id_len }))
-			return c;
-	}
-	return NULL;
-}
-
-static void set_addr(struct mqttsn_gw *gw, struct mqttsn_client *c, const struct mqttsn_addr *a)
-{
-	gw_list_del(&c->hnode);
-	c->addr = *a;
-	gw_list_add_tail(bucket(gw, a), &c->hnode);
-}
-
-static void free_will(struct mqttsn_client *c)
-{
-	gw_free(c->will_topic);
-	gw_free(c->will_msg);
-	c->will_topic = NULL;
-	c->will_msg = NULL;
-	c->will_topic_len = 0;
-	c->will_msg_len = 0;
-}
-
-static void free_queue(struct mqttsn_client *c)
-{
-	struct gw_list *pos, *tmp;
-
-	gw_list_for_each_safe (pos, tmp, &c->queue) {
-		gw_list_del(pos);
-		gw_free(gw_list_entry(pos, struct mqttsn_out, node));
-	}
-	c->n_queued = 0;
-	c->inflight = MQTTSN_IF_NONE;
-}
-
-static void unconfirm_topics(struct mqttsn_client *c)
-{
-	uint16_t i;
-
-	for (i = 0; i < c->n_topics; i++)
-		c->topics[i].confirmed = false;
-}
-
-static void free_topics(struct mqttsn_client *c)
-{
-	uint16_t i;
-
-	for (i = 0; i < c->n_topics; i++)
-		gw_free(c->topics[i].name);
-	gw_free(c->topics);
-	c->topics = NULL;
-	c->n_topics = 0;
-}
-
-static void detach(struct mqttsn_gw *gw, struct mqttsn_client *c)
-{
-	void *s = c->session;
-
-	if (!s)
-		return;
-	c->session = NULL;
-	gw->stats.clients--;
-	gw->ops->disconnect(gw->arg, c, s);
-}
-
-static void client_free(struct mqttsn_gw *gw, struct mqttsn_client *c)
-{
-	detach(gw, c);
-	gw_list_del(&c->all);
-	gw_list_del(&c->hnode);
-	free_queue(c);
-	free_topics(c);
-	free_will(c);
-	gw->n_clients--;
-	gw_free(c);
-}
-
-/* Keepalive or sleep expired, or the address went to someone else: the will goes out. */
-static void client_lost(struct mqttsn_gw *gw, struct mqttsn_client *c)
-{
-	/* It is going: a delivery of its own will must not be sent to it. */
-	c->hold = true;
-	if (c->session && c->will_topic) {
-		struct gw_slice topic;
-
-		if (!mount(gw, (struct gw_slice){ (uint8_t *)c->will_topic, c->will_topic_len },
-			   &topic))
-			gw->ops->publish(gw->arg, c->session, topic,
-					 (struct gw_slice){ c->will_msg, c->will_msg_len },
-					 c->will_qos, c->will_retain);
-	}
-	if (c->session)
-		gw->stats.clients_lost++;
-	client_free(gw, c);
-}
-
-static struct mqttsn_client *client_new(struct mqttsn_gw *gw, const struct mqttsn_addr *a)
-{
-	struct mqttsn_client *c = gw_calloc(1, sizeof(*c));
-
-	if (!c)
-		return NULL;
-	c->gw = gw;
-	c->addr = *a;
-	c->next_topic_id = 1;
-	c->next_msg_id = 1;
-	gw_list_init(&c->queue);
-	gw_list_add_tail(&gw->clients, &c->all);
-	gw_list_add_tail(bucket(gw, a), &c->hnode);
-	gw->n_clients++;
-	return c;
-}
-
-static uint16_t next_msg_id(struct mqttsn_client *c)
-{
-	uint16_t id = c->next_msg_id++;
-
-	if (!c->next_msg_id)
-		c->next_msg_id = 1;
-	return id;
-}
-
-/* ---------------------------------------------------------- topic table */
-
-static struct mqttsn_topic *topic_by_id(struct mqttsn_client *c, uint16_t id)
-{
-	uint16_t i;
-
-	for (i = 0; i < c->n_topics; i++)
-		if (c->topics[i].id == id)
-			return &c->topics[i];
-	return NULL;
-}
-
-static struct mqttsn_topic *topic_by_name(struct mqttsn_client *c, struct gw_slice name)
-{
-	uint16_t i;
-
-	for (i = 0; i < c->n_topics; i++)
-		if (gw_slice_eq(name, (struct gw_slice){ (uint8_t *)c->topics[i].name,
-							 c->topics[i].len }))
-			return &c->topics[i];
-	return NULL;
-}
-
-/* The entry for @name, added (unconfirmed) if new; NULL when full or out of memory. */
-static struct mqttsn_topic *topic_get(struct mqttsn_gw *gw, struct mqttsn_client *c,
-				      struct gw_slice name)
-{
-	struct mqttsn_topic *t = topic_by_name(c, name), *tab;
-	char *copy;
-
-	if (t)
-		return t;
-	if (c->n_topics >= gw->cfg.max_topics || name.len > 0xffff)
-		return NULL;
-	copy = gw_malloc(name.len ? name.len : 1);
-	tab = gw_realloc(c->topics, (c->n_topics + 1u) * sizeof(*tab));
-	if (!copy || !tab) {
-		gw_free(copy);
-		return NULL;
-	}
-	c->topics = tab;
-	memcpy(copy, name.p, name.len);
-	/* 0x0000 and 0xffff are reserved topic ids (5.3.11). */
-	while (c->next_topic_id == 0 || c->next_topic_id == 0xffff ||
-	       topic_by_id(c, c->next_topic_id))
-		c->next_topic_id++;
-	t = &c->topics[c->n_topics++];
-	t->id = c->next_topic_id++;
-	t->confirmed = false;
-	t->len = (uint16_t)name.len;
-	t->name = copy;
-	return t;
-}
-
-/* ------------------------------------------------------ outgoing queue */
-
-static struct mqttsn_out *queue_head(struct mqttsn_client *c)
-{
-	return gw_list_empty(&c->queue) ? NULL : gw_list_first(&c->queue, struct mqttsn_out, node);
-}
-
-static void drop_head(struct mqttsn_client *c)
-{
-	struct mqttsn_out *o = queue_head(c);
-
-	c->inflight = MQTTSN_IF_NONE;
-	if (!o)
-		return;
-	gw_list_del(&o->node);
-	c->n_queued--;
-	gw_free(o);
-}
-
-static bool can_send(const struct mqttsn_client *c)
-{
-	return c->session && !c->hold &&
-	       (c->state == MQTTSN_CS_ACTIVE || c->state == MQTTSN_CS_AWAKE);
-}
-
-static void send_publish(struct mqttsn_gw *gw, struct mqttsn_client *c, struct mqttsn_out *o,
-			 bool dup)
-{
-	struct mqttsn_msg m = {
-		.type = MQTTSN_PUBLISH,
-		.flags = { .dup = dup,
-			   .qos = (int8_t)o->qos,
-			   .retain = o->retain,
-			   .topic_type = c->if_topic_type },
-		.publish = { c->if_topic_id, c->if_msg_id, { o->payload, o->payload_len } },
-	};
-
-	send_msg(gw, &c->addr, &m);
-}
-
-static void send_register(struct mqttsn_gw *gw, struct mqttsn_client *c)
-{
-	struct mqttsn_topic *t = topic_by_id(c, c->if_topic_id);
-	struct mqttsn_msg m = { .type = MQTTSN_REGISTER };
-
-	if (!t)
-		return;
-	m.reg.topic_id = t->id;
-	m.reg.msg_id = c->if_msg_id;
-	m.reg.topic = (struct gw_slice){ (uint8_t *)t->name, t->len };
-	send_msg(gw, &c->addr, &m);
-}
-
-/*
- * Sends what can go: messages in order, one QoS >= 1 PUBLISH or REGISTER in
- * flight at a time. A topic the client does not know yet is registered first
- * (6.10). An awake client gets PINGRESP once nothing is left, and sleeps again
- * (6.14).
- */
-static void pump(struct mqttsn_gw *gw, struct mqttsn_client *c, int64_t now_ms)
-{
-	struct mqttsn_out *o;
-
-	if (!can_send(c))
-		return;
-	while (c->inflight == MQTTSN_IF_NONE && (o = queue_head(c))) {
-		struct gw_slice name = { (uint8_t *)o->topic, o->topic_len };
-		const struct mqttsn_predef *pd = predef_by_name(gw, name);
-		struct mqttsn_topic *t;
-
-		if (pd) {
-			c->if_topic_type = MQTTSN_TOPIC_PREDEFINED;
-			c->if_topic_id = pd->id;
-		} else if (name.len == 2) {
-			c->if_topic_type = MQTTSN_TOPIC_SHORT;
-			c->if_topic_id = mqttsn_short_id(name.p[0], name.p[1]);
-		} else {
-			t = topic_get(gw, c, name);
-			if (!t) {
-				gw->stats.dropped_out++;
-				drop_head(c);
-				continue;
-			}
-			c->if_topic_type = MQTTSN_TOPIC_NORMAL;
-			c->if_topic_id = t->id;
-			if (!t->confirmed) {
-				c->inflight = MQTTSN_IF_REGISTER;
-				c->if_msg_id = next_msg_id(c);
-				c->if_sent_ms = now_ms;
-				c->if_retries = 0;
-				send_register(gw, c);
-				return;
-			}
-		}
-		c->if_msg_id = o->qos ? next_msg_id(c) : 0;
-		send_publish(gw, c, o, false);
-		gw->stats.publish_out++;
-		if (!o->qos) {
-			drop_head(c);
-			continue;
-		}
-		c->inflight = o->qos == 1 ? MQTTSN_IF_PUBACK : MQTTSN_IF_PUBREC;
-		c->if_sent_ms = now_ms;
-		c->if_retries = 0;
-		return;
-	}
-	if (c->state == MQTTSN_CS_AWAKE && c->inflight == MQTTSN_IF_NONE && !queue_head(c)) {
-		send_simple(gw, &c->addr, MQTTSN_PINGRESP);
-		c->state = MQTTSN_CS_ASLEEP;
-	}
-}
-
-/* Retransmission of what is in flight, or giving up on it after max_retries (6.13). */
-static void retry(struct mqttsn_gw *gw, struct mqttsn_client *c, int64_t now_ms)
-{
-	struct mqttsn_out *o = queue_head(c);
-
-	if (c->if_retries >= gw->cfg.max_retries) {
-		gw->stats.dropped_out++;
-		drop_head(c);
-		pump(gw, c, now_ms);
-		return;
-	}
-	c->if_retries++;
-	c->if_sent_ms = now_ms;
-	gw->stats.retransmits++;
-	switch (c->inflight) {
-	case MQTTSN_IF_REGISTER:
-		send_register(gw, c);
-		break;
-	case MQTTSN_IF_PUBACK:
-	case MQTTSN_IF_PUBREC:
-		if (o)
-			send_publish(gw, c, o, true);
-		break;
-	case MQTTSN_IF_PUBCOMP:
-		send_msgid(gw, &c->addr, MQTTSN_PUBREL, c->if_msg_id);
-		break;
-	default:
-		break;
-	}
-}
-
-int mqttsn_gw_on_deliver(struct mqttsn_gw *gw, struct mqttsn_client *c, struct gw_slice topic,
-			 struct gw_slice payload, uint8_t qos, bool retain, int64_t now_ms)
-{
-	struct mqttsn_out *o;
-	struct gw_slice name;
-
-	/* Only topics under the mountpoint reach a client, without it. */
-	if (topic.len < gw->mountpoint.len ||
-	    (gw->mountpoint.len && memcmp(topic.p, gw->mountpoint.p, gw->mountpoint.len))) {
-		gw->stats.dropped_out++;
-		return -ENOENT;
-	}
-	name = (struct gw_slice){ topic.p + gw->mountpoint.len, topic.len - gw->mountpoint.len };
-	/* One PUBLISH (9-octet header) through a forwarder must fit 64 KiB. */
-	if (!name.len || name.len > 0xffff || payload.len > MQTTSN_MAX_LEN - 9) {
-		gw->stats.dropped_out++;
-		return -EMSGSIZE;
-	}
-	if (c->n_queued >= gw->cfg.max_queued) {
-		gw->stats.dropped_out++;
-		return -ENOBUFS;
-	}
-	o = gw_malloc(sizeof(*o) + name.len + payload.len);
-	if (!o) {
-		gw->stats.dropped_out++;
-		return -ENOMEM;
-	}
-	o->qos = qos > 2 ? 2 : qos;
-	o->retain = retain;
-	o->topic_len = (uint16_t)name.len;
-	memcpy(o->topic, name.p, name.len);
-	o->payload = (uint8_t *)o->topic + name.len;
-	o->payload_len = payload.len;
-	if (payload.len)
-		memcpy(o->payload, payload.p, payload.len);
-	gw_list_add_tail(&c->queue, &o->node);
-	c->n_queued++;
-	pump(gw, c, now_ms);
-	return 0;
 }
 
 /* ------------------------------------------------------------ incoming */
@@ -584,8 +90,8 @@ static void finish_connect(struct mqttsn_gw *gw, struct mqttsn_client *c, int64_
 	c->hold = false;
 	if (rc < 0 || !session) {
 		gw->stats.clients_refused++;
-		send_resp(gw, &c->addr, MQTTSN_CONNACK, MQTTSN_RC_CONGESTION);
-		client_free(gw, c);
+		mqttsn__send_resp(gw, &c->addr, MQTTSN_CONNACK, MQTTSN_RC_CONGESTION);
+		mqttsn__client_free(gw, c);
 		return;
 	}
 	c->session = session;
@@ -594,8 +100,8 @@ static void finish_connect(struct mqttsn_gw *gw, struct mqttsn_client *c, int64_
 active:
 	c->state = MQTTSN_CS_ACTIVE;
 	refresh(c, now_ms);
-	send_resp(gw, &c->addr, MQTTSN_CONNACK, MQTTSN_RC_ACCEPTED);
-	pump(gw, c, now_ms);
+	mqttsn__send_resp(gw, &c->addr, MQTTSN_CONNACK, MQTTSN_RC_ACCEPTED);
+	mqttsn__pump(gw, c, now_ms);
 }
 
 /* 6.3: CONNECT, with the will handshake when the Will flag is set. */
@@ -608,13 +114,13 @@ static void on_connect(struct mqttsn_gw *gw, const struct mqttsn_addr *a,
 	if (m->connect.protocol_id != MQTTSN_PROTOCOL_ID ||
 	    m->connect.client_id.len > MQTTSN_CLIENT_ID_MAX) {
 		gw->stats.clients_refused++;
-		send_resp(gw, a, MQTTSN_CONNACK, MQTTSN_RC_NOT_SUPPORTED);
+		mqttsn__send_resp(gw, a, MQTTSN_CONNACK, MQTTSN_RC_NOT_SUPPORTED);
 		return;
 	}
 	c = mqttsn_gw_find_client(gw, m->connect.client_id);
-	other = find_by_addr(gw, a);
+	other = mqttsn__find_by_addr(gw, a);
 	if (other && other != c)
-		client_lost(gw, other); /* the address now belongs to another client */
+		mqttsn__client_lost(gw, other); /* the address now belongs to another client */
 	if (c) {
 		/*
 		 * 6.14: from the asleep or awake state a CONNECT returns the
@@ -627,8 +133,8 @@ static void on_connect(struct mqttsn_gw *gw, const struct mqttsn_addr *a,
 		wake = c->state == MQTTSN_CS_ASLEEP || c->state == MQTTSN_CS_AWAKE;
 		clean = m->flags.clean_session && !wake;
 		/* The same client again, maybe from a new address (NAT rebinding). */
-		if (!addr_eq(&c->addr, a))
-			set_addr(gw, c, a);
+		if (!mqttsn__addr_eq(&c->addr, a))
+			mqttsn__set_addr(gw, c, a);
 		/*
 		 * Clean session off: the client goes on with the session it has
 		 * (one that lost its address, or a sleeping one as above).
@@ -638,33 +144,33 @@ static void on_connect(struct mqttsn_gw *gw, const struct mqttsn_addr *a,
 		 * broker session.
 		 */
 		if (clean)
-			detach(gw, c);
+			mqttsn__detach(gw, c);
 		c->inflight = MQTTSN_IF_NONE; /* the head goes again, from the start */
 		c->n_qos2 = 0;
 		if (clean) {
-			free_queue(c);
-			free_topics(c);
+			mqttsn__free_queue(c);
+			mqttsn__free_topics(c);
 		} else {
 			/* It may have restarted and forgotten our ids: register them again. */
-			unconfirm_topics(c);
+			mqttsn__unconfirm_topics(c);
 		}
 	} else {
 		if (gw->n_clients >= gw->cfg.max_clients) {
 			gw->stats.clients_refused++;
-			send_resp(gw, a, MQTTSN_CONNACK, MQTTSN_RC_CONGESTION);
+			mqttsn__send_resp(gw, a, MQTTSN_CONNACK, MQTTSN_RC_CONGESTION);
 			return;
 		}
-		c = client_new(gw, a);
+		c = mqttsn__client_new(gw, a);
 		if (!c) {
 			gw->stats.clients_refused++;
-			send_resp(gw, a, MQTTSN_CONNACK, MQTTSN_RC_CONGESTION);
+			mqttsn__send_resp(gw, a, MQTTSN_CONNACK, MQTTSN_RC_CONGESTION);
 			return;
 		}
 		memcpy(c->client_id, m->connect.client_id.p, m->connect.client_id.len);
 		c->id_len = (uint8_t)m->connect.client_id.len;
 	}
 	if (!wake || m->flags.will)
-		free_will(c);
+		mqttsn__free_will(c);
 	if (!wake)
 		c->clean_session = m->flags.clean_session;
 	c->keepalive_s = m->connect.duration;
@@ -674,108 +180,10 @@ static void on_connect(struct mqttsn_gw *gw, const struct mqttsn_addr *a,
 		/* The client retries CONNECT if the handshake stalls; give up after its retries. */
 		c->deadline_ms =
 			now_ms + (int64_t)gw->cfg.retry_interval_ms * (gw->cfg.max_retries + 1);
-		send_simple(gw, &c->addr, MQTTSN_WILLTOPICREQ);
+		mqttsn__send_simple(gw, &c->addr, MQTTSN_WILLTOPICREQ);
 		return;
 	}
 	finish_connect(gw, c, now_ms);
-}
-
-static int set_will_topic(struct mqttsn_client *c, const struct mqttsn_msg *m)
-{
-	char *t;
-
-	if (!m->willtopic.topic.len) {
-		/* The empty form deletes the will (5.4.8). */
-		free_will(c);
-		return 0;
-	}
-	t = gw_malloc(m->willtopic.topic.len);
-	if (!t)
-		return -ENOMEM;
-	memcpy(t, m->willtopic.topic.p, m->willtopic.topic.len);
-	gw_free(c->will_topic);
-	c->will_topic = t;
-	c->will_topic_len = (uint16_t)m->willtopic.topic.len;
-	c->will_qos = (uint8_t)m->flags.qos;
-	c->will_retain = m->flags.retain;
-	return 0;
-}
-
-static int set_will_msg(struct mqttsn_client *c, const struct mqttsn_msg *m)
-{
-	uint8_t *p = gw_malloc(m->willmsg.msg.len ? m->willmsg.msg.len : 1);
-
-	if (!p)
-		return -ENOMEM;
-	if (m->willmsg.msg.len)
-		memcpy(p, m->willmsg.msg.p, m->willmsg.msg.len);
-	gw_free(c->will_msg);
-	c->will_msg = p;
-	c->will_msg_len = m->willmsg.msg.len;
-	return 0;
-}
-
-/* The broker topic a PUBLISH names, without the mountpoint; false if unknown. */
-static bool resolve_topic(struct mqttsn_gw *gw, struct mqttsn_client *c, uint8_t type, uint16_t id,
-			  uint8_t short_name[2], struct gw_slice *name)
-{
-	const struct mqttsn_predef *pd;
-	struct mqttsn_topic *t;
-
-	switch (type) {
-	case MQTTSN_TOPIC_NORMAL:
-		t = c ? topic_by_id(c, id) : NULL;
-		if (!t)
-			return false;
-		*name = (struct gw_slice){ (uint8_t *)t->name, t->len };
-		return true;
-	case MQTTSN_TOPIC_PREDEFINED:
-		pd = predef_by_id(gw, id);
-		if (!pd)
-			return false;
-		*name = gw_slice_cstr(pd->topic);
-		return true;
-	case MQTTSN_TOPIC_SHORT:
-		short_name[0] = (uint8_t)(id >> 8);
-		short_name[1] = (uint8_t)id;
-		*name = (struct gw_slice){ short_name, 2 };
-		return true;
-	default:
-		return false;
-	}
-}
-
-static bool qos2_seen(struct mqttsn_client *c, uint16_t id)
-{
-	unsigned int i;
-
-	for (i = 0; i < c->n_qos2; i++)
-		if (c->qos2_ids[i] == id)
-			return true;
-	return false;
-}
-
-static void qos2_add(struct mqttsn_client *c, uint16_t id)
-{
-	if (c->n_qos2 == MQTTSN_QOS2_MAX) {
-		/* Forget the oldest: a client this far behind has given up on it. */
-		memmove(c->qos2_ids, c->qos2_ids + 1, (MQTTSN_QOS2_MAX - 1) * sizeof(uint16_t));
-		c->n_qos2--;
-	}
-	c->qos2_ids[c->n_qos2++] = id;
-}
-
-static void qos2_del(struct mqttsn_client *c, uint16_t id)
-{
-	unsigned int i;
-
-	for (i = 0; i < c->n_qos2; i++)
-		if (c->qos2_ids[i] == id) {
-			memmove(c->qos2_ids + i, c->qos2_ids + i + 1,
-				(c->n_qos2 - i - 1) * sizeof(uint16_t));
-			c->n_qos2--;
-			return;
-		}
 }
 
 /* 6.8: QoS -1, from anyone, to a predefined id or a short topic name only. */
@@ -785,8 +193,8 @@ static void on_publish_qosm1(struct mqttsn_gw *gw, const struct mqttsn_msg *m)
 	struct gw_slice name, topic;
 
 	if (m->flags.topic_type == MQTTSN_TOPIC_NORMAL ||
-	    !resolve_topic(gw, NULL, m->flags.topic_type, m->publish.topic_id, sn, &name) ||
-	    mount(gw, name, &topic)) {
+	    !mqttsn__resolve_topic(gw, NULL, m->flags.topic_type, m->publish.topic_id, sn, &name) ||
+	    mqttsn__mount(gw, name, &topic)) {
 		gw->stats.dropped_in++;
 		return;
 	}
@@ -806,15 +214,16 @@ static void on_publish(struct mqttsn_gw *gw, struct mqttsn_client *c, const stru
 	struct gw_slice name, topic;
 	int rc;
 
-	if (!resolve_topic(gw, c, m->flags.topic_type, tid, sn, &name) || mount(gw, name, &topic)) {
+	if (!mqttsn__resolve_topic(gw, c, m->flags.topic_type, tid, sn, &name) ||
+	    mqttsn__mount(gw, name, &topic)) {
 		/* Unknown id: PUBACK "invalid topic id", whatever the QoS (6.7). */
 		gw->stats.dropped_in++;
-		send_ack(gw, &c->addr, MQTTSN_PUBACK, tid, mid, MQTTSN_RC_INVALID_TOPIC_ID);
+		mqttsn__send_ack(gw, &c->addr, MQTTSN_PUBACK, tid, mid, MQTTSN_RC_INVALID_TOPIC_ID);
 		return;
 	}
-	if (qos == 2 && qos2_seen(c, mid)) {
+	if (qos == 2 && mqttsn__qos2_seen(c, mid)) {
 		/* A retransmission before PUBREL: acknowledge again, publish once. */
-		send_msgid(gw, &c->addr, MQTTSN_PUBREC, mid);
+		mqttsn__send_msgid(gw, &c->addr, MQTTSN_PUBREC, mid);
 		return;
 	}
 	/* A subscriber of its own topic gets deliveries inside publish: after the ack. */
@@ -825,18 +234,19 @@ static void on_publish(struct mqttsn_gw *gw, struct mqttsn_client *c, const stru
 		/* Refused by the ACL: "not supported", which a client does not retry. */
 		gw->stats.dropped_in++;
 		if (qos)
-			send_ack(gw, &c->addr, MQTTSN_PUBACK, tid, mid,
-				 rc == -EACCES ? MQTTSN_RC_NOT_SUPPORTED : MQTTSN_RC_CONGESTION);
+			mqttsn__send_ack(gw, &c->addr, MQTTSN_PUBACK, tid, mid,
+					 rc == -EACCES ? MQTTSN_RC_NOT_SUPPORTED
+						       : MQTTSN_RC_CONGESTION);
 	} else {
 		gw->stats.publish_in++;
 		if (qos == 1) {
-			send_ack(gw, &c->addr, MQTTSN_PUBACK, tid, mid, MQTTSN_RC_ACCEPTED);
+			mqttsn__send_ack(gw, &c->addr, MQTTSN_PUBACK, tid, mid, MQTTSN_RC_ACCEPTED);
 		} else if (qos == 2) {
-			qos2_add(c, mid);
-			send_msgid(gw, &c->addr, MQTTSN_PUBREC, mid);
+			mqttsn__qos2_add(c, mid);
+			mqttsn__send_msgid(gw, &c->addr, MQTTSN_PUBREC, mid);
 		}
 	}
-	pump(gw, c, now_ms);
+	mqttsn__pump(gw, c, now_ms);
 }
 
 /* 6.9: REGISTER from a client (a topic it will publish to). */
@@ -845,16 +255,18 @@ static void on_register(struct mqttsn_gw *gw, struct mqttsn_client *c, const str
 	struct mqttsn_topic *t;
 
 	if (has_wildcard(m->reg.topic)) {
-		send_ack(gw, &c->addr, MQTTSN_REGACK, 0, m->reg.msg_id, MQTTSN_RC_NOT_SUPPORTED);
+		mqttsn__send_ack(gw, &c->addr, MQTTSN_REGACK, 0, m->reg.msg_id,
+				 MQTTSN_RC_NOT_SUPPORTED);
 		return;
 	}
-	t = topic_get(gw, c, m->reg.topic);
+	t = mqttsn__topic_get(gw, c, m->reg.topic);
 	if (!t) {
-		send_ack(gw, &c->addr, MQTTSN_REGACK, 0, m->reg.msg_id, MQTTSN_RC_CONGESTION);
+		mqttsn__send_ack(gw, &c->addr, MQTTSN_REGACK, 0, m->reg.msg_id,
+				 MQTTSN_RC_CONGESTION);
 		return;
 	}
 	t->confirmed = true;
-	send_ack(gw, &c->addr, MQTTSN_REGACK, t->id, m->reg.msg_id, MQTTSN_RC_ACCEPTED);
+	mqttsn__send_ack(gw, &c->addr, MQTTSN_REGACK, t->id, m->reg.msg_id, MQTTSN_RC_ACCEPTED);
 }
 
 /* 6.10: REGACK for a REGISTER the gateway sent before a PUBLISH. */
@@ -865,16 +277,16 @@ static void on_regack(struct mqttsn_gw *gw, struct mqttsn_client *c, const struc
 
 	if (c->inflight != MQTTSN_IF_REGISTER || m->ack.msg_id != c->if_msg_id)
 		return;
-	t = topic_by_id(c, c->if_topic_id);
+	t = mqttsn__topic_by_id(c, c->if_topic_id);
 	c->inflight = MQTTSN_IF_NONE;
 	if (m->ack.rc == MQTTSN_RC_ACCEPTED && t) {
 		t->confirmed = true;
 	} else {
 		/* The client will not take this topic: its message cannot go. */
 		gw->stats.dropped_out++;
-		drop_head(c);
+		mqttsn__drop_head(c);
 	}
-	pump(gw, c, now_ms);
+	mqttsn__pump(gw, c, now_ms);
 }
 
 /* PUBACK, PUBREC, PUBCOMP for the PUBLISH in flight (6.7). */
@@ -895,7 +307,7 @@ static void on_pub_ack(struct mqttsn_gw *gw, struct mqttsn_client *c, const stru
 			/* It forgot the id: register it again before the next message. */
 			t = m->ack.rc == MQTTSN_RC_INVALID_TOPIC_ID &&
 					    c->if_topic_type == MQTTSN_TOPIC_NORMAL
-				    ? topic_by_id(c, c->if_topic_id)
+				    ? mqttsn__topic_by_id(c, c->if_topic_id)
 				    : NULL;
 			if (t)
 				t->confirmed = false;
@@ -907,7 +319,7 @@ static void on_pub_ack(struct mqttsn_gw *gw, struct mqttsn_client *c, const stru
 		c->inflight = MQTTSN_IF_PUBCOMP;
 		c->if_sent_ms = now_ms;
 		c->if_retries = 0;
-		send_msgid(gw, &c->addr, MQTTSN_PUBREL, mid);
+		mqttsn__send_msgid(gw, &c->addr, MQTTSN_PUBREL, mid);
 		return;
 	case MQTTSN_PUBCOMP:
 		if (c->inflight != MQTTSN_IF_PUBCOMP)
@@ -916,8 +328,8 @@ static void on_pub_ack(struct mqttsn_gw *gw, struct mqttsn_client *c, const stru
 	default:
 		return;
 	}
-	drop_head(c);
-	pump(gw, c, now_ms);
+	mqttsn__drop_head(c);
+	mqttsn__pump(gw, c, now_ms);
 }
 
 /* 6.9 SUBSCRIBE and UNSUBSCRIBE. */
@@ -935,7 +347,7 @@ static void on_subscribe(struct mqttsn_gw *gw, struct mqttsn_client *c, const st
 
 	r.ack.msg_id = m->sub.msg_id;
 	if (type == MQTTSN_TOPIC_PREDEFINED) {
-		pd = predef_by_id(gw, m->sub.topic_id);
+		pd = mqttsn__predef_by_id(gw, m->sub.topic_id);
 		if (!pd) {
 			r.ack.rc = MQTTSN_RC_INVALID_TOPIC_ID;
 			goto reply;
@@ -943,17 +355,17 @@ static void on_subscribe(struct mqttsn_gw *gw, struct mqttsn_client *c, const st
 		name = gw_slice_cstr(pd->topic);
 		tid = pd->id;
 	} else if (type == MQTTSN_TOPIC_SHORT) {
-		resolve_topic(gw, c, type, m->sub.topic_id, sn, &name);
+		mqttsn__resolve_topic(gw, c, type, m->sub.topic_id, sn, &name);
 	} else if (sub && !has_wildcard(name)) {
 		/* A plain name gets its id in SUBACK; a filter gets 0 (5.4.17). */
-		t = topic_get(gw, c, name);
+		t = mqttsn__topic_get(gw, c, name);
 		if (!t) {
 			r.ack.rc = MQTTSN_RC_CONGESTION;
 			goto reply;
 		}
 		tid = t->id;
 	}
-	if (mount(gw, name, &filter)) {
+	if (mqttsn__mount(gw, name, &filter)) {
 		r.ack.rc = MQTTSN_RC_NOT_SUPPORTED;
 		goto reply;
 	}
@@ -971,12 +383,12 @@ static void on_subscribe(struct mqttsn_gw *gw, struct mqttsn_client *c, const st
 	r.ack.topic_id = rc < 0 ? 0 : tid;
 reply:
 	if (sub) {
-		send_msg(gw, &c->addr, &r);
+		mqttsn__send_msg(gw, &c->addr, &r);
 	} else {
 		/* UNSUBACK carries no return code (5.4.19). */
-		send_msgid(gw, &c->addr, MQTTSN_UNSUBACK, m->sub.msg_id);
+		mqttsn__send_msgid(gw, &c->addr, MQTTSN_UNSUBACK, m->sub.msg_id);
 	}
-	pump(gw, c, now_ms);
+	mqttsn__pump(gw, c, now_ms);
 }
 
 /* 6.12, 6.14: DISCONNECT, plain or going to sleep. */
@@ -987,12 +399,12 @@ static void on_disconnect(struct mqttsn_gw *gw, struct mqttsn_client *c, const s
 		c->state = MQTTSN_CS_ASLEEP;
 		c->sleep_s = m->disconnect.duration;
 		refresh(c, now_ms);
-		send_simple(gw, &c->addr, MQTTSN_DISCONNECT);
+		mqttsn__send_simple(gw, &c->addr, MQTTSN_DISCONNECT);
 		return;
 	}
-	send_simple(gw, &c->addr, MQTTSN_DISCONNECT);
+	mqttsn__send_simple(gw, &c->addr, MQTTSN_DISCONNECT);
 	/* A clean DISCONNECT: no will (6.12). */
-	client_free(gw, c);
+	mqttsn__client_free(gw, c);
 }
 
 /* 6.14: PINGREQ; with a client id from a sleeping client, it is awake for its messages. */
@@ -1003,10 +415,10 @@ static void on_pingreq(struct mqttsn_gw *gw, struct mqttsn_client *c, const stru
 	    (c->state == MQTTSN_CS_ASLEEP || c->state == MQTTSN_CS_AWAKE)) {
 		c->state = MQTTSN_CS_AWAKE;
 		refresh(c, now_ms);
-		pump(gw, c, now_ms); /* ends with PINGRESP once everything went out */
+		mqttsn__pump(gw, c, now_ms); /* ends with PINGRESP once everything went out */
 		return;
 	}
-	send_simple(gw, &c->addr, MQTTSN_PINGRESP);
+	mqttsn__send_simple(gw, &c->addr, MQTTSN_PINGRESP);
 }
 
 /* Messages of a client in the will handshake (6.3). */
@@ -1014,19 +426,19 @@ static void on_handshake(struct mqttsn_gw *gw, struct mqttsn_client *c, const st
 			 int64_t now_ms)
 {
 	if (c->state == MQTTSN_CS_WILLTOPIC && m->type == MQTTSN_WILLTOPIC) {
-		if (set_will_topic(c, m)) {
-			send_resp(gw, &c->addr, MQTTSN_CONNACK, MQTTSN_RC_CONGESTION);
-			client_free(gw, c);
+		if (mqttsn__set_will_topic(c, m)) {
+			mqttsn__send_resp(gw, &c->addr, MQTTSN_CONNACK, MQTTSN_RC_CONGESTION);
+			mqttsn__client_free(gw, c);
 		} else if (!c->will_topic) {
 			finish_connect(gw, c, now_ms); /* an empty WILLTOPIC: no will */
 		} else {
 			c->state = MQTTSN_CS_WILLMSG;
-			send_simple(gw, &c->addr, MQTTSN_WILLMSGREQ);
+			mqttsn__send_simple(gw, &c->addr, MQTTSN_WILLMSGREQ);
 		}
 	} else if (c->state == MQTTSN_CS_WILLMSG && m->type == MQTTSN_WILLMSG) {
-		if (set_will_msg(c, m)) {
-			send_resp(gw, &c->addr, MQTTSN_CONNACK, MQTTSN_RC_CONGESTION);
-			client_free(gw, c);
+		if (mqttsn__set_will_msg(c, m)) {
+			mqttsn__send_resp(gw, &c->addr, MQTTSN_CONNACK, MQTTSN_RC_CONGESTION);
+			mqttsn__client_free(gw, c);
 		} else {
 			finish_connect(gw, c, now_ms);
 		}
@@ -1050,8 +462,8 @@ static void on_client_msg(struct mqttsn_gw *gw, struct mqttsn_client *c, const s
 		on_pub_ack(gw, c, m, now_ms);
 		break;
 	case MQTTSN_PUBREL:
-		qos2_del(c, m->msgid.msg_id);
-		send_msgid(gw, &c->addr, MQTTSN_PUBCOMP, m->msgid.msg_id);
+		mqttsn__qos2_del(c, m->msgid.msg_id);
+		mqttsn__send_msgid(gw, &c->addr, MQTTSN_PUBCOMP, m->msgid.msg_id);
 		break;
 	case MQTTSN_REGISTER:
 		on_register(gw, c, m);
@@ -1070,12 +482,14 @@ static void on_client_msg(struct mqttsn_gw *gw, struct mqttsn_client *c, const s
 		on_disconnect(gw, c, m, now_ms);
 		break;
 	case MQTTSN_WILLTOPICUPD: /* 6.4 */
-		send_resp(gw, &c->addr, MQTTSN_WILLTOPICRESP,
-			  set_will_topic(c, m) ? MQTTSN_RC_CONGESTION : MQTTSN_RC_ACCEPTED);
+		mqttsn__send_resp(gw, &c->addr, MQTTSN_WILLTOPICRESP,
+				  mqttsn__set_will_topic(c, m) ? MQTTSN_RC_CONGESTION
+							       : MQTTSN_RC_ACCEPTED);
 		break;
 	case MQTTSN_WILLMSGUPD:
-		send_resp(gw, &c->addr, MQTTSN_WILLMSGRESP,
-			  set_will_msg(c, m) ? MQTTSN_RC_CONGESTION : MQTTSN_RC_ACCEPTED);
+		mqttsn__send_resp(gw, &c->addr, MQTTSN_WILLMSGRESP,
+				  mqttsn__set_will_msg(c, m) ? MQTTSN_RC_CONGESTION
+							     : MQTTSN_RC_ACCEPTED);
 		break;
 	default:
 		/* Gateway-to-client messages, or handshake messages out of place. */
@@ -1125,8 +539,8 @@ static void on_datagram(struct mqttsn_gw *gw, const struct mqttsn_addr *from, co
 		 * those that search without joining the group.
 		 */
 		if (group && !a.encap && gw->ops->broadcast)
-			send_msg(gw, NULL, &m);
-		send_msg(gw, &a, &m);
+			mqttsn__send_msg(gw, NULL, &m);
+		mqttsn__send_msg(gw, &a, &m);
 		return;
 	case MQTTSN_ADVERTISE:
 	case MQTTSN_GWINFO:
@@ -1143,12 +557,12 @@ static void on_datagram(struct mqttsn_gw *gw, const struct mqttsn_addr *from, co
 	default:
 		break;
 	}
-	c = find_by_addr(gw, &a);
+	c = mqttsn__find_by_addr(gw, &a);
 	if (!c && m.type == MQTTSN_PINGREQ && m.pingreq.client_id.len) {
 		/* A sleeping client waking from a new address (NAT rebinding). */
 		c = mqttsn_gw_find_client(gw, m.pingreq.client_id);
 		if (c && c->session)
-			set_addr(gw, c, &a);
+			mqttsn__set_addr(gw, c, &a);
 		else
 			c = NULL;
 	}
@@ -1158,7 +572,7 @@ static void on_datagram(struct mqttsn_gw *gw, const struct mqttsn_addr *from, co
 		if (m.type == MQTTSN_PUBLISH || m.type == MQTTSN_SUBSCRIBE ||
 		    m.type == MQTTSN_REGISTER || m.type == MQTTSN_PINGREQ ||
 		    m.type == MQTTSN_UNSUBSCRIBE)
-			send_simple(gw, &a, MQTTSN_DISCONNECT);
+			mqttsn__send_simple(gw, &a, MQTTSN_DISCONNECT);
 		return;
 	}
 	if (c->state == MQTTSN_CS_WILLTOPIC || c->state == MQTTSN_CS_WILLMSG)
@@ -1189,12 +603,12 @@ void mqttsn_gw_on_tick(struct mqttsn_gw *gw, int64_t now_ms)
 		struct mqttsn_client *c = gw_list_entry(pos, struct mqttsn_client, all);
 
 		if (c->deadline_ms && now_ms >= c->deadline_ms) {
-			client_lost(gw, c);
+			mqttsn__client_lost(gw, c);
 			continue;
 		}
-		if (c->inflight != MQTTSN_IF_NONE && can_send(c) &&
+		if (c->inflight != MQTTSN_IF_NONE && mqttsn__can_send(c) &&
 		    now_ms - c->if_sent_ms >= (int64_t)gw->cfg.retry_interval_ms)
-			retry(gw, c, now_ms);
+			mqttsn__retry(gw, c, now_ms);
 	}
 	if (gw->cfg.advertise_interval_ms && now_ms >= gw->next_advertise_ms) {
 		struct mqttsn_msg m = { .type = MQTTSN_ADVERTISE };
@@ -1202,7 +616,7 @@ void mqttsn_gw_on_tick(struct mqttsn_gw *gw, int64_t now_ms)
 
 		m.advertise.gw_id = gw->cfg.gateway_id;
 		m.advertise.duration = (uint16_t)(s > 0xffff ? 0xffff : s);
-		send_msg(gw, NULL, &m); /* 6.1 */
+		mqttsn__send_msg(gw, NULL, &m); /* 6.1 */
 		gw->next_advertise_ms = now_ms + gw->cfg.advertise_interval_ms;
 	}
 }
@@ -1226,7 +640,7 @@ int64_t mqttsn_gw_next_timeout(const struct mqttsn_gw *gw, int64_t now_ms)
 
 		if (c->deadline_ms)
 			CONSIDER(c->deadline_ms);
-		if (c->inflight != MQTTSN_IF_NONE && can_send(c))
+		if (c->inflight != MQTTSN_IF_NONE && mqttsn__can_send(c))
 			CONSIDER(c->if_sent_ms + (int64_t)gw->cfg.retry_interval_ms);
 	}
 	if (gw->cfg.advertise_interval_ms)
@@ -1269,7 +683,7 @@ void mqttsn_gw_fini(struct mqttsn_gw *gw)
 	struct gw_list *pos, *tmp;
 
 	gw_list_for_each_safe (pos, tmp, &gw->clients)
-		client_free(gw, gw_list_entry(pos, struct mqttsn_client, all));
+		mqttsn__client_free(gw, gw_list_entry(pos, struct mqttsn_client, all));
 	gw_free(gw->buckets);
 	gw->buckets = NULL;
 	gw->n_buckets = 0;
