@@ -33,14 +33,14 @@ PURE="$PURE $(ls broker/*_codec.c adapters/*/*_codec.c 2>/dev/null | tr '\n' ' '
 PURE="$PURE gateway/base/hist.c gateway/metrics.c"
 CORES="broker/topic.c broker/acl.c broker/broker.c broker/session.c broker/conn.c broker/conn_out.c
 	adapters/mqttsn/mqttsn_gw.c adapters/mqttsn/mqttsn_client.c adapters/mqttsn/mqttsn_out.c
-	gateway/uplink.c adapters/coap/coap_srv.c adapters/coap/coap_dev.c"
+	gateway/uplink.c adapters/coap/coap_srv.c adapters/coap/coap_dev.c adapters/serial/serial_build.c"
 CORES="$CORES broker/limits.c"
 CORES="$CORES broker/auth.c broker/passwd.c"
 CORE_HEADERS="gateway/base/base.h broker/broker.h broker/broker_int.h broker/mqtt_codec.h
 	broker/http.h broker/ws.h broker/limits.h broker/proxy_codec.h gateway/tls/tls.h
 	adapters/adapter.h adapters/modbus/modbus_adapter.h adapters/modbus/mbus_int.h
 	adapters/modbus/mbus_poll.h adapters/mqttsn/mqttsn_codec.h adapters/mqttsn/mqttsn_int.h
-	adapters/mqttsn/mqttsn_gw_int.h
+	adapters/mqttsn/mqttsn_gw_int.h adapters/serial/serial_setup.h
 	adapters/coap/coap_srv.h adapters/coap/coap_srv_int.h
 	gateway/config.h gateway/reading.h adapters/coap/coap_adapter.h adapters/coap/coap_int.h
 	adapters/coap/coap_uv.h"
