@@ -43,6 +43,17 @@ struct mbus_xfer {
 	uint16_t *dst;	      /* reads: room for @count units (bits one per slot, 0/1) */
 };
 
+/*
+ * Frames request @x into @aw as the glue sends it on a TCP line: its PDU
+ * (a write when x->vals is set, else a read) in an MBAP header (@mbap; the
+ * transaction id is ++*tid, incremented only once the PDU is valid) or in
+ * RTU framing (unit, PDU, CRC; @tid unused) for RTU over TCP. Pure (in
+ * mbus_rtu.c). Returns 0 (the ADU is aw->len bytes), -EINVAL (a function
+ * code or count the PDU writers refuse) or -EMSGSIZE (the framing's: an
+ * empty or too long PDU, no room in @aw).
+ */
+int mbus_xfer_encode(struct gw_writer *aw, bool mbap, uint16_t *tid, const struct mbus_xfer *x);
+
 /* Something worth a log line; the glue words it. */
 enum mbus_note_kind {
 	MBUS_NOTE_FAILED,    /* a device's first failed cycle after success: err */

@@ -9,6 +9,7 @@
 #include <errno.h>
 
 #include "mbus_int.h"
+#include "mbus_poll.h"
 
 uint16_t mbus_crc16(const uint8_t *p, size_t n)
 {
@@ -274,4 +275,22 @@ int mbus_mbap_decode(const uint8_t *buf, size_t len, uint16_t *tid, struct mbus_
 	out->body.p = buf + 8;
 	out->body.len = need - 8;
 	return (int)need;
+}
+
+int mbus_xfer_encode(struct gw_writer *aw, bool mbap, uint16_t *tid, const struct mbus_xfer *x)
+{
+	uint8_t pdu[MBUS_MAX_PDU];
+	struct gw_writer w;
+	int rc;
+
+	gw_writer_init(&w, pdu, sizeof(pdu));
+	if (x->vals)
+		rc = mbus_pdu_write(&w, x->fc, x->addr, x->vals, x->count);
+	else
+		rc = mbus_pdu_read(&w, x->fc, x->addr, x->count);
+	if (rc)
+		return rc;
+	if (mbap)
+		return mbus_mbap_encode(aw, ++*tid, x->unit, pdu, w.len);
+	return mbus_rtu_encode(aw, x->unit, pdu, w.len);
 }

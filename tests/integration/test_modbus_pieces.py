@@ -2,7 +2,7 @@
 """Modbus TCP answers that arrive in pieces, or glued to a stale answer.
 
 A network line reads into one buffer of the adapter and keeps only the first
-bytes of an unfinished answer (modbus_uv.c, on_read): this device, a small
+bytes of an unfinished answer (modbus_net_uv.c, on_read): this device, a small
 Modbus TCP server in this process on 127.0.0.1, cuts each answer as a serial
 gateway or a slow stack may - whole; one byte at a time; header then body;
 three bytes, then the rest glued to a copy of itself with a stale transaction

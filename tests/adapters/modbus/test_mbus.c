@@ -1,6 +1,7 @@
 /*
  * test_mbus.c - golden vectors for the Modbus value codec, the read planner,
- * the health state machine and RTU framing (adapters/modbus/mbus_*.c).
+ * the health state machine, RTU framing and the framing of a poller request
+ * for a TCP line (adapters/modbus/mbus_*.c).
  */
 #include <errno.h>
 #include <math.h>
@@ -13,6 +14,7 @@
 #include <cmocka.h>
 
 #include "adapters/modbus/mbus_int.h"
+#include "adapters/modbus/mbus_poll.h"
 
 /* The Modbus parts of the points mkpt() makes (what the loader hangs on ->ext). */
 static struct mbus_point mpool[1024];
@@ -543,6 +545,54 @@ static void test_rtu_request(void **state)
 	}
 }
 
+/* A poller request framed for a TCP line: MBAP with the next transaction id, or RTU. */
+static void test_xfer_encode(void **state)
+{
+	static const uint8_t rtu[] = { 0x01, 0x03, 0x00, 0x00, 0x00, 0x0A, 0xC5, 0xCD };
+	static const uint8_t mbap[] = { 0x12, 0x34, 0x00, 0x00, 0x00, 0x06,
+					0x01, 0x03, 0x00, 0x00, 0x00, 0x0A };
+	/* Application Protocol 6.12's FC16 example for unit 0x11, transaction id wrapped to 0. */
+	static const uint8_t mbap16[] = { 0x00, 0x00, 0x00, 0x00, 0x00, 0x0B, 0x11, 0x10, 0x00,
+					  0x01, 0x00, 0x02, 0x04, 0x00, 0x0A, 0x01, 0x02 };
+	static const uint16_t vals[] = { 0x000A, 0x0102 };
+	struct mbus_xfer rd = { .unit = 1, .fc = 3, .addr = 0, .count = 10 };
+	struct mbus_xfer wr = { .unit = 0x11, .fc = 16, .addr = 1, .count = 2, .vals = vals };
+	struct mbus_xfer bad = { .unit = 1, .fc = 5, .addr = 0, .count = 1 };
+	uint8_t adu[MBUS_TCP_MAX_ADU];
+	struct gw_writer aw;
+	uint16_t tid = 0x1233;
+
+	(void)state;
+	gw_writer_init(&aw, adu, sizeof(adu));
+	assert_int_equal(mbus_xfer_encode(&aw, false, &tid, &rd), 0);
+	assert_int_equal(aw.len, sizeof(rtu));
+	assert_memory_equal(adu, rtu, sizeof(rtu));
+	assert_int_equal(tid, 0x1233); /* RTU over TCP has no transaction id */
+
+	gw_writer_init(&aw, adu, sizeof(adu));
+	assert_int_equal(mbus_xfer_encode(&aw, true, &tid, &rd), 0);
+	assert_int_equal(tid, 0x1234);
+	assert_int_equal(aw.len, sizeof(mbap));
+	assert_memory_equal(adu, mbap, sizeof(mbap));
+
+	tid = 0xFFFF;
+	gw_writer_init(&aw, adu, sizeof(adu));
+	assert_int_equal(mbus_xfer_encode(&aw, true, &tid, &wr), 0);
+	assert_int_equal(tid, 0);
+	assert_int_equal(aw.len, sizeof(mbap16));
+	assert_memory_equal(adu, mbap16, sizeof(mbap16));
+
+	/* A read with a write's function code: refused before a transaction id is taken. */
+	gw_writer_init(&aw, adu, sizeof(adu));
+	assert_int_equal(mbus_xfer_encode(&aw, true, &tid, &bad), -EINVAL);
+	assert_int_equal(tid, 0);
+	/* No room for the ADU. */
+	gw_writer_init(&aw, adu, 8);
+	assert_int_equal(mbus_xfer_encode(&aw, true, &tid, &rd), -EMSGSIZE);
+	gw_writer_init(&aw, adu, 7);
+	assert_int_equal(mbus_xfer_encode(&aw, false, &tid, &rd), -EMSGSIZE);
+}
+
 static void frame(uint8_t *buf, size_t *len, const uint8_t *body, size_t n)
 {
 	struct gw_writer w;
@@ -627,6 +677,7 @@ int main(void)
 		cmocka_unit_test(test_health),
 		cmocka_unit_test(test_crc),
 		cmocka_unit_test(test_rtu_request),
+		cmocka_unit_test(test_xfer_encode),
 		cmocka_unit_test(test_rtu_response),
 	};
 
