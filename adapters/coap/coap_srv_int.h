@@ -307,4 +307,13 @@ void coapsrv_drop_client(struct coapsrv_core *core, struct coapsrv_client *c);
 /* For tests: the client with @client_id, or NULL. */
 struct coapsrv_client *coapsrv_find_client(struct coapsrv_core *core, struct gw_slice client_id);
 
+/*
+ * Calls @fn(@arg, entry, length) on each comma-separated entry of [coap]
+ * listen @list (NULL: none), spaces around it trimmed, empty entries
+ * skipped; stops at the first error @fn returns and returns it. More than
+ * COAPSRV_MAX_LISTEN entries: -EINVAL (the entries past the bound are not
+ * passed). Pure (coap_srv_uri.c): the glue parses each entry.
+ */
+int coapsrv_each_listen(const char *list, int (*fn)(void *arg, const char *e, size_t n), void *arg);
+
 #endif

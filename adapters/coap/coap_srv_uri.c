@@ -2,7 +2,8 @@
  * coap_srv_uri.c - the EMQX CoAP gateway interface's requests, from the
  * options libcoap parsed to an operation (coap_srv_int.h). Pure: no
  * allocation, no clock, no logging, no I/O; every byte of the request is
- * untrusted and read through its slice's length only.
+ * untrusted and read through its slice's length only. Also the split of
+ * [coap] listen into its entries (a config string, not wire data).
  */
 #include <errno.h>
 #include <string.h>
@@ -260,4 +261,28 @@ bool coapsrv_topic_match(struct gw_slice filter, struct gw_slice topic)
 		}
 	}
 	return t == topic.len;
+}
+
+/* ---------------------------------------------------- [coap] listen */
+
+int coapsrv_each_listen(const char *list, int (*fn)(void *arg, const char *e, size_t n), void *arg)
+{
+	const char *p = list;
+	int rc = 0, count = 0;
+
+	while (p && *p && !rc) {
+		const char *e = strchr(p, ','), *end = e ? e : p + strlen(p);
+
+		while (p < end && *p == ' ')
+			p++;
+		while (end > p && end[-1] == ' ')
+			end--;
+		if (end > p) {
+			if (++count > COAPSRV_MAX_LISTEN)
+				return -EINVAL;
+			rc = fn(arg, p, (size_t)(end - p));
+		}
+		p = e ? e + 1 : NULL;
+	}
+	return rc;
 }

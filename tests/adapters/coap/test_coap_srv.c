@@ -5,7 +5,8 @@
  * connection mode (token, heartbeat, expiry, close, takeover),
  * connectionless clients by address, observations (retained messages held
  * behind the response, sub ids, RST, re-registration), the CON bound,
- * max_clients, max_observations, the mountpoint and the rate limit.
+ * max_clients, max_observations, the mountpoint and the rate limit; and the
+ * split of [coap] listen into entries.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -706,6 +707,55 @@ static void test_rate_limit(void **state)
 	fake_free(f);
 }
 
+/* What coapsrv_each_listen() hands its callback, joined by '|'. */
+struct listen_seen {
+	char all[200];
+	unsigned int n;
+	int fail_at; /* the callback fails (-EADDRINUSE) at this entry; 0: never */
+};
+
+static int listen_entry(void *arg, const char *e, size_t n)
+{
+	struct listen_seen *ls = arg;
+	size_t l = strlen(ls->all);
+
+	snprintf(ls->all + l, sizeof(ls->all) - l, "%s%.*s", ls->n ? "|" : "", (int)n, e);
+	return ++ls->n == (unsigned int)ls->fail_at ? -EADDRINUSE : 0;
+}
+
+static void test_each_listen(void **state)
+{
+	struct listen_seen ls;
+
+	(void)state;
+	memset(&ls, 0, sizeof(ls));
+	assert_int_equal(
+		coapsrv_each_listen(" 127.0.0.1:5683 ,, coaps://[::1]:5684,", listen_entry, &ls),
+		0);
+	assert_string_equal(ls.all, "127.0.0.1:5683|coaps://[::1]:5684");
+	assert_int_equal(ls.n, 2);
+
+	memset(&ls, 0, sizeof(ls));
+	assert_int_equal(coapsrv_each_listen(NULL, listen_entry, &ls), 0);
+	assert_int_equal(coapsrv_each_listen("", listen_entry, &ls), 0);
+	assert_int_equal(coapsrv_each_listen(" , ,", listen_entry, &ls), 0);
+	assert_int_equal(ls.n, 0);
+
+	/* COAPSRV_MAX_LISTEN entries at most: the one past the bound is refused, not passed. */
+	memset(&ls, 0, sizeof(ls));
+	assert_int_equal(coapsrv_each_listen("a:1,b:2,c:3,d:4", listen_entry, &ls), 0);
+	assert_int_equal(ls.n, COAPSRV_MAX_LISTEN);
+	memset(&ls, 0, sizeof(ls));
+	assert_int_equal(coapsrv_each_listen("a:1,b:2,c:3,d:4,e:5", listen_entry, &ls), -EINVAL);
+	assert_string_equal(ls.all, "a:1|b:2|c:3|d:4");
+
+	/* The callback's error stops the walk and is returned. */
+	memset(&ls, 0, sizeof(ls));
+	ls.fail_at = 2;
+	assert_int_equal(coapsrv_each_listen("a:1, b:2, c:3", listen_entry, &ls), -EADDRINUSE);
+	assert_string_equal(ls.all, "a:1|b:2");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -722,6 +772,7 @@ int main(void)
 		cmocka_unit_test(test_con_bound_and_limits),
 		cmocka_unit_test(test_max_clients),
 		cmocka_unit_test(test_rate_limit),
+		cmocka_unit_test(test_each_listen),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
