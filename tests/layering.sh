@@ -45,6 +45,7 @@ CORE_HEADERS="gateway/base/base.h broker/broker.h broker/broker_int.h broker/mqt
 	gateway/config.h gateway/reading.h adapters/coap/coap_adapter.h adapters/coap/coap_int.h
 	adapters/coap/coap_uv.h"
 CORE_HEADERS="$CORE_HEADERS gateway/base/hist.h gateway/metrics.h"
+CORE_HEADERS="$CORE_HEADERS gateway/uplink_int.h"
 
 ALLOC='malloc|calloc|realloc|free|strdup|strndup|gw_malloc|gw_calloc|gw_realloc|gw_free|gw_strdup'
 CLOCK='gw_mono_ms|gw_now_ms|clock_gettime|time|gettimeofday|clock'
