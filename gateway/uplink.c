@@ -2,24 +2,10 @@
  * uplink.c - the sans-I/O core of the uplink: an MQTT 3.1.1 / 5.0 client of
  * the cloud broker and the store-and-forward queue in front of it.
  *
- * The queue. A message to send up is either a store record (id > 0:
- * appended to the store before it is sent, deleted with q_ack when the cloud
- * acknowledges it) or memory only (id 0: queue = off, queue = offline while
- * connected, QoS 0, the birth message). Those sent and not yet acknowledged
- * are in u->inflight; the rest wait in one of four lists:
- *  - resume: put back from the window when the link went down (they keep
- *    their packet ids); they go first after a reconnect, in the order they
- *    were first sent.
- *  - blq, the backlog: records that went through the store without being
- *    kept in memory (appended while the link was down, left by an earlier
- *    run, evicted from memory) read back with q_peek, and messages that were
- *    waiting when the link went down or memory had to be spilled. In id
- *    order; paced by drain_rate (records read back only).
- *  - live: messages that arrived while connected, in arrival order, not paced.
- *  - held: live messages whose topic still has older messages in the backlog.
- * pump() fills the window from resume first, then alternately one backlog
- * and one live message while both have one ready, so live traffic is not
- * starved by a long drain and a drain is not starved by live traffic.
+ * This file: the connection's life (idle, waiting with a jittered backoff,
+ * connecting, waiting for CONNACK, connected, stopped), the timer (connect
+ * timeout, keepalive, drain rate), and new / free / start / stop. The other
+ * parts are listed in uplink_int.h.
  *
  * Reading the store back. The core is in "backlog" while the store may hold
  * records it has not read; then it sends no backlog record with an id above
@@ -33,24 +19,6 @@
  * a region whose evicted ids are kept: a record of a region is taken only if
  * it was evicted, since the others were sent and their deletion may not have
  * committed yet (the store's acks take effect at its next commit).
- *
- * Order per topic (a bounded scheme). hot[] counts the unsent backlog
- * records (in the store or read ahead) per topic hash bucket: a record is
- * counted when it becomes backlog (stored without being kept, evicted, moved
- * to blq) and uncounted when it is sent or dropped. A live message whose
- * bucket is hot, or that has held messages before it, is held; held
- * messages go live, in order, when their bucket cools down. Collisions and
- * records the store dropped only make the counts too high (a message waits
- * longer); they are recomputed exactly from memory each time the store has
- * been read through. A message in flight counts as sent: a later one on the
- * same connection cannot overtake it, and after a reconnect the window is
- * resent first in its order. Records left by an earlier run are not known
- * until they have been read ("blind"): until then every message is backlog,
- * as it is while disconnected. Messages on different topics may interleave.
- *
- * While the link is down, committed records are evicted from memory: the
- * store alone decides what stays (its overflow policy may drop some), and the
- * drain reads back exactly what it kept.
  *
  * The end-to-end promise: a local publisher's hold is given back only when
  * the store has committed its message (gw_upl_on_appended), or at once when
@@ -76,157 +44,6 @@ struct upl_pend;
 static char *dup_or_empty(const char *s)
 {
 	return gw_strdup(s ? s : "");
-}
-
-static uint16_t topic_bucket(const uint8_t *p, size_t len)
-{
-	uint32_t h = 2166136261u; /* FNV-1a */
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		h = (h ^ p[i]) * 16777619u;
-	return (uint16_t)(h & (UPL_TOPIC_BUCKETS - 1));
-}
-
-static struct upl_msg *msg_new(struct gw_slice topic, struct gw_slice payload,
-			       struct gw_slice props, uint8_t qos, bool retain, uint64_t id)
-{
-	struct upl_msg *m;
-
-	if (topic.len > 0xffff || payload.len > UINT32_MAX - topic.len - props.len)
-		return NULL;
-	m = gw_malloc(sizeof(*m) + topic.len + payload.len + props.len);
-	if (!m)
-		return NULL;
-	memset(m, 0, sizeof(*m));
-	gw_list_init(&m->link);
-	m->id = id;
-	m->topic_len = (uint32_t)topic.len;
-	m->bucket = topic_bucket(topic.p, topic.len);
-	m->payload_len = (uint32_t)payload.len;
-	m->props_len = (uint32_t)props.len;
-	m->qos = qos;
-	m->retain = retain;
-	if (topic.len)
-		memcpy(msg_topic(m), topic.p, topic.len);
-	if (payload.len)
-		memcpy(msg_payload(m), payload.p, payload.len);
-	if (props.len)
-		memcpy(msg_props(m), props.p, props.len);
-	return m;
-}
-
-static struct gw_list *list_of(struct gw_upl *u, uint8_t where)
-{
-	switch (where) {
-	case Q_RESUME:
-		return &u->resume;
-	case Q_BACKLOG:
-		return &u->blq;
-	case Q_LIVE:
-		return &u->live;
-	case Q_HELD:
-		return &u->held;
-	default:
-		return &u->inflight;
-	}
-}
-
-static void pid_mark(struct gw_upl *u, uint16_t pid, bool on)
-{
-	if (on)
-		u->pid_used[pid >> 3] |= (uint8_t)(1u << (pid & 7));
-	else
-		u->pid_used[pid >> 3] &= (uint8_t) ~(1u << (pid & 7));
-}
-
-static bool pid_holds(uint8_t where)
-{
-	return where == Q_INFLIGHT || where == Q_RESUME;
-}
-
-/* Counts @m, just linked into @where. */
-static void q_account(struct gw_upl *u, struct upl_msg *m, uint8_t where)
-{
-	m->where = where;
-	if (m->pid && pid_holds(where))
-		pid_mark(u, m->pid, true);
-	if (where == Q_INFLIGHT) {
-		u->n_inflight++;
-		return;
-	}
-	u->n_queue++;
-	if (!m->id && !m->birth)
-		u->n_mem++;
-	u->mem_bytes += msg_size(m);
-	if (where == Q_HELD)
-		u->n_held[m->bucket]++;
-}
-
-static void q_add(struct gw_upl *u, struct upl_msg *m, uint8_t where, bool head)
-{
-	if (head)
-		gw_list_add_head(list_of(u, where), &m->link);
-	else
-		gw_list_add_tail(list_of(u, where), &m->link);
-	q_account(u, m, where);
-}
-
-/* Into the backlog in id order; memory-only messages keep their places. */
-static void blq_add(struct gw_upl *u, struct upl_msg *m)
-{
-	struct gw_list *pos = u->blq.prev;
-
-	while (m->id && pos != &u->blq && gw_list_entry(pos, struct upl_msg, link)->id > m->id)
-		pos = pos->prev;
-	gw_list__add(&m->link, pos, pos->next);
-	q_account(u, m, Q_BACKLOG);
-}
-
-static void q_unlink(struct gw_upl *u, struct upl_msg *m)
-{
-	gw_list_del(&m->link);
-	if (m->pid && pid_holds(m->where))
-		pid_mark(u, m->pid, false);
-	if (m->where == Q_INFLIGHT) {
-		u->n_inflight--;
-	} else if (m->where != Q_NONE) {
-		u->n_queue--;
-		if (!m->id && !m->birth)
-			u->n_mem--;
-		u->mem_bytes -= msg_size(m);
-		if (m->where == Q_HELD)
-			u->n_held[m->bucket]--;
-	}
-	m->where = Q_NONE;
-}
-
-/* @m is backlog: counted in hot[] until it is sent or dropped. */
-static void hot_add(struct gw_upl *u, struct upl_msg *m)
-{
-	if (m->counted)
-		return;
-	m->counted = true;
-	u->hot[m->bucket]++;
-}
-
-static void hot_del(struct gw_upl *u, struct upl_msg *m)
-{
-	if (!m->counted)
-		return;
-	m->counted = false;
-	if (u->hot[m->bucket] && !--u->hot[m->bucket])
-		u->release_due = true;
-}
-
-/* Unlinks @m from wherever it is and frees it. */
-static void msg_free(struct gw_upl *u, struct upl_msg *m)
-{
-	q_unlink(u, m);
-	hot_del(u, m);
-	if (m->pend)
-		m->pend->m = NULL;
-	gw_free(m);
 }
 
 static void set_state(struct gw_upl *u, enum upl_state s, int64_t now)
@@ -402,7 +219,7 @@ static uint32_t region_pos(const struct upl_region *rg, uint64_t id)
 }
 
 /* Record @id (evicted unsent) in its region, if it has one. */
-static void region_mark(struct gw_upl *u, uint64_t id)
+void gw_upl__region_mark(struct gw_upl *u, uint64_t id)
 {
 	struct upl_region *rg = region_find(u, id);
 	uint32_t i;
@@ -483,73 +300,13 @@ static void regions_trim(struct gw_upl *u)
 	u->n_regions -= k;
 }
 
-static void enter_backlog(struct gw_upl *u)
+void gw_upl__enter_backlog(struct gw_upl *u)
 {
 	if (u->backlog)
 		return;
 	/* Everything up to the last append is in memory or sent: read from there. */
 	u->backlog = true;
 	u->peek_after = u->last_append_id;
-}
-
-/*
- * Live mode ends (the link went down, memory is spilled to the store): what
- * waits in memory joins the backlog, and the period's ids become a region,
- * so that reading them back takes only what was evicted unsent.
- */
-static void live_off(struct gw_upl *u)
-{
-	struct gw_list *lists[] = { &u->held, &u->live };
-	unsigned int i;
-
-	if (!u->live_on)
-		return;
-	u->live_on = false;
-	if (u->last_append_id > u->live_from) {
-		/* live_on was only set with a free slot. */
-		struct upl_region *rg = &u->regions[u->n_regions++];
-
-		memset(rg, 0, sizeof(*rg));
-		rg->lo = u->live_from;
-		rg->hi = u->last_append_id;
-	}
-	for (i = 0; i < GW_ARRAY_SIZE(lists); i++) {
-		while (!gw_list_empty(lists[i])) {
-			struct upl_msg *m = gw_list_first(lists[i], struct upl_msg, link);
-
-			q_unlink(u, m);
-			hot_add(u, m);
-			blq_add(u, m);
-		}
-	}
-}
-
-/*
- * Live mode begins when it is safe: connected, every record of the store
- * counted in hot[] (not blind), and a region slot free for its end.
- */
-static void maybe_live_on(struct gw_upl *u)
-{
-	if (u->live_on || u->state != UPL_UP || u->blind || u->n_regions >= UPL_MAX_REGIONS)
-		return;
-	u->live_on = true;
-	u->live_from = u->last_append_id;
-}
-
-/* The held messages whose bucket has no backlog left go live, in order. */
-static void release_held(struct gw_upl *u)
-{
-	struct gw_list *pos, *tmp;
-
-	u->release_due = false;
-	gw_list_for_each_safe (pos, tmp, &u->held) {
-		struct upl_msg *m = gw_list_entry(pos, struct upl_msg, link);
-
-		if (u->hot[m->bucket])
-			continue;
-		q_unlink(u, m);
-		q_add(u, m, Q_LIVE, false);
-	}
 }
 
 /* The store has been read through: the counts are what the backlog in memory holds. */
@@ -574,40 +331,6 @@ static void backlog_read(struct gw_upl *u)
 	u->release_due = true;
 }
 
-/*
- * Frees every committed, unsent store record in memory (the store alone has
- * it from now on; it is backlog and stays counted in hot[]), after ending
- * live mode. While the link is down the store alone holds them, and its
- * overflow policy decides what stays. Messages put back after a disconnect
- * with a packet id stay, to be resent with it.
- */
-static void evict(struct gw_upl *u)
-{
-	struct gw_list *pos, *tmp;
-	uint64_t first = 0;
-
-	live_off(u);
-	gw_list_for_each_safe (pos, tmp, &u->blq) {
-		struct upl_msg *m = gw_list_entry(pos, struct upl_msg, link);
-
-		if (!m->id || m->pend || m->pid)
-			continue;
-		if (!first || m->id < first)
-			first = m->id;
-		if (!m->counted)
-			u->hot[m->bucket]++;
-		m->counted = false; /* still counted, as a record of the store */
-		region_mark(u, m->id);
-		msg_free(u, m);
-	}
-	if (!first)
-		return;
-	u->evict_gen++;
-	enter_backlog(u);
-	if (u->peek_after >= first)
-		u->peek_after = first - 1;
-}
-
 /* The link is gone (the transport is closed or was never open): wait and retry. */
 static void link_down(struct gw_upl *u, int64_t now)
 {
@@ -621,8 +344,8 @@ static void link_down(struct gw_upl *u, int64_t now)
 	while (!gw_list_empty(&u->inflight)) {
 		struct upl_msg *m = gw_list_entry(u->inflight.prev, struct upl_msg, link);
 
-		q_unlink(u, m);
-		q_add(u, m, Q_RESUME, true);
+		gw_upl__q_unlink(u, m);
+		gw_upl__q_add(u, m, Q_RESUME, true);
 	}
 	/* The birth message is made again after the next CONNACK. */
 	for (i = 0; i < GW_ARRAY_SIZE(lists); i++) {
@@ -630,13 +353,13 @@ static void link_down(struct gw_upl *u, int64_t now)
 			struct upl_msg *m = gw_list_entry(pos, struct upl_msg, link);
 
 			if (m->birth)
-				msg_free(u, m);
+				gw_upl__msg_free(u, m);
 		}
 	}
-	live_off(u);
-	evict(u);
+	gw_upl__live_off(u);
+	gw_upl__evict(u);
 	if (u->has_store)
-		enter_backlog(u);
+		gw_upl__enter_backlog(u);
 	u->rx_len = 0;
 	u->ping_sent = 0;
 	u->rate_blocked = false;
@@ -766,7 +489,7 @@ static void msg_done(struct gw_upl *u, struct upl_msg *m)
 {
 	if (m->id)
 		u->ops->q_ack(u->arg, m->id);
-	msg_free(u, m);
+	gw_upl__msg_free(u, m);
 }
 
 /*
@@ -825,8 +548,8 @@ static int send_msg(struct gw_upl *u, struct upl_msg *m, bool resume, int64_t no
 		if (!m->pid || !resume) {
 			if (!m->pid) {
 				m->pid = alloc_pid(u);
-				if (m->pid && pid_holds(m->where))
-					pid_mark(u, m->pid, true);
+				if (m->pid && gw_upl__pid_holds(m->where))
+					gw_upl__pid_mark(u, m->pid, true);
 			}
 			m->state = M_PUBLISHED;
 		}
@@ -861,9 +584,9 @@ static int send_msg(struct gw_upl *u, struct upl_msg *m, bool resume, int64_t no
 	}
 in_flight:
 	/* Sent: no longer holds back later messages of its topic. */
-	hot_del(u, m);
-	q_unlink(u, m);
-	q_add(u, m, Q_INFLIGHT, false);
+	gw_upl__hot_del(u, m);
+	gw_upl__q_unlink(u, m);
+	gw_upl__q_add(u, m, Q_INFLIGHT, false);
 	return 0;
 }
 
@@ -923,7 +646,7 @@ static struct upl_msg *live_ready(struct gw_upl *u)
 	struct upl_msg *m;
 
 	if (u->release_due)
-		release_held(u);
+		gw_upl__release_held(u);
 	if (gw_list_empty(&u->live))
 		return NULL;
 	m = gw_list_first(&u->live, struct upl_msg, link);
@@ -940,7 +663,7 @@ static void pump(struct gw_upl *u, int64_t now)
 	u->rate_blocked = false;
 	if (u->state != UPL_UP)
 		return;
-	maybe_live_on(u);
+	gw_upl__maybe_live_on(u);
 	while (!gw_list_empty(&u->resume)) {
 		struct upl_msg *m = gw_list_first(&u->resume, struct upl_msg, link);
 
@@ -987,23 +710,6 @@ static void note_drop(struct gw_upl *u, const char *why)
 	}
 }
 
-/*
- * A new message kept in memory: backlog when live mode is off (disconnected,
- * records of an earlier run not read yet), else live, or held when its topic
- * has older messages in the backlog or held.
- */
-static void queue_new(struct gw_upl *u, struct upl_msg *m)
-{
-	if (!u->live_on) {
-		hot_add(u, m);
-		blq_add(u, m);
-	} else if (u->hot[m->bucket] || u->n_held[m->bucket]) {
-		q_add(u, m, Q_HELD, false);
-	} else {
-		q_add(u, m, Q_LIVE, false);
-	}
-}
-
 /* Append to the store; when @keep, the message stays in memory to be sent from there. */
 static void store_append(struct gw_upl *u, const struct st_record *rec, void *hold, bool keep)
 {
@@ -1032,11 +738,12 @@ static void store_append(struct gw_upl *u, const struct st_record *rec, void *ho
 	if (id > u->last_append_id)
 		u->last_append_id = id;
 	if (keep) {
-		m = msg_new(rec->topic, rec->payload, rec->props, rec->qos, rec->retain, id);
+		m = gw_upl__msg_new(rec->topic, rec->payload, rec->props, rec->qos, rec->retain,
+				    id);
 		if (m) {
 			m->pend = pd;
 			pd->m = m;
-			queue_new(u, m);
+			gw_upl__queue_new(u, m);
 			return;
 		}
 	}
@@ -1046,10 +753,10 @@ static void store_append(struct gw_upl *u, const struct st_record *rec, void *ho
 	 */
 	pd->store_only = true;
 	u->n_pend_store++;
-	u->hot[topic_bucket(rec->topic.p, rec->topic.len)]++;
-	live_off(u);
-	region_mark(u, id);
-	enter_backlog(u);
+	u->hot[gw_upl__topic_bucket(rec->topic.p, rec->topic.len)]++;
+	gw_upl__live_off(u);
+	gw_upl__region_mark(u, id);
+	gw_upl__enter_backlog(u);
 	if (u->peek_after >= id)
 		u->peek_after = id - 1;
 }
@@ -1090,7 +797,8 @@ void gw_upl_on_local(struct gw_upl *u, const struct brk_delivery *d, void *hold,
 			if (bl > UPL_QOS0_MAX_BACKLOG) {
 				note_drop(u, "the link is congested (QoS 0)");
 			} else {
-				m = msg_new(rec.topic, rec.payload, rec.props, 0, rec.retain, 0);
+				m = gw_upl__msg_new(rec.topic, rec.payload, rec.props, 0,
+						    rec.retain, 0);
 				if (!m) {
 					note_drop(u, "out of memory");
 				} else if (u->live_on &&
@@ -1101,11 +809,11 @@ void gw_upl_on_local(struct gw_upl *u, const struct brk_delivery *d, void *hold,
 						note_drop(u, "memory queue full");
 						gw_free(m);
 					} else {
-						q_add(u, m, Q_HELD, false);
+						gw_upl__q_add(u, m, Q_HELD, false);
 					}
 				} else {
 					/* QoS 0 goes now: at the head, it takes no window. */
-					q_add(u, m, Q_LIVE, true);
+					gw_upl__q_add(u, m, Q_LIVE, true);
 					if (send_msg(u, m, false, now) < 0)
 						drop_link(u, now, "cannot send");
 				}
@@ -1141,10 +849,10 @@ void gw_upl_on_local(struct gw_upl *u, const struct brk_delivery *d, void *hold,
 		release(u, hold);
 	} else {
 		struct upl_msg *m =
-			msg_new(rec.topic, rec.payload, rec.props, rec.qos, rec.retain, 0);
+			gw_upl__msg_new(rec.topic, rec.payload, rec.props, rec.qos, rec.retain, 0);
 
 		if (m)
-			queue_new(u, m);
+			gw_upl__queue_new(u, m);
 		else
 			note_drop(u, "out of memory");
 		release(u, hold);
@@ -1153,7 +861,7 @@ void gw_upl_on_local(struct gw_upl *u, const struct brk_delivery *d, void *hold,
 	if (up) {
 		/* Spill: what waits goes to the store and becomes backlog. */
 		if (u->n_queue > UPL_MEM_MAX_MSGS || u->mem_bytes > UPL_MEM_MAX_BYTES)
-			evict(u);
+			gw_upl__evict(u);
 		pump(u, now);
 	}
 }
@@ -1196,11 +904,11 @@ void gw_upl_on_appended(struct gw_upl *u, uint64_t id, int status, int64_t now)
 		return; /* in flight: its acknowledgement finishes it */
 	if (status) {
 		/* Dropped at once by drop_oldest, or lost: not ours to send. */
-		msg_free(u, m);
+		gw_upl__msg_free(u, m);
 		return;
 	}
 	if (u->state != UPL_UP)
-		evict(u);
+		gw_upl__evict(u);
 }
 
 void gw_upl_on_peeked(struct gw_upl *u, int status, const struct st_qrecord *recs, size_t n,
@@ -1244,8 +952,8 @@ void gw_upl_on_peeked(struct gw_upl *u, int status, const struct st_qrecord *rec
 		take = region_take(u, r->id, false);
 		if (!take || (take < 0 && r->id <= u->last_bl_sent))
 			continue;
-		m = msg_new(r->rec.topic, r->rec.payload, r->rec.props, r->rec.qos, r->rec.retain,
-			    r->id);
+		m = gw_upl__msg_new(r->rec.topic, r->rec.payload, r->rec.props, r->rec.qos,
+				    r->rec.retain, r->id);
 		if (!m) {
 			/* Read it again later. */
 			u->peek_after = r->id - 1;
@@ -1257,7 +965,7 @@ void gw_upl_on_peeked(struct gw_upl *u, int status, const struct st_qrecord *rec
 		m->from_store = true;
 		m->counted = true; /* it is, as a record of the store */
 		gw_list__add(&m->link, pos->prev, pos);
-		q_account(u, m, Q_BACKLOG);
+		gw_upl__q_account(u, m, Q_BACKLOG);
 	}
 	if (i)
 		u->peek_after = recs[i - 1].id;
@@ -1358,7 +1066,7 @@ static void on_connack(struct gw_upl *u, const struct mqtt_pkt *p, int64_t now)
 			struct upl_msg *m = gw_list_entry(pos, struct upl_msg, link);
 
 			if (m->pid)
-				pid_mark(u, m->pid, false);
+				gw_upl__pid_mark(u, m->pid, false);
 			m->pid = 0;
 			m->state = M_QUEUED;
 		}
@@ -1369,12 +1077,12 @@ static void on_connack(struct gw_upl *u, const struct mqtt_pkt *p, int64_t now)
 		return;
 	}
 	/* The birth message: retained "online", after the resumed messages. */
-	birth = msg_new(gw_slice_cstr(u->will_topic), GW_SLICE_STR("online"),
-			(struct gw_slice){ NULL, 0 }, 1, true, 0);
+	birth = gw_upl__msg_new(gw_slice_cstr(u->will_topic), GW_SLICE_STR("online"),
+				(struct gw_slice){ NULL, 0 }, 1, true, 0);
 	if (birth) {
 		birth->birth = true;
 		u->turn_live = true;
-		q_add(u, birth, Q_LIVE, true);
+		gw_upl__q_add(u, birth, Q_LIVE, true);
 	}
 	pump(u, now);
 }
@@ -1797,7 +1505,7 @@ static void free_lists(struct gw_upl *u)
 
 	for (i = 0; i < GW_ARRAY_SIZE(lists); i++)
 		while (!gw_list_empty(lists[i]))
-			msg_free(u, gw_list_first(lists[i], struct upl_msg, link));
+			gw_upl__msg_free(u, gw_list_first(lists[i], struct upl_msg, link));
 }
 
 void gw_upl_free(struct gw_upl *u)

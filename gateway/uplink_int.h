@@ -5,6 +5,8 @@
  *
  *   uplink.c          the connection's life: states, backoff, the timer
  *                     (connect timeout, keepalive), new / free / start / stop
+ *   uplink_queue.c    the messages in memory: lists, packet ids in use,
+ *                     per-topic order counts, live and backlog modes, eviction
  *
  * All of it is the sans-I/O core (struct gw_upl): no libuv, no clock (the
  * time comes in as an argument), no store or broker but through the ops;
@@ -52,7 +54,7 @@ enum {
 	M_RELEASED,  /* QoS 2: PUBREL sent, waiting for PUBCOMP */
 };
 
-/* Where a message is (see the head comment of uplink.c). */
+/* Where a message is (see the head comment of uplink_queue.c). */
 enum {
 	Q_NONE,
 	Q_RESUME,
@@ -203,5 +205,28 @@ static inline size_t msg_size(const struct upl_msg *m)
 {
 	return m->topic_len + m->payload_len + m->props_len;
 }
+
+/* ---------------------------------------------------------- uplink.c */
+
+void gw_upl__region_mark(struct gw_upl *u, uint64_t id);
+void gw_upl__enter_backlog(struct gw_upl *u);
+
+/* ---------------------------------------------------- uplink_queue.c */
+
+uint16_t gw_upl__topic_bucket(const uint8_t *p, size_t len);
+struct upl_msg *gw_upl__msg_new(struct gw_slice topic, struct gw_slice payload,
+				struct gw_slice props, uint8_t qos, bool retain, uint64_t id);
+void gw_upl__pid_mark(struct gw_upl *u, uint16_t pid, bool on);
+bool gw_upl__pid_holds(uint8_t where);
+void gw_upl__q_account(struct gw_upl *u, struct upl_msg *m, uint8_t where);
+void gw_upl__q_add(struct gw_upl *u, struct upl_msg *m, uint8_t where, bool head);
+void gw_upl__q_unlink(struct gw_upl *u, struct upl_msg *m);
+void gw_upl__hot_del(struct gw_upl *u, struct upl_msg *m);
+void gw_upl__msg_free(struct gw_upl *u, struct upl_msg *m);
+void gw_upl__live_off(struct gw_upl *u);
+void gw_upl__maybe_live_on(struct gw_upl *u);
+void gw_upl__release_held(struct gw_upl *u);
+void gw_upl__evict(struct gw_upl *u);
+void gw_upl__queue_new(struct gw_upl *u, struct upl_msg *m);
 
 #endif
