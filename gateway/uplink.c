@@ -7,19 +7,6 @@
  * timeout, keepalive, drain rate), and new / free / start / stop. The other
  * parts are listed in uplink_int.h.
  *
- * Reading the store back. The core is in "backlog" while the store may hold
- * records it has not read; then it sends no backlog record with an id above
- * peek_after, the id up to which it has read, so the backlog goes out in id
- * order and none is skipped. Live records have ids above live_from (the last
- * id appended when live mode began) and are never taken from a read: a read
- * that reaches them has read the whole backlog. What a read returns is taken
- * unless it is in memory already or was sent: backlog records are sent in id
- * order (so an id at or below last_bl_sent was sent), and the live records
- * of a period that ended (link down, spill, see live_off()) are recorded as
- * a region whose evicted ids are kept: a record of a region is taken only if
- * it was evicted, since the others were sent and their deletion may not have
- * committed yet (the store's acks take effect at its next commit).
- *
  * The end-to-end promise: a local publisher's hold is given back only when
  * the store has committed its message (gw_upl_on_appended), or at once when
  * the message is not stored.
@@ -36,8 +23,6 @@ static const char *const state_names[__UPL_STATE_MAX] = {
 	[UPL_IDLE] = "idle",	   [UPL_WAIT] = "waiting", [UPL_CONNECTING] = "connecting",
 	[UPL_CONNACK] = "connack", [UPL_UP] = "connected", [UPL_STOPPED] = "stopped",
 };
-
-struct upl_pend;
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -188,149 +173,6 @@ static int build_blob(const struct gw_upl *u, const struct brk_msg_props *p, uin
 	return -EMSGSIZE;
 }
 
-static void pump(struct gw_upl *u, int64_t now);
-
-/* ------------------------------------------------ backlog and regions */
-
-static struct upl_region *region_find(struct gw_upl *u, uint64_t id)
-{
-	unsigned int i;
-
-	for (i = 0; i < u->n_regions; i++)
-		if (id > u->regions[i].lo && id <= u->regions[i].hi)
-			return &u->regions[i];
-	return NULL;
-}
-
-/* Index of the first id >= @id in @rg's ids. */
-static uint32_t region_pos(const struct upl_region *rg, uint64_t id)
-{
-	uint32_t lo = 0, hi = rg->n;
-
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-
-		if (rg->ids[mid] < id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-/* Record @id (evicted unsent) in its region, if it has one. */
-void gw_upl__region_mark(struct gw_upl *u, uint64_t id)
-{
-	struct upl_region *rg = region_find(u, id);
-	uint32_t i;
-
-	if (!rg || rg->all)
-		return;
-	i = region_pos(rg, id);
-	if (i < rg->n && rg->ids[i] == id)
-		return;
-	if (rg->n == rg->cap) {
-		uint32_t cap = rg->cap ? rg->cap * 2 : 64;
-		uint64_t *p = gw_realloc(rg->ids, cap * sizeof(*p));
-
-		if (!p) {
-			/* Take every record of the region; the counts are rebuilt after the drain. */
-			rg->all = true;
-			u->blind = true;
-			return;
-		}
-		rg->ids = p;
-		rg->cap = cap;
-	}
-	memmove(rg->ids + i + 1, rg->ids + i, (rg->n - i) * sizeof(*rg->ids));
-	rg->ids[i] = id;
-	rg->n++;
-}
-
-/*
- * Whether a record read back is to be taken by region rules: 1 take, 0 skip
- * (sent), -1 not in a region. @take removes it from the region's list.
- */
-static int region_take(struct gw_upl *u, uint64_t id, bool take)
-{
-	struct upl_region *rg = region_find(u, id);
-	uint32_t i;
-
-	if (!rg)
-		return -1;
-	if (rg->all)
-		return 1;
-	i = region_pos(rg, id);
-	if (i >= rg->n || rg->ids[i] != id)
-		return 0;
-	if (take) {
-		memmove(rg->ids + i, rg->ids + i + 1, (rg->n - i - 1) * sizeof(*rg->ids));
-		rg->n--;
-	}
-	return 1;
-}
-
-/*
- * Forget the regions no read can reach any more: the store has been read
- * through and the backlog in memory holds nothing of theirs (only backlog
- * records can be evicted again, and they move the read back to them).
- */
-static void regions_trim(struct gw_upl *u)
-{
-	struct gw_list *pos;
-	uint64_t min = UINT64_MAX;
-	unsigned int k = 0, i;
-
-	if (u->backlog || !u->n_regions)
-		return;
-	gw_list_for_each (pos, &u->blq) {
-		struct upl_msg *m = gw_list_entry(pos, struct upl_msg, link);
-
-		if (m->id) {
-			min = m->id;
-			break;
-		}
-	}
-	while (k < u->n_regions && u->regions[k].hi < min)
-		gw_free(u->regions[k++].ids);
-	if (!k)
-		return;
-	for (i = k; i < u->n_regions; i++)
-		u->regions[i - k] = u->regions[i];
-	u->n_regions -= k;
-}
-
-void gw_upl__enter_backlog(struct gw_upl *u)
-{
-	if (u->backlog)
-		return;
-	/* Everything up to the last append is in memory or sent: read from there. */
-	u->backlog = true;
-	u->peek_after = u->last_append_id;
-}
-
-/* The store has been read through: the counts are what the backlog in memory holds. */
-static void backlog_read(struct gw_upl *u)
-{
-	struct gw_list *pos;
-
-	if (u->n_pend_store) {
-		/* Records stored without being kept are not visible before their commit. */
-		u->peek_short = true;
-		return;
-	}
-	u->backlog = false;
-	u->blind = false;
-	memset(u->hot, 0, sizeof(u->hot));
-	gw_list_for_each (pos, &u->blq) {
-		struct upl_msg *m = gw_list_entry(pos, struct upl_msg, link);
-
-		m->counted = true;
-		u->hot[m->bucket]++;
-	}
-	u->release_due = true;
-}
-
 /* The link is gone (the transport is closed or was never open): wait and retry. */
 static void link_down(struct gw_upl *u, int64_t now)
 {
@@ -456,28 +298,6 @@ static int send_subscribe(struct gw_upl *u, int64_t now)
 	return send_pkt(u, &p, now);
 }
 
-/* ---------------------------------------------------------- sending up */
-
-/* Whether the drain rate has a token; false (and rate_blocked) when it has none. */
-static bool token_ready(struct gw_upl *u, int64_t now)
-{
-	int64_t burst = GW_MAX((int64_t)1000, (int64_t)u->drain_rate * 100); /* 0.1 s */
-
-	if (!u->drain_rate)
-		return true;
-	if (now > u->tok_at) {
-		u->tokens += (now - u->tok_at) * (int64_t)u->drain_rate;
-		u->tok_at = now;
-	}
-	if (u->tokens > burst)
-		u->tokens = burst;
-	if (u->tokens < 1000) {
-		u->rate_blocked = true;
-		return false;
-	}
-	return true;
-}
-
 /* The glue's wall clock (ms since the epoch), 0 when it gives none. */
 static int64_t wall_ms(const struct gw_upl *u)
 {
@@ -590,55 +410,10 @@ in_flight:
 	return 0;
 }
 
-static void maybe_peek(struct gw_upl *u)
-{
-	struct gw_list *pos;
-	unsigned int ready = 0;
-	int rc;
-
-	if (!u->backlog || u->peeking || u->state != UPL_UP || !u->has_store)
-		return;
-	if (u->peek_short && u->n_pend_store)
-		return; /* read through: wait for the commit of what was stored */
-	gw_list_for_each (pos, &u->blq) {
-		struct upl_msg *m = gw_list_entry(pos, struct upl_msg, link);
-
-		if (m->id > u->peek_after || ++ready >= UPL_PEEK_BATCH / 2)
-			break;
-	}
-	if (ready >= UPL_PEEK_BATCH / 2)
-		return;
-	rc = u->ops->q_peek(u->arg, u->peek_after, UPL_PEEK_BATCH);
-	if (rc) {
-		gw_log(u->log, LOG_ERR, MOD, "cannot read the queue: %s", strerror(-rc));
-		return;
-	}
-	u->peeking = true;
-	u->peek_short = false;
-	u->peek_gen = u->evict_gen;
-}
-
 /* Whether @m needs a free slot of the window, and there is none. */
-static bool window_full(const struct gw_upl *u, const struct upl_msg *m)
+bool gw_upl__window_full(const struct gw_upl *u, const struct upl_msg *m)
 {
 	return m->qos && GW_MIN(m->qos, u->max_qos) && u->n_inflight >= u->quota;
-}
-
-/* The backlog's head if it may go now (window, read position, drain rate), else NULL. */
-static struct upl_msg *backlog_ready(struct gw_upl *u, int64_t now)
-{
-	struct upl_msg *m;
-
-	if (gw_list_empty(&u->blq))
-		return NULL;
-	m = gw_list_first(&u->blq, struct upl_msg, link);
-	if (m->id && u->backlog && m->id > u->peek_after)
-		return NULL; /* the store may hold older records: read them first */
-	if (window_full(u, m))
-		return NULL;
-	if (m->from_store && !token_ready(u, now))
-		return NULL;
-	return m;
 }
 
 static struct upl_msg *live_ready(struct gw_upl *u)
@@ -650,7 +425,7 @@ static struct upl_msg *live_ready(struct gw_upl *u)
 	if (gw_list_empty(&u->live))
 		return NULL;
 	m = gw_list_first(&u->live, struct upl_msg, link);
-	return window_full(u, m) ? NULL : m;
+	return gw_upl__window_full(u, m) ? NULL : m;
 }
 
 /*
@@ -658,7 +433,7 @@ static struct upl_msg *live_ready(struct gw_upl *u)
  * window first, then one backlog and one live message in turn while both
  * have one ready (either alone takes every free slot).
  */
-static void pump(struct gw_upl *u, int64_t now)
+void gw_upl__pump(struct gw_upl *u, int64_t now)
 {
 	u->rate_blocked = false;
 	if (u->state != UPL_UP)
@@ -667,7 +442,7 @@ static void pump(struct gw_upl *u, int64_t now)
 	while (!gw_list_empty(&u->resume)) {
 		struct upl_msg *m = gw_list_first(&u->resume, struct upl_msg, link);
 
-		if (window_full(u, m))
+		if (gw_upl__window_full(u, m))
 			goto out; /* nothing overtakes what was in flight */
 		if (send_msg(u, m, m->pid != 0, now) < 0) {
 			drop_link(u, now, "cannot send");
@@ -675,7 +450,7 @@ static void pump(struct gw_upl *u, int64_t now)
 		}
 	}
 	for (;;) {
-		struct upl_msg *b = backlog_ready(u, now), *l = live_ready(u), *m;
+		struct upl_msg *b = gw_upl__backlog_ready(u, now), *l = live_ready(u), *m;
 
 		if (!b && !l)
 			break;
@@ -689,13 +464,13 @@ static void pump(struct gw_upl *u, int64_t now)
 		}
 	}
 out:
-	maybe_peek(u);
-	regions_trim(u);
+	gw_upl__maybe_peek(u);
+	gw_upl__regions_trim(u);
 }
 
 /* ------------------------------------------------------- local messages */
 
-static void release(struct gw_upl *u, void *hold)
+void gw_upl__release(struct gw_upl *u, void *hold)
 {
 	if (hold && u->ops->hold_release)
 		u->ops->hold_release(u->arg, hold);
@@ -720,7 +495,7 @@ static void store_append(struct gw_upl *u, const struct st_record *rec, void *ho
 
 	if (!pd) {
 		note_drop(u, "out of memory");
-		release(u, hold);
+		gw_upl__release(u, hold);
 		return;
 	}
 	rc = u->ops->q_append(u->arg, rec, hold != NULL, &id);
@@ -729,7 +504,7 @@ static void store_append(struct gw_upl *u, const struct st_record *rec, void *ho
 		if (rc != -ENOBUFS)
 			note_drop(u, strerror(-rc));
 		gw_free(pd);
-		release(u, hold);
+		gw_upl__release(u, hold);
 		return;
 	}
 	pd->id = id;
@@ -770,7 +545,7 @@ void gw_upl_on_local(struct gw_upl *u, const struct brk_delivery *d, void *hold,
 
 	if (u->state == UPL_STOPPED || u->state == UPL_IDLE ||
 	    gw_slice_eq_cstr(d->topic, u->status_topic)) {
-		release(u, hold);
+		gw_upl__release(u, hold);
 		return;
 	}
 	tl = map_topic(d->topic, u->local_prefix, u->remote_prefix, topic, sizeof(topic));
@@ -779,7 +554,7 @@ void gw_upl_on_local(struct gw_upl *u, const struct brk_delivery *d, void *hold,
 				 d->props && d->props->has_expiry ? wall_ms(u) : 0);
 	if (tl < 0 || pl < 0) {
 		note_drop(u, "topic or properties too long");
-		release(u, hold);
+		gw_upl__release(u, hold);
 		gw_free(heap);
 		return;
 	}
@@ -823,7 +598,7 @@ void gw_upl_on_local(struct gw_upl *u, const struct brk_delivery *d, void *hold,
 		} else if (!up) {
 			u->st.dropped++;
 		}
-		release(u, hold);
+		gw_upl__release(u, hold);
 		gw_free(heap);
 		return;
 	}
@@ -843,10 +618,10 @@ void gw_upl_on_local(struct gw_upl *u, const struct brk_delivery *d, void *hold,
 		store_append(u, &rec, hold, up);
 	} else if (!up && u->qmode == GW_UPQ_OFF) {
 		note_drop(u, "disconnected and queue = off");
-		release(u, hold);
+		gw_upl__release(u, hold);
 	} else if (u->n_mem >= UPL_MEM_MAX_MSGS || u->mem_bytes > UPL_MEM_MAX_BYTES) {
 		note_drop(u, "memory queue full");
-		release(u, hold);
+		gw_upl__release(u, hold);
 	} else {
 		struct upl_msg *m =
 			gw_upl__msg_new(rec.topic, rec.payload, rec.props, rec.qos, rec.retain, 0);
@@ -855,123 +630,15 @@ void gw_upl_on_local(struct gw_upl *u, const struct brk_delivery *d, void *hold,
 			gw_upl__queue_new(u, m);
 		else
 			note_drop(u, "out of memory");
-		release(u, hold);
+		gw_upl__release(u, hold);
 	}
 	gw_free(heap);
 	if (up) {
 		/* Spill: what waits goes to the store and becomes backlog. */
 		if (u->n_queue > UPL_MEM_MAX_MSGS || u->mem_bytes > UPL_MEM_MAX_BYTES)
 			gw_upl__evict(u);
-		pump(u, now);
+		gw_upl__pump(u, now);
 	}
-}
-
-/* -------------------------------------------------------- store events */
-
-void gw_upl_on_appended(struct gw_upl *u, uint64_t id, int status, int64_t now)
-{
-	struct gw_list *pos;
-	struct upl_pend *pd = NULL;
-	struct upl_msg *m;
-	bool store_only;
-
-	gw_list_for_each (pos, &u->pend) {
-		struct upl_pend *e = gw_list_entry(pos, struct upl_pend, link);
-
-		if (e->id == id) {
-			pd = e;
-			break;
-		}
-	}
-	if (!pd)
-		return;
-	gw_list_del(&pd->link);
-	release(u, pd->hold);
-	m = pd->m;
-	store_only = pd->store_only;
-	gw_free(pd);
-	if (store_only) {
-		/* Visible to a read from now on; one that was through reads again. */
-		u->n_pend_store--;
-		if (!u->n_pend_store && u->peek_short)
-			pump(u, now);
-		return;
-	}
-	if (!m)
-		return;
-	m->pend = NULL;
-	if (m->state != M_QUEUED || m->pid)
-		return; /* in flight: its acknowledgement finishes it */
-	if (status) {
-		/* Dropped at once by drop_oldest, or lost: not ours to send. */
-		gw_upl__msg_free(u, m);
-		return;
-	}
-	if (u->state != UPL_UP)
-		gw_upl__evict(u);
-}
-
-void gw_upl_on_peeked(struct gw_upl *u, int status, const struct st_qrecord *recs, size_t n,
-		      int64_t now)
-{
-	struct gw_list *pos;
-	bool through = n < UPL_PEEK_BATCH; /* everything committed has been read */
-	size_t i;
-
-	u->peeking = false;
-	if (u->state != UPL_UP || status || u->peek_gen != u->evict_gen) {
-		/* Stale: memory changed under the read. Read again when it makes sense. */
-		if (status && status != -ECANCELED)
-			gw_log(u->log, LOG_ERR, MOD, "cannot read the queue: %s",
-			       strerror(-status));
-		if (u->state == UPL_UP && !status)
-			pump(u, now);
-		return;
-	}
-	/* Merge into the backlog: both are in id order; memory-only messages keep their places. */
-	pos = u->blq.next;
-	for (i = 0; i < n; i++) {
-		const struct st_qrecord *r = &recs[i];
-		struct upl_msg *m;
-		int take;
-
-		if (u->live_on && r->id > u->live_from) {
-			through = true; /* live records: in memory or sent */
-			break;
-		}
-		while (pos != &u->blq) {
-			struct upl_msg *e = gw_list_entry(pos, struct upl_msg, link);
-
-			if (e->id && e->id >= r->id)
-				break;
-			pos = pos->next;
-		}
-		if (pos != &u->blq && gw_list_entry(pos, struct upl_msg, link)->id == r->id)
-			continue;
-		/* Sent already (its deletion has not committed yet)? */
-		take = region_take(u, r->id, false);
-		if (!take || (take < 0 && r->id <= u->last_bl_sent))
-			continue;
-		m = gw_upl__msg_new(r->rec.topic, r->rec.payload, r->rec.props, r->rec.qos,
-				    r->rec.retain, r->id);
-		if (!m) {
-			/* Read it again later. */
-			u->peek_after = r->id - 1;
-			pump(u, now);
-			return;
-		}
-		if (take > 0)
-			region_take(u, r->id, true);
-		m->from_store = true;
-		m->counted = true; /* it is, as a record of the store */
-		gw_list__add(&m->link, pos->prev, pos);
-		gw_upl__q_account(u, m, Q_BACKLOG);
-	}
-	if (i)
-		u->peek_after = recs[i - 1].id;
-	if (through)
-		backlog_read(u);
-	pump(u, now);
 }
 
 /* ------------------------------------------------------- packets in */
@@ -1084,7 +751,7 @@ static void on_connack(struct gw_upl *u, const struct mqtt_pkt *p, int64_t now)
 		u->turn_live = true;
 		gw_upl__q_add(u, birth, Q_LIVE, true);
 	}
-	pump(u, now);
+	gw_upl__pump(u, now);
 }
 
 static void on_suback(struct gw_upl *u, const struct mqtt_pkt *p)
@@ -1113,7 +780,7 @@ static void ack_done(struct gw_upl *u, struct upl_msg *m, uint8_t reason, int64_
 		u->st.sent++;
 	}
 	msg_done(u, m);
-	pump(u, now);
+	gw_upl__pump(u, now);
 }
 
 static bool inq_has(const struct gw_upl *u, uint16_t pid)
@@ -1407,7 +1074,7 @@ void gw_upl_on_timer(struct gw_upl *u, int64_t now)
 			}
 		}
 		if (u->rate_blocked)
-			pump(u, now);
+			gw_upl__pump(u, now);
 		break;
 	default:
 		break;
@@ -1521,7 +1188,7 @@ void gw_upl_free(struct gw_upl *u)
 		struct upl_pend *pd = gw_list_first(&u->pend, struct upl_pend, link);
 
 		gw_list_del(&pd->link);
-		release(u, pd->hold);
+		gw_upl__release(u, pd->hold);
 		gw_free(pd);
 	}
 	for (i = 0; i < u->n_fwd; i++)

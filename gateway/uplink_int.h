@@ -7,6 +7,8 @@
  *                     (connect timeout, keepalive), new / free / start / stop
  *   uplink_queue.c    the messages in memory: lists, packet ids in use,
  *                     per-topic order counts, live and backlog modes, eviction
+ *   uplink_drain.c    the queue drain: reading the store back (regions,
+ *                     peeks), the drain rate, append completions
  *
  * All of it is the sans-I/O core (struct gw_upl): no libuv, no clock (the
  * time comes in as an argument), no store or broker but through the ops;
@@ -63,6 +65,8 @@ enum {
 	Q_HELD,
 	Q_INFLIGHT
 };
+
+struct upl_pend;
 
 /* A message to send up. Topic, payload and props blob follow the struct. */
 struct upl_msg {
@@ -208,8 +212,9 @@ static inline size_t msg_size(const struct upl_msg *m)
 
 /* ---------------------------------------------------------- uplink.c */
 
-void gw_upl__region_mark(struct gw_upl *u, uint64_t id);
-void gw_upl__enter_backlog(struct gw_upl *u);
+bool gw_upl__window_full(const struct gw_upl *u, const struct upl_msg *m);
+void gw_upl__pump(struct gw_upl *u, int64_t now);
+void gw_upl__release(struct gw_upl *u, void *hold);
 
 /* ---------------------------------------------------- uplink_queue.c */
 
@@ -228,5 +233,13 @@ void gw_upl__maybe_live_on(struct gw_upl *u);
 void gw_upl__release_held(struct gw_upl *u);
 void gw_upl__evict(struct gw_upl *u);
 void gw_upl__queue_new(struct gw_upl *u, struct upl_msg *m);
+
+/* ---------------------------------------------------- uplink_drain.c */
+
+void gw_upl__region_mark(struct gw_upl *u, uint64_t id);
+void gw_upl__regions_trim(struct gw_upl *u);
+void gw_upl__enter_backlog(struct gw_upl *u);
+void gw_upl__maybe_peek(struct gw_upl *u);
+struct upl_msg *gw_upl__backlog_ready(struct gw_upl *u, int64_t now);
 
 #endif
