@@ -6,10 +6,6 @@
  * connecting, waiting for CONNACK, connected, stopped), the timer (connect
  * timeout, keepalive, drain rate), and new / free / start / stop. The other
  * parts are listed in uplink_int.h.
- *
- * The end-to-end promise: a local publisher's hold is given back only when
- * the store has committed its message (gw_upl_on_appended), or at once when
- * the message is not stored.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -35,31 +31,6 @@ static void set_state(struct gw_upl *u, enum upl_state s, int64_t now)
 {
 	u->state = s;
 	u->since = now;
-}
-
-static bool starts_with(struct gw_slice s, const char *prefix, size_t plen)
-{
-	return plen && s.len >= plen && !memcmp(s.p, prefix, plen);
-}
-
-/*
- * @in with @strip removed from its front (when it starts with it) and @add
- * put in front, into @buf. Returns the length, or -EMSGSIZE over 65535 bytes.
- */
-static int map_topic(struct gw_slice in, const char *strip, const char *add, uint8_t *buf,
-		     size_t cap)
-{
-	size_t sl = strlen(strip), al = strlen(add);
-
-	if (starts_with(in, strip, sl)) {
-		in.p += sl;
-		in.len -= sl;
-	}
-	if (al + in.len > cap || al + in.len > 0xffff)
-		return -EMSGSIZE;
-	memcpy(buf, add, al);
-	memcpy(buf + al, in.p, in.len);
-	return (int)(al + in.len);
 }
 
 uint64_t gw_upl_backoff(uint64_t min_ms, uint64_t max_ms, unsigned int attempt, uint32_t rnd)
@@ -141,38 +112,6 @@ static uint16_t alloc_pid(struct gw_upl *u)
 	return 0;
 }
 
-/* ------------------------------------------------------- props blobs */
-
-/*
- * The store's props blob (persist.c's format) of @p; an expiring message
- * carries the wall-clock time @wall it was queued, so time spent in the queue
- * (fieldmq stopped included) counts against its expiry. Into @buf (@cap), or
- * a gw_malloc'ed *heap when larger. Returns the length or -ENOMEM / -EMSGSIZE.
- */
-static int build_blob(const struct gw_upl *u, const struct brk_msg_props *p, uint8_t *buf,
-		      size_t cap, uint8_t **heap, int64_t wall)
-{
-	struct gw_writer w;
-	int pass;
-
-	*heap = NULL;
-	(void)u;
-	for (pass = 0; pass < 2; pass++) {
-		gw_writer_init(&w, buf, cap);
-		gw_props_encode(p, wall, &w);
-		if (!w.err)
-			return (int)w.len;
-		if (pass || w.err != -EMSGSIZE || w.len > 0x7fffffff)
-			return w.err;
-		*heap = gw_malloc(w.len);
-		if (!*heap)
-			return -ENOMEM;
-		buf = *heap;
-		cap = w.len;
-	}
-	return -EMSGSIZE;
-}
-
 /* The link is gone (the transport is closed or was never open): wait and retry. */
 static void link_down(struct gw_upl *u, int64_t now)
 {
@@ -216,7 +155,7 @@ static void link_down(struct gw_upl *u, int64_t now)
 }
 
 /* Close the transport and go down, with a log line saying why. */
-static void drop_link(struct gw_upl *u, int64_t now, const char *why)
+void gw_upl__drop_link(struct gw_upl *u, int64_t now, const char *why)
 {
 	gw_log(u->log, LOG_WARNING, MOD, "%s: %s; closing the connection", u->url, why);
 	u->ops->close(u->arg);
@@ -299,7 +238,7 @@ static int send_subscribe(struct gw_upl *u, int64_t now)
 }
 
 /* The glue's wall clock (ms since the epoch), 0 when it gives none. */
-static int64_t wall_ms(const struct gw_upl *u)
+int64_t gw_upl__wall_ms(const struct gw_upl *u)
 {
 	return u->ops->wall_ms ? u->ops->wall_ms(u->arg) : 0;
 }
@@ -316,7 +255,7 @@ static void msg_done(struct gw_upl *u, struct upl_msg *m)
  * Sends @m (queued). Returns 0 (sent: in flight, or freed for QoS 0), 1
  * when it was dropped instead (expired, too large), < 0 when the link failed.
  */
-static int send_msg(struct gw_upl *u, struct upl_msg *m, bool resume, int64_t now)
+int gw_upl__send_msg(struct gw_upl *u, struct upl_msg *m, bool resume, int64_t now)
 {
 	struct brk_msg_props bp;
 	int64_t at = 0;
@@ -344,7 +283,7 @@ static int send_msg(struct gw_upl *u, struct upl_msg *m, bool resume, int64_t no
 		p.props.has_payload_format = bp.has_payload_format;
 		p.props.payload_format = bp.payload_format;
 		if (bp.has_expiry) {
-			int64_t wall = at ? wall_ms(u) : 0;
+			int64_t wall = at ? gw_upl__wall_ms(u) : 0;
 			uint64_t age = at && wall > at ? (uint64_t)(wall - at) / 1000 : 0;
 
 			/* [MQTT-3.3.2-5] an expired message is not sent; the rest is what is left. */
@@ -444,8 +383,8 @@ void gw_upl__pump(struct gw_upl *u, int64_t now)
 
 		if (gw_upl__window_full(u, m))
 			goto out; /* nothing overtakes what was in flight */
-		if (send_msg(u, m, m->pid != 0, now) < 0) {
-			drop_link(u, now, "cannot send");
+		if (gw_upl__send_msg(u, m, m->pid != 0, now) < 0) {
+			gw_upl__drop_link(u, now, "cannot send");
 			return;
 		}
 	}
@@ -458,187 +397,14 @@ void gw_upl__pump(struct gw_upl *u, int64_t now)
 		if (m == b && m->from_store && u->drain_rate)
 			u->tokens -= 1000;
 		u->turn_live = m == b;
-		if (send_msg(u, m, false, now) < 0) {
-			drop_link(u, now, "cannot send");
+		if (gw_upl__send_msg(u, m, false, now) < 0) {
+			gw_upl__drop_link(u, now, "cannot send");
 			return;
 		}
 	}
 out:
 	gw_upl__maybe_peek(u);
 	gw_upl__regions_trim(u);
-}
-
-/* ------------------------------------------------------- local messages */
-
-void gw_upl__release(struct gw_upl *u, void *hold)
-{
-	if (hold && u->ops->hold_release)
-		u->ops->hold_release(u->arg, hold);
-}
-
-static void note_drop(struct gw_upl *u, const char *why)
-{
-	u->st.dropped++;
-	if (!u->logged_drop) {
-		gw_log(u->log, LOG_WARNING, MOD, "dropping messages to the cloud: %s", why);
-		u->logged_drop = true;
-	}
-}
-
-/* Append to the store; when @keep, the message stays in memory to be sent from there. */
-static void store_append(struct gw_upl *u, const struct st_record *rec, void *hold, bool keep)
-{
-	struct upl_pend *pd = gw_calloc(1, sizeof(*pd));
-	struct upl_msg *m = NULL;
-	uint64_t id = 0;
-	int rc;
-
-	if (!pd) {
-		note_drop(u, "out of memory");
-		gw_upl__release(u, hold);
-		return;
-	}
-	rc = u->ops->q_append(u->arg, rec, hold != NULL, &id);
-	if (rc) {
-		/* -ENOBUFS: refused by drop_newest, counted by the store. */
-		if (rc != -ENOBUFS)
-			note_drop(u, strerror(-rc));
-		gw_free(pd);
-		gw_upl__release(u, hold);
-		return;
-	}
-	pd->id = id;
-	pd->hold = hold;
-	gw_list_add_tail(&u->pend, &pd->link);
-	if (id > u->last_append_id)
-		u->last_append_id = id;
-	if (keep) {
-		m = gw_upl__msg_new(rec->topic, rec->payload, rec->props, rec->qos, rec->retain,
-				    id);
-		if (m) {
-			m->pend = pd;
-			pd->m = m;
-			gw_upl__queue_new(u, m);
-			return;
-		}
-	}
-	/*
-	 * Not kept: the store has it and the backlog reads it back (the read is
-	 * not through before it has committed). A live period ends with it.
-	 */
-	pd->store_only = true;
-	u->n_pend_store++;
-	u->hot[gw_upl__topic_bucket(rec->topic.p, rec->topic.len)]++;
-	gw_upl__live_off(u);
-	gw_upl__region_mark(u, id);
-	gw_upl__enter_backlog(u);
-	if (u->peek_after >= id)
-		u->peek_after = id - 1;
-}
-
-void gw_upl_on_local(struct gw_upl *u, const struct brk_delivery *d, void *hold, int64_t now)
-{
-	uint8_t topic[0x10000], pbuf[1024], *heap = NULL;
-	struct st_record rec;
-	int tl, pl;
-	bool up = u->state == UPL_UP, store;
-
-	if (u->state == UPL_STOPPED || u->state == UPL_IDLE ||
-	    gw_slice_eq_cstr(d->topic, u->status_topic)) {
-		gw_upl__release(u, hold);
-		return;
-	}
-	tl = map_topic(d->topic, u->local_prefix, u->remote_prefix, topic, sizeof(topic));
-	pl = tl < 0 ? tl
-		    : build_blob(u, d->props, pbuf, sizeof(pbuf), &heap,
-				 d->props && d->props->has_expiry ? wall_ms(u) : 0);
-	if (tl < 0 || pl < 0) {
-		note_drop(u, "topic or properties too long");
-		gw_upl__release(u, hold);
-		gw_free(heap);
-		return;
-	}
-	rec.topic = (struct gw_slice){ topic, (size_t)tl };
-	rec.payload = d->payload;
-	rec.props = (struct gw_slice){ heap ? heap : pbuf, (size_t)pl };
-	rec.qos = d->qos;
-	rec.retain = d->retain;
-
-	if (d->qos == 0) {
-		if (up) {
-			struct upl_msg *m;
-			size_t bl = u->ops->backlog ? u->ops->backlog(u->arg) : 0;
-
-			if (bl > UPL_QOS0_MAX_BACKLOG) {
-				note_drop(u, "the link is congested (QoS 0)");
-			} else {
-				m = gw_upl__msg_new(rec.topic, rec.payload, rec.props, 0,
-						    rec.retain, 0);
-				if (!m) {
-					note_drop(u, "out of memory");
-				} else if (u->live_on &&
-					   (u->hot[m->bucket] || u->n_held[m->bucket])) {
-					/* Its topic has older messages in the backlog: after them. */
-					if (u->n_mem >= UPL_MEM_MAX_MSGS ||
-					    u->mem_bytes > UPL_MEM_MAX_BYTES) {
-						note_drop(u, "memory queue full");
-						gw_free(m);
-					} else {
-						gw_upl__q_add(u, m, Q_HELD, false);
-					}
-				} else {
-					/* QoS 0 goes now: at the head, it takes no window. */
-					gw_upl__q_add(u, m, Q_LIVE, true);
-					if (send_msg(u, m, false, now) < 0)
-						drop_link(u, now, "cannot send");
-				}
-			}
-		} else if (!up && u->has_store && u->queue_qos0 && u->qmode != GW_UPQ_OFF) {
-			store_append(u, &rec, NULL, false);
-		} else if (!up) {
-			u->st.dropped++;
-		}
-		gw_upl__release(u, hold);
-		gw_free(heap);
-		return;
-	}
-
-	switch (u->qmode) {
-	case GW_UPQ_ALWAYS:
-		store = u->has_store;
-		break;
-	case GW_UPQ_OFFLINE:
-		store = u->has_store && (!up || u->backlog || u->n_queue > u->n_mem);
-		break;
-	default:
-		store = false;
-		break;
-	}
-	if (store) {
-		store_append(u, &rec, hold, up);
-	} else if (!up && u->qmode == GW_UPQ_OFF) {
-		note_drop(u, "disconnected and queue = off");
-		gw_upl__release(u, hold);
-	} else if (u->n_mem >= UPL_MEM_MAX_MSGS || u->mem_bytes > UPL_MEM_MAX_BYTES) {
-		note_drop(u, "memory queue full");
-		gw_upl__release(u, hold);
-	} else {
-		struct upl_msg *m =
-			gw_upl__msg_new(rec.topic, rec.payload, rec.props, rec.qos, rec.retain, 0);
-
-		if (m)
-			gw_upl__queue_new(u, m);
-		else
-			note_drop(u, "out of memory");
-		gw_upl__release(u, hold);
-	}
-	gw_free(heap);
-	if (up) {
-		/* Spill: what waits goes to the store and becomes backlog. */
-		if (u->n_queue > UPL_MEM_MAX_MSGS || u->mem_bytes > UPL_MEM_MAX_BYTES)
-			gw_upl__evict(u);
-		gw_upl__pump(u, now);
-	}
 }
 
 /* ------------------------------------------------------- packets in */
@@ -710,7 +476,7 @@ static void on_connack(struct gw_upl *u, const struct mqtt_pkt *p, int64_t now)
 
 		snprintf(why, sizeof(why), "connection refused: %s (%u)",
 			 u->version == MQTT_V5 ? reason_name(rc) : connack_v3_name(rc), rc);
-		drop_link(u, now, why);
+		gw_upl__drop_link(u, now, why);
 		return;
 	}
 	set_state(u, UPL_UP, now);
@@ -740,7 +506,7 @@ static void on_connack(struct gw_upl *u, const struct mqtt_pkt *p, int64_t now)
 		u->n_inq = 0;
 	}
 	if (send_subscribe(u, now)) {
-		drop_link(u, now, "cannot send SUBSCRIBE");
+		gw_upl__drop_link(u, now, "cannot send SUBSCRIBE");
 		return;
 	}
 	/* The birth message: retained "online", after the resumed messages. */
@@ -816,7 +582,7 @@ static int on_publish(struct gw_upl *u, const struct mqtt_pkt *p, int64_t now)
 
 	if (pb->qos == 2 && inq_has(u, p->packet_id))
 		return send_ack(u, MQTT_PUBREC, p->packet_id, now); /* a resend */
-	tl = map_topic(pb->topic, u->remote_prefix, u->local_prefix, topic, sizeof(topic));
+	tl = gw_upl__map_topic(pb->topic, u->remote_prefix, u->local_prefix, topic, sizeof(topic));
 	memset(&pub, 0, sizeof(pub));
 	memset(&bp, 0, sizeof(bp));
 	if (tl <= 0 || !mqtt_topic_valid((struct gw_slice){ topic, (size_t)tl })) {
@@ -873,7 +639,7 @@ static bool on_packet(struct gw_upl *u, const struct mqtt_pkt *p, int64_t now)
 	u->ping_sent = 0;
 	if (u->state == UPL_CONNACK) {
 		if (p->type != MQTT_CONNACK) {
-			drop_link(u, now, "protocol error: expected CONNACK");
+			gw_upl__drop_link(u, now, "protocol error: expected CONNACK");
 			return false;
 		}
 		on_connack(u, p, now);
@@ -882,7 +648,7 @@ static bool on_packet(struct gw_upl *u, const struct mqtt_pkt *p, int64_t now)
 	switch (p->type) {
 	case MQTT_PUBLISH:
 		if (on_publish(u, p, now)) {
-			drop_link(u, now, "cannot send");
+			gw_upl__drop_link(u, now, "cannot send");
 			return false;
 		}
 		break;
@@ -901,14 +667,14 @@ static bool on_packet(struct gw_upl *u, const struct mqtt_pkt *p, int64_t now)
 		}
 		m->state = M_RELEASED;
 		if (send_ack(u, MQTT_PUBREL, p->packet_id, now)) {
-			drop_link(u, now, "cannot send");
+			gw_upl__drop_link(u, now, "cannot send");
 			return false;
 		}
 		break;
 	case MQTT_PUBREL:
 		inq_del(u, p->packet_id);
 		if (send_ack(u, MQTT_PUBCOMP, p->packet_id, now)) {
-			drop_link(u, now, "cannot send");
+			gw_upl__drop_link(u, now, "cannot send");
 			return false;
 		}
 		break;
@@ -926,12 +692,12 @@ static bool on_packet(struct gw_upl *u, const struct mqtt_pkt *p, int64_t now)
 	case MQTT_DISCONNECT:
 		snprintf(why, sizeof(why), "the cloud disconnected: %s (0x%02x)",
 			 reason_name(p->disconnect.reason_code), p->disconnect.reason_code);
-		drop_link(u, now, why);
+		gw_upl__drop_link(u, now, why);
 		return false;
 	default:
 		snprintf(why, sizeof(why), "protocol error: unexpected %s",
 			 mqtt_type_name(p->type));
-		drop_link(u, now, why);
+		gw_upl__drop_link(u, now, why);
 		return false;
 	}
 	return u->state == UPL_UP;
@@ -949,12 +715,12 @@ void gw_upl_on_data(struct gw_upl *u, const void *data, size_t len, int64_t now)
 		uint8_t *p;
 
 		if (cap > UPL_RX_MAX + 16384) {
-			drop_link(u, now, "packet too large");
+			gw_upl__drop_link(u, now, "packet too large");
 			return;
 		}
 		p = gw_realloc(u->rx, cap);
 		if (!p) {
-			drop_link(u, now, "out of memory");
+			gw_upl__drop_link(u, now, "out of memory");
 			return;
 		}
 		u->rx = p;
@@ -973,7 +739,7 @@ void gw_upl_on_data(struct gw_upl *u, const void *data, size_t len, int64_t now)
 
 			snprintf(why, sizeof(why), "malformed packet from the cloud (%s)",
 				 mqtt_type_name(p.type));
-			drop_link(u, now, why);
+			gw_upl__drop_link(u, now, why);
 			return;
 		}
 		off += (size_t)rc;
@@ -995,7 +761,7 @@ void gw_upl_on_transport_up(struct gw_upl *u, int64_t now)
 	set_state(u, UPL_CONNACK, now);
 	u->rx_len = 0;
 	if (send_connect(u, now))
-		drop_link(u, now, "cannot send CONNECT");
+		gw_upl__drop_link(u, now, "cannot send CONNECT");
 }
 
 void gw_upl_on_transport_down(struct gw_upl *u, int err, int64_t now)
@@ -1051,14 +817,14 @@ void gw_upl_on_timer(struct gw_upl *u, int64_t now)
 	case UPL_CONNECTING:
 	case UPL_CONNACK:
 		if (now - u->since >= UPL_CONNECT_TIMEOUT_MS)
-			drop_link(u, now, "connection attempt timed out");
+			gw_upl__drop_link(u, now, "connection attempt timed out");
 		break;
 	case UPL_UP:
 		if (u->ka_s) {
 			int64_t ka = (int64_t)u->ka_s * 1000;
 
 			if (u->ping_sent && now - u->ping_sent >= ka) {
-				drop_link(u, now, "no PINGRESP within the keepalive");
+				gw_upl__drop_link(u, now, "no PINGRESP within the keepalive");
 				return;
 			}
 			if (!u->ping_sent && now - u->last_tx >= ka) {
@@ -1067,7 +833,7 @@ void gw_upl_on_timer(struct gw_upl *u, int64_t now)
 				memset(&p, 0, sizeof(p));
 				p.type = MQTT_PINGREQ;
 				if (send_pkt(u, &p, now)) {
-					drop_link(u, now, "cannot send PINGREQ");
+					gw_upl__drop_link(u, now, "cannot send PINGREQ");
 					return;
 				}
 				u->ping_sent = now;

@@ -9,6 +9,8 @@
  *                     per-topic order counts, live and backlog modes, eviction
  *   uplink_drain.c    the queue drain: reading the store back (regions,
  *                     peeks), the drain rate, append completions
+ *   uplink_forward.c  the forward path: local messages mapped and queued
+ *                     (store append or memory), holds given back
  *
  * All of it is the sans-I/O core (struct gw_upl): no libuv, no clock (the
  * time comes in as an argument), no store or broker but through the ops;
@@ -212,9 +214,11 @@ static inline size_t msg_size(const struct upl_msg *m)
 
 /* ---------------------------------------------------------- uplink.c */
 
+void gw_upl__drop_link(struct gw_upl *u, int64_t now, const char *why);
+int64_t gw_upl__wall_ms(const struct gw_upl *u);
+int gw_upl__send_msg(struct gw_upl *u, struct upl_msg *m, bool resume, int64_t now);
 bool gw_upl__window_full(const struct gw_upl *u, const struct upl_msg *m);
 void gw_upl__pump(struct gw_upl *u, int64_t now);
-void gw_upl__release(struct gw_upl *u, void *hold);
 
 /* ---------------------------------------------------- uplink_queue.c */
 
@@ -241,5 +245,11 @@ void gw_upl__regions_trim(struct gw_upl *u);
 void gw_upl__enter_backlog(struct gw_upl *u);
 void gw_upl__maybe_peek(struct gw_upl *u);
 struct upl_msg *gw_upl__backlog_ready(struct gw_upl *u, int64_t now);
+
+/* -------------------------------------------------- uplink_forward.c */
+
+int gw_upl__map_topic(struct gw_slice in, const char *strip, const char *add, uint8_t *buf,
+		      size_t cap);
+void gw_upl__release(struct gw_upl *u, void *hold);
 
 #endif
