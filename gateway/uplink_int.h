@@ -5,6 +5,8 @@
  *
  *   uplink.c          the connection's life: states, backoff, the timer
  *                     (connect timeout, keepalive), new / free / start / stop
+ *   uplink_session.c  the MQTT session with the cloud: CONNECT, SUBSCRIBE,
+ *                     PUBLISH and its acknowledgements, the window, packets in
  *   uplink_queue.c    the messages in memory: lists, packet ids in use,
  *                     per-topic order counts, live and backlog modes, eviction
  *   uplink_drain.c    the queue drain: reading the store back (regions,
@@ -214,7 +216,16 @@ static inline size_t msg_size(const struct upl_msg *m)
 
 /* ---------------------------------------------------------- uplink.c */
 
+void gw_upl__set_state(struct gw_upl *u, enum upl_state s, int64_t now);
 void gw_upl__drop_link(struct gw_upl *u, int64_t now, const char *why);
+void gw_upl__inq_del(struct gw_upl *u, uint16_t pid);
+int gw_upl__on_publish(struct gw_upl *u, const struct mqtt_pkt *p, int64_t now);
+
+/* -------------------------------------------------- uplink_session.c */
+
+int gw_upl__send_pkt(struct gw_upl *u, const struct mqtt_pkt *p, int64_t now);
+int gw_upl__send_ack(struct gw_upl *u, uint8_t type, uint16_t pid, int64_t now);
+int gw_upl__send_connect(struct gw_upl *u, int64_t now);
 int64_t gw_upl__wall_ms(const struct gw_upl *u);
 int gw_upl__send_msg(struct gw_upl *u, struct upl_msg *m, bool resume, int64_t now);
 bool gw_upl__window_full(const struct gw_upl *u, const struct upl_msg *m);
