@@ -13,10 +13,15 @@
  *                     peeks), the drain rate, append completions
  *   uplink_forward.c  the forward path: local messages mapped and queued
  *                     (store append or memory), holds given back
+ *   uplink_down.c     the command path: PUBLISH from the cloud into the
+ *                     local broker, inbound QoS 2
  *
  * All of it is the sans-I/O core (struct gw_upl): no libuv, no clock (the
  * time comes in as an argument), no store or broker but through the ops;
  * uplink_uv.c is the glue. Everything runs on the loop thread.
+ *
+ * The functions below are the files' cross-file internals (gw_upl__NAME);
+ * their comments are at their definitions.
  */
 #ifndef FIELDMQ_UPLINK_INT_H
 #define FIELDMQ_UPLINK_INT_H
@@ -218,8 +223,6 @@ static inline size_t msg_size(const struct upl_msg *m)
 
 void gw_upl__set_state(struct gw_upl *u, enum upl_state s, int64_t now);
 void gw_upl__drop_link(struct gw_upl *u, int64_t now, const char *why);
-void gw_upl__inq_del(struct gw_upl *u, uint16_t pid);
-int gw_upl__on_publish(struct gw_upl *u, const struct mqtt_pkt *p, int64_t now);
 
 /* -------------------------------------------------- uplink_session.c */
 
@@ -262,5 +265,10 @@ struct upl_msg *gw_upl__backlog_ready(struct gw_upl *u, int64_t now);
 int gw_upl__map_topic(struct gw_slice in, const char *strip, const char *add, uint8_t *buf,
 		      size_t cap);
 void gw_upl__release(struct gw_upl *u, void *hold);
+
+/* ----------------------------------------------------- uplink_down.c */
+
+void gw_upl__inq_del(struct gw_upl *u, uint16_t pid);
+int gw_upl__on_publish(struct gw_upl *u, const struct mqtt_pkt *p, int64_t now);
 
 #endif
