@@ -14,7 +14,10 @@
  *    It is fed events (bytes, transport up/down, local messages, store
  *    completions) and a monotonic clock, and acts through struct gw_upl_ops.
  *    It never touches libuv, sockets, the store or the broker itself, so the
- *    unit tests drive it with a fake clock and fake collaborators.
+ *    unit tests drive it with a fake clock and fake collaborators. Its
+ *    files (uplink.c, uplink_session.c, uplink_queue.c, uplink_drain.c,
+ *    uplink_forward.c, uplink_down.c) share gateway/uplink_int.h, which
+ *    maps them.
  *  - the daemon glue (struct gw_uplink, uplink_uv.c): libuv TCP, async DNS,
  *    TLS (tls.h) and the real store and broker behind the ops.
  *
@@ -23,7 +26,7 @@
 #ifndef FIELDMQ_UPLINK_H
 #define FIELDMQ_UPLINK_H
 
-/* libuv's loop by its struct name: the core (uplink.c) never includes <uv.h>. */
+/* libuv's loop by its struct name: the core (uplink*.c) never includes <uv.h>. */
 struct uv_loop_s;
 
 #include "broker/broker.h"

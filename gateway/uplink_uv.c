@@ -1,7 +1,8 @@
 /*
  * uplink_uv.c - the uplink's glue: libuv TCP with asynchronous DNS
  * (uv_getaddrinfo), TLS through tls.h over memory buffers, the store's queue
- * and the local broker behind the core's ops (uplink.c).
+ * and the local broker behind the core's ops (uplink.c and the files that
+ * uplink_int.h lists).
  *
  * Writes are coalesced: the core's packets accumulate in one buffer, and
  * after every event handed to the core, after() writes them in one go - a
