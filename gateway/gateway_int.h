@@ -162,4 +162,9 @@ void gw__http_tick(struct gw *g);
  */
 int gw__http_reload(struct gw *g);
 
+/* ----------------------------------------------------- status_metrics.c */
+
+/* The body of GET /metrics: every module's figures in Prometheus text format, into @w. */
+void gw__metrics_body(struct gw *g, struct gw_writer *w);
+
 #endif
