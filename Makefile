@@ -29,8 +29,13 @@ COAP_PC = $(firstword $(foreach p,libcoap-3 libcoap-3-openssl libcoap-3-gnutls l
 	$(shell $(PKG_CONFIG) --exists $(p) 2>/dev/null && echo $(p))))
 PKGS = libuv libmodbus sqlite3 inih libcjson
 COAP_LIBS = $(shell $(PKG_CONFIG) --libs $(COAP_PC))
-# mbedTLS 2.28 on Debian ships no .pc file; 3.x on OpenWrt links the same way.
+# mbedTLS 2.28 on Debian ships no .pc file; 3.x on OpenWrt links the same way. The daemon
+# does not link it: it loads libmbedcrypto / libmbedtls with dlopen() when the configuration
+# has TLS, a password_file or a WebSocket listener (gateway/tls/mbed_lib.h), by the sonames of
+# the libraries these flags make the linker take: a probe program linked with them, its
+# DT_NEEDED read with READELF (binutils' readelf reads every target's ELF).
 MBEDTLS_LIBS ?= -lmbedtls -lmbedx509 -lmbedcrypto
+READELF ?= readelf
 
 WARN := -std=gnu11 -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes \
 	-Wmissing-declarations -Werror
@@ -38,7 +43,7 @@ PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS) $(COAP_PC))
 PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS))
 ALL_CPPFLAGS = -I. -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DFIELDMQ_VERSION='"$(VERSION)"' $(CPPFLAGS)
 ALL_CFLAGS = $(WARN) $(CFLAGS) $(SAN) $(PKG_CFLAGS)
-ALL_LIBS = $(PKG_LIBS) $(MBEDTLS_LIBS) -ldl -lpthread -lm
+ALL_LIBS = $(PKG_LIBS) -ldl -lpthread -lm
 CMOCKA_CFLAGS = $(shell $(PKG_CONFIG) --cflags cmocka)
 CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka)
 
@@ -87,6 +92,22 @@ $(BUILD)/gen/status_page.c: gateway/status_page.html
 	  echo '#include "gateway/status.h"'; echo 'const char gw_status_page[] = {'; \
 	  od -An -v -tx1 $< | sed 's/ *\([0-9a-f][0-9a-f]\)/0x\1,/g'; echo '0 };'; \
 	  echo 'const size_t gw_status_page_len = sizeof(gw_status_page) - 1;'; } > $@
+# The sonames of mbedTLS that MBEDTLS_LIBS and LDFLAGS link (mbed_lib.h). Fails when the
+# probe does not need both libraries (e.g. static ones only): no guess is made.
+$(BUILD)/gen/mbed_sonames.h: Makefile
+	@mkdir -p $(@D)
+	printf 'int main(void)\n{\n\treturn 0;\n}\n' > $(@D)/mbed_probe.c
+	$(CC) $(CFLAGS) $(SAN) $(LDFLAGS) -o $(@D)/mbed_probe $(@D)/mbed_probe.c \
+		-Wl,--no-as-needed $(MBEDTLS_LIBS)
+	$(READELF) -d $(@D)/mbed_probe | sed -n \
+		-e 's/.*(NEEDED).*\[\(libmbedcrypto\.so[^]]*\)\].*/#define GW_MBEDCRYPTO_SONAME "\1"/p' \
+		-e 's/.*(NEEDED).*\[\(libmbedx509\.so[^]]*\)\].*/#define GW_MBEDX509_SONAME "\1"/p' \
+		-e 's/.*(NEEDED).*\[\(libmbedtls\.so[^]]*\)\].*/#define GW_MBEDTLS_SONAME "\1"/p' > $@.tmp
+	@for n in MBEDCRYPTO MBEDX509 MBEDTLS; do grep -q GW_$${n}_SONAME $@.tmp || \
+		{ echo "$@: no lib$$n soname in the probe's DT_NEEDED" | tr A-Z a-z; exit 1; }; done
+	mv $@.tmp $@
+$(BUILD)/obj/gateway/tls/mbed_lib.o: $(BUILD)/gen/mbed_sonames.h
+$(BUILD)/obj/gateway/tls/mbed_lib.o: ALL_CPPFLAGS += -I$(BUILD)/gen
 # A module's own dependencies come right after it: the broker's TLS transports use tls.
 MODULE_DEPS_broker := tls
 libs_of = $(foreach m,$(1),$(BUILD)/lib$(m).a $(foreach d,$(MODULE_DEPS_$(m)),$(BUILD)/lib$(d).a))
@@ -141,7 +162,7 @@ BENCH_SRCS := $(sort $(wildcard bench/*.c))
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIBFILES)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(ALL_LIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(ALL_LIBS) $(MBEDTLS_LIBS)
 
 fuzz-libs: $(LIBFILES)
 
@@ -166,7 +187,8 @@ MBEDTLS3_ROOT = $(abspath build/mbedtls3/root)
 MBEDTLS3_LIB = $(MBEDTLS3_ROOT)/usr/lib/$(shell $(CC) -dumpmachine)
 MBEDTLS3_BUILD = build/mbedtls3/build
 MBEDTLS3_UNITS = $(MBEDTLS3_BUILD)/tests/broker/test_ws $(MBEDTLS3_BUILD)/tests/broker/test_http \
-	$(MBEDTLS3_BUILD)/tests/broker/test_passwd $(MBEDTLS3_BUILD)/tests/broker/test_auth
+	$(MBEDTLS3_BUILD)/tests/broker/test_passwd $(MBEDTLS3_BUILD)/tests/broker/test_auth \
+	$(MBEDTLS3_BUILD)/tests/gateway/test_mbed_lib
 MBEDTLS3_FUZZ = $(MBEDTLS3_BUILD)/fuzz/fuzz_ws_frame $(MBEDTLS3_BUILD)/fuzz/fuzz_http_request \
 	$(MBEDTLS3_BUILD)/fuzz/fuzz_passwd
 test-mbedtls3:
@@ -177,7 +199,7 @@ test-mbedtls3:
 	$(MBEDTLS3_BUILD)/fieldmq --version | grep -qi 'mbed TLS 3\.6'
 	BUILD=$(MBEDTLS3_BUILD) PYTHON=$(PYTHON) INTEGRATION="tests/integration/test_broker_tls.py \
 		tests/integration/test_broker_ws.py tests/integration/test_uplink_tls.py \
-		tests/integration/test_broker_auth.py" \
+		tests/integration/test_broker_auth.py tests/integration/test_mbed_lazy.py" \
 		tests/run_tests.sh $(MBEDTLS3_UNITS) -- $(MBEDTLS3_FUZZ)
 
 # DESIGN.md section 2 checked: includes by folder, pure files and core headers

@@ -11,10 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <mbedtls/md.h>
-#include <mbedtls/pkcs5.h>
-#include <mbedtls/sha512.h>
-#include <mbedtls/version.h>
+#include "gateway/tls/mbed_lib.h" /* mbedTLS, loaded when first needed */
 
 #include "broker/broker_int.h"
 

@@ -16,7 +16,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include <mbedtls/base64.h>
+#include "gateway/tls/mbed_lib.h" /* mbedTLS, loaded when first needed */
 
 #include "broker/broker_int.h"
 

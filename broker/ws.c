@@ -5,9 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <mbedtls/base64.h>
-#include <mbedtls/sha1.h>
-#include <mbedtls/version.h>
+#include "gateway/tls/mbed_lib.h" /* mbedTLS, loaded when first needed */
 
 #include "broker/ws.h"
 

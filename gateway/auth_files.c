@@ -8,6 +8,7 @@
 #include "broker/broker.h"
 #include "gateway/auth_files.h"
 #include "gateway/config.h"
+#include "gateway/tls/mbed_lib.h"
 
 /* The whole of @path in *text (gw_free it), or -EINVAL with a message. */
 static int slurp(const char *path, char **text, size_t *len, char *msg, size_t n)
@@ -71,6 +72,11 @@ int gw_passwd_load(const char *path, struct brk_passwd **out, unsigned int *line
 
 	*out = NULL;
 	*line = 0;
+	/* The hashes and their base64 are mbedTLS's, loaded when first needed (mbed_lib.h). */
+	if (gw_mbed_load(GW_MBED_CRYPTO)) {
+		snprintf(msg, n, "mbed TLS cannot be loaded: %s", gw_mbed_error());
+		return -ENOENT;
+	}
 	rc = slurp(path, &text, &len, msg, n);
 	if (rc)
 		return rc;

@@ -21,7 +21,9 @@ struct gw_logger;
  * gw_acl_load / gw_passwd_load - read @path and parse it (brk_acl_parse,
  * brk_passwd_parse). 0 and *out; or -EINVAL with *line the 1-based line of
  * the error (0: the file as a whole: unreadable, too large) and a message in
- * @msg (without the file name); or -ENOMEM.
+ * @msg (without the file name); or -ENOMEM. gw_passwd_load loads mbedTLS's
+ * crypto library first (gateway/tls/mbed_lib.h): -ENOENT, *line 0 and why in
+ * @msg when it cannot.
  */
 int gw_acl_load(const char *path, struct brk_acl **out, unsigned int *line, char *msg, size_t n);
 int gw_passwd_load(const char *path, struct brk_passwd **out, unsigned int *line, char *msg,

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "gateway/config_int.h"
+#include "gateway/tls/mbed_lib.h"
 
 /* -------------------------------------------------------------- sections */
 
@@ -380,6 +381,10 @@ static int config_load(const char *path, const struct ad_driver *drivers,
 			      cfg->gateway.topic_prefix);
 	gw__listeners_finish(&p, &cfg->broker);
 	gw__auth_finish(&p, cfg);
+	if (cfg->uplink.enabled && cfg->uplink.url && cfg->uplink.tls)
+		gw__need_mbed(&p, p.sect_line[S_UPLINK], "[uplink] url = mqtts://", GW_MBED_TLS);
+	if (cfg->http.enabled && cfg->http.listen && !strncmp(cfg->http.listen, "https://", 8))
+		gw__need_mbed(&p, p.sect_line[S_HTTP], "[http] listen = https://", GW_MBED_TLS);
 	rc = gw__load_devices(&p, cfg->gateway.devices, cfg->gateway.publish);
 	gw__arena_free(p.tmp);
 	if (rc)

@@ -10,6 +10,7 @@
 
 #include "gateway/auth_files.h"
 #include "gateway/config_int.h"
+#include "gateway/tls/mbed_lib.h"
 
 /* One listener URL, checked by the broker's own parser. 0 or -EINVAL (said). */
 static int listen_url_ok(struct parse *p, const char *what, const char *url)
@@ -449,6 +450,19 @@ void gw__listener_section(struct parse *p, const char *name, const char *colon)
 }
 
 /*
+ * mbedTLS is loaded when the configuration needs it (gateway/tls/mbed_lib.h):
+ * loading it here, while the configuration is checked, makes a library that
+ * is missing or of another version an error of --check-config and of the
+ * start (with the line of what needs it), not a failure later on.
+ */
+void gw__need_mbed(struct parse *p, unsigned int line, const char *what, int part)
+{
+	if (gw_mbed_load(part))
+		gw__cfg_error(p, line, "%s needs mbed TLS, which cannot be loaded: %s", what,
+			      gw_mbed_error());
+}
+
+/*
  * The [broker] listen entries take [broker]'s TLS and WebSocket keys; then
  * every listener must have what its kind needs. Errors point at [broker] or
  * at the [listener:NAME] line.
@@ -485,6 +499,9 @@ void gw__listeners_finish(struct parse *p, struct brk_config *bc)
 		    (!t->cert_file || !*t->cert_file || !t->key_file || !*t->key_file))
 			gw__cfg_error(p, line, "%s: a TLS listener needs cert_file and key_file",
 				      what);
+		if (kind != BRK_TR_MQTT)
+			gw__need_mbed(p, line, what,
+				      kind == BRK_TR_WS ? GW_MBED_CRYPTO : GW_MBED_TLS);
 		if (t->require_certificate && (!t->ca_file || !*t->ca_file))
 			gw__cfg_error(p, line, "%s: require_certificate = yes needs ca_file", what);
 		if (t->use_identity_as_username && !t->require_certificate)

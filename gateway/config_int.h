@@ -230,6 +230,8 @@ extern const unsigned int gw__n_main_sects;
 /* A [listener:NAME] header (@colon: its ':'): a new listener of [broker]. */
 void gw__listener_section(struct parse *p, const char *name, const char *colon);
 /* After the main file: [broker]'s keys into its listen entries, what each listener needs. */
+/* Loads mbedTLS's @part (enum gw_mbed_part) or reports at @line that @what needs it. */
+void gw__need_mbed(struct parse *p, unsigned int line, const char *what, int part);
 void gw__listeners_finish(struct parse *p, struct brk_config *bc);
 /* After the main file: the authentication listeners beyond loopback need; allow_anonymous. */
 void gw__auth_finish(struct parse *p, struct gw_config *cfg);

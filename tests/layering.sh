@@ -3,7 +3,8 @@
 #
 #  1. Includes by folder: gateway/base includes libc only; broker/ only
 #     broker/ and gateway/base/ (its glue, broker_uv.c, gateway/tls/ too:
-#     the TLS listeners); gateway/tls/ only itself and gateway/base/; store/ only store/ and gateway/base/; an
+#     the TLS listeners; every file gateway/tls/mbed_lib.h, mbedTLS's headers
+#     with calls through the table of the library loaded when needed); gateway/tls/ only itself and gateway/base/; store/ only store/ and gateway/base/; an
 #     adapter only its own folder, adapters/adapter.h, broker/broker.h and
 #     gateway/base/. <uv.h> only in glue (*_uv.c) in broker/ and adapters/;
 #     <sqlite3.h> only in store/store_db.c; <modbus.h> only in the Modbus
@@ -67,7 +68,8 @@ quoted_ok() {
 	gateway/base/*) [[ $t == gateway/base/* ]] ;;
 	# The broker's glue runs its TLS listeners on gateway/tls (shared with the uplink).
 	broker/*_uv.c) [[ $t == broker/* || $t == gateway/base/* || $t == gateway/tls/* ]] ;;
-	broker/*) [[ $t == broker/* || $t == gateway/base/* ]] ;;
+	# mbed_lib.h stands in for <mbedtls/*.h> (mbedTLS loaded when first needed).
+	broker/*) [[ $t == broker/* || $t == gateway/base/* || $t == gateway/tls/mbed_lib.h ]] ;;
 	gateway/tls/*) [[ $t == gateway/tls/* || $t == gateway/base/* ]] ;;
 	store/*) [[ $t == store/* || $t == gateway/base/* ]] ;;
 	adapters/*/*)

@@ -5,33 +5,18 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <mbedtls/version.h>
-
-#include <mbedtls/ctr_drbg.h>
-#include <mbedtls/entropy.h>
-#include <mbedtls/error.h>
-#include <mbedtls/oid.h>
-#include <mbedtls/pk.h>
-#include <mbedtls/ssl.h>
-#include <mbedtls/x509_crt.h>
-
-#if MBEDTLS_VERSION_MAJOR >= 3 && defined(MBEDTLS_PSA_CRYPTO_C)
-#include <psa/crypto.h>
-#endif
+/* mbedTLS's headers, and its calls through the table of the lazily loaded library. */
+#include "gateway/tls/mbed_lib.h"
 /*
  * gw_tls_sleep needs the record buffer sizes and the pointer helpers of
- * ssl_internal.h, which mbedTLS 2.x installs (and exports); 3.x keeps them
- * in the library (ssl_misc.h): there an idle session keeps its buffers.
+ * ssl_internal.h, which mbedTLS 2.x installs (and exports; mbed_lib.h
+ * includes it); 3.x keeps them in the library (ssl_misc.h): there an idle
+ * session keeps its buffers.
  */
-#if MBEDTLS_VERSION_MAJOR == 2
-#include <mbedtls/platform.h>
-#include <mbedtls/platform_util.h>
-#include <mbedtls/ssl_internal.h>
-#if defined(MBEDTLS_SSL_IN_BUFFER_LEN) && !defined(MBEDTLS_SSL_VARIABLE_BUFFER_LENGTH)
+#if MBEDTLS_VERSION_MAJOR == 2 && defined(MBEDTLS_SSL_IN_BUFFER_LEN) && \
+	!defined(MBEDTLS_SSL_VARIABLE_BUFFER_LENGTH)
 #define TLS_CAN_SLEEP 1
 #endif
-#endif
-
 #include "gateway/tls/tls.h"
 
 #define MOD "tls"
@@ -71,6 +56,15 @@ static void describe(int rc, char *buf, size_t len)
 static bool set(const char *s)
 {
 	return s && *s;
+}
+
+/* mbedTLS loaded (mbed_lib.h): 0, or -ENOENT logged with the reason. */
+static int need_mbedtls(const struct gw_logger *lg)
+{
+	if (!gw_mbed_load(GW_MBED_TLS))
+		return 0;
+	gw_log(lg, LOG_ERR, MOD, "mbed TLS cannot be loaded: %s", gw_mbed_error());
+	return -ENOENT;
 }
 
 /* Entropy, the random generator and empty containers. 0 or -EINVAL (logged). */
@@ -193,10 +187,13 @@ static int conf_setup(struct gw_tls_conf *c, int endpoint, const char *cert_file
 int gw_tls_conf_new(const char *ca_file, const char *cert_file, const char *key_file, bool insecure,
 		    const struct gw_logger *lg, struct gw_tls_conf **out)
 {
-	struct gw_tls_conf *c = gw_calloc(1, sizeof(*c));
+	struct gw_tls_conf *c;
 	char why[160];
 	int rc;
 
+	if (need_mbedtls(lg))
+		return -ENOENT;
+	c = gw_calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
 	if (conf_init(c, "fieldmq-uplink", lg))
@@ -252,6 +249,8 @@ int gw_tls_server_conf_new(const char *cert_file, const char *key_file, const ch
 		gw_log(lg, LOG_ERR, MOD, "require_certificate needs ca_file");
 		return -EINVAL;
 	}
+	if (need_mbedtls(lg))
+		return -ENOENT;
 	c = gw_calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;

@@ -21,7 +21,8 @@ struct gw_tls;
  * system's bundle in /etc/ssl/certs), present @cert_file / @key_file when
  * both are set, and verify the server's chain and name unless @insecure.
  * Reads the files at once (call at start-up). Errors are logged with the file
- * name and mbedTLS's reason. Returns 0 and *out, -EINVAL, -ENOMEM.
+ * name and mbedTLS's reason. Returns 0 and *out, -EINVAL, -ENOMEM, or -ENOENT
+ * when mbedTLS cannot be loaded (gateway/tls/mbed_lib.h; logged).
  */
 int gw_tls_conf_new(const char *ca_file, const char *cert_file, const char *key_file, bool insecure,
 		    const struct gw_logger *lg, struct gw_tls_conf **out);
@@ -32,7 +33,7 @@ int gw_tls_conf_new(const char *ca_file, const char *cert_file, const char *key_
  * certificate that @ca_file (then required) verifies; without, none is asked
  * for. TLS 1.2, and 1.3 when the library has it. Reads the files at once;
  * errors are logged with the file name and mbedTLS's reason. 0 and *out,
- * -EINVAL, -ENOMEM.
+ * -EINVAL, -ENOMEM, -ENOENT (mbedTLS cannot be loaded; logged).
  */
 int gw_tls_server_conf_new(const char *cert_file, const char *key_file, const char *ca_file,
 			   bool require_cert, const struct gw_logger *lg, struct gw_tls_conf **out);

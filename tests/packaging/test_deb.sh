@@ -48,7 +48,8 @@ done
 dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles >"$tmp/conffiles"
 grep -qx /etc/fieldmq/fieldmq.ini "$tmp/conffiles" && ok "fieldmq.ini is a conffile" || bad "conffiles: $(cat "$tmp/conffiles")"
 depends=$(dpkg-deb -f "$deb" Depends)
-for l in libuv1 libmodbus5 libsqlite3-0 libinih1 libcjson1 libmbedtls14 adduser; do
+# libmbed*: not linked (loaded with dlopen), added by debian/rules from the Makefile's probe.
+for l in libuv1 libmodbus5 libsqlite3-0 libinih1 libcjson1 libmbedtls14 libmbedx509-1 libmbedcrypto7 adduser; do
 	case "$depends" in *"$l"*) ok "Depends on $l" ;; *) bad "Depends lacks $l: $depends" ;; esac
 done
 
