@@ -448,6 +448,35 @@ write_command = "POS %.1f {pad}\\r\\n"
 """
 
 
+def retained_value(port, topic, timeout=3.0):
+    """The value of @topic's retained message, read by a subscriber of its own."""
+    s = Sub(port, [topic])
+    m = s.wait(lambda m: m.topic == topic and m.retain, timeout)
+    s.stop()
+    return json.loads(m.payload)["value"] if m else None
+
+
+def flood_taken(port, topic, last, timeout=30.0):
+    """Every line of a flood is read: its last value is the retained one (bounded)."""
+    return wait_for(lambda: retained_value(port, topic) == last, timeout)
+
+
+def settle(sub, topic, quiet=0.5, limit=30.0):
+    """Wait (bounded) until @sub has received nothing on @topic for @quiet s. A flood queues
+    more for a subscriber than it takes; the broker drops new messages to it past
+    max_queued_messages (1000), so a check that follows one waits for that queue to drain."""
+    def count():
+        return sum(1 for m in list(sub.msgs) if m.topic == topic)
+    end, n = time.time() + limit, -1
+    while time.time() < end:
+        c = count()
+        if c == n:
+            return True
+        n = c
+        time.sleep(quiet)
+    return False
+
+
 def nmea_lines():
     """Sentences built by pynmea2, and the values pynmea2 reads back from them."""
     gga = pynmea2.GGA("GP", "GGA", ("092750.000", "5321.6802", "N", "00630.3372", "W", "1", "8",
@@ -657,12 +686,14 @@ def main():
               sub.value(P + "th1/temp", lambda v: v["value"] == 23) is not None)
         check("overlong line counted", sub.figure("overlong", lambda n: n > before) is not None)
         check("unmatched lines counted", sub.figure("unmatched", lambda n: n >= 2) is not None)
-        flood = "".join("id=1;temp=%d.5;hum=40\r\n" % (i % 30) for i in range(20000))
+        # Each flood ends with a value of its own (-1, -2, -3): the flood is taken when that
+        # value is the retained one. (Its cycling values alone would match at line 30.)
+        flood = "".join("id=1;temp=%d.5;hum=40\r\n" % (i % 30) for i in range(19999))
         rss0 = rss_kb(fmq.pid)
         t0 = time.time()
-        text.write(flood)
+        text.write(flood + "id=1;temp=-1;hum=40\r\n")
         check("a flood of 20000 lines is taken (%.2fs)" % (time.time() - t0),
-              sub.value(P + "th1/temp", lambda v: v["value"] == (19999 % 30) + 0.5, 20) is not None)
+              flood_taken(port, P + "th1/temp", -1))
         check("the daemon is alive after the flood", fmq.poll() is None)
         # Two more floods as large: memory is reused, not grown again (the first ones
         # set the high-water marks of SQLite's caches, the allocator and the queues
@@ -670,12 +701,12 @@ def main():
         rss = [rss0, rss_kb(fmq.pid)]
         for k, frac in ((2, 0.25), (3, 0.75)):
             text.write("".join("id=1;temp=%d%s;hum=40\r\n" % (i % 30, str(frac)[1:])
-                               for i in range(20000)))
-            check("flood %d is taken" % k,
-                  sub.value(P + "th1/temp", lambda v: v["value"] == (19999 % 30) + frac, 20)
-                  is not None)
+                               for i in range(19999)) + "id=1;temp=-%d;hum=40\r\n" % k)
+            check("flood %d is taken" % k, flood_taken(port, P + "th1/temp", -k))
             time.sleep(0.5)
             rss.append(rss_kb(fmq.pid))
+        check("the subscriber has taken what the floods queued for it",
+              settle(sub, P + "th1/temp"))
         growth = " ".join("%+d" % (b - a) for a, b in zip(rss, rss[1:]))
         if asan():
             print("# RSS over three floods: %s kB; no bound under ASan (its quarantine keeps "
