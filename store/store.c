@@ -39,13 +39,30 @@
  * the pool. So does the first commit into an empty WAL: after open, and
  * after a checkpoint that copied the whole WAL into the database, SQLite
  * starts the WAL over and fsyncs its new header even with synchronous =
- * normal (wal_may_restart); and every commit while a checkpoint runs, which
- * may finish before the commit begins.
+ * normal (wal_may_restart). So do commits beside a running checkpoint, which
+ * may copy the whole WAL before they begin, until one begun after the
+ * checkpoint's pin (st__db_checkpoint) has added frames: from then on none
+ * can start the WAL over before the next checkpoint (ckpt_clear).
+ *
+ * Checkpoints are rare: one starts when CKPT_FRAMES pages have been added to
+ * the WAL since the last one copied it. (It used to start whenever the WAL
+ * was that long; under steady load a checkpoint rarely copies the whole WAL,
+ * since commits land beside it, so the WAL stayed long, checkpoints ran back
+ * to back with two fsyncs each and nearly every commit went to the pool:
+ * BENCHMARKS.md, acks.) A checkpoint that leaves frames behind cannot let
+ * the next commit start the WAL over, so commits stay on the loop thread;
+ * the WAL then starts over through a catch-up: the next commit job first
+ * checkpoints the few frames left (on the pool, with no commit beside it),
+ * then commits, starting the WAL over there (ckpt_done).
  */
 #define INLINE_MAX_OPS 64
 #define INLINE_MAX_BYTES (64u << 10)
-/* WAL pages after which a checkpoint is started (SQLite's own default). */
+/* WAL pages added since the last checkpoint after which one is started (SQLite's default). */
 #define CKPT_FRAMES 1000
+/* A tail a checkpoint left at most this long is copied by a catch-up (see above), */
+#define CKPT_TAIL_MAX (CKPT_FRAMES / 4)
+/* and any tail once the WAL is this long (16 MiB of 4 KiB pages). */
+#define CKPT_WAL_MAX (4 * CKPT_FRAMES)
 
 /* A queue insert in a batch, by id, so acks and drops find it quickly. */
 struct ins_ref {
@@ -101,6 +118,21 @@ struct st_store {
 	uv_work_t ckpt_work;
 	bool ckpt_running;
 	int ckpt_rc;
+	int ckpt_backfilled; /* the checkpoint job's result (st__db_checkpoint) */
+	int wal_frames;	     /* in the WAL after the last commit, as seen on the loop */
+	int ckpt_base;	     /* of those, the frames a checkpoint has copied */
+	int ckpt_mark;	     /* wal_frames when the last checkpoint ended */
+	bool wal_catch_up;   /* the next commit job checkpoints the WAL's tail first */
+	bool commit_ckpt;    /* the commit in flight does that catch-up */
+	int commit_ckpt_rc, commit_ckpt_backfilled;
+	atomic_int ckpt_pinned; /* the running checkpoint holds its pin (st__db_checkpoint) */
+	bool commit_after_pin;	/* the commit in flight began once the pin was held */
+	/*
+	 * A commit begun after the pin has added frames: no commit can start
+	 * the WAL over before the next checkpoint, so commits beside this one
+	 * may run on the loop thread again.
+	 */
+	bool ckpt_clear;
 	/*
 	 * The next commit may be the first into an empty WAL (which SQLite
 	 * fsyncs): set at open and when a checkpoint ends, cleared when a
@@ -132,6 +164,7 @@ static void schedule_at(struct st_store *st, bool now_ok);
 static void timer_stop(struct st_store *st);
 static void maybe_finish_close(struct st_store *st);
 static void maybe_checkpoint(struct st_store *st);
+static void ckpt_done(uv_work_t *req, int status);
 
 /* ----------------------------------------------------------- configuration */
 
@@ -384,7 +417,20 @@ static void commit_work(uv_work_t *req)
 {
 	struct st_store *st = container_of(req, struct st_store, commit_work);
 
+	/* A catch-up: no commit runs beside this checkpoint (see INLINE_MAX_OPS). */
+	if (st->commit_ckpt)
+		st->commit_ckpt_rc = st__db_checkpoint(st->db, &st->commit_ckpt_backfilled, NULL);
 	st__db_commit(st->db, &st->commit);
+}
+
+/* After a commit on the loop thread: the WAL's length, and whether SQLite started it over. */
+static void wal_seen(struct st_store *st)
+{
+	int frames = st__db_wal_frames(st->db);
+
+	if (frames < st->wal_frames)
+		st->ckpt_base = st->ckpt_mark = 0;
+	st->wal_frames = frames;
 }
 
 static void commit_done(uv_work_t *req, int status)
@@ -398,9 +444,23 @@ static void commit_done(uv_work_t *req, int status)
 		snprintf(c->err, sizeof(c->err), "%s", uv_strerror(status));
 	}
 	st__sched_done(&st->sched, (int64_t)uv_now(st->loop), !c->rc);
+	if (st->commit_ckpt) {
+		st->commit_ckpt = false;
+		st->stats.checkpoints++;
+		if (!st->commit_ckpt_rc)
+			st->ckpt_base = GW_MAX(st->ckpt_base, st->commit_ckpt_backfilled);
+		/* It may have copied the whole WAL, and no commit followed it. */
+		if (c->rc)
+			st->wal_may_restart = true;
+	}
 	if (!c->rc && st->commit_restarts && !st->ckpt_running)
 		st->wal_may_restart = false;
 	if (!c->rc) {
+		int before = st->wal_frames;
+
+		wal_seen(st);
+		if (st->commit_after_pin && st->ckpt_running && st->wal_frames != before)
+			st->ckpt_clear = true;
 		st->stats.commits++;
 		gw_hist_observe_us(&st->stats.commit_latency,
 				   (int64_t)((uv_hrtime() - st->commit_started_ns) / 1000));
@@ -446,29 +506,64 @@ static void ckpt_work(uv_work_t *req)
 {
 	struct st_store *st = container_of(req, struct st_store, ckpt_work);
 
-	st->ckpt_rc = st__db_checkpoint(st->db);
+	st->ckpt_rc = st__db_checkpoint(st->db, &st->ckpt_backfilled, &st->ckpt_pinned);
 }
 
+static void ckpt_start(struct st_store *st)
+{
+	if (st->ckpt_running || st->closing || (st->committing && st->commit_ckpt))
+		return;
+	atomic_store(&st->ckpt_pinned, 0);
+	st->ckpt_clear = false;
+	if (!uv_queue_work(st->loop, &st->ckpt_work, ckpt_work, ckpt_done))
+		st->ckpt_running = true;
+}
+
+/*
+ * A checkpoint ended. Only a checkpoint that copied every frame committed
+ * so far lets the next commit start the WAL over (wal_may_restart): frames
+ * committed beside it (wal_frames, or a commit still in flight, which only
+ * adds frames) stay in the WAL until the next checkpoint, and so does the
+ * WAL. A short tail is copied by a catch-up, which starts the WAL over; a
+ * longer one by the next checkpoint, or by a catch-up too once the WAL is
+ * long (the catch-up then holds one commit back for a checkpoint's time,
+ * once in a few thousand frames; without it the WAL would grow for as long
+ * as the load lasts).
+ */
 static void ckpt_done(uv_work_t *req, int status)
 {
 	struct st_store *st = container_of(req, struct st_store, ckpt_work);
 
-	(void)status;
 	st->ckpt_running = false;
-	st->wal_may_restart = true;
-	if (st->ckpt_rc)
-		gw_log(st->lg, LOG_DEBUG, LOGM, "checkpoint: %s", strerror(-st->ckpt_rc));
+	st->ckpt_clear = false;
+	st->stats.checkpoints++;
+	if (st->ckpt_rc || status) {
+		gw_log(st->lg, LOG_DEBUG, LOGM, "checkpoint: %s",
+		       strerror(st->ckpt_rc ? -st->ckpt_rc : ECANCELED));
+		st->wal_may_restart = true;
+	} else if (st->ckpt_backfilled >= st->wal_frames) {
+		st->ckpt_base = st->wal_frames;
+		st->wal_may_restart = true;
+	} else {
+		st->ckpt_base = GW_MAX(st->ckpt_base, st->ckpt_backfilled);
+		if (st->wal_frames - st->ckpt_base <= CKPT_TAIL_MAX ||
+		    st->wal_frames >= CKPT_WAL_MAX)
+			st->wal_catch_up = true;
+	}
+	st->ckpt_mark = st->wal_frames;
 	if (st->closing)
 		maybe_finish_close(st);
 }
 
-/* After a commit: a WAL grown past CKPT_FRAMES is checkpointed on the pool. */
+/*
+ * After a commit: CKPT_FRAMES frames added since the last checkpoint ended
+ * start one on the pool (counted from its end, not from what it copied: a
+ * reader that holds checkpoints back must not make them run back to back).
+ */
 static void maybe_checkpoint(struct st_store *st)
 {
-	if (st->ckpt_running || st->closing || st__db_wal_frames(st->db) < CKPT_FRAMES)
-		return;
-	if (!uv_queue_work(st->loop, &st->ckpt_work, ckpt_work, ckpt_done))
-		st->ckpt_running = true;
+	if (st->wal_frames - st->ckpt_mark >= CKPT_FRAMES)
+		ckpt_start(st);
 }
 
 static void start_commit(struct st_store *st)
@@ -500,9 +595,17 @@ static void start_commit(struct st_store *st)
 	}
 	st->committing = true;
 	st->commit_started_ns = uv_hrtime();
+	st->commit_ckpt = st->wal_catch_up && !st->ckpt_running;
+	if (st->commit_ckpt)
+		st->wal_catch_up = false;
 	inline_ok = !st->cfg.sync_full && st->infl.n_ops <= INLINE_MAX_OPS &&
-		    st->infl.bytes <= INLINE_MAX_BYTES && !st->wal_may_restart && !st->ckpt_running;
-	st->commit_restarts = st->wal_may_restart && !st->ckpt_running;
+		    st->infl.bytes <= INLINE_MAX_BYTES && !st->wal_may_restart &&
+		    (!st->ckpt_running || st->ckpt_clear) && !st->commit_ckpt;
+	st->commit_after_pin = st->ckpt_running && !st->ckpt_clear && atomic_load(&st->ckpt_pinned);
+	/* A catch-up's commit is the one that may start the WAL over. */
+	st->commit_restarts = (st->wal_may_restart && !st->ckpt_running) || st->commit_ckpt;
+	if (!inline_ok)
+		st->stats.pool_commits++;
 	if (inline_ok) {
 		st__db_commit(st->db, c);
 		commit_done(&st->commit_work, 0);

@@ -255,6 +255,8 @@ struct st_stats {
 	uint64_t queue_bytes;	 /* committed + pending; acks count after their commit */
 	uint64_t dropped;	 /* records dropped by the overflow policy, ever (persisted) */
 	uint64_t commits;	 /* transactions committed since open */
+	uint64_t pool_commits;	 /* of the commit attempts, those run on the thread pool */
+	uint64_t checkpoints;	 /* WAL checkpoints run since open */
 	uint64_t commit_errors;	 /* failed commit attempts since open */
 	uint64_t ops_committed;	 /* operations written since open */
 	uint64_t pending_ops;	 /* operations waiting for a commit (incl. one in flight) */

@@ -125,6 +125,7 @@ struct st__db {
 	sqlite3_stmt *meta_get;
 	atomic_int check_stop; /* st__db_check_interrupt() was called */
 	sqlite3 *ckpt;	       /* checkpoints, on the pool, beside the writer */
+	sqlite3 *pin;	       /* a read transaction held through each checkpoint */
 	int wal_frames;	       /* in the WAL after the last commit (the writer's wal hook) */
 	struct st__meta meta;  /* as committed; touched by the commit thread only */
 	const struct gw_logger *lg;
@@ -237,6 +238,7 @@ static int wal_hook(void *arg, sqlite3 *h, const char *name, int frames)
 #define CACHE_KIB_WRITER 256
 #define CACHE_KIB_READER 64
 #define CACHE_KIB_OTHER 32
+#define CACHE_KIB_PIN 8 /* reads one page of meta per checkpoint */
 
 /*
  * conn_tune - give connection @h a page cache of @cache_kib KiB and, unless
@@ -522,6 +524,7 @@ void st__db_close(struct st__db *db)
 	for (i = 0; i < __S_MAX; i++)
 		sqlite3_finalize(db->stmt[i]);
 	sqlite3_finalize(db->peek);
+	sqlite3_close_v2(db->pin);
 	sqlite3_close_v2(db->ckpt);
 	sqlite3_close_v2(db->rd);
 	/* The last connection to close checkpoints and removes the WAL. */
@@ -645,6 +648,12 @@ int st__db_open(const char *path, bool sync_full, const struct gw_logger *lg, st
 	/* A connection learns the file is in WAL mode when it first reads it. */
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(db->ckpt, "SELECT count(*) FROM sqlite_schema", NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = db_connect(path, &db->pin);
+	if (rc == SQLITE_OK)
+		rc = conn_tune(db->pin, CACHE_KIB_PIN, false);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db->pin, "PRAGMA query_only=1", NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
 		gw_log(lg, LOG_ERR, LOGM, "database %s: %s", path,
 		       db->rd ? sqlite3_errmsg(db->rd) : sqlite3_errmsg(db->wr));
@@ -828,10 +837,29 @@ int st__db_wal_frames(const struct st__db *db)
 	return db->wal_frames;
 }
 
-int st__db_checkpoint(struct st__db *db)
+int st__db_checkpoint(struct st__db *db, int *backfilled, atomic_int *pinned)
 {
-	int rc = sqlite3_wal_checkpoint_v2(db->ckpt, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	int log = 0, done = 0, rc;
+	bool pin = false;
 
+	/*
+	 * The pin: a read transaction begun before the checkpoint and held
+	 * through it. Its snapshot (the WAL's frames as it began) bounds what
+	 * the checkpoint copies, and while it holds a reader slot SQLite cannot
+	 * start the WAL over (walRestartLog needs every reader slot). So once
+	 * a commit begun after the pin has added frames, no commit can start
+	 * the WAL over until the next checkpoint (store.c, ckpt_clear). A pin
+	 * that fails just leaves *pinned at 0: the commits stay on the pool.
+	 */
+	if (pinned && sqlite3_exec(db->pin, "BEGIN; SELECT count(*) FROM meta", NULL, NULL, NULL) ==
+			      SQLITE_OK) {
+		pin = true;
+		atomic_store(pinned, 1);
+	}
+	rc = sqlite3_wal_checkpoint_v2(db->ckpt, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+	if (pin || !sqlite3_get_autocommit(db->pin))
+		sqlite3_exec(db->pin, "COMMIT", NULL, NULL, NULL);
+	*backfilled = rc == SQLITE_OK && done > 0 ? done : 0;
 	return rc == SQLITE_OK ? 0 : rc_errno(rc) ? rc_errno(rc) : -EIO;
 }
 

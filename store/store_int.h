@@ -10,6 +10,8 @@
 #ifndef FIELDMQ_STORE_INT_H
 #define FIELDMQ_STORE_INT_H
 
+#include <stdatomic.h>
+
 #include "store.h"
 
 /* Current schema version (PRAGMA user_version). */
@@ -155,9 +157,15 @@ void st__db_memory(uint64_t *heap, uint64_t *page_cache);
 int st__db_wal_frames(const struct st__db *db);
 /*
  * A passive checkpoint on a connection of its own (thread pool; it may run
- * beside a commit). 0, -EIO, -ENOMEM.
+ * beside a commit, never beside another checkpoint). *backfilled: the WAL
+ * frames copied into the database as it returns (SQLite's nBackfill: every
+ * frame up to there, counted from the start of the WAL; 0 on error).
+ * @pinned (may be NULL: no pin) is set to 1 once a read transaction holds
+ * the checkpoint to the frames committed before that moment (store.c uses it
+ * to tell when commits beside the checkpoint can no longer restart the WAL).
+ * 0, -EIO, -ENOMEM.
  */
-int st__db_checkpoint(struct st__db *db);
+int st__db_checkpoint(struct st__db *db, int *backfilled, atomic_int *pinned);
 
 /*
  * Read up to @max_n queue records after @after on the read connection.

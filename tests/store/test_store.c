@@ -963,6 +963,71 @@ static void test_no_sync_on_loop(void **state)
 	assert_int_equal(on_loop, 0);
 }
 
+/*
+ * Checkpoints are rare and the WAL starts over (BENCHMARKS.md, acks). A
+ * commit runs on the pool while a checkpoint may copy the whole WAL before it
+ * begins (test_no_sync_on_loop). Checkpoints used to start after every commit
+ * once the WAL was 1000 frames long, and under load it stays that long (what
+ * commits beside a checkpoint or a reader hold back stays in the WAL), so
+ * they ran back to back and nearly every commit went to the pool. Here a
+ * stop-and-wait publisher whose messages the cloud acknowledges (5000
+ * waited commits, each with the ack of the one before) while another
+ * connection holds a read transaction for 2000 of them, as a long queue read
+ * does: one checkpoint per 1000 frames added (~3 a commit), few commits on
+ * the pool, and once the reader is gone the WAL starts over.
+ */
+static void test_ckpt_rare(void **state)
+{
+	struct fx *f = *state;
+	struct done_log w = { 0 };
+	struct st_config cfg;
+	struct st_stats s;
+	sqlite3 *rd = NULL;
+	int i, frames = 0, max_frames = 0;
+	uint64_t id, prev = 0;
+
+	cfg_init(f, &cfg);
+	cfg.sync_interval_ms = 60000;
+	open_ok(f, &cfg);
+	for (i = 0; i < 5000; i++) {
+		struct st_record r = mkrec("ckpt", "payload of a reading");
+
+		if (i == 1000) {
+			assert_int_equal(sqlite3_open(f->path, &rd), SQLITE_OK);
+			assert_int_equal(sqlite3_exec(rd, "BEGIN; SELECT count(*) FROM queue", NULL,
+						      NULL, NULL),
+					 SQLITE_OK);
+		}
+		if (i == 3000) {
+			assert_int_equal(sqlite3_exec(rd, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+			sqlite3_close(rd);
+			rd = NULL;
+		}
+		assert_int_equal(st_queue_append(f->st, &r, ST_WAITED, on_done, &w, &id), 0);
+		if (prev)
+			assert_int_equal(st_queue_ack(f->st, prev), 0);
+		prev = id;
+		while (w.n < i + 1)
+			uv_run(&f->loop, UV_RUN_ONCE);
+		frames = st__db_wal_frames(st__store_db(f->st));
+		max_frames = GW_MAX(max_frames, frames);
+	}
+	assert_int_equal(w.n_ok, 5000);
+	s = stats(f);
+	close_sync(f);
+	if (getenv("ST_TEST_VERBOSE"))
+		fprintf(stderr,
+			"commits %llu, on the pool %llu, checkpoints %llu, WAL <= %d frames, "
+			"%d at the end\n",
+			(unsigned long long)s.commits, (unsigned long long)s.pool_commits,
+			(unsigned long long)s.checkpoints, max_frames, frames);
+	assert_true(max_frames > 3000); /* the reader did hold the WAL */
+	assert_true(s.checkpoints >= 5);
+	assert_true(s.checkpoints <= 40);
+	assert_true(s.pool_commits * 10 < s.commits);
+	assert_true(frames < 2000); /* started over after the reader left */
+}
+
 /* synchronous = full: the same behaviour, every commit synced. */
 static void test_sync_full(void **state)
 {
@@ -1625,6 +1690,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_check_interrupt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sqlite_memory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_sync_on_loop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ckpt_rare, setup, teardown),
 	};
 
 	/* ST_TEST_FILTER=test_read_only runs one test (a shell glob: * and ?). */
