@@ -219,6 +219,40 @@ static inline size_t msg_size(const struct upl_msg *m)
 	return m->topic_len + m->payload_len + m->props_len;
 }
 
+/*
+ * Small helpers of the send path, inline here: as calls between the files
+ * they added about 1% to the instructions of a drain (cachegrind).
+ */
+
+static inline void gw_upl__pid_mark(struct gw_upl *u, uint16_t pid, bool on)
+{
+	if (on)
+		u->pid_used[pid >> 3] |= (uint8_t)(1u << (pid & 7));
+	else
+		u->pid_used[pid >> 3] &= (uint8_t) ~(1u << (pid & 7));
+}
+
+static inline bool gw_upl__pid_holds(uint8_t where)
+{
+	return where == Q_INFLIGHT || where == Q_RESUME;
+}
+
+/* @m was sent or dropped: it no longer counts in hot[] (uplink_queue.c). */
+static inline void gw_upl__hot_del(struct gw_upl *u, struct upl_msg *m)
+{
+	if (!m->counted)
+		return;
+	m->counted = false;
+	if (u->hot[m->bucket] && !--u->hot[m->bucket])
+		u->release_due = true;
+}
+
+/* Whether @m needs a free slot of the window, and there is none. */
+static inline bool gw_upl__window_full(const struct gw_upl *u, const struct upl_msg *m)
+{
+	return m->qos && GW_MIN(m->qos, u->max_qos) && u->n_inflight >= u->quota;
+}
+
 /* ---------------------------------------------------------- uplink.c */
 
 void gw_upl__set_state(struct gw_upl *u, enum upl_state s, int64_t now);
@@ -231,7 +265,6 @@ int gw_upl__send_ack(struct gw_upl *u, uint8_t type, uint16_t pid, int64_t now);
 int gw_upl__send_connect(struct gw_upl *u, int64_t now);
 int64_t gw_upl__wall_ms(const struct gw_upl *u);
 int gw_upl__send_msg(struct gw_upl *u, struct upl_msg *m, bool resume, int64_t now);
-bool gw_upl__window_full(const struct gw_upl *u, const struct upl_msg *m);
 void gw_upl__pump(struct gw_upl *u, int64_t now);
 
 /* ---------------------------------------------------- uplink_queue.c */
@@ -239,12 +272,9 @@ void gw_upl__pump(struct gw_upl *u, int64_t now);
 uint16_t gw_upl__topic_bucket(const uint8_t *p, size_t len);
 struct upl_msg *gw_upl__msg_new(struct gw_slice topic, struct gw_slice payload,
 				struct gw_slice props, uint8_t qos, bool retain, uint64_t id);
-void gw_upl__pid_mark(struct gw_upl *u, uint16_t pid, bool on);
-bool gw_upl__pid_holds(uint8_t where);
 void gw_upl__q_account(struct gw_upl *u, struct upl_msg *m, uint8_t where);
 void gw_upl__q_add(struct gw_upl *u, struct upl_msg *m, uint8_t where, bool head);
 void gw_upl__q_unlink(struct gw_upl *u, struct upl_msg *m);
-void gw_upl__hot_del(struct gw_upl *u, struct upl_msg *m);
 void gw_upl__msg_free(struct gw_upl *u, struct upl_msg *m);
 void gw_upl__live_off(struct gw_upl *u);
 void gw_upl__maybe_live_on(struct gw_upl *u);

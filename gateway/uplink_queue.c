@@ -98,19 +98,6 @@ static struct gw_list *list_of(struct gw_upl *u, uint8_t where)
 	}
 }
 
-void gw_upl__pid_mark(struct gw_upl *u, uint16_t pid, bool on)
-{
-	if (on)
-		u->pid_used[pid >> 3] |= (uint8_t)(1u << (pid & 7));
-	else
-		u->pid_used[pid >> 3] &= (uint8_t) ~(1u << (pid & 7));
-}
-
-bool gw_upl__pid_holds(uint8_t where)
-{
-	return where == Q_INFLIGHT || where == Q_RESUME;
-}
-
 /* Counts @m, just linked into @where. */
 void gw_upl__q_account(struct gw_upl *u, struct upl_msg *m, uint8_t where)
 {
@@ -174,15 +161,6 @@ static void hot_add(struct gw_upl *u, struct upl_msg *m)
 		return;
 	m->counted = true;
 	u->hot[m->bucket]++;
-}
-
-void gw_upl__hot_del(struct gw_upl *u, struct upl_msg *m)
-{
-	if (!m->counted)
-		return;
-	m->counted = false;
-	if (u->hot[m->bucket] && !--u->hot[m->bucket])
-		u->release_due = true;
 }
 
 /* Unlinks @m from wherever it is and frees it. */

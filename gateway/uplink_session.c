@@ -253,12 +253,6 @@ in_flight:
 	return 0;
 }
 
-/* Whether @m needs a free slot of the window, and there is none. */
-bool gw_upl__window_full(const struct gw_upl *u, const struct upl_msg *m)
-{
-	return m->qos && GW_MIN(m->qos, u->max_qos) && u->n_inflight >= u->quota;
-}
-
 static struct upl_msg *live_ready(struct gw_upl *u)
 {
 	struct upl_msg *m;
