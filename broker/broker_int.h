@@ -7,7 +7,7 @@
  * Ownership in brief: a struct brk_msg is shared by every queue and every
  * pending write that refers to it (brk__msg_ref / brk__msg_unref); a session
  * is owned by the broker's session table; a connection is owned by its glue
- * (broker_uv.c, or a test's fake transport) and points at its session.
+ * (conn_uv.c, or a test's fake transport) and points at its session.
  */
 #ifndef FIELDMQ_BROKER_INT_H
 #define FIELDMQ_BROKER_INT_H
@@ -734,7 +734,7 @@ struct brk {
 	size_t auth_bytes; /* CONNECT copies and input held by jobs */
 };
 
-/* Core entry points shared by conn.c, conn_out.c, session.c, broker.c and broker_uv.c. */
+/* Core entry points shared by conn.c, conn_out.c, session.c, broker.c and the glue. */
 /* brk__init - @clk (copied; mono_ms must be set) is the only clock the core reads. */
 int brk__init(struct brk *b, struct uv_loop_s *loop, const struct brk_config *cfg,
 	      const struct gw_logger *lg, const struct brk_clock *clk);

@@ -4,7 +4,7 @@
  * stage that batches small writes of many connections, and the packets the
  * broker sends (acknowledgements, CONNACK, DISCONNECT, SUBACK through
  * brk__conn_out_pkt, and PUBLISH with its topic aliases). The glue sends
- * the bytes when ops->want_flush says so (broker_uv.c).
+ * the bytes when ops->want_flush says so (conn_uv.c).
  *
  * brk__conn_send_publish is the hot path of every delivery: the buffer and
  * stage helpers it calls stay static in this file so that they inline.

@@ -2,7 +2,7 @@
 # layering.sh - `make layering`: the rules of DESIGN.md section 2, checked.
 #
 #  1. Includes by folder: gateway/base includes libc only; broker/ only
-#     broker/ and gateway/base/ (its glue, broker_uv.c, gateway/tls/ too:
+#     broker/ and gateway/base/ (its glue, *_uv.c, gateway/tls/ too:
 #     the TLS listeners; every file gateway/tls/mbed_lib.h, mbedTLS's headers
 #     with calls through the table of the library loaded when needed); gateway/tls/ only itself and gateway/base/; store/ only store/ and gateway/base/; an
 #     adapter only its own folder, adapters/adapter.h, broker/broker.h and
