@@ -40,6 +40,7 @@ CORES="$CORES broker/auth.c broker/passwd.c"
 CORES="$CORES gateway/uplink_queue.c gateway/uplink_drain.c"
 CORES="$CORES gateway/uplink_forward.c gateway/uplink_session.c gateway/uplink_down.c"
 CORE_HEADERS="gateway/base/base.h broker/broker.h broker/broker_int.h broker/mqtt_codec.h
+	broker/mqtt_codec_int.h
 	broker/http.h broker/ws.h broker/limits.h broker/proxy_codec.h gateway/tls/tls.h
 	adapters/adapter.h adapters/modbus/modbus_adapter.h adapters/modbus/mbus_int.h
 	adapters/modbus/mbus_poll.h adapters/mqttsn/mqttsn_codec.h adapters/mqttsn/mqttsn_int.h

@@ -1,5 +1,6 @@
 /*
- * fuzz_mqtt_codec.c - fuzz target for broker/mqtt_codec.c.
+ * fuzz_mqtt_codec.c - fuzz target for the MQTT codec (broker/mqtt_codec.c,
+ * mqtt_decode_codec.c, mqtt_encode_codec.c).
  *
  * The input is decoded as one packet with each protocol level and two sets of
  * limits. Whatever decodes is re-encoded and decoded again, which must
