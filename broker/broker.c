@@ -1,6 +1,9 @@
 /*
- * broker.c - the core: shared messages, the session table, publish routing,
- * in-process clients, wills and expiry, $SYS and the persistence hooks.
+ * broker.c - the core: shared messages and their node pool, publish routing,
+ * the broker's set-up and teardown, $SYS, the publishes of in-process clients
+ * and of the broker, the ACL switch and the persistence hooks (restoring
+ * retained messages and sessions). The session table and a session's life
+ * are in session_life.c, the rest of the in-process clients in client.c.
  *
  * No libuv here beyond the loop pointer kept for the glue: time comes in as
  * an argument (monotonic ms) so tests drive it with a fake clock.
@@ -188,419 +191,6 @@ void brk__qmsg_put(struct brk *b, struct brk_qmsg *q)
 		gw_free(q);
 }
 
-/* The message as a brk_pub (slices into @m). */
-static struct brk_pub msg_pub(const struct brk_msg *m)
-{
-	struct brk_pub pub = {
-		.topic = brk__msg_topic(m),
-		.payload = { brk__msg_payload(m), m->payload_len },
-		.qos = m->qos,
-		.retain = m->retain,
-		.props = brk__msg_props(m),
-	};
-
-	return pub;
-}
-
-/* -------------------------------------------------------------- sessions */
-
-static uint32_t hash_id(struct gw_slice id)
-{
-	uint32_t h = 2166136261u;
-	size_t i;
-
-	for (i = 0; i < id.len; i++) {
-		h ^= id.p[i];
-		h *= 16777619u;
-	}
-	return h;
-}
-
-struct brk_session *brk__session_find(struct brk *b, struct gw_slice id)
-{
-	uint32_t h = hash_id(id);
-	struct brk_session *s;
-
-	if (!b->n_sbuckets)
-		return NULL;
-	for (s = b->sessions[h & (b->n_sbuckets - 1)]; s; s = s->hnext)
-		if (s->hash == h && strlen(s->client_id) == id.len &&
-		    memcmp(s->client_id, id.p, id.len) == 0)
-			return s;
-	return NULL;
-}
-
-static int sessions_grow(struct brk *b)
-{
-	uint32_t nb = b->n_sbuckets ? b->n_sbuckets * 2 : 64, i;
-	struct brk_session **v = gw_calloc(nb, sizeof(*v));
-
-	if (!v)
-		return -ENOMEM;
-	for (i = 0; i < b->n_sbuckets; i++) {
-		struct brk_session *s = b->sessions[i], *next;
-
-		for (; s; s = next) {
-			next = s->hnext;
-			s->hnext = v[s->hash & (nb - 1)];
-			v[s->hash & (nb - 1)] = s;
-		}
-	}
-	gw_free(b->sessions);
-	b->sessions = v;
-	b->n_sbuckets = nb;
-	return 0;
-}
-
-/*
- * brk__session_resume - a stored session taken up by a new connection (network
- * or in-process): a delayed will not yet published is cancelled [MQTT-3.1.3-9],
- * and so is the session's expiry.
- */
-void brk__session_resume(struct brk_session *s)
-{
-	if (s->will) {
-		brk__msg_unref(s->will);
-		s->will = NULL;
-	}
-	s->will_at = 0;
-	s->expire_at = 0;
-	gw_list_del(&s->timed_link);
-}
-
-struct brk_session *brk__session_new(struct brk *b, struct gw_slice id)
-{
-	struct brk_session *s;
-
-	if (b->n_sessions >= b->n_sbuckets && sessions_grow(b))
-		return NULL;
-	s = gw_calloc(1, sizeof(*s) + id.len + 1);
-	if (!s)
-		return NULL;
-	memcpy(s->client_id, id.p, id.len);
-	s->b = b;
-	s->hash = hash_id(id);
-	gw_list_init(&s->timed_link);
-	gw_list_init(&s->subs);
-	gw_list_init(&s->inflight);
-	gw_list_init(&s->queue);
-	gw_list_init(&s->acks);
-	gw_list_init(&s->inq);
-	s->hnext = b->sessions[s->hash & (b->n_sbuckets - 1)];
-	b->sessions[s->hash & (b->n_sbuckets - 1)] = s;
-	b->n_sessions++;
-	return s;
-}
-
-static void qlist_free(struct brk_session *s, struct gw_list *l)
-{
-	while (!gw_list_empty(l)) {
-		struct brk_qmsg *q = gw_list_first(l, struct brk_qmsg, link);
-
-		gw_list_del(&q->link);
-		if (q->m)
-			brk__msg_unref(q->m);
-		brk__qmsg_put(s->b, q);
-	}
-}
-
-static void session_free(struct brk_session *s)
-{
-	struct brk *b = s->b;
-	struct brk_session **pp;
-
-	for (pp = &b->sessions[s->hash & (b->n_sbuckets - 1)]; *pp; pp = &(*pp)->hnext)
-		if (*pp == s) {
-			*pp = s->hnext;
-			break;
-		}
-	b->n_sessions--;
-	while (!gw_list_empty(&s->subs)) {
-		struct brk_sub *sub = gw_list_first(&s->subs, struct brk_sub, sess_link);
-
-		brk__tree_unsub(&b->tree, sub);
-		gw_list_del(&sub->sess_link);
-		gw_free(sub);
-	}
-	qlist_free(s, &s->queue);
-	qlist_free(s, &s->inflight);
-	while (!gw_list_empty(&s->inq)) {
-		struct brk_inq *e = gw_list_first(&s->inq, struct brk_inq, link);
-
-		gw_list_del(&e->link);
-		brk__node_put(b, e);
-	}
-	brk__holds_detach(b, &s->acks);
-	if (s->conn)
-		s->conn->s = NULL;
-	if (s->ic)
-		s->ic->s = NULL;
-	if (s->will)
-		brk__msg_unref(s->will);
-	gw_free(s->acl);
-	gw_list_del(&s->timed_link);
-	gw_free(s);
-}
-
-/* Publish the will of @s now and forget it. */
-/* Keep b->next_due the earliest deadline (@t 0: none). */
-static void due_at(struct brk *b, int64_t t)
-{
-	if (t && (!b->next_due || t < b->next_due))
-		b->next_due = t;
-}
-
-static void will_publish(struct brk_session *s, int64_t now)
-{
-	struct brk_msg *w = s->will, *m = w;
-	struct brk *b = s->b;
-
-	s->will = NULL;
-	s->will_at = 0;
-	if (!w)
-		return;
-	/* The will's expiry runs from its publication. */
-	if (brk__msg_props(w) && brk__msg_props(w)->has_expiry) {
-		struct brk_pub pub = msg_pub(w);
-
-		m = brk__msg_new(&pub, now);
-		brk__msg_unref(w);
-		if (!m)
-			return;
-	}
-	brk__route(b, m, NULL, NULL, now);
-	brk__msg_unref(m);
-}
-
-void brk__session_end(struct brk_session *s, int64_t now)
-{
-	struct brk *b = s->b;
-
-	/* A delayed will goes out when the session ends first [MQTT-3.1.3-9]. */
-	if (s->will && s->will_at)
-		will_publish(s, now);
-	if (s->persist && b->pops && b->pops->session_delete)
-		b->pops->session_delete(b->parg, s->client_id);
-	session_free(s);
-}
-
-void brk__session_clear(struct brk_session *s)
-{
-	brk__session_end(s, brk__now(s->b));
-}
-
-/*
- * A persistent session goes offline, or the broker stops: messages not yet in
- * the store get there (those queued before the hooks were installed), and
- * those with an expiry are saved again with what is left of it, so a restore
- * counts from now. Messages in flight are saved again with their pid and
- * state (PUBLISHED), so that after a restart they are sent again with the
- * same pid and DUP=1, not as new messages [MQTT-4.4.0-1]. That is done here
- * only, not at each send (a store write per message on the hot path): a
- * kill -9 while the client is online brings such a message back as queued,
- * sent again with a new pid. Released QoS 2 messages are stored as markers
- * at PUBREC already; @inflight saves those not stored yet.
- */
-static void persist_pending(struct brk_session *s, struct gw_list *l, bool inflight, int64_t now)
-{
-	struct gw_list *pos;
-
-	gw_list_for_each (pos, l) {
-		struct brk_qmsg *q = gw_list_entry(pos, struct brk_qmsg, link);
-
-		if (inflight ? (q->m || !q->seq) : (!q->seq || brk__msg_expire_at(q->m)))
-			brk__qmsg_persist(s, q, now);
-	}
-}
-
-void brk__persist_all(struct brk *b, int64_t now)
-{
-	uint32_t i;
-
-	if (!b->pops || !b->pops->session_msg_add)
-		return;
-	for (i = 0; i < b->n_sbuckets; i++) {
-		struct brk_session *s;
-
-		for (s = b->sessions[i]; s; s = s->hnext) {
-			if (!s->persist || !s->expiry)
-				continue;
-			persist_pending(s, &s->inflight, true, now);
-			persist_pending(s, &s->queue, false, now);
-		}
-	}
-}
-
-void brk__session_offline(struct brk_session *s, bool publish_will, int64_t now)
-{
-	struct brk *b = s->b;
-
-	s->conn = NULL;
-	s->ic = NULL;
-	if (s->expiry && s->persist && b->pops && b->pops->session_msg_add) {
-		persist_pending(s, &s->inflight, true, now);
-		persist_pending(s, &s->queue, false, now);
-	}
-	if (!publish_will && s->will) {
-		brk__msg_unref(s->will);
-		s->will = NULL;
-	}
-	if (s->will) {
-		if (!s->will_delay || !s->expiry || b->stopping)
-			will_publish(s, now);
-		else
-			s->will_at = now + (int64_t)s->will_delay * 1000;
-	}
-	if (!s->expiry) {
-		brk__session_end(s, now);
-		return;
-	}
-	s->expire_at = s->expiry == 0xFFFFFFFFu ? 0 : now + (int64_t)s->expiry * 1000;
-	if ((s->will_at || s->expire_at) && gw_list_empty(&s->timed_link))
-		gw_list_add_tail(&b->timed, &s->timed_link);
-	due_at(b, s->will_at);
-	due_at(b, s->expire_at);
-}
-
-int brk__session_subscribe(struct brk_session *s, struct gw_slice filter, uint8_t qos,
-			   unsigned int opts, uint32_t sub_id, bool *existed)
-{
-	struct brk *b = s->b;
-	struct brk_sub *sub;
-	struct gw_list *pos;
-	int rc;
-
-	*existed = false;
-	gw_list_for_each (pos, &s->subs) {
-		sub = gw_list_entry(pos, struct brk_sub, sess_link);
-		if (sub->filter_len == filter.len &&
-		    memcmp(sub->filter, filter.p, filter.len) == 0) {
-			/* [MQTT-3.8.4-3] a repeated filter replaces the subscription. */
-			*existed = true;
-			sub->qos = qos;
-			sub->opts = (uint8_t)opts;
-			sub->sub_id = sub_id;
-			brk__session_save(s);
-			return 0;
-		}
-	}
-	if (filter.len > 65535)
-		return -EINVAL;
-	sub = gw_calloc(1, sizeof(*sub) + filter.len + 1);
-	if (!sub)
-		return -ENOMEM;
-	sub->s = s;
-	sub->qos = qos;
-	sub->opts = (uint8_t)opts;
-	sub->sub_id = sub_id;
-	sub->filter_len = (uint16_t)filter.len;
-	memcpy(sub->filter, filter.p, filter.len);
-	rc = brk__tree_sub(&b->tree, sub);
-	if (rc) {
-		gw_free(sub);
-		return rc;
-	}
-	gw_list_add_tail(&s->subs, &sub->sess_link);
-	brk__session_save(s);
-	return 0;
-}
-
-int brk__session_unsubscribe(struct brk_session *s, struct gw_slice filter)
-{
-	struct gw_list *pos;
-
-	gw_list_for_each (pos, &s->subs) {
-		struct brk_sub *sub = gw_list_entry(pos, struct brk_sub, sess_link);
-
-		if (sub->filter_len == filter.len &&
-		    memcmp(sub->filter, filter.p, filter.len) == 0) {
-			brk__tree_unsub(&s->b->tree, sub);
-			gw_list_del(&sub->sess_link);
-			gw_free(sub);
-			brk__session_save(s);
-			return 0;
-		}
-	}
-	return -ENOENT;
-}
-
-struct retained_ctx {
-	struct brk_session *s;
-	struct brk_match mt;
-	int64_t now;
-};
-
-static void retained_one(void *arg, struct brk_msg *m)
-{
-	struct retained_ctx *rc = arg;
-
-	if (brk__msg_expired(m, rc->now))
-		return;
-	if (rc->s->acl_deliver && !brk__acl_allowed(rc->s->acl, brk__msg_topic(m), BRK_ACL_READ))
-		return;
-	/* [MQTT-3.3.1-8] sent with RETAIN set, whatever retain-as-published says. */
-	brk__session_deliver(rc->s, m, &rc->mt, NULL, rc->now);
-}
-
-void brk__session_send_retained(struct brk_session *s, struct gw_slice filter, uint8_t qos,
-				unsigned int opts, uint32_t sub_id, int64_t now)
-{
-	struct retained_ctx rc;
-	struct gw_slice g, f;
-	bool bad;
-
-	/* [MQTT-3.3.1-10] retain handling 2: none. */
-	if (((opts >> BRK_SUB_RH_SHIFT) & 3) == 2)
-		return;
-	/* Retained messages are not sent for shared subscriptions [MQTT-4.8.2]. */
-	if (brk__share_split(filter, &g, &f, &bad) || bad)
-		return;
-	memset(&rc, 0, sizeof(rc));
-	rc.s = s;
-	rc.now = now;
-	rc.mt.s = s;
-	rc.mt.qos = qos;
-	rc.mt.rap = true;
-	if (sub_id) {
-		rc.mt.ids[0] = sub_id;
-		rc.mt.n_ids = 1;
-	}
-	brk__tree_retained_foreach(&s->b->tree, filter, retained_one, &rc);
-}
-
-void brk__session_save(struct brk_session *s)
-{
-	struct brk *b = s->b;
-	struct gw_writer w;
-	struct gw_list *pos;
-	size_t n = 1 + 4 + 4;
-	uint8_t *buf;
-
-	if (!s->persist || !b->pops || !b->pops->session_save)
-		return;
-	gw_list_for_each (pos, &s->subs) {
-		n += 1 + 1 + 4 + 2 + gw_list_entry(pos, struct brk_sub, sess_link)->filter_len;
-	}
-	buf = gw_malloc(n);
-	if (!buf)
-		return;
-	gw_writer_init(&w, buf, n);
-	gw_wr_u8(&w, 1); /* blob version */
-	gw_wr_u32be(&w, s->expiry);
-	gw_wr_u32be(&w, 0); /* reserved */
-	gw_list_for_each (pos, &s->subs) {
-		struct brk_sub *sub = gw_list_entry(pos, struct brk_sub, sess_link);
-
-		gw_wr_u8(&w, sub->qos);
-		gw_wr_u8(&w, sub->opts);
-		gw_wr_u32be(&w, sub->sub_id);
-		gw_wr_bin16(&w, sub->filter, sub->filter_len);
-	}
-	if (!w.err)
-		b->pops->session_save(b->parg, s->client_id, buf, w.len);
-	gw_free(buf);
-}
-
 /* --------------------------------------------------------------- routing */
 
 void brk__route(struct brk *b, struct brk_msg *m, struct brk_session *from, struct brk_hold *hold,
@@ -611,7 +201,7 @@ void brk__route(struct brk *b, struct brk_msg *m, struct brk_session *from, stru
 
 	if (m->retain && b->cfg.retain_available) {
 		if (!brk__tree_retain(&b->tree, m) && b->pops && b->pops->retained_set) {
-			struct brk_pub pub = msg_pub(m);
+			struct brk_pub pub = brk__msg_pub(m);
 
 			b->pops->retained_set(b->parg, &pub);
 		}
@@ -729,7 +319,7 @@ int brk__init(struct brk *b, struct uv_loop_s *loop, const struct brk_config *cf
 	for (i = 0; i < b->cfg.n_listen; i++)
 		if (listener_copy(&b->cfg.listen[i], &cfg->listen[i]))
 			goto nomem;
-	if (brk__tree_init(&b->tree) || sessions_grow(b))
+	if (brk__tree_init(&b->tree) || brk__sessions_grow(b))
 		goto nomem;
 	/* Allocated before any connection, so that it sits below them all. */
 	b->stage.buf = gw_malloc(BRK_STAGE_MIN);
@@ -751,7 +341,7 @@ void brk__fini(struct brk *b)
 	brk__auth_fini(b);
 	for (i = 0; i < b->n_sbuckets; i++)
 		while (b->sessions[i])
-			session_free(b->sessions[i]);
+			brk__session_free(b->sessions[i]);
 	/* Holds still taken outlive us: their last release frees them without the pool. */
 	while (b->loose_holds.next && !gw_list_empty(&b->loose_holds)) {
 		struct brk_hold *h = gw_list_first(&b->loose_holds, struct brk_hold, link);
@@ -866,33 +456,6 @@ void brk__sys_publish(struct brk *b, int64_t now)
 	sys_limits(b, &st);
 }
 
-void brk__timed(struct brk *b, int64_t now)
-{
-	struct gw_list *pos, *tmp;
-
-	b->next_due = 0;
-	gw_list_for_each_safe (pos, tmp, &b->timed) {
-		struct brk_session *s = gw_list_entry(pos, struct brk_session, timed_link);
-
-		if (s->conn || s->ic) {
-			gw_list_del(&s->timed_link);
-			continue;
-		}
-		if (s->will_at && now >= s->will_at)
-			will_publish(s, now);
-		if (s->expire_at && now >= s->expire_at) {
-			/* tmp may be a session the will's delivery ended: restart. */
-			brk__session_end(s, now);
-			tmp = b->timed.next;
-			continue;
-		}
-		if (!s->will_at && !s->expire_at)
-			gw_list_del(&s->timed_link);
-		due_at(b, s->will_at);
-		due_at(b, s->expire_at);
-	}
-}
-
 void brk__tick(struct brk *b, int64_t now)
 {
 	struct gw_list *pos, *tmp;
@@ -923,144 +486,12 @@ void brk_get_stats(const struct brk *b, struct brk_stats *out)
 	out->retained = b->tree.n_retained;
 }
 
-/* ---------------------------------------------------- in-process clients */
+/* ------------------------------------------------------------ publishing */
 
-int brk_client_new(struct brk *b, const struct brk_client_opts *opts, struct brk_client **out,
-		   bool *session_present)
-{
-	int64_t now = brk__now(b);
-	struct gw_slice id = gw_slice_cstr(opts->client_id);
-	struct brk_acl_view *av = NULL;
-	struct brk_client *ic;
-	struct brk_session *s;
-	char idbuf[40];
-
-	if (session_present)
-		*session_present = false;
-	if (id.len > 65535)
-		return -EINVAL;
-	if (opts->will && (!brk__topic_name_valid(opts->will->topic) || opts->will->qos > 2))
-		return -EINVAL;
-	if (!id.len) {
-		snprintf(idbuf, sizeof(idbuf), "fieldmq-local-%llx",
-			 (unsigned long long)++b->id_counter);
-		id = gw_slice_cstr(idbuf);
-	}
-	ic = gw_calloc(1, sizeof(*ic));
-	if (!ic)
-		return -ENOMEM;
-	/* The client's ACL rules, before anything of a session it may take over changes. */
-	if (opts->acl && b->cfg.acl) {
-		struct gw_slice user = gw_slice_cstr(opts->username);
-
-		if (brk__acl_view_new(b->cfg.acl, id, opts->username ? &user : NULL, &av)) {
-			gw_free(ic);
-			return -ENOMEM;
-		}
-	}
-	s = brk__session_find(b, id);
-	if (s && s->conn) {
-		struct brk_conn *old = s->conn;
-
-		brk__conn_kick(old, MQTT_RC_SESSION_TAKEN_OVER);
-		old->s = NULL;
-		if (old->counted && b->st.clients_connected)
-			b->st.clients_connected--;
-		old->counted = false;
-		brk__session_offline(s, old->will_ok, now);
-		s = brk__session_find(b, id);
-	} else if (s && s->ic) {
-		s->ic->s = NULL;
-		brk__session_offline(s, false, now);
-		s = brk__session_find(b, id);
-	}
-	if (s && opts->clean_start) {
-		brk__session_end(s, now);
-		s = NULL;
-	}
-	if (s) {
-		if (session_present)
-			*session_present = true;
-		brk__session_resume(s);
-	} else {
-		s = brk__session_new(b, id);
-		if (!s) {
-			gw_free(av);
-			gw_free(ic);
-			return -ENOMEM;
-		}
-	}
-	if (av) {
-		brk__session_acl_attach(s, av, session_present && *session_present);
-	} else {
-		/* Trusted in-process clients (or no ACL): no rules. */
-		gw_free(s->acl);
-		s->acl = NULL;
-		s->acl_deliver = false;
-	}
-	s->expiry = opts->session_expiry;
-	s->persist = s->expiry != 0;
-	if (opts->will && s->acl && !brk__acl_allowed(s->acl, opts->will->topic, BRK_ACL_WRITE)) {
-		/* As for a network client: the will is dropped, the client accepted. */
-		b->st.acl_denied++;
-	} else if (opts->will) {
-		s->will = brk__msg_new(opts->will, 0);
-		s->will_delay = opts->will_delay;
-	}
-	ic->s = s;
-	ic->deliver = opts->deliver;
-	ic->arg = opts->arg;
-	s->ic = ic;
-	brk__session_save(s);
-	*out = ic;
-	brk__session_pump(s, now, true);
-	return 0;
-}
-
-static bool filter_ok(struct gw_slice f)
-{
-	struct gw_slice g, real;
-	bool bad;
-
-	if (brk__share_split(f, &g, &real, &bad))
-		return true;
-	return !bad && brk__topic_filter_valid(f);
-}
-
-int brk_client_subscribe(struct brk_client *c, struct gw_slice filter, uint8_t qos,
-			 unsigned int flags, uint32_t sub_id)
-{
-	bool existed;
-	int rc;
-
-	if (!c->s)
-		return -ENOTCONN;
-	if (!filter_ok(filter) || qos > 2)
-		return -EINVAL;
-	if (c->s->acl && !brk__acl_sub_allowed(c->s->acl, filter)) {
-		c->s->b->st.acl_denied++;
-		return -EACCES;
-	}
-	rc = brk__session_subscribe(c->s, filter, qos, flags, sub_id, &existed);
-	if (rc)
-		return rc;
-	if (((flags >> BRK_SUB_RH_SHIFT) & 3) == 1 && existed)
-		return 0;
-	brk__session_send_retained(c->s, filter, qos, flags, sub_id, brk__now(c->s->b));
-	return 0;
-}
-
-const char *brk_client_id(const struct brk_client *c)
-{
-	return c && c->s ? c->s->client_id : NULL;
-}
-
-int brk_client_unsubscribe(struct brk_client *c, struct gw_slice filter)
-{
-	if (!c->s)
-		return -ENOTCONN;
-	return brk__session_unsubscribe(c->s, filter);
-}
+/*
+ * The publishes of in-process clients (client.c) and of the broker itself,
+ * kept beside brk__msg_new, brk__node_get and brk__msg_unref, which they inline.
+ */
 
 static int publish_from(struct brk *b, struct brk_session *from, const struct brk_pub *pub,
 			void (*acked)(void *arg, int status), void *arg)
@@ -1114,17 +545,6 @@ int brk_client_publish_acked(struct brk_client *c, const struct brk_pub *pub,
 	if (!acked)
 		return -EINVAL;
 	return publish_from(c->s->b, c->s, pub, acked, arg);
-}
-
-void brk_client_free(struct brk_client *c, bool publish_will)
-{
-	if (!c)
-		return;
-	if (c->s) {
-		c->s->ic = NULL;
-		brk__session_offline(c->s, publish_will, brk__now(c->s->b));
-	}
-	gw_free(c);
 }
 
 int brk_publish(struct brk *b, const struct brk_pub *pub)
@@ -1265,7 +685,7 @@ int brk_restore_session(struct brk *b, const char *client_id, const void *blob, 
 		gw_rd_u8(&r, &opts);
 		gw_rd_u32be(&r, &sub_id);
 		gw_rd_bin16(&r, &f);
-		if (r.err || !filter_ok(f)) {
+		if (r.err || !brk__filter_ok(f)) {
 			rc = -EINVAL;
 			break;
 		}
@@ -1275,7 +695,7 @@ int brk_restore_session(struct brk *b, const char *client_id, const void *blob, 
 	}
 	b->pops = pops;
 	if (rc) {
-		session_free(s);
+		brk__session_free(s);
 		return rc;
 	}
 	brk__session_offline(s, false, brk__now(b));

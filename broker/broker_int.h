@@ -97,6 +97,20 @@ static inline struct gw_slice brk__msg_topic(const struct brk_msg *m)
 	return (struct gw_slice){ (const uint8_t *)m->topic, m->topic_len };
 }
 
+/* The message as a brk_pub (slices into @m). */
+static inline struct brk_pub brk__msg_pub(const struct brk_msg *m)
+{
+	struct brk_pub pub = {
+		.topic = brk__msg_topic(m),
+		.payload = { brk__msg_payload(m), m->payload_len },
+		.qos = m->qos,
+		.retain = m->retain,
+		.props = brk__msg_props(m),
+	};
+
+	return pub;
+}
+
 /* --------------------------------------------------------- topic tree */
 
 /* A subscription of one session to one filter (possibly shared). */
@@ -734,7 +748,10 @@ struct brk {
 	size_t auth_bytes; /* CONNECT copies and input held by jobs */
 };
 
-/* Core entry points shared by conn.c, conn_out.c, session.c, broker.c and the glue. */
+/*
+ * Core entry points shared by conn.c, conn_out.c, session.c, session_life.c, client.c,
+ * broker.c and the glue.
+ */
 /* brk__init - @clk (copied; mono_ms must be set) is the only clock the core reads. */
 int brk__init(struct brk *b, struct uv_loop_s *loop, const struct brk_config *cfg,
 	      const struct gw_logger *lg, const struct brk_clock *clk);
@@ -747,10 +764,14 @@ static inline int64_t brk__now(const struct brk *b)
 /* Route @m published by @from (NULL: the broker itself). @hold collects in-process holds. */
 void brk__route(struct brk *b, struct brk_msg *m, struct brk_session *from, struct brk_hold *hold,
 		int64_t now);
+/* session_life.c: grow the session table (64 buckets at first, then twice as many). 0 or -ENOMEM. */
+int brk__sessions_grow(struct brk *b);
 struct brk_session *brk__session_find(struct brk *b, struct gw_slice id);
 /* A new empty session for @id (copied). NULL on out-of-memory. */
 struct brk_session *brk__session_new(struct brk *b, struct gw_slice id);
 void brk__session_resume(struct brk_session *s);
+/* Free @s and all it holds, off the table: no will, nothing deleted from the store. */
+void brk__session_free(struct brk_session *s);
 /* End a session: publish a pending will, drop subscriptions and queues, free. */
 void brk__session_end(struct brk_session *s, int64_t now);
 /* Forget subscriptions and queues, keep the session (clean start on takeover). */
@@ -771,6 +792,8 @@ int brk__session_unsubscribe(struct brk_session *s, struct gw_slice filter);
 void brk__session_send_retained(struct brk_session *s, struct gw_slice filter, uint8_t qos,
 				unsigned int opts, uint32_t sub_id, int64_t now);
 void brk__session_save(struct brk_session *s);
+/* client.c: may @f be subscribed to (a valid filter, or a valid $share one)? */
+bool brk__filter_ok(struct gw_slice f);
 /*
  * Hand @q (a QoS >= 1 message of the persistent session @s) to
  * pops->session_msg_add with its state and pid, giving it a seq if it has

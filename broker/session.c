@@ -5,8 +5,8 @@
  * PUBACK / PUBREC / PUBREL / PUBCOMP, SUBSCRIBE, UNSUBSCRIBE), a session's
  * ACL rules and will, and the session a CONNECT takes over. The connection's
  * protocol machine (conn.c) dispatches to the brk__on_* handlers here; the
- * bytes go out through conn_out.c. The sessions' table, expiry and
- * persistence are in broker.c.
+ * bytes go out through conn_out.c. The sessions' table, expiry and going
+ * offline are in session_life.c, restoring persisted sessions in broker.c.
  */
 #include <errno.h>
 #include <stdio.h>

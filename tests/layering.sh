@@ -35,7 +35,7 @@ PURE="$PURE gateway/base/hist.c gateway/metrics.c"
 CORES="broker/topic.c broker/acl.c broker/broker.c broker/session.c broker/conn.c broker/conn_out.c
 	adapters/mqttsn/mqttsn_gw.c adapters/mqttsn/mqttsn_client.c adapters/mqttsn/mqttsn_out.c
 	gateway/uplink.c adapters/coap/coap_srv.c adapters/coap/coap_dev.c adapters/serial/serial_build.c"
-CORES="$CORES broker/limits.c"
+CORES="$CORES broker/limits.c broker/session_life.c broker/client.c"
 CORES="$CORES broker/auth.c broker/passwd.c"
 CORES="$CORES gateway/uplink_queue.c gateway/uplink_drain.c"
 CORES="$CORES gateway/uplink_forward.c gateway/uplink_session.c gateway/uplink_down.c"
