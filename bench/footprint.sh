@@ -61,7 +61,7 @@ for a in $ARCHS; do
 	printf "| %s -Os | %d | %.0f | %d | %d | %d |\n" "$a" "$sz" "$(echo "$sz / 1024" | bc -l)" "$text" "$data" "$bss"
 done
 echo
-echo -n "Shared libraries it links on this host (x86-64, stripped as Debian ships them, KB; libcoap, and the TLS library of its flavour, only loaded when CoAP is configured):"
+echo -n "Shared libraries it links on this host (x86-64, stripped as Debian ships them, KB; not linked, loaded with dlopen only when the configuration needs them: libcoap (and the TLS library of its flavour) for CoAP, mbedTLS for TLS, a password_file or a WebSocket listener):"
 for l in $(ldd "$FIELDMQ" | awk '$3 ~ /^\// { print $3 }' | grep -Ev 'libc\.so|libm\.so|ld-linux|libpthread|libdl|librt'); do
 	printf " %s %.0f," "$(basename "$l")" "$(echo "$(stat -L -c %s "$l") / 1024" | bc -l)"
 done
