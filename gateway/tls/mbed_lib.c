@@ -60,7 +60,7 @@ static int open_part(enum gw_mbed_part part)
 {
 	const char *env = getenv(env_names[part]);
 	const char *name = env && env[0] ? env : sonames[part];
-	struct gw_mbed_lib t = lib;
+	struct gw_mbed_lib t;
 	void *h;
 
 	/*
@@ -93,7 +93,17 @@ static int open_part(enum gw_mbed_part part)
 		GW_MBED_TLS_FUNCTIONS(GW_MBED_LOOKUP)
 	}
 #undef GW_MBED_LOOKUP
-	lib = t;
+	/*
+	 * Only this part's pointers are written: the other part's may be in
+	 * use already (the thread pool's password checks read the crypto ones).
+	 */
+#define GW_MBED_COPY(f) lib.f = t.f;
+	if (part == GW_MBED_CRYPTO) {
+		GW_MBED_CRYPTO_FUNCTIONS(GW_MBED_COPY)
+	} else {
+		GW_MBED_TLS_FUNCTIONS(GW_MBED_COPY)
+	}
+#undef GW_MBED_COPY
 	handle[part] = h;
 	loaded[part] = name;
 	return 0;
