@@ -57,6 +57,12 @@
  */
 #define INLINE_MAX_OPS 64
 #define INLINE_MAX_BYTES (64u << 10)
+/*
+ * A commit with more deleted ids than this runs on the pool: a range delete
+ * costs about a microsecond a row, and deferred acks (below) come in runs of
+ * a whole sync interval.
+ */
+#define INLINE_MAX_ACKS 256
 /* WAL pages added since the last checkpoint after which one is started (SQLite's default). */
 #define CKPT_FRAMES 1000
 /* A tail a checkpoint left at most this long is copied by a catch-up (see above), */
@@ -114,6 +120,21 @@ struct st_store {
 	uv_work_t peek_work;
 
 	struct gw_list notices; /* ops dropped from memory whose callbacks are owed */
+
+	/*
+	 * Queue deletes (st_queue_ack) wait apart from the pending batch: a
+	 * commit somebody waits on does not carry them; they join the first
+	 * commit that nobody waits on, or any once the oldest has waited
+	 * sync_interval (or on st_flush / st_close). A crash before then only
+	 * sends them again (QoS 1 allows duplicates). They come in id order
+	 * while inserts come between them, so each op covers a run of ids.
+	 */
+	struct gw_list acks;
+	struct st__op *ack_run; /* the op the next id in order widens */
+	uint64_t acks_count;	/* ids in acks */
+	size_t acks_ops;
+	int64_t acks_oldest; /* loop time of the first */
+	bool acks_now;	     /* a flush wants them in the next commit */
 
 	uv_work_t ckpt_work;
 	bool ckpt_running;
@@ -401,7 +422,7 @@ static void enforce_pending(struct st_store *st)
 static uint64_t queue_count(const struct st_store *st)
 {
 	uint64_t add = st->meta.count + st->pending.ins_count + st->infl.ins_count;
-	uint64_t sub = st->pending.ack_count + st->infl.ack_count;
+	uint64_t sub = st->pending.ack_count + st->infl.ack_count + st->acks_count;
 
 	return add > sub ? add - sub : 0;
 }
@@ -566,6 +587,40 @@ static void maybe_checkpoint(struct st_store *st)
 		ckpt_start(st);
 }
 
+/*
+ * Whether the acks join the commit about to start: always when nobody waits
+ * on it (an interval or large batch, or the close), else once the oldest
+ * has waited sync_interval or a flush asked.
+ */
+static bool acks_due(const struct st_store *st)
+{
+	int64_t now = (int64_t)uv_now(st->loop);
+
+	return st->closing || st->acks_now || !st->sched.n_waited ||
+	       st->acks_ops >= BATCH_MAX_OPS ||
+	       now >= st->acks_oldest + (int64_t)st->cfg.sync_interval_ms;
+}
+
+/* Move the acks to the end of the pending batch. */
+static void acks_take(struct st_store *st)
+{
+	struct gw_list *first = st->acks.next, *last = st->acks.prev;
+	struct batch *b = &st->pending;
+
+	last->next = &b->ops;
+	first->prev = b->ops.prev;
+	b->ops.prev->next = first;
+	b->ops.prev = last;
+	gw_list_init(&st->acks);
+	b->n_ops += st->acks_ops;
+	b->bytes += st->acks_ops * sizeof(struct st__op);
+	b->ack_count += st->acks_count;
+	st->acks_ops = 0;
+	st->acks_count = 0;
+	st->ack_run = NULL;
+	st->acks_now = false;
+}
+
 static void start_commit(struct st_store *st)
 {
 	struct st__commit *c = &st->commit;
@@ -574,9 +629,14 @@ static void start_commit(struct st_store *st)
 
 	timer_stop(st);
 	uv_prepare_stop(&st->soon);
+	if (!gw_list_empty(&st->acks) && acks_due(st))
+		acks_take(st);
 	if (gw_list_empty(&st->pending.ops))
 		return;
 	st__sched_start(&st->sched);
+	/* Acks left behind wait on their own time. */
+	if (!gw_list_empty(&st->acks))
+		st__sched_add(&st->sched, st->acks_oldest, false);
 	gw_list_init(&c->ops);
 	gw_list__add(&c->ops, st->pending.ops.prev, st->pending.ops.next);
 	c->ops.next->prev = &c->ops;
@@ -599,8 +659,9 @@ static void start_commit(struct st_store *st)
 	if (st->commit_ckpt)
 		st->wal_catch_up = false;
 	inline_ok = !st->cfg.sync_full && st->infl.n_ops <= INLINE_MAX_OPS &&
-		    st->infl.bytes <= INLINE_MAX_BYTES && !st->wal_may_restart &&
-		    (!st->ckpt_running || st->ckpt_clear) && !st->commit_ckpt;
+		    st->infl.bytes <= INLINE_MAX_BYTES && st->infl.ack_count <= INLINE_MAX_ACKS &&
+		    !st->wal_may_restart && (!st->ckpt_running || st->ckpt_clear) &&
+		    !st->commit_ckpt;
 	st->commit_after_pin = st->ckpt_running && !st->ckpt_clear && atomic_load(&st->ckpt_pinned);
 	/* A catch-up's commit is the one that may start the WAL over. */
 	st->commit_restarts = (st->wal_may_restart && !st->ckpt_running) || st->commit_ckpt;
@@ -853,22 +914,25 @@ int st_queue_ack(struct st_store *st, uint64_t id)
 		return 0;
 	}
 	/* The next id of the run the last ack started: widen that op instead. */
-	if (!gw_list_empty(&st->pending.ops)) {
-		op = gw_list_entry(st->pending.ops.prev, struct st__op, node);
-		if (op->kind == ST__OP_Q_ACK && op->n_ids < UINT32_MAX &&
-		    id == op->id + op->n_ids) {
-			op->n_ids++;
-			st->pending.ack_count++;
-			schedule(st);
-			return 0;
-		}
+	op = st->ack_run;
+	if (op && op->n_ids < UINT32_MAX && id == op->id + op->n_ids) {
+		op->n_ids++;
+		st->acks_count++;
+		return 0;
 	}
 	op = op_new(ST__OP_Q_ACK, NULL, NULL);
 	if (!op)
 		return -ENOMEM;
 	op->id = id;
 	op->n_ids = 1;
-	pending_add(st, op);
+	if (gw_list_empty(&st->acks)) {
+		st->acks_oldest = (int64_t)uv_now(st->loop);
+		st__sched_add(&st->sched, st->acks_oldest, false);
+	}
+	gw_list_add_tail(&st->acks, &op->node);
+	st->ack_run = op;
+	st->acks_ops++;
+	st->acks_count++;
 	schedule(st);
 	return 0;
 }
@@ -949,6 +1013,7 @@ int st_flush(struct st_store *st, st_done_fn cb, void *arg)
 	op->cb = cb;
 	op->arg = arg;
 	op->waited = true;
+	st->acks_now = !gw_list_empty(&st->acks);
 	pending_add(st, op);
 	schedule(st);
 	return 0;
@@ -999,6 +1064,7 @@ int st_open(uv_loop_t *loop, const struct st_config *cfg, const struct gw_logger
 	gw_list_init(&st->commit.ops);
 	gw_list_init(&st->peeks);
 	gw_list_init(&st->notices);
+	gw_list_init(&st->acks);
 	err = st__db_open(st->cfg.path, cfg->sync_full, lg, &st->db, &st->meta);
 	if (err)
 		goto fail;
@@ -1049,10 +1115,12 @@ static void maybe_finish_close(struct st_store *st)
 	if (st->committing || st->peek_cur || st->checking || st->ckpt_running ||
 	    st->handles_closed)
 		return;
-	if (!gw_list_empty(&st->pending.ops) && !st->close_tried) {
+	if ((!gw_list_empty(&st->pending.ops) || !gw_list_empty(&st->acks)) && !st->close_tried) {
 		start_commit(st);
 		return;
 	}
+	notify_ops(&st->acks, -ECANCELED,
+		   0); /* after a failed commit: sent again at the next start */
 	gw_list_for_each_safe (pos, tmp, &st->peeks) {
 		struct peek_req *r = gw_list_entry(pos, struct peek_req, node);
 
@@ -1091,7 +1159,7 @@ void st_get_stats(const struct st_store *st, struct st_stats *out)
 	out->queue_bytes = queue_bytes(st);
 	out->dropped = st->meta.dropped + st->dropped_unsaved +
 		       (st->committing ? st->commit.dropped_add : 0);
-	out->pending_ops = st->pending.n_ops + (st->committing ? st->infl.n_ops : 0);
+	out->pending_ops = st->pending.n_ops + st->acks_ops + (st->committing ? st->infl.n_ops : 0);
 	out->failing = st->failing;
 	st__db_memory(&out->sqlite_heap, &out->sqlite_page_cache);
 }

@@ -186,10 +186,16 @@ typedef void (*st_peek_fn)(void *arg, int status, const struct st_qrecord *recs,
 int st_queue_peek(struct st_store *st, uint64_t after_id, size_t max_n, st_peek_fn cb, void *arg);
 
 /*
- * st_queue_ack - delete record @id (the cloud acknowledged it). Takes effect
- * at the next commit; an unknown or already deleted id is ignored. A record
- * still in the pending batch is simply not written (its append callback still
- * fires with 0). Returns 0, -ENOMEM, -ESHUTDOWN.
+ * st_queue_ack - delete record @id (the cloud acknowledged it). Deletes are
+ * batched like the writes nobody waits on: they join the first commit that
+ * nobody waits on, or any commit once the oldest has waited
+ * sync_interval_ms, and every st_flush() and st_close(); a commit somebody
+ * waits on (ST_WAITED) does not wait for them or carry them. A crash before
+ * then loses nothing: the record is read again after the restart (a
+ * duplicate, which QoS 1 allows). Consecutive ids share one operation. An
+ * unknown or already deleted id is ignored. A record still in the pending
+ * batch is simply not written (its append callback still fires with 0).
+ * Returns 0, -ENOMEM, -ESHUTDOWN.
  */
 int st_queue_ack(struct st_store *st, uint64_t id);
 
