@@ -240,6 +240,7 @@ int gw_upl_new(const struct gw_uplink_config *cfg, const char *status_topic,
 	gw_list_init(&u->held);
 	gw_list_init(&u->inflight);
 	gw_list_init(&u->pend);
+	u->bl_last = &u->blq;
 	u->url = dup_or_empty(cfg->url);
 	u->client_id = dup_or_empty(cfg->client_id);
 	u->username = dup_or_empty(cfg->username);

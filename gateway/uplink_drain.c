@@ -16,6 +16,15 @@
  * a region whose evicted ids are kept: a record of a region is taken only if
  * it was evicted, since the others were sent and their deletion may not have
  * committed yet (the store's acks take effect at its next commit).
+ *
+ * The ready count. maybe_peek reads more when fewer than UPL_PEEK_BATCH / 2
+ * messages at the head of the backlog may go: those before the first with an
+ * id above peek_after (memory-only ones count). Walking them on every pump
+ * was about half of a drain's instructions, so the count is kept: the first
+ * bl_ready messages of blq are marked ready, bl_last is the last of them. It
+ * is a lower bound that maybe_peek counts on from bl_last; it is kept where
+ * messages enter or leave the backlog (gw_upl__bl_added / _removed, from
+ * uplink_queue.c) and reset when peek_after moves back.
  */
 #include <errno.h>
 #include <string.h>
@@ -132,13 +141,90 @@ void gw_upl__regions_trim(struct gw_upl *u)
 	u->n_regions -= k;
 }
 
+/* The ready count starts again from the head of the backlog (maybe_peek counts it). */
+static void bl_reset(struct gw_upl *u)
+{
+	struct gw_list *pos = u->blq.next;
+
+	while (u->bl_ready && pos != &u->blq) {
+		struct upl_msg *m = gw_list_entry(pos, struct upl_msg, link);
+
+		/* The marked messages are the first ones, but for one just put among them. */
+		if (m->ready) {
+			m->ready = false;
+			u->bl_ready--;
+		}
+		pos = pos->next;
+	}
+	u->bl_ready = 0;
+	u->bl_last = &u->blq;
+}
+
+/* Moves the read position; a move back may leave marked messages past it. */
+void gw_upl__set_peek_after(struct gw_upl *u, uint64_t id)
+{
+	if (id < u->peek_after)
+		bl_reset(u);
+	u->peek_after = id;
+}
+
+/*
+ * @m was just linked into the backlog. Past the marked messages it waits for
+ * maybe_peek to count it; among them it is marked too, or, when it may not
+ * go yet, it ends the ready run there and the count starts again.
+ */
+void gw_upl__bl_added(struct gw_upl *u, struct upl_msg *m)
+{
+	struct gw_list *prev = m->link.prev;
+
+	if (prev == u->bl_last ||
+	    (prev != &u->blq && !gw_list_entry(prev, struct upl_msg, link)->ready))
+		return;
+	if (m->id > u->peek_after) {
+		bl_reset(u);
+		return;
+	}
+	m->ready = true;
+	u->bl_ready++;
+}
+
+/* @m is about to leave the backlog (still linked). */
+void gw_upl__bl_removed(struct gw_upl *u, struct upl_msg *m)
+{
+	if (!m->ready)
+		return;
+	m->ready = false;
+	u->bl_ready--;
+	if (u->bl_last == &m->link)
+		u->bl_last = m->link.prev;
+}
+
+/*
+ * The messages at the head of the backlog that may go (up to the first with
+ * an id above peek_after), counted on from bl_last up to UPL_PEEK_BATCH / 2:
+ * min(that number, UPL_PEEK_BATCH / 2) or more.
+ */
+uint32_t gw_upl__bl_count(struct gw_upl *u)
+{
+	while (u->bl_ready < UPL_PEEK_BATCH / 2 && u->bl_last->next != &u->blq) {
+		struct upl_msg *m = gw_list_entry(u->bl_last->next, struct upl_msg, link);
+
+		if (m->id > u->peek_after)
+			break;
+		m->ready = true;
+		u->bl_ready++;
+		u->bl_last = &m->link;
+	}
+	return u->bl_ready;
+}
+
 void gw_upl__enter_backlog(struct gw_upl *u)
 {
 	if (u->backlog)
 		return;
 	/* Everything up to the last append is in memory or sent: read from there. */
 	u->backlog = true;
-	u->peek_after = u->last_append_id;
+	gw_upl__set_peek_after(u, u->last_append_id);
 }
 
 /* The store has been read through: the counts are what the backlog in memory holds. */
@@ -185,23 +271,20 @@ static bool token_ready(struct gw_upl *u, int64_t now)
 	return true;
 }
 
+/*
+ * Reads more of the store when the backlog has fewer than UPL_PEEK_BATCH / 2
+ * messages that may go (see "The ready count" above): the count goes on from
+ * bl_last, so each message is looked at about once, not on every pump.
+ */
 void gw_upl__maybe_peek(struct gw_upl *u)
 {
-	struct gw_list *pos;
-	unsigned int ready = 0;
 	int rc;
 
 	if (!u->backlog || u->peeking || u->state != UPL_UP || !u->has_store)
 		return;
 	if (u->peek_short && u->n_pend_store)
 		return; /* read through: wait for the commit of what was stored */
-	gw_list_for_each (pos, &u->blq) {
-		struct upl_msg *m = gw_list_entry(pos, struct upl_msg, link);
-
-		if (m->id > u->peek_after || ++ready >= UPL_PEEK_BATCH / 2)
-			break;
-	}
-	if (ready >= UPL_PEEK_BATCH / 2)
+	if (gw_upl__bl_count(u) >= UPL_PEEK_BATCH / 2)
 		return;
 	rc = u->ops->q_peek(u->arg, u->peek_after, UPL_PEEK_BATCH);
 	if (rc) {
@@ -320,7 +403,7 @@ void gw_upl_on_peeked(struct gw_upl *u, int status, const struct st_qrecord *rec
 				    r->rec.retain, r->id);
 		if (!m) {
 			/* Read it again later. */
-			u->peek_after = r->id - 1;
+			gw_upl__set_peek_after(u, r->id - 1);
 			gw_upl__pump(u, now);
 			return;
 		}
@@ -332,7 +415,7 @@ void gw_upl_on_peeked(struct gw_upl *u, int status, const struct st_qrecord *rec
 		gw_upl__q_account(u, m, Q_BACKLOG);
 	}
 	if (i)
-		u->peek_after = recs[i - 1].id;
+		gw_upl__set_peek_after(u, recs[i - 1].id);
 	if (through)
 		backlog_read(u);
 	gw_upl__pump(u, now);

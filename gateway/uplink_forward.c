@@ -137,7 +137,7 @@ static void store_append(struct gw_upl *u, const struct st_record *rec, void *ho
 	gw_upl__region_mark(u, id);
 	gw_upl__enter_backlog(u);
 	if (u->peek_after >= id)
-		u->peek_after = id - 1;
+		gw_upl__set_peek_after(u, id - 1);
 }
 
 void gw_upl_on_local(struct gw_upl *u, const struct brk_delivery *d, void *hold, int64_t now)

@@ -92,6 +92,7 @@ struct upl_msg {
 	bool from_store; /* read back with q_peek: the drain rate applies */
 	bool birth;
 	bool counted; /* counted in hot[] */
+	bool ready;   /* one of the backlog's first bl_ready messages (uplink_drain.c) */
 	uint8_t data[];
 };
 
@@ -181,7 +182,15 @@ struct gw_upl {
 	bool peek_short;	 /* read through, but store-only appends wait for their commit */
 	uint64_t live_from;	 /* live records have ids above it */
 	uint64_t last_append_id; /* the highest id the store gave us */
-	uint64_t peek_after;
+	uint64_t peek_after;	 /* set with gw_upl__set_peek_after() only */
+	/*
+	 * The first bl_ready messages of blq have ids up to peek_after (or 0)
+	 * and are marked ready; bl_last is the last of them, &blq when none.
+	 * maybe_peek counts on from there instead of walking the backlog on
+	 * every pump (see uplink_drain.c).
+	 */
+	uint32_t bl_ready;
+	struct gw_list *bl_last;
 	uint64_t last_bl_sent; /* the highest id sent from the backlog */
 	uint32_t n_pend_store; /* store-only appends not committed yet */
 	bool peeking;
@@ -286,6 +295,10 @@ void gw_upl__queue_new(struct gw_upl *u, struct upl_msg *m);
 
 void gw_upl__region_mark(struct gw_upl *u, uint64_t id);
 void gw_upl__regions_trim(struct gw_upl *u);
+void gw_upl__set_peek_after(struct gw_upl *u, uint64_t id);
+void gw_upl__bl_added(struct gw_upl *u, struct upl_msg *m);
+void gw_upl__bl_removed(struct gw_upl *u, struct upl_msg *m);
+uint32_t gw_upl__bl_count(struct gw_upl *u);
 void gw_upl__enter_backlog(struct gw_upl *u);
 void gw_upl__maybe_peek(struct gw_upl *u);
 struct upl_msg *gw_upl__backlog_ready(struct gw_upl *u, int64_t now);

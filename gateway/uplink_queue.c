@@ -114,6 +114,8 @@ void gw_upl__q_account(struct gw_upl *u, struct upl_msg *m, uint8_t where)
 	u->mem_bytes += msg_size(m);
 	if (where == Q_HELD)
 		u->n_held[m->bucket]++;
+	else if (where == Q_BACKLOG)
+		gw_upl__bl_added(u, m);
 }
 
 void gw_upl__q_add(struct gw_upl *u, struct upl_msg *m, uint8_t where, bool head)
@@ -138,6 +140,8 @@ static void blq_add(struct gw_upl *u, struct upl_msg *m)
 
 void gw_upl__q_unlink(struct gw_upl *u, struct upl_msg *m)
 {
+	if (m->where == Q_BACKLOG)
+		gw_upl__bl_removed(u, m);
 	gw_list_del(&m->link);
 	if (m->pid && gw_upl__pid_holds(m->where))
 		gw_upl__pid_mark(u, m->pid, false);
@@ -264,7 +268,7 @@ void gw_upl__evict(struct gw_upl *u)
 	u->evict_gen++;
 	gw_upl__enter_backlog(u);
 	if (u->peek_after >= first)
-		u->peek_after = first - 1;
+		gw_upl__set_peek_after(u, first - 1);
 }
 
 /*
