@@ -8,6 +8,7 @@
  *
  * Prints one row per parser; exit 1 when a parser is below -m (default 0).
  */
+#include <cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,6 +129,7 @@ static int run(const char *name, struct ser_dev *d, const char *block, unsigned 
 	       (unsigned long)s.port.st.lines, cpu, dt, rate, (double)s.readings / cpu,
 	       (double)s.port.st.lines / dt, (unsigned long long)s.good,
 	       (unsigned long long)s.readings, rate < min_rate ? "  BELOW TARGET" : "");
+	ser_port_fini(&s.port);
 	if (s.good != s.readings || !s.readings) {
 		printf("%s: not every reading was good\n", name);
 		return 1;
@@ -156,6 +158,9 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	/* As the daemon does (gateway/main.c): cJSON builds the json parser's trees in the port's arena. */
+	cJSON_InitHooks(
+		&(cJSON_Hooks){ .malloc_fn = gw_arena_hook_malloc, .free_fn = gw_arena_hook_free });
 	printf("serial parsers, one core, %lu lines each: framer + parser + conversion + reading\n",
 	       n);
 	printf("%-6s %9s %8s %8s %12s %12s %12s  %s\n", "parser", "lines", "cpu s", "wall s",

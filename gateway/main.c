@@ -5,6 +5,7 @@
  * Exit status: 0 clean stop, 1 runtime failure (e.g. a port in use),
  * 2 configuration error (DESIGN.md section 6).
  */
+#include <cJSON.h>
 #include <errno.h>
 #include <getopt.h>
 #ifdef __GLIBC__
@@ -17,6 +18,7 @@
 #include <syslog.h>
 
 #include "adapters/coap/coap_adapter.h"
+#include "gateway/base/arena.h"
 #include "gateway/base/base.h"
 #include "gateway/config.h"
 #include "gateway/tls/tls.h"
@@ -73,6 +75,14 @@ int main(int argc, char **argv)
 	if (!getenv("MALLOC_ARENA_MAX"))
 		mallopt(M_ARENA_MAX, 1);
 #endif
+	/*
+	 * Process-wide, before any thread exists: cJSON allocates from the
+	 * arena entered on the calling thread (the serial and CoAP adapters'
+	 * JSON parsers, so a line or notification costs no allocator call),
+	 * and from the heap everywhere else (gateway/base/arena.h).
+	 */
+	cJSON_InitHooks(
+		&(cJSON_Hooks){ .malloc_fn = gw_arena_hook_malloc, .free_fn = gw_arena_hook_free });
 	while ((c = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':

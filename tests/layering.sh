@@ -36,7 +36,7 @@ CORES="broker/topic.c broker/acl.c broker/broker.c broker/session.c broker/conn.
 	adapters/mqttsn/mqttsn_gw.c adapters/mqttsn/mqttsn_client.c adapters/mqttsn/mqttsn_out.c
 	gateway/uplink.c adapters/coap/coap_srv.c adapters/coap/coap_dev.c adapters/serial/serial_build.c"
 CORES="$CORES broker/limits.c broker/session_life.c broker/client.c"
-CORES="$CORES broker/auth.c broker/passwd.c"
+CORES="$CORES broker/auth.c broker/passwd.c gateway/base/arena.c"
 CORES="$CORES gateway/uplink_queue.c gateway/uplink_drain.c"
 CORES="$CORES gateway/uplink_forward.c gateway/uplink_session.c gateway/uplink_down.c"
 CORE_HEADERS="gateway/base/base.h broker/broker.h broker/broker_int.h broker/mqtt_codec.h
@@ -48,7 +48,7 @@ CORE_HEADERS="gateway/base/base.h broker/broker.h broker/broker_int.h broker/mqt
 	adapters/coap/coap_srv.h adapters/coap/coap_srv_int.h
 	gateway/config.h gateway/reading.h adapters/coap/coap_adapter.h adapters/coap/coap_int.h
 	adapters/coap/coap_uv.h"
-CORE_HEADERS="$CORE_HEADERS gateway/base/hist.h gateway/metrics.h"
+CORE_HEADERS="$CORE_HEADERS gateway/base/hist.h gateway/metrics.h gateway/base/arena.h"
 CORE_HEADERS="$CORE_HEADERS gateway/uplink_int.h"
 
 ALLOC='malloc|calloc|realloc|free|strdup|strndup|gw_malloc|gw_calloc|gw_realloc|gw_free|gw_strdup'

@@ -103,6 +103,7 @@ int ad_coap_core_init(struct ad_coap_core *c, const struct ad_map *map,
 	memset(c, 0, sizeof(*c));
 	c->ops = ops;
 	c->arg = arg;
+	gw_arena_init(&c->json_arena, AD_COAP_JSON_ARENA_WARM, AD_COAP_JSON_ARENA_CAP);
 	for (i = 0; i < map->n_devices; i++)
 		n += map->devices[i]->protocol == AD_PROTO_COAP;
 	c->devs = gw_calloc(n ? n : 1, sizeof(*c->devs));
@@ -134,6 +135,7 @@ void ad_coap_core_fini(struct ad_coap_core *c)
 	gw_free(c->devs);
 	c->devs = NULL;
 	c->n_devs = 0;
+	gw_arena_fini(&c->json_arena);
 }
 
 /* ----------------------------------------------------------------- health */
@@ -357,7 +359,7 @@ static unsigned int read_points(struct ad_coap_core *c, struct ad_coap_res *r, i
 		case AD_COAP_FMT_JSON:
 		case AD_COAP_FMT_SENML:
 			if (!parsed) {
-				doc = ad_coap_json_parse(p, n);
+				doc = ad_coap_json_parse(&c->json_arena, p, n);
 				parsed = true;
 			}
 			if (!doc)
@@ -384,8 +386,8 @@ static unsigned int read_points(struct ad_coap_core *c, struct ad_coap_res *r, i
 		r->pt_q[i] = 1;
 		emit(c, pt, &v, AD_Q_GOOD, ts);
 	}
-	if (doc)
-		ad_coap_json_free(doc);
+	if (parsed)
+		ad_coap_json_free(&c->json_arena, doc);
 	return bad;
 }
 

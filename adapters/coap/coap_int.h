@@ -7,6 +7,7 @@
 #define FIELDMQ_COAP_INT_H
 
 #include "adapters/coap/coap_adapter.h"
+#include "gateway/base/arena.h"
 
 /* Content-Formats we read (IANA CoAP registry). */
 #define AD_COAP_CF_TEXT 0
@@ -19,6 +20,13 @@
 #define AD_COAP_DEFAULT_MAX_AGE_MS 60000
 /* A value longer than this in a text payload or a JSON string is refused. */
 #define AD_COAP_MAX_TEXT 256
+/*
+ * The arena of the adapter's JSON / SenML trees (one payload at a time):
+ * 4 KiB hold a few packs' trees; a payload whose tree needs more than 256 KiB
+ * is a bad value of every JSON point of the resource.
+ */
+#define AD_COAP_JSON_ARENA_WARM 4096
+#define AD_COAP_JSON_ARENA_CAP (256 * 1024)
 
 enum ad_coap_format {
 	AD_COAP_FMT_AUTO,
@@ -121,9 +129,14 @@ int ad_coap_raw_to_value(const struct ad_point *pt, const struct ad_coap_raw *ra
 			 struct ad_value *out);
 
 /*
- * JSON payloads through cJSON (coap_json.c, which allocates): parse once,
- * read every point of the resource, free.
- * ad_coap_json_parse: the document, or NULL when @p is not JSON.
+ * JSON payloads through cJSON (coap_json.c): parse once, read every point of
+ * the resource, free. The tree is built in @arena (no allocator call once it
+ * is warm; gateway/base/arena.h), or on the heap when @arena is NULL or
+ * cJSON's hooks are not the arena's. One document at a time per arena.
+ * ad_coap_json_parse: the document, or NULL when @p is not JSON or its tree
+ *   needs more than the arena's cap.
+ * ad_coap_json_free: drops @doc (NULL too: what a failed parse left in
+ *   @arena) and resets @arena; call it after every parse.
  * ad_coap_json_get: the value at RFC 6901 @pointer ("" = the whole
  *   document): 0, -ENOENT (nothing there), -EBADMSG (an object or array).
  * ad_coap_senml_get: in a SenML JSON pack [RFC 8428], the value of the
@@ -131,10 +144,10 @@ int ad_coap_raw_to_value(const struct ad_point *pt, const struct ad_coap_raw *ra
  *   with a value): v, vb or vs; 0, -ENOENT, -EBADMSG (not a pack).
  * Slices in @out point into @doc: use them before ad_coap_json_free().
  */
-void *ad_coap_json_parse(const uint8_t *p, size_t n);
+void *ad_coap_json_parse(struct gw_arena *arena, const uint8_t *p, size_t n);
 int ad_coap_json_get(const void *doc, const char *pointer, struct ad_coap_raw *out);
 int ad_coap_senml_get(const void *doc, const char *name, struct ad_coap_raw *out);
-void ad_coap_json_free(void *doc);
+void ad_coap_json_free(struct gw_arena *arena, void *doc);
 
 /*
  * The payload of a write of @v to @pt (access = rw), in the point's format:
@@ -263,6 +276,7 @@ struct ad_coap_core {
 	void *arg;
 	struct ad_coap_stats stats;
 	bool stopped;
+	struct gw_arena json_arena; /* the JSON tree of the payload being read */
 };
 
 /*

@@ -4,10 +4,11 @@
  * the command formatter and the per-port state machine (hotplug, polls,
  * commands), all sans-I/O with the time passed in.
  *
- * Nothing declared here allocates, logs, reads a clock or touches libuv. The
- * json parser hands the frame to cJSON, which allocates its tree with the
- * library's own hooks and frees it before ser_line_fini() returns. Included
- * only by adapters/serial/, its tests, fuzz targets and benchmark.
+ * Nothing declared here logs, reads a clock or touches libuv. The json
+ * parser hands the frame to cJSON, which builds its tree in the port's arena
+ * (gateway/base/arena.h: no allocator call per line once warm) and drops it
+ * before ser_line_fini() returns. Included only by adapters/serial/, its
+ * tests, fuzz targets and benchmark.
  */
 #ifndef FIELDMQ_SERIAL_INT_H
 #define FIELDMQ_SERIAL_INT_H
@@ -15,6 +16,7 @@
 #include <regex.h>
 
 #include "adapters/serial/serial_adapter.h"
+#include "gateway/base/arena.h"
 
 #define SER_MAX_DELIM 8	    /* bytes of a line delimiter */
 #define SER_MAX_FIELDS 64   /* csv columns and kv pairs looked at per line */
@@ -25,6 +27,13 @@
 #define SER_MAX_FRAME 65536 /* highest max_frame */
 #define SER_OFFLINE_AFTER 3 /* poll timeouts in a row that make a device offline */
 #define SER_TEXT_MAX 64	    /* longest number text converted */
+/*
+ * The arena of a port's JSON trees: 4 KiB hold a few rtl_433 lines' trees;
+ * a line whose tree needs more than 256 KiB (about 8 KiB of dense JSON) is a
+ * bad line (-EBADMSG), and the port keeps what it grew to, up to the cap.
+ */
+#define SER_JSON_ARENA_WARM 4096
+#define SER_JSON_ARENA_CAP (256 * 1024)
 
 /* ------------------------------------------------------------------- text */
 
@@ -300,12 +309,17 @@ struct ser_line {
 	bool csv_done, json_done, nmea_done;
 	unsigned int n_fields;
 	struct gw_slice fields[SER_MAX_FIELDS];
-	void *json; /* cJSON *, freed by ser_line_fini() */
+	void *json;		/* cJSON *, dropped by ser_line_fini() */
+	struct gw_arena *arena; /* where the tree is built, or NULL: the heap */
 	int nmea_rc;
 	struct ser_nmea nmea;
 };
 
-void ser_line_init(struct ser_line *l, const uint8_t *p, size_t len);
+/*
+ * @p[len] must be NUL. @arena (or NULL for the heap) takes the JSON tree and
+ * is reset by ser_line_fini(): one line at a time per arena.
+ */
+void ser_line_init(struct ser_line *l, const uint8_t *p, size_t len, struct gw_arena *arena);
 void ser_line_fini(struct ser_line *l);
 
 /*
@@ -495,6 +509,7 @@ struct ser_port {
 	struct ser_result *res; /* caller's, max points of a device */
 	int last_error;		/* -errno of the last failed open / close */
 	struct ser_port_stats st;
+	struct gw_arena json_arena; /* the JSON tree of the line being parsed */
 };
 
 /*
@@ -506,6 +521,9 @@ void ser_port_init(struct ser_port *p, const struct ser_port_ops *ops, void *arg
 		   const struct ser_framer_conf *fc, uint8_t *framer_buf, struct ser_dev *devs,
 		   unsigned int n_devs, struct ser_result *res, uint32_t timeout_ms,
 		   uint32_t reopen_min_ms, uint32_t reopen_max_ms);
+
+/* Free what @p grew (the JSON arena); after ser_port_stop() or before the port ever opened. */
+void ser_port_fini(struct ser_port *p);
 
 /* Open the port now (ops->open). */
 void ser_port_start(struct ser_port *p, int64_t now);

@@ -1,8 +1,9 @@
 /*
  * serial_json.c - the json parser of the serial adapter: JSON lines (rtl_433
  * and the like) through cJSON, RFC 6901 pointers, and the /pointer=value
- * match that picks one sensor out of a receiver's stream. The one parser
- * that allocates (cJSON's tree, freed by ser_line_fini()).
+ * match that picks one sensor out of a receiver's stream. cJSON builds its
+ * tree in the line's arena (no allocator call once the arena is warm), or on
+ * the heap when the line has none or cJSON's hooks are not the arena's.
  */
 #include <cJSON.h>
 #include <errno.h>
@@ -15,8 +16,13 @@
 
 void ser_line_fini(struct ser_line *l)
 {
-	if (l->json)
+	bool in_arena = l->json && l->arena && gw_arena_owns(l->arena, l->json);
+
+	if (l->json && !in_arena)
 		cJSON_Delete(l->json);
+	/* A failed parse may have left nodes in the arena too. */
+	if (l->arena && l->json_done)
+		gw_arena_reset(l->arena);
 	l->json = NULL;
 }
 
@@ -194,7 +200,11 @@ int ser__parse_json(struct ser_dev *d, struct ser_line *l, struct ser_result *re
 		return 0;
 	if (!l->json_done) {
 		l->json_done = true;
+		if (l->arena)
+			gw_arena_enter(l->arena);
 		l->json = cJSON_ParseWithLength((const char *)l->p, l->len);
+		if (l->arena)
+			gw_arena_leave(l->arena);
 	}
 	if (!l->json)
 		return -EBADMSG;

@@ -19,13 +19,14 @@ const char *const ser_parser_names[__SER_PARSE_MAX] = {
 	[SER_PARSE_JSON] = "json",   [SER_PARSE_NMEA] = "nmea",
 };
 
-void ser_line_init(struct ser_line *l, const uint8_t *p, size_t len)
+void ser_line_init(struct ser_line *l, const uint8_t *p, size_t len, struct gw_arena *arena)
 {
 	l->p = p;
 	l->len = len;
 	l->csv_done = l->json_done = l->nmea_done = false;
 	l->n_fields = 0;
 	l->json = NULL;
+	l->arena = arena;
 	l->nmea_rc = 0;
 }
 

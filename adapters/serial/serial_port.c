@@ -29,6 +29,12 @@ void ser_port_init(struct ser_port *p, const struct ser_port_ops *ops, void *arg
 	p->reopen_max_ms = GW_MAX(reopen_max_ms, p->reopen_min_ms);
 	p->backoff_ms = p->reopen_min_ms;
 	p->state = SER_PORT_CLOSED;
+	gw_arena_init(&p->json_arena, SER_JSON_ARENA_WARM, SER_JSON_ARENA_CAP);
+}
+
+void ser_port_fini(struct ser_port *p)
+{
+	gw_arena_fini(&p->json_arena);
 }
 
 static void set_status(struct ser_port *p, struct ser_dev *d, bool online)
@@ -245,7 +251,7 @@ static void on_frame(void *arg, const uint8_t *frame, size_t len)
 	int rc;
 
 	p->st.lines++;
-	ser_line_init(&l, frame, len);
+	ser_line_init(&l, frame, len, &p->json_arena);
 	if (r && r->kind == SER_REQ_WRITE && r->pt->write_response) {
 		regmatch_t m[1];
 

@@ -212,6 +212,7 @@ static void port_fini(struct sr_port *p)
 	for (i = 0; p->prt && i < p->n_pts; i++)
 		if (p->prt[i].has_resp)
 			regfree(&p->prt[i].resp);
+	ser_port_fini(&p->sm); /* zeroed (calloc) when the port never got that far */
 	gw_free(p->fbuf);
 	gw_free(p->res);
 	gw_free(p->devs);

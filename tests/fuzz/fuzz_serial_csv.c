@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	d.header = data[0] & 4;
 	/* twice: a header taken on the first pass sets the columns for the second */
 	for (pass = 0; pass < 2; pass++) {
-		ser_line_init(&l, line, size - 1);
+		ser_line_init(&l, line, size - 1, NULL);
 		(void)ser_parse(&d, &l, res);
 		ser_line_fini(&l);
 	}

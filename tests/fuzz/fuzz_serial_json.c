@@ -1,8 +1,12 @@
 /*
  * fuzz_serial_json.c - the json parser (adapters/serial/serial_parse.c):
  * cJSON on arbitrary lines, a match on two pointers, RFC 6901 pointers with
- * escapes and array indexes, every point type.
+ * escapes and array indexes, every point type. The tree is built in a small
+ * arena (gateway/base/arena.h) that grows and hits its cap on big inputs, as
+ * the daemon's does with cJSON's hooks installed; under ASan the arena's
+ * free space and redzones are poisoned.
  */
+#include <cJSON.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +14,10 @@
 #include "adapters/serial/serial_int.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* One arena for the whole run, as a port keeps one: a fuzz target's state, not the daemon's. */
+static struct gw_arena arena;
+static bool ready;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -31,6 +39,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
+	if (!ready) {
+		cJSON_InitHooks(&(cJSON_Hooks){ .malloc_fn = gw_arena_hook_malloc,
+						.free_fn = gw_arena_hook_free });
+		gw_arena_init(&arena, 256, 16 * 1024);
+		ready = true;
+	}
 	line = malloc(size);
 	if (!line)
 		return 0;
@@ -44,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (data[0] & 0x40)
 		(void)ser_jmatch_parse(match, &d, &why);
-	ser_line_init(&l, line, size - 1);
+	ser_line_init(&l, line, size - 1, &arena);
 	(void)ser_parse(&d, &l, res);
 	ser_line_fini(&l);
 	free(line);

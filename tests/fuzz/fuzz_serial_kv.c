@@ -37,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	d.pair_seps = data[0] & 1 ? "; ,\t" : "|";
 	d.kv_seps = data[0] & 2 ? "=" : ":=";
-	ser_line_init(&l, line, size - 1);
+	ser_line_init(&l, line, size - 1, NULL);
 	(void)ser_parse(&d, &l, res);
 	ser_line_fini(&l);
 	free(line);

@@ -37,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	pts[__SER_NMEA_MAX] = pts[SER_NMEA_UTC];
 	pts[__SER_NMEA_MAX].type = AD_PT_STRING;
 	(void)ser_nmea_decode(line, size, &n);
-	ser_line_init(&l, line, size);
+	ser_line_init(&l, line, size, NULL);
 	if (ser_parse(&d, &l, res) == 1) {
 		for (i = 0; i < d.n_points; i++)
 			if (res[i].found == SER_OK && res[i].value.type == AD_VAL_STRING &&

@@ -48,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		pts[i].scale = data[0] & 0x80 ? 0.1 : 1;
 		pts[i].offset = data[0] & 0x40 ? -40 : 0;
 	}
-	ser_line_init(&l, line, size - 1);
+	ser_line_init(&l, line, size - 1, NULL);
 	(void)ser_parse(&d, &l, res);
 	ser_line_fini(&l);
 	if (!ser_fmt_compile(line, size - 1, &fmt, &why)) {

@@ -128,7 +128,7 @@ static void test_json_pointer(void **state)
 {
 	const char *doc = "{\"temperature\":21.5,\"a/b\":[1,{\"m~n\":true}],\"s\":\"x\",\"o\":{},"
 			  "\"n\":null}";
-	void *j = ad_coap_json_parse(TXT(doc));
+	void *j = ad_coap_json_parse(NULL, TXT(doc));
 	struct ad_coap_raw r;
 
 	(void)state;
@@ -148,12 +148,12 @@ static void test_json_pointer(void **state)
 	assert_int_equal(ad_coap_json_get(j, "/o", &r), -EBADMSG);
 	assert_int_equal(ad_coap_json_get(j, "", &r), -EBADMSG);
 	assert_int_equal(ad_coap_json_get(j, "/a~2", &r), -ENOENT);
-	ad_coap_json_free(j);
-	j = ad_coap_json_parse(TXT("42"));
+	ad_coap_json_free(NULL, j);
+	j = ad_coap_json_parse(NULL, TXT("42"));
 	assert_int_equal(ad_coap_json_get(j, "", &r), 0);
 	assert_true(r.i == 42);
-	ad_coap_json_free(j);
-	assert_null(ad_coap_json_parse(TXT("{\"a\":")));
+	ad_coap_json_free(NULL, j);
+	assert_null(ad_coap_json_parse(NULL, TXT("{\"a\":")));
 }
 
 static void test_senml(void **state)
@@ -163,7 +163,7 @@ static void test_senml(void **state)
 			  "\"n\":\"voltage\",\"u\":\"V\",\"v\":120.1},"
 			  "{\"n\":\"current\",\"t\":-5,\"v\":1.2},"
 			  "{\"n\":\"door\",\"vb\":true},{\"n\":\"label\",\"vs\":\"hall\"}]";
-	void *j = ad_coap_json_parse(TXT(doc));
+	void *j = ad_coap_json_parse(NULL, TXT(doc));
 	struct ad_coap_raw r;
 
 	(void)state;
@@ -177,13 +177,13 @@ static void test_senml(void **state)
 	assert_int_equal(ad_coap_senml_get(j, "urn:dev:ow:10e2073a01080063/label", &r), 0);
 	assert_true(gw_slice_eq_cstr(r.s, "hall"));
 	assert_int_equal(ad_coap_senml_get(j, "current", &r), -ENOENT); /* bn is part of the name */
-	ad_coap_json_free(j);
-	j = ad_coap_json_parse(TXT("{\"v\":1}"));
+	ad_coap_json_free(NULL, j);
+	j = ad_coap_json_parse(NULL, TXT("{\"v\":1}"));
 	assert_int_equal(ad_coap_senml_get(j, "", &r), -EBADMSG);
-	ad_coap_json_free(j);
-	j = ad_coap_json_parse(TXT("[1,2]"));
+	ad_coap_json_free(NULL, j);
+	j = ad_coap_json_parse(NULL, TXT("[1,2]"));
 	assert_int_equal(ad_coap_senml_get(j, "", &r), -EBADMSG);
-	ad_coap_json_free(j);
+	ad_coap_json_free(NULL, j);
 }
 
 static void test_url(void **state)

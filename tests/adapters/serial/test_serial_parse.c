@@ -33,7 +33,7 @@ static int parse(struct ser_dev *d, const char *s, struct ser_result *res)
 	int rc;
 
 	memcpy(buf, s, n + 1);
-	ser_line_init(&l, buf, n);
+	ser_line_init(&l, buf, n, NULL);
 	rc = ser_parse(d, &l, res);
 	ser_line_fini(&l);
 	return rc;
