@@ -590,15 +590,19 @@ static void maybe_checkpoint(struct st_store *st)
 /*
  * Whether the acks join the commit about to start: always when nobody waits
  * on it (an interval or large batch, or the close), else once the oldest
- * has waited sync_interval or a flush asked.
+ * has waited sync_interval or a flush asked, and when the rows the file
+ * holds reach the queue's limits: drop_oldest in the transaction would
+ * otherwise drop (and count as dropped) records the cloud already has.
  */
 static bool acks_due(const struct st_store *st)
 {
 	int64_t now = (int64_t)uv_now(st->loop);
+	uint64_t rows = st->meta.count + st->pending.ins_count + st->infl.ins_count;
 
 	return st->closing || st->acks_now || !st->sched.n_waited ||
 	       st->acks_ops >= BATCH_MAX_OPS ||
-	       now >= st->acks_oldest + (int64_t)st->cfg.sync_interval_ms;
+	       now >= st->acks_oldest + (int64_t)st->cfg.sync_interval_ms ||
+	       rows >= st->cfg.queue_max_messages || queue_bytes(st) >= st->cfg.queue_max_bytes;
 }
 
 /* Move the acks to the end of the pending batch. */

@@ -1078,6 +1078,42 @@ static void test_acks_deferred(void **state)
 	close_sync(f);
 }
 
+/*
+ * Deferred deletes and a full queue: acknowledged records that still wait
+ * for their delete must not count against the limits, or drop_oldest would
+ * drop (and count as dropped) records the cloud already has. A 50-message
+ * queue and 200 stop-and-wait messages, each acknowledged: nothing dropped.
+ */
+static void test_acks_deferred_full(void **state)
+{
+	struct fx *f = *state;
+	struct done_log w = { 0 };
+	struct st_config cfg;
+	uint64_t id, prev = 0;
+	long spins;
+	int i;
+
+	cfg_init(f, &cfg);
+	cfg.sync_interval_ms = 60000;
+	cfg.queue_max_messages = 50;
+	open_ok(f, &cfg);
+	for (i = 0; i < 200; i++) {
+		struct st_record r = mkrec("t", "x");
+
+		assert_int_equal(st_queue_append(f->st, &r, ST_WAITED, on_done, &w, &id), 0);
+		if (prev)
+			assert_int_equal(st_queue_ack(f->st, prev), 0);
+		prev = id;
+		for (spins = 0; w.n < i + 1 && spins < 100000000; spins++)
+			uv_run(&f->loop, UV_RUN_NOWAIT);
+	}
+	assert_int_equal(w.n_ok, 200);
+	assert_int_equal(w.n_dropped, 0);
+	assert_int_equal(stats(f).dropped, 0);
+	close_sync(f);
+	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM queue"), 1);
+}
+
 /* synchronous = full: the same behaviour, every commit synced. */
 static void test_sync_full(void **state)
 {
@@ -1742,6 +1778,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_no_sync_on_loop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ckpt_rare, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_acks_deferred, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_acks_deferred_full, setup, teardown),
 	};
 
 	/* ST_TEST_FILTER=test_read_only runs one test (a shell glob: * and ?). */
