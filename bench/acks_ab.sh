@@ -21,24 +21,8 @@ OUT=$1; ROUNDS=$2; DUR=$3; CASES=$4; shift 4
 LOAD=$(realpath "$BUILD/bench/ack_load")
 MOSQ=/usr/sbin/mosquitto
 T=$(mktemp -d /tmp/fieldmq-acks-ab.XXXXXX)
-PIDS=()
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-	sleep 0.3
-	for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
-	PIDS=()
-}
-trap 'cleanup; rm -rf "$T"' EXIT
-port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_port() {
-	local i
-	for i in $(seq 1 100); do
-		/usr/bin/python3 -c "import socket,sys; s=socket.socket(); s.settimeout(0.2); sys.exit(s.connect_ex(('127.0.0.1',$1)))" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	return 1
-}
+. "$(dirname "$0")/lib.sh"
+trap 'stop_pids; rm -rf "$T"' EXIT
 iob() { awk '/^wchar|^write_bytes|^syscw/{printf "%s=%s ", $1, $2}' "/proc/$1/io" | tr -d ':'; }
 # perf's per-thread CSV -> key=value sums for the loop thread (tid = pid) and the others
 perfsum() {
@@ -92,6 +76,6 @@ for R in $(seq 1 "$ROUNDS"); do
 			io1=$(iob $fpid)
 			echo "$(date +%T) round=$R sys=$name case=$lab load=$(cut -d' ' -f1 /proc/loadavg) $r $(perfsum "$T/perf" $fpid) io0: $io0 io1: $io1 wal=$(stat -c %s "$T/f/data/fieldmq.db-wal" 2>/dev/null)" >> "$OUT"
 		done
-		cleanup
+		stop_pids
 	done
 done

@@ -39,26 +39,8 @@ LOAD=$(realpath "$BUILD/bench/ack_load")
 MOSQ=/usr/sbin/mosquitto
 T=$(mktemp -d /tmp/fieldmq-abench.XXXXXX)
 chmod 755 "$T"
-PIDS=()
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-	sleep 0.3
-	for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
-	PIDS=()
-}
-trap 'cleanup; rm -rf "$T"' EXIT
-
-port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_port() {
-	local i
-	for i in $(seq 1 100); do
-		/usr/bin/python3 -c "import socket,sys; s=socket.socket(); s.settimeout(0.2); sys.exit(s.connect_ex(('127.0.0.1',$1)))" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	echo "nothing listens on $1" >&2
-	return 1
-}
+. "$(dirname "$0")/lib.sh"
+trap 'stop_pids; rm -rf "$T"' EXIT
 # kv LINE KEY: the value of KEY=... in a RESULT line
 kv() { sed -n "s/.*[ ]$2=\([^ ]*\).*/\1/p" <<< " $1"; }
 
@@ -187,7 +169,7 @@ INI
 	(cd "$T/drain" && exec "$FIELDMQ" -c fieldmq.ini >> fieldmq.log 2>&1) &
 	PIDS+=($!)
 	wait "$out"
-	cleanup
+	stop_pids
 }
 # One round: the bridge, fieldmq (normal, full), the drains.
 round() {
@@ -203,7 +185,7 @@ cleansession true
 " || exit 1
 	sleep 1 # the bridge connects
 	side bridge "$ep" "$cp1"
-	cleanup
+	stop_pids
 
 	# -------------------------------------------------------------- fieldmq
 	for sync in normal full; do
@@ -214,7 +196,7 @@ cleansession true
 		fieldmq_at "f$sync" "$fp" "$cp2" "synchronous = $sync" || exit 1
 		sleep 0.5
 		side "$sync" "$fp" "$cp2"
-		cleanup
+		stop_pids
 	done
 	drain 32
 	drain 256

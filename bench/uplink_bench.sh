@@ -26,27 +26,13 @@ set -u
 : "${TARGET:=20000}"
 FIELDMQ=$(realpath "${FIELDMQ:-$BUILD/fieldmq}")
 T=
-PIDS=()
+. "$(dirname "$0")/lib.sh"
 cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-	sleep 0.2
-	for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
-	PIDS=()
+	stop_pids
 	[ -n "$T" ] && rm -rf "$T"
 	T=
 }
 trap cleanup EXIT
-
-port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_port() {
-	local i
-	for i in $(seq 1 100); do
-		/usr/bin/python3 -c "import socket,sys; s=socket.socket(); s.settimeout(0.2); sys.exit(s.connect_ex(('127.0.0.1',$1)))" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	return 1
-}
 
 # One fill and drain; prints the round's line and appends its rate to $RATES.
 round() {
