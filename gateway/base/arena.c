@@ -1,6 +1,7 @@
 /*
  * arena.c - the bump arena behind cJSON's hooks (arena.h).
  */
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -26,7 +27,11 @@
 #define REDZONE 0
 #endif
 
-#define ALIGN 16 /* what gw_malloc() and malloc() give on 64-bit hosts */
+/*
+ * What malloc() guarantees, and what any type needs: 16 bytes on x86-64, 8 on
+ * 32-bit ARM (where malloc() gives 8, so a 16 here could not be kept anyway).
+ */
+#define ALIGN _Alignof(max_align_t)
 
 struct gw_arena_chunk {
 	struct gw_arena_chunk *next;
@@ -34,6 +39,9 @@ struct gw_arena_chunk {
 	size_t used;
 	size_t pad; /* keeps the data ALIGN-aligned */
 };
+
+/* The data follows the header in one malloc()ed block: the header keeps it aligned. */
+_Static_assert(sizeof(struct gw_arena_chunk) % ALIGN == 0, "arena chunk header breaks alignment");
 
 /*
  * The arena the hooks serve on this thread. The one mutable global of the

@@ -29,8 +29,9 @@ static void test_bump(void **state)
 	assert_non_null(q);
 	assert_non_null(z);
 	assert_true(p != q && q != z);
-	assert_int_equal((uintptr_t)p % 16, 0);
-	assert_int_equal((uintptr_t)q % 16, 0);
+	/* Aligned for any type: what malloc() gives (16 bytes on x86-64, 8 on armhf). */
+	assert_int_equal((uintptr_t)p % _Alignof(max_align_t), 0);
+	assert_int_equal((uintptr_t)q % _Alignof(max_align_t), 0);
 	memset(p, 0xaa, 10);
 	assert_true(gw_arena_owns(&a, p) && gw_arena_owns(&a, q));
 	assert_false(gw_arena_owns(&a, &a));
